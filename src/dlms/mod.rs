@@ -1,0 +1,23 @@
+//! The DLMS/COSEM protocol stack, free of I/O.
+//!
+//! Layers, bottom-up (the references are the DLMS UA Green Book, DLMS UA 1000-2 Ed. 10):
+//! - [`hdlc`]: IEC 62056-46 data link layer (frames, deframer, link state machine).
+//! - [`wrapper`]: IEC 62056-47 TCP/UDP wrapper header.
+//! - [`axdr`]: A-XDR encoding of COSEM `Data` (Green Book 9.5).
+//! - [`ber`] and [`acse`]: association establishment and release (Green Book 9.4.2).
+//! - [`xdlms`]: GET/SET/ACTION services and the InitiateRequest/Response (Green Book 9.3, 9.5).
+//!
+//! Every decoder takes a complete input slice and returns a typed [`DecodeError`] on malformed
+//! input: none of them panics, whatever the bytes (each has a fuzz target under `fuzz/`).
+
+pub mod acse;
+pub mod axdr;
+pub mod ber;
+mod error;
+pub mod hdlc;
+mod reader;
+pub mod wrapper;
+pub mod xdlms;
+
+pub use error::DecodeError;
+pub(crate) use reader::Reader;

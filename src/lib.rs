@@ -1,0 +1,12 @@
+//! dlms-bridge: reads electricity meters over DLMS/COSEM (IEC 62056) and publishes their
+//! readings to ThingsBoard over MQTT.
+//!
+//! The library half holds everything that can be tested without a meter or a broker:
+//! - [`dlms`]: the protocol stack, sans-I/O (bytes in, values and bytes out; no sockets, no
+//!   threads, no clocks). One connection driver elsewhere moves bytes between a transport and
+//!   these state machines.
+//! - [`cosem`]: the object model on top of it (OBIS codes, units, scaled values).
+#![forbid(unsafe_code)]
+
+pub mod cosem;
+pub mod dlms;

@@ -1,0 +1,105 @@
+//! The `dlms-bridge` binary. The runtime (meter threads, MQTT publisher, status page) lands on
+//! top of the protocol core; until then the binary offers offline protocol tools.
+#![forbid(unsafe_code)]
+
+use dlms_bridge::cosem::Obis;
+use dlms_bridge::dlms::hdlc::Deframer;
+use dlms_bridge::dlms::xdlms::Apdu;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+dlms-bridge — reads DLMS/COSEM meters and publishes to ThingsBoard over MQTT
+
+USAGE:
+    dlms-bridge demo                 run simulated meters + bridge + status page (not yet)
+    dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames and their APDUs
+    dlms-bridge decode-apdu HEX      decode one APDU
+    dlms-bridge obis CODE            normalise an OBIS code
+    dlms-bridge --version
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match (arg(0), arg(1)) {
+        (Some("--version" | "-V"), _) => {
+            println!("dlms-bridge {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        (Some("demo" | "run"), _) => {
+            eprintln!("dlms-bridge: the bridge runtime is not built yet (see issue 4); the protocol core is.");
+            ExitCode::from(2)
+        }
+        (Some("decode-hdlc"), Some(hex)) => with_hex(hex, decode_hdlc),
+        (Some("decode-apdu"), Some(hex)) => with_hex(hex, |b| {
+            match Apdu::decode(b) {
+                Ok(apdu) => println!("{apdu:?}"),
+                Err(e) => {
+                    eprintln!("dlms-bridge: invalid APDU: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }),
+        (Some("obis"), Some(code)) => match code.parse::<Obis>() {
+            Ok(obis) => {
+                println!("{obis}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dlms-bridge: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        (Some("-h" | "--help"), _) | (None, _) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprint!("dlms-bridge: unknown command\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn with_hex(hex: &str, f: impl FnOnce(&[u8]) -> ExitCode) -> ExitCode {
+    let clean: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes: Option<Vec<u8>> = (0..clean.len())
+        .step_by(2)
+        .map(|i| {
+            clean
+                .get(i..i + 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
+        .collect();
+    match bytes {
+        Some(b) => f(&b),
+        None => {
+            eprintln!("dlms-bridge: not a hex string");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn decode_hdlc(bytes: &[u8]) -> ExitCode {
+    let mut deframer = Deframer::new();
+    deframer.push(bytes);
+    while let Some(frame) = deframer.next_frame() {
+        println!("{frame:?}");
+        let info = frame.info.get(3..).unwrap_or_default();
+        if !info.is_empty() && !frame.segmented {
+            match Apdu::decode(info) {
+                Ok(apdu) => println!("  {apdu:?}"),
+                Err(e) => println!("  (APDU not decoded: {e})"),
+            }
+        }
+    }
+    let stats = deframer.stats();
+    if stats.discarded_bytes > 0 {
+        eprintln!(
+            "dlms-bridge: {} byte(s) discarded, {} checksum error(s)",
+            stats.discarded_bytes, stats.checksum_errors
+        );
+    }
+    ExitCode::SUCCESS
+}
