@@ -227,6 +227,21 @@ mod tests {
     }
 
     #[test]
+    fn green_book_example() {
+        // The Green Book's AARE example: accepted, negotiated conformance 0x00501F, server max
+        // receive PDU size 500, vaa-name 0x0007.
+        let bytes = hex("6129A109060760857405080101A203020100A305A103020100BE10040E0800065F1F040000501F01F40007");
+        let aare = Aare::decode(&bytes).unwrap();
+        assert_eq!(aare.result, AssociationResult::Accepted);
+        let initiate =
+            crate::dlms::xdlms::InitiateResponse::decode(aare.user_information.as_deref().unwrap())
+                .unwrap();
+        assert_eq!(initiate.negotiated_conformance.0, 0x00_501F);
+        assert_eq!(initiate.server_max_receive_pdu_size, 500);
+        assert_eq!(aare.encode(), bytes);
+    }
+
+    #[test]
     fn rejected_with_authentication_failure_is_explained() {
         let aare = Aare {
             application_context: ApplicationContext::LogicalName,

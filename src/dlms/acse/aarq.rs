@@ -116,6 +116,25 @@ mod tests {
     }
 
     #[test]
+    fn green_book_lls_example() {
+        // The Green Book's AARQ example with LLS: password "12345678", proposed conformance
+        // 0x007E1F, client max receive PDU size 0x04B0.
+        let bytes = hex("6036A1090607608574050801018A0207808B0760857405080201AC0A80083132333435363738BE10040E01000000065F1F0400007E1F04B0");
+        let aarq = Aarq::decode(&bytes).unwrap();
+        assert_eq!(aarq.mechanism, Some(Mechanism::Low));
+        assert_eq!(
+            aarq.calling_authentication_value.as_deref(),
+            Some(&b"12345678"[..])
+        );
+        let initiate =
+            crate::dlms::xdlms::InitiateRequest::decode(aarq.user_information.as_deref().unwrap())
+                .unwrap();
+        assert_eq!(initiate.proposed_conformance.0, 0x00_7E1F);
+        assert_eq!(initiate.client_max_receive_pdu_size, 0x04B0);
+        assert_eq!(aarq.encode(), bytes);
+    }
+
+    #[test]
     fn low_level_security_round_trip() {
         let aarq = Aarq {
             application_context: ApplicationContext::LogicalName,
