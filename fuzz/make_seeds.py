@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Writes fuzz seed corpora (fuzz/seeds/<target>/) from the independent test vectors, so the
+fuzzers start from real PDUs instead of from nothing. Run after regenerating the vectors."""
+import json
+import os
+import shutil
+
+here = os.path.dirname(os.path.abspath(__file__))
+vectors = json.load(open(os.path.join(here, "..", "tests", "vectors", "independent.json")))
+seeds = {t: {} for t in ["deframer", "hdlc_link", "wrapper", "axdr", "acse", "xdlms"]}
+for name, v in vectors.items():
+    b = bytes.fromhex(v["hex"])
+    if name.startswith("hdlc_"):
+        seeds["deframer"][name] = bytes([7]) + b  # first byte: chunk size
+        seeds["hdlc_link"][name] = b
+        info = b[8:-3] if len(b) > 12 else b""
+        if info[:2] == b"\xe6\xe6" or info[:2] == b"\xe6\xe7":
+            seeds["xdlms"][name] = info[3:]
+            seeds["acse"][name] = info[3:]
+    elif name.startswith("wrapper_"):
+        seeds["wrapper"][name] = b
+        seeds["xdlms"][name] = b[8:]
+        seeds["acse"][name] = b[8:]
+    elif name.startswith("axdr_"):
+        seeds["axdr"][name] = b
+    else:
+        seeds["xdlms"][name] = b
+        seeds["acse"][name] = b
+for target, files in seeds.items():
+    d = os.path.join(here, "seeds", target)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for name, data in files.items():
+        open(os.path.join(d, name), "wb").write(data)
