@@ -441,3 +441,29 @@ fn committed_vectors_match_a_fresh_capture() {
         .collect();
     assert_eq!(fresh_hex, committed_hex);
 }
+
+#[test]
+fn gurux_hls_gmac_aarq_with_ciphered_context() {
+    let bytes = unwrap_pdu(&v("wrapper_aarq_hls_gmac_ciphered"));
+    let aarq = Aarq::decode(&bytes).unwrap();
+    assert_eq!(
+        aarq.application_context,
+        ApplicationContext::LogicalNameCiphered
+    );
+    assert!(aarq.application_context.is_ciphered());
+    assert_eq!(
+        aarq.calling_ap_title.as_deref(),
+        Some(&[0x4D, 0x4D, 0x4D, 0x00, 0x00, 0xBC, 0x61, 0x4E][..])
+    );
+    assert_eq!(aarq.mechanism, Some(Mechanism::HighGmac));
+    assert_eq!(
+        aarq.calling_authentication_value.as_deref(),
+        Some(&b"K56iVagY"[..])
+    );
+    // glo-initiate-request: tag 0x21, length, security control 0x30 (authenticated and
+    // encrypted, suite 0), invocation counter 1, then ciphertext and tag for the security layer.
+    let ui = aarq.user_information.as_deref().unwrap();
+    assert_eq!(&ui[..7], &[0x21, 0x1F, 0x30, 0x00, 0x00, 0x00, 0x01]);
+    assert!(matches!(Apdu::decode(ui), Ok(Apdu::Ciphered(_))));
+    assert_eq!(aarq.encode(), bytes);
+}

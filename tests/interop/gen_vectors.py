@@ -19,7 +19,8 @@ import sys
 from importlib.metadata import version
 
 from gurux_dlms import GXDateTime, GXDLMSClient, GXByteBuffer, GXDLMSSettings
-from gurux_dlms.enums import Authentication, Conformance, DataType, InterfaceType
+from gurux_dlms.enums import Authentication, Conformance, DataType, InterfaceType, Security
+from gurux_dlms.secure import GXDLMSSecureClient
 from gurux_dlms.internal._GXCommon import _GXCommon
 from gurux_dlms.objects import (GXDLMSAssociationLogicalName, GXDLMSCaptureObject, GXDLMSClock,
                                 GXDLMSProfileGeneric, GXDLMSRegister)
@@ -81,6 +82,17 @@ clock.time = GXDateTime(datetime.datetime(2026, 11, 24, 6, 0, 0, tzinfo=UTC))
 put("wrapper_set_clock", GURUX, w.write(clock, 2))
 put("wrapper_action_octets", GURUX,
     w.method(GXDLMSAssociationLogicalName(), 1, bytes(range(16)), DataType.OCTET_STRING))
+
+# HLS-GMAC with a ciphered context: calling AP title, challenge and glo-initiate-request.
+# Keys, system title, challenge and invocation counter are fixed so the bytes are repeatable.
+sec = GXDLMSSecureClient(True, 16, 1, Authentication.HIGH_GMAC, None, InterfaceType.WRAPPER)
+sec.ciphering.security = Security.AUTHENTICATION_ENCRYPTION
+sec.ciphering.systemTitle = bytes.fromhex("4D4D4D0000BC614E")
+sec.ciphering.blockCipherKey = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+sec.ciphering.authenticationKey = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+sec.ciphering.invocationCounter = 1
+sec.ctoSChallenge = bytes.fromhex("4B35366956616759")
+put("wrapper_aarq_hls_gmac_ciphered", GURUX, sec.aarqRequest())
 
 # A-XDR encodings of simple values, as gurux writes them.
 AXDR = [

@@ -17,6 +17,7 @@ use super::{
     read_ap_title, read_authentication_value, read_user_information, write_ap_title,
     write_authentication_value, write_user_information, AARE_TAG, ACSE_REQUIREMENTS_AUTH,
 };
+use crate::dlms::xdlms::ConfirmedServiceError;
 use crate::dlms::{ber, DecodeError, Reader};
 use std::fmt;
 
@@ -92,6 +93,32 @@ impl fmt::Display for ResultSourceDiagnostic {
     }
 }
 
+/// A refused association, with everything the meter said about why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociationRejected {
+    pub result: AssociationResult,
+    pub diagnostic: ResultSourceDiagnostic,
+    /// The xDLMS reason, when the meter put a ConfirmedServiceError in user-information.
+    pub service_error: Option<ConfirmedServiceError>,
+}
+
+impl fmt::Display for AssociationRejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.result {
+            AssociationResult::RejectedPermanent => "permanently",
+            AssociationResult::RejectedTransient => "transiently",
+            _ => "with an unknown result",
+        };
+        write!(f, "association rejected {kind}: {}", self.diagnostic)?;
+        if let Some(e) = &self.service_error {
+            write!(f, "; {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AssociationRejected {}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Aare {
     pub application_context: ApplicationContext,
@@ -105,6 +132,22 @@ pub struct Aare {
 }
 
 impl Aare {
+    /// `Ok` if the association was accepted, else the reasons in one error.
+    pub fn check(&self) -> Result<(), AssociationRejected> {
+        if self.result == AssociationResult::Accepted {
+            return Ok(());
+        }
+        let service_error = self
+            .user_information
+            .as_deref()
+            .and_then(|ui| ConfirmedServiceError::decode(ui).ok());
+        Err(AssociationRejected {
+            result: self.result,
+            diagnostic: self.diagnostic,
+            service_error,
+        })
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(64);
         names::write_context(&mut body, self.application_context);
@@ -255,9 +298,11 @@ mod tests {
         let bytes = aare.encode();
         assert_eq!(Aare::decode(&bytes).unwrap(), aare);
         assert_eq!(
-            aare.diagnostic.to_string(),
-            "authentication failure (wrong password or key) (acse-service-user 13)"
+            aare.check().unwrap_err().to_string(),
+            "association rejected permanently: authentication failure (wrong password or key) \
+             (acse-service-user 13); meter refused the xDLMS initiate: DLMS version too low (1)"
         );
+        assert_eq!(Aare::decode(&hex(ACCEPTED)).unwrap().check(), Ok(()));
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod aarq;
 mod names;
 mod release;
 
-pub use aare::{Aare, AssociationResult, ResultSourceDiagnostic};
+pub use aare::{Aare, AssociationRejected, AssociationResult, ResultSourceDiagnostic};
 pub use aarq::Aarq;
 pub use names::{ApplicationContext, Mechanism};
 pub use release::{ReleaseReason, Rlre, Rlrq};
