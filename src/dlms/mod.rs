@@ -15,7 +15,8 @@ pub mod axdr;
 pub mod ber;
 mod error;
 pub mod hdlc;
-mod reader;
+pub(crate) mod reader;
+pub mod session;
 pub mod wrapper;
 pub mod xdlms;
 

@@ -1,0 +1,362 @@
+//! The connection driver: the one place that moves bytes between a [`Transport`] and the
+//! sans-I/O HDLC link / wrapper decoder and client session (the ureq `run.rs` pattern).
+//!
+//! A [`Connection`] is one association: opened with SNRM/UA (HDLC) and AARQ/AARE, used for
+//! GET/SET/ACTION, and released with RLRQ and DISC on every exit path (`Drop` included).
+
+use super::error::ClientError;
+use super::transport::Transport;
+use crate::dlms::axdr::Data;
+use crate::dlms::hdlc::{
+    Deframer, Link, LinkError, LinkEvent, LinkParams, RawAddress, ServerAddress,
+};
+use crate::dlms::session::{ClientSession, Negotiated, SessionConfig, Step};
+use crate::dlms::wrapper::{self, WrapperDecoder};
+use crate::dlms::xdlms::{AttributeDescriptor, GetDataResult, MethodDescriptor, SelectiveAccess};
+use std::time::{Duration, Instant};
+
+/// How APDUs are framed on the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// IEC 62056-46 HDLC: client SAP and server address.
+    Hdlc { client: u8, server: ServerAddress },
+    /// IEC 62056-47 wrapper: client and server wPorts.
+    Wrapper { client: u16, server: u16 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionOptions {
+    /// How long to wait for each answer (and for each further frame of a segmented answer).
+    pub response_timeout: Duration,
+    /// HDLC max information field we propose (both directions).
+    pub max_info: u16,
+    /// Send the SNRM parameter block even when it holds only the defaults.
+    pub always_send_snrm_params: bool,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            response_timeout: Duration::from_secs(5),
+            max_info: 128,
+            always_send_snrm_params: false,
+        }
+    }
+}
+
+/// Per-connection network accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    /// Request/response pairs (an APDU out, an APDU back).
+    pub round_trips: u64,
+    pub timeouts: u64,
+    pub checksum_errors: u64,
+    /// Frames or PDUs that were not for us or not for the current request.
+    pub stale: u64,
+}
+
+enum Framer {
+    Hdlc {
+        link: Link,
+        deframer: Deframer,
+    },
+    Wrapper {
+        decoder: WrapperDecoder,
+        client: u16,
+        server: u16,
+    },
+}
+
+pub struct Connection<T: Transport> {
+    transport: T,
+    framer: Framer,
+    session: ClientSession,
+    options: ConnectionOptions,
+    stats: NetStats,
+    open: bool,
+}
+
+impl<T: Transport> Connection<T> {
+    /// Connects the link and associates.
+    pub fn open(
+        transport: T,
+        framing: Framing,
+        session: SessionConfig,
+        options: ConnectionOptions,
+    ) -> Result<Self, ClientError> {
+        let framer = match framing {
+            Framing::Hdlc { client, server } => {
+                let server =
+                    RawAddress::server(server).ok_or(ClientError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "server address does not fit its size",
+                    )))?;
+                let proposed = LinkParams {
+                    max_info_tx: options.max_info,
+                    max_info_rx: options.max_info,
+                    ..LinkParams::default()
+                };
+                let mut link = Link::client(RawAddress::client(client), server, proposed);
+                link.set_always_send_params(options.always_send_snrm_params);
+                Framer::Hdlc {
+                    link,
+                    deframer: Deframer::new(),
+                }
+            }
+            Framing::Wrapper { client, server } => Framer::Wrapper {
+                decoder: WrapperDecoder::new(),
+                client,
+                server,
+            },
+        };
+        let mut conn = Connection {
+            transport,
+            framer,
+            session: ClientSession::new(session),
+            options,
+            stats: NetStats::default(),
+            open: false,
+        };
+        conn.connect_link()?;
+        conn.open = true;
+        let aarq = conn.session.aarq();
+        let aare = conn.exchange(&aarq, "AARQ")?;
+        conn.session.on_aare(&aare)?;
+        Ok(conn)
+    }
+
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.session.negotiated()
+    }
+
+    pub fn stats(&self) -> NetStats {
+        let mut s = self.stats;
+        if let Framer::Hdlc { deframer, .. } = &self.framer {
+            s.checksum_errors = deframer.stats().checksum_errors;
+        }
+        s
+    }
+
+    pub fn max_get_batch(&self) -> usize {
+        self.session.max_get_batch()
+    }
+
+    fn connect_link(&mut self) -> Result<(), ClientError> {
+        let Framer::Hdlc { link, .. } = &mut self.framer else {
+            return Ok(());
+        };
+        link.connect();
+        self.flush()?;
+        let deadline = Instant::now() + self.options.response_timeout;
+        loop {
+            let Framer::Hdlc { link, deframer } = &mut self.framer else {
+                unreachable!()
+            };
+            while let Some(frame) = deframer.next_frame() {
+                self.stats.frames_received += 1;
+                match link.handle_frame(&frame) {
+                    Ok(Some(LinkEvent::Connected(_))) => return Ok(()),
+                    Ok(_) | Err(LinkError::WrongAddress) | Err(LinkError::Unexpected(_)) => {
+                        self.stats.stale += 1
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.receive(deadline, "SNRM")?;
+        }
+    }
+
+    /// Writes everything the link has queued.
+    fn flush(&mut self) -> Result<(), ClientError> {
+        if let Framer::Hdlc { link, .. } = &mut self.framer {
+            while let Some(frame) = link.poll_transmit() {
+                let bytes = frame.map_err(LinkError::Encode)?;
+                self.stats.frames_sent += 1;
+                self.stats.bytes_sent += bytes.len() as u64;
+                self.transport.send(&bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads once into the framer; fails at `deadline`.
+    fn receive(&mut self, deadline: Instant, waiting_for: &'static str) -> Result<(), ClientError> {
+        let now = Instant::now();
+        if now >= deadline {
+            self.stats.timeouts += 1;
+            return Err(ClientError::NoAnswer {
+                waiting_for,
+                after: self.options.response_timeout,
+            });
+        }
+        let mut buf = [0u8; 2048];
+        let n = self.transport.recv(&mut buf, deadline - now)?;
+        self.stats.bytes_received += n as u64;
+        match &mut self.framer {
+            Framer::Hdlc { deframer, .. } => deframer.push(&buf[..n]),
+            Framer::Wrapper { decoder, .. } => decoder.push(&buf[..n]),
+        }
+        Ok(())
+    }
+
+    /// Sends one APDU and returns the next APDU received.
+    fn exchange(&mut self, apdu: &[u8], waiting_for: &'static str) -> Result<Vec<u8>, ClientError> {
+        self.send_apdu(apdu)?;
+        self.stats.round_trips += 1;
+        self.receive_apdu(waiting_for)
+    }
+
+    fn send_apdu(&mut self, apdu: &[u8]) -> Result<(), ClientError> {
+        match &mut self.framer {
+            Framer::Hdlc { link, .. } => {
+                link.send(apdu)?;
+                self.flush()
+            }
+            Framer::Wrapper { client, server, .. } => {
+                let bytes = wrapper::wrap(*client, *server, apdu).ok_or(ClientError::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "APDU longer than the wrapper allows",
+                    ),
+                ))?;
+                self.stats.frames_sent += 1;
+                self.stats.bytes_sent += bytes.len() as u64;
+                self.transport.send(&bytes)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn receive_apdu(&mut self, waiting_for: &'static str) -> Result<Vec<u8>, ClientError> {
+        let mut deadline = Instant::now() + self.options.response_timeout;
+        loop {
+            match &mut self.framer {
+                Framer::Hdlc { link, deframer } => {
+                    let mut progressed = false;
+                    while let Some(frame) = deframer.next_frame() {
+                        self.stats.frames_received += 1;
+                        progressed = true;
+                        match link.handle_frame(&frame) {
+                            Ok(Some(LinkEvent::Apdu(apdu))) => {
+                                self.flush()?;
+                                return Ok(apdu);
+                            }
+                            Ok(_) => {}
+                            Err(LinkError::WrongAddress) => self.stats.stale += 1,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    if progressed {
+                        // RRs for segments, next segments of our request.
+                        self.flush()?;
+                        deadline = Instant::now() + self.options.response_timeout;
+                    }
+                }
+                Framer::Wrapper {
+                    decoder,
+                    client,
+                    server,
+                } => match decoder.next_pdu() {
+                    Ok(Some(pdu)) if pdu.destination == *client && pdu.source == *server => {
+                        self.stats.frames_received += 1;
+                        return Ok(pdu.apdu);
+                    }
+                    Ok(Some(_)) => {
+                        self.stats.stale += 1;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(ClientError::Session(e.into())),
+                },
+            }
+            self.receive(deadline, waiting_for)?;
+        }
+    }
+
+    /// Runs an exchange state machine to its end, ignoring stale answers.
+    fn run<R>(
+        &mut self,
+        first: Vec<u8>,
+        mut on_response: impl FnMut(&[u8]) -> Result<Step<R>, crate::dlms::session::SessionError>,
+        waiting_for: &'static str,
+    ) -> Result<R, ClientError> {
+        let mut apdu = self.exchange(&first, waiting_for)?;
+        loop {
+            match on_response(&apdu)? {
+                Step::Done(r) => return Ok(r),
+                Step::Send(next) => apdu = self.exchange(&next, waiting_for)?,
+                Step::Ignore => {
+                    self.stats.stale += 1;
+                    apdu = self.receive_apdu(waiting_for)?;
+                }
+            }
+        }
+    }
+
+    /// Reads attributes in one GET (normal, or with-list when several; see
+    /// [`Connection::max_get_batch`]), following block transfers.
+    pub fn get(
+        &mut self,
+        items: Vec<(AttributeDescriptor, Option<SelectiveAccess>)>,
+    ) -> Result<Vec<GetDataResult>, ClientError> {
+        let mut exchange = self.session.get(items)?;
+        let first = exchange.request().to_vec();
+        self.run(first, |apdu| exchange.on_response(apdu), "GET")
+    }
+
+    pub fn set(&mut self, attribute: AttributeDescriptor, value: &Data) -> Result<(), ClientError> {
+        let mut exchange = self.session.set(attribute, value)?;
+        let first = exchange.start();
+        self.run(first, |apdu| exchange.on_response(apdu), "SET")
+    }
+
+    pub fn action(
+        &mut self,
+        method: MethodDescriptor,
+        parameters: Option<&Data>,
+    ) -> Result<Option<Data>, ClientError> {
+        let mut exchange = self.session.action(method, parameters)?;
+        let first = exchange.start();
+        self.run(first, |apdu| exchange.on_response(apdu), "ACTION")
+    }
+
+    /// Releases the association (RLRQ) and the link (DISC), best effort and bounded in time:
+    /// a meter that does not answer is not waited for beyond one response timeout each.
+    pub fn release(&mut self) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        let rlrq = self.session.rlrq();
+        self.session.reset();
+        let _ = self.exchange(&rlrq, "RLRQ");
+        if let Framer::Hdlc { link, .. } = &mut self.framer {
+            link.disconnect();
+            let _ = self.flush();
+            let deadline = Instant::now() + self.options.response_timeout;
+            while let Framer::Hdlc { link, deframer } = &mut self.framer {
+                let mut done = false;
+                while let Some(frame) = deframer.next_frame() {
+                    if let Ok(Some(LinkEvent::Disconnected)) | Err(LinkError::DisconnectedMode) =
+                        link.handle_frame(&frame)
+                    {
+                        done = true;
+                    }
+                }
+                if done || self.receive(deadline, "DISC").is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Transport> Drop for Connection<T> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

@@ -1,0 +1,98 @@
+//! Errors of the blocking client: the protocol errors plus I/O and time-outs, each phrased for
+//! the person reading the log.
+
+use super::mode_e::ModeEError;
+use crate::dlms::hdlc::LinkError;
+use crate::dlms::session::SessionError;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Connecting or reading/writing failed.
+    Io(io::Error),
+    /// Nothing (valid) came back in time.
+    NoAnswer {
+        waiting_for: &'static str,
+        after: Duration,
+    },
+    /// The meter closed the connection.
+    Closed,
+    Link(LinkError),
+    Session(SessionError),
+    ModeE(ModeEError),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "I/O error: {e}"),
+            ClientError::NoAnswer { waiting_for, after } => {
+                write!(
+                    f,
+                    "no answer from the meter to {waiting_for} within {} ms",
+                    after.as_millis()
+                )?;
+                if *waiting_for == "SNRM" || *waiting_for == "AARQ" {
+                    // Meters answer wrong addresses and wrong framing with silence.
+                    write!(
+                        f,
+                        " (check the client/server addresses and the transport: hdlc or wrapper)"
+                    )?;
+                }
+                Ok(())
+            }
+            ClientError::Closed => write!(f, "the meter closed the connection"),
+            ClientError::Link(LinkError::DisconnectedMode) => {
+                write!(
+                    f,
+                    "the meter refused the HDLC connection (DM): wrong address or busy"
+                )
+            }
+            ClientError::Link(e) => e.fmt(f),
+            ClientError::Session(e) => e.fmt(f),
+            ClientError::ModeE(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ClientError {
+    /// Whether a fresh connection may cure it (time-outs, broken links), as opposed to a
+    /// refusal that will repeat (wrong password, unknown object).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Io(_)
+            | ClientError::NoAnswer { .. }
+            | ClientError::Closed
+            | ClientError::Link(_) => true,
+            ClientError::Session(SessionError::Block(_) | SessionError::Decode(_)) => true,
+            ClientError::Session(_) | ClientError::ModeE(_) => false,
+        }
+    }
+}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            ClientError::Closed
+        } else {
+            ClientError::Io(e)
+        }
+    }
+}
+
+impl From<LinkError> for ClientError {
+    fn from(e: LinkError) -> Self {
+        ClientError::Link(e)
+    }
+}
+
+impl From<SessionError> for ClientError {
+    fn from(e: SessionError) -> Self {
+        ClientError::Session(e)
+    }
+}

@@ -1,0 +1,12 @@
+//! The blocking DLMS client: transports (TCP, serial, mode E sign-on), the connection driver,
+//! and COSEM reads on top of it.
+
+pub mod connection;
+pub mod error;
+pub mod mode_e;
+pub mod reads;
+pub mod transport;
+
+pub use connection::{Connection, ConnectionOptions, Framing, NetStats};
+pub use error::ClientError;
+pub use transport::{SerialSettings, SerialTransport, TcpTransport, Transport};

@@ -1,0 +1,499 @@
+//! The client side of a DLMS/COSEM application association, sans-I/O (Green Book 9.3):
+//! it builds request APDUs and interprets response APDUs; a connection driver elsewhere moves
+//! them over HDLC or the wrapper.
+//!
+//! - [`ClientSession::aarq`] / [`ClientSession::on_aare`]: association with no authentication
+//!   or LLS; the negotiated conformance and the server's max receive PDU size are kept and
+//!   honoured (GET-with-list only if multiple-references was granted, blocks only if
+//!   block-transfer-with-get was granted).
+//! - [`ClientSession::get`] returns a [`GetExchange`]: a small state machine that follows block
+//!   transfers (GET-Request-Next with the last block number received) until all results are in.
+//! - A response whose invoke id is not the request's is [`Step::Ignore`]d: a late answer to an
+//!   earlier request is never taken for the current one.
+
+use super::acse::{Aarq, ApplicationContext, AssociationRejected, Mechanism, ReleaseReason, Rlrq};
+use super::axdr::Data;
+use super::xdlms::{
+    ActionRequest, ActionResponse, Apdu, AttributeDescriptor, BlockError, BlockProgress,
+    ConfirmedServiceError, Conformance, DataAccessResult, ExceptionResponse, GetBlockAssembler,
+    GetDataResult, GetRequest, GetResponse, InitiateRequest, InitiateResponse, InvokeIdAndPriority,
+    MethodDescriptor, SelectiveAccess, SetRequest, SetResponse,
+};
+use super::DecodeError;
+use std::fmt;
+
+/// How the client authenticates.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Authentication {
+    None,
+    /// LLS: a password (mechanism 1).
+    Low(Vec<u8>),
+}
+
+impl fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print a password.
+        match self {
+            Authentication::None => f.write_str("None"),
+            Authentication::Low(_) => f.write_str("Low(***)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub authentication: Authentication,
+    pub proposed_conformance: Conformance,
+    /// What we accept from the meter in one APDU.
+    pub max_receive_pdu: u16,
+    /// Upper bound for a reassembled block transfer.
+    pub max_block_transfer: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            authentication: Authentication::None,
+            proposed_conformance: Conformance::CLIENT_DEFAULT,
+            max_receive_pdu: 0xFFFF,
+            max_block_transfer: 4 << 20,
+        }
+    }
+}
+
+/// What the meter granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    pub conformance: Conformance,
+    /// The largest APDU the meter accepts from us.
+    pub server_max_pdu: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SessionError {
+    Decode(DecodeError),
+    Rejected(AssociationRejected),
+    Exception(ExceptionResponse),
+    ServiceError(ConfirmedServiceError),
+    Block(BlockError),
+    /// An APDU that does not answer the request.
+    Unexpected(&'static str),
+    NotAssociated,
+    /// The meter answered with a different number of results than requested.
+    ResultCount {
+        requested: usize,
+        received: usize,
+    },
+    /// A request too large for the meter's PDU size and no block transfer granted.
+    TooLarge,
+    /// A SET or ACTION refused by the meter.
+    Refused(DataAccessResult),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Decode(e) => write!(f, "malformed APDU from the meter: {e}"),
+            SessionError::Rejected(e) => e.fmt(f),
+            SessionError::Exception(e) => e.fmt(f),
+            SessionError::ServiceError(e) => e.fmt(f),
+            SessionError::Block(e) => e.fmt(f),
+            SessionError::Unexpected(what) => write!(f, "unexpected APDU from the meter: {what}"),
+            SessionError::NotAssociated => write!(f, "no association"),
+            SessionError::ResultCount {
+                requested,
+                received,
+            } => write!(f, "asked for {requested} values, meter returned {received}"),
+            SessionError::TooLarge => write!(f, "request exceeds the meter's PDU size"),
+            SessionError::Refused(r) => write!(f, "meter refused: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<DecodeError> for SessionError {
+    fn from(e: DecodeError) -> Self {
+        SessionError::Decode(e)
+    }
+}
+
+impl From<BlockError> for SessionError {
+    fn from(e: BlockError) -> Self {
+        SessionError::Block(e)
+    }
+}
+
+/// The next move of an exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<T> {
+    /// Send this APDU and feed the answer back.
+    Send(Vec<u8>),
+    /// Finished.
+    Done(T),
+    /// Not an answer to this request (stale invoke id): keep waiting.
+    Ignore,
+}
+
+#[derive(Debug)]
+pub struct ClientSession {
+    config: SessionConfig,
+    invoke: InvokeIdAndPriority,
+    negotiated: Option<Negotiated>,
+}
+
+/// Maps the answers every exchange must treat alike (exceptions, service errors).
+fn general_error(apdu: &Apdu) -> Option<SessionError> {
+    match apdu {
+        Apdu::ExceptionResponse(e) => Some(SessionError::Exception(*e)),
+        Apdu::ConfirmedServiceError(e) => Some(SessionError::ServiceError(*e)),
+        _ => None,
+    }
+}
+
+impl ClientSession {
+    pub fn new(config: SessionConfig) -> Self {
+        ClientSession {
+            config,
+            invoke: InvokeIdAndPriority::new(0, true, true),
+            negotiated: None,
+        }
+    }
+
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.negotiated
+    }
+
+    /// Forgets the association (after a connection loss).
+    pub fn reset(&mut self) {
+        self.negotiated = None;
+    }
+
+    pub fn aarq(&self) -> Vec<u8> {
+        let initiate = InitiateRequest::new(
+            self.config.proposed_conformance,
+            self.config.max_receive_pdu,
+        );
+        let (mechanism, value) = match &self.config.authentication {
+            Authentication::None => (None, None),
+            Authentication::Low(pw) => (Some(Mechanism::Low), Some(pw.clone())),
+        };
+        Aarq {
+            application_context: ApplicationContext::LogicalName,
+            calling_ap_title: None,
+            mechanism,
+            calling_authentication_value: value,
+            user_information: Some(initiate.encode()),
+        }
+        .encode()
+    }
+
+    pub fn on_aare(&mut self, apdu: &[u8]) -> Result<Negotiated, SessionError> {
+        let aare = match Apdu::decode(apdu)? {
+            Apdu::Aare(a) => a,
+            other => {
+                return Err(general_error(&other).unwrap_or(SessionError::Unexpected("not an AARE")))
+            }
+        };
+        aare.check().map_err(SessionError::Rejected)?;
+        let ui = aare
+            .user_information
+            .as_deref()
+            .ok_or(SessionError::Unexpected("AARE without InitiateResponse"))?;
+        let initiate = InitiateResponse::decode(ui)?;
+        let negotiated = Negotiated {
+            // A meter may grant more than asked; use only what both sides have.
+            conformance: initiate
+                .negotiated_conformance
+                .intersect(self.config.proposed_conformance),
+            server_max_pdu: initiate.server_max_receive_pdu_size,
+        };
+        self.negotiated = Some(negotiated);
+        Ok(negotiated)
+    }
+
+    /// RLRQ with reason normal.
+    pub fn rlrq(&self) -> Vec<u8> {
+        Rlrq {
+            reason: Some(ReleaseReason::Normal),
+            user_information: None,
+        }
+        .encode()
+    }
+
+    fn next_invoke(&mut self) -> InvokeIdAndPriority {
+        self.invoke = self.invoke.next();
+        self.invoke
+    }
+
+    fn require(&self) -> Result<Negotiated, SessionError> {
+        self.negotiated.ok_or(SessionError::NotAssociated)
+    }
+
+    /// How many attributes fit in one GET: 1 unless multiple references were granted, else as
+    /// many as keep the request within the meter's PDU size.
+    pub fn max_get_batch(&self) -> usize {
+        match self.negotiated {
+            Some(n) if n.conformance.has(Conformance::MULTIPLE_REFERENCES) => {
+                // C0 03 iip count(<=3) then 9 + 1 per plain attribute.
+                (usize::from(n.server_max_pdu).saturating_sub(6) / 10).clamp(1, 64)
+            }
+            _ => 1,
+        }
+    }
+
+    /// Starts reading `items` (one GET-Request-Normal, or With-List for several).
+    pub fn get(
+        &mut self,
+        items: Vec<(AttributeDescriptor, Option<SelectiveAccess>)>,
+    ) -> Result<GetExchange, SessionError> {
+        let negotiated = self.require()?;
+        let invoke = self.next_invoke();
+        let count = items.len();
+        let request = match <[_; 1]>::try_from(items) {
+            Ok([(attribute, access)]) => GetRequest::Normal {
+                invoke,
+                attribute,
+                access,
+            },
+            Err(items) => {
+                if !negotiated.conformance.has(Conformance::MULTIPLE_REFERENCES) {
+                    return Err(SessionError::Unexpected(
+                        "GET-with-list needs multiple-references, which the meter did not grant",
+                    ));
+                }
+                GetRequest::WithList { invoke, items }
+            }
+        };
+        let bytes = request.encode();
+        if bytes.len() > usize::from(negotiated.server_max_pdu) {
+            return Err(SessionError::TooLarge);
+        }
+        Ok(GetExchange {
+            invoke,
+            count,
+            request: bytes,
+            assembler: None,
+            block_limit: self.config.max_block_transfer,
+        })
+    }
+
+    /// Writes one attribute (in data blocks when the value exceeds the meter's PDU size and
+    /// block transfer with SET was granted).
+    pub fn set(
+        &mut self,
+        attribute: AttributeDescriptor,
+        value: &Data,
+    ) -> Result<SetExchange, SessionError> {
+        let negotiated = self.require()?;
+        let invoke = self.next_invoke();
+        let max = usize::from(negotiated.server_max_pdu);
+        let mut requests = SetRequest::build(invoke, attribute, value, max)
+            .ok_or(SessionError::TooLarge)?
+            .into_iter()
+            .map(|r| r.encode())
+            .collect::<Vec<_>>();
+        if requests.len() > 1
+            && !negotiated
+                .conformance
+                .has(Conformance::BLOCK_TRANSFER_WITH_SET)
+        {
+            return Err(SessionError::TooLarge);
+        }
+        requests.reverse();
+        Ok(SetExchange { invoke, requests })
+    }
+
+    /// Invokes one method with optional parameters.
+    pub fn action(
+        &mut self,
+        method: MethodDescriptor,
+        parameters: Option<&Data>,
+    ) -> Result<ActionExchange, SessionError> {
+        let negotiated = self.require()?;
+        let invoke = self.next_invoke();
+        let max = usize::from(negotiated.server_max_pdu);
+        let mut requests = ActionRequest::build(invoke, method, parameters, max)
+            .ok_or(SessionError::TooLarge)?
+            .into_iter()
+            .map(|r| r.encode())
+            .collect::<Vec<_>>();
+        if requests.len() > 1
+            && !negotiated
+                .conformance
+                .has(Conformance::BLOCK_TRANSFER_WITH_ACTION)
+        {
+            return Err(SessionError::TooLarge);
+        }
+        requests.reverse();
+        Ok(ActionExchange { invoke, requests })
+    }
+}
+
+/// One GET, possibly spread over block transfers.
+#[derive(Debug)]
+pub struct GetExchange {
+    invoke: InvokeIdAndPriority,
+    count: usize,
+    request: Vec<u8>,
+    assembler: Option<GetBlockAssembler>,
+    block_limit: usize,
+}
+
+impl GetExchange {
+    /// The first request to send.
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    pub fn on_response(&mut self, apdu: &[u8]) -> Result<Step<Vec<GetDataResult>>, SessionError> {
+        let response = match Apdu::decode(apdu)? {
+            Apdu::GetResponse(r) => r,
+            other => {
+                return Err(
+                    general_error(&other).unwrap_or(SessionError::Unexpected("not a GET-Response"))
+                )
+            }
+        };
+        if response.invoke().invoke_id() != self.invoke.invoke_id() {
+            return Ok(Step::Ignore);
+        }
+        let results = match response {
+            GetResponse::Normal { result, .. } => vec![result],
+            GetResponse::WithList { results, .. } => results,
+            block @ GetResponse::WithDatablock { .. } => {
+                let limit = self.block_limit;
+                let assembler = self
+                    .assembler
+                    .get_or_insert_with(|| GetBlockAssembler::new(limit));
+                match assembler.push(&block)? {
+                    BlockProgress::Next(next) => return Ok(Step::Send(next.encode())),
+                    BlockProgress::Complete(raw) => self.decode_blocks(&raw)?,
+                }
+            }
+        };
+        if results.len() != self.count {
+            return Err(SessionError::ResultCount {
+                requested: self.count,
+                received: results.len(),
+            });
+        }
+        Ok(Step::Done(results))
+    }
+
+    /// The reassembled raw data: one Data for a single attribute; for a list, the sequence of
+    /// Get-Data-Results (Green Book 9.3.7).
+    fn decode_blocks(&self, raw: &[u8]) -> Result<Vec<GetDataResult>, SessionError> {
+        if self.count == 1 {
+            return Ok(vec![Ok(Data::decode(raw)?)]);
+        }
+        // Re-use the WithList decoder on a synthetic header.
+        let mut pdu = vec![0xC4, 0x03, self.invoke.0];
+        pdu.extend_from_slice(raw);
+        match GetResponse::decode(&pdu)? {
+            GetResponse::WithList { results, .. } => Ok(results),
+            _ => Err(SessionError::Unexpected("block transfer content")),
+        }
+    }
+}
+
+/// One SET, possibly in several data blocks.
+#[derive(Debug)]
+pub struct SetExchange {
+    invoke: InvokeIdAndPriority,
+    /// Remaining requests, last first.
+    requests: Vec<Vec<u8>>,
+}
+
+impl SetExchange {
+    /// The first request to send.
+    pub fn start(&mut self) -> Vec<u8> {
+        self.requests.pop().unwrap_or_default()
+    }
+
+    pub fn on_response(&mut self, apdu: &[u8]) -> Result<Step<()>, SessionError> {
+        let response = match Apdu::decode(apdu)? {
+            Apdu::SetResponse(r) => r,
+            other => {
+                return Err(
+                    general_error(&other).unwrap_or(SessionError::Unexpected("not a SET-Response"))
+                )
+            }
+        };
+        let (invoke, result) = match response {
+            SetResponse::Normal { invoke, result } => (invoke, Some(result)),
+            SetResponse::LastDatablock { invoke, result, .. } => (invoke, Some(result)),
+            SetResponse::Datablock { invoke, .. } => (invoke, None),
+        };
+        if invoke.invoke_id() != self.invoke.invoke_id() {
+            return Ok(Step::Ignore);
+        }
+        match result {
+            Some(DataAccessResult::SUCCESS) => Ok(Step::Done(())),
+            Some(other) => Err(SessionError::Refused(other)),
+            None => match self.requests.pop() {
+                Some(next) => Ok(Step::Send(next)),
+                None => Err(SessionError::Unexpected(
+                    "SET block acknowledged after the last",
+                )),
+            },
+        }
+    }
+}
+
+/// One ACTION, possibly with parameter blocks.
+#[derive(Debug)]
+pub struct ActionExchange {
+    invoke: InvokeIdAndPriority,
+    requests: Vec<Vec<u8>>,
+}
+
+impl ActionExchange {
+    pub fn start(&mut self) -> Vec<u8> {
+        self.requests.pop().unwrap_or_default()
+    }
+
+    pub fn on_response(&mut self, apdu: &[u8]) -> Result<Step<Option<Data>>, SessionError> {
+        let response = match Apdu::decode(apdu)? {
+            Apdu::ActionResponse(r) => r,
+            other => {
+                return Err(general_error(&other)
+                    .unwrap_or(SessionError::Unexpected("not an ACTION-Response")))
+            }
+        };
+        match response {
+            ActionResponse::Normal {
+                invoke,
+                result,
+                return_parameters,
+            } => {
+                if invoke.invoke_id() != self.invoke.invoke_id() {
+                    return Ok(Step::Ignore);
+                }
+                if result != DataAccessResult::SUCCESS {
+                    return Err(SessionError::Refused(result));
+                }
+                match return_parameters {
+                    None => Ok(Step::Done(None)),
+                    Some(Ok(data)) => Ok(Step::Done(Some(data))),
+                    Some(Err(e)) => Err(SessionError::Refused(e)),
+                }
+            }
+            ActionResponse::NextPblock { invoke, .. } => {
+                if invoke.invoke_id() != self.invoke.invoke_id() {
+                    return Ok(Step::Ignore);
+                }
+                match self.requests.pop() {
+                    Some(next) => Ok(Step::Send(next)),
+                    None => Err(SessionError::Unexpected(
+                        "ACTION block acknowledged after the last",
+                    )),
+                }
+            }
+            ActionResponse::WithPblock { .. } => Err(SessionError::Unexpected(
+                "ACTION-Response with parameter blocks is not supported",
+            )),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The meter simulator: a server-side DLMS meter built on the same protocol core, for the
+//! tests, the demo and the benchmarks (`dlms-bridge simulate`).
+
+pub mod model;
+pub mod net;
+pub mod server;
+
+pub use model::MeterModel;
+pub use server::{ServerConfig, ServerSession};
