@@ -1,6 +1,8 @@
-//! The `dlms-bridge` binary. The runtime (meter threads, MQTT publisher, status page) lands on
-//! top of the protocol core; until then the binary offers offline protocol tools.
+//! The `dlms-bridge` binary: subcommands `read`, `scan`, `simulate`, and offline protocol tools.
+//! The bridge runtime (`run`, `demo`) lands with issue 4.
 #![forbid(unsafe_code)]
+
+mod cli;
 
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::dlms::hdlc::Deframer;
@@ -11,7 +13,10 @@ const USAGE: &str = "\
 dlms-bridge — reads DLMS/COSEM meters and publishes to ThingsBoard over MQTT
 
 USAGE:
-    dlms-bridge demo                 run simulated meters + bridge + status page (not yet)
+    dlms-bridge read ...             read values, a profile or the object list from a meter
+    dlms-bridge scan ...             find meters in the given host/port ranges
+    dlms-bridge simulate ...         run simulated meters (loopback TCP or a serial device)
+    dlms-bridge demo                 simulated meters + bridge + status page (not yet)
     dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames and their APDUs
     dlms-bridge decode-apdu HEX      decode one APDU
     dlms-bridge obis CODE            normalise an OBIS code
@@ -20,6 +25,22 @@ USAGE:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let sub: Option<fn(lexopt::Parser) -> Result<ExitCode, cli::args::UsageError>> =
+        match args.first().map(String::as_str) {
+            Some("read") => Some(cli::read::run),
+            Some("scan") => Some(cli::scan::run),
+            Some("simulate") => Some(cli::simulate::run),
+            _ => None,
+        };
+    if let Some(run) = sub {
+        return match run(lexopt::Parser::from_args(args.iter().skip(1))) {
+            Ok(code) => code,
+            Err(cli::args::UsageError(msg)) => {
+                eprintln!("dlms-bridge {}: {msg} (see --help)", args[0]);
+                ExitCode::from(2)
+            }
+        };
+    }
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(0), arg(1)) {
         (Some("--version" | "-V"), _) => {

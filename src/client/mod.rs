@@ -5,8 +5,10 @@ pub mod connection;
 pub mod error;
 pub mod mode_e;
 pub mod reads;
+pub mod target;
 pub mod transport;
 
 pub use connection::{Connection, ConnectionOptions, Framing, NetStats};
 pub use error::ClientError;
+pub use target::{Endpoint, MeterTarget};
 pub use transport::{SerialSettings, SerialTransport, TcpTransport, Transport};

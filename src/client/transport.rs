@@ -29,7 +29,8 @@ impl TcpTransport {
         let addr: SocketAddr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, format!("{host} does not resolve"))
         })?;
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
         stream.set_nodelay(true)?;
         Ok(TcpTransport { stream })
     }
@@ -123,5 +124,15 @@ impl Transport for SerialTransport {
             Err(e) if timed_out(&e) => Ok(0),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl Transport for Box<dyn Transport> {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        (**self).send(bytes)
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        (**self).recv(buf, timeout)
     }
 }

@@ -27,6 +27,9 @@ pub const ENERGY_EXPORT: Obis = Obis::new(1, 0, 2, 8, 0, 255);
 pub const MAX_DEMAND: Obis = Obis::new(1, 0, 1, 6, 0, 255);
 pub const DEMAND: Obis = Obis::new(1, 0, 1, 4, 0, 255);
 
+/// Energy registers count from 2020-01-01T00:00:00Z, so totals look like a meter's.
+const ENERGY_EPOCH: i64 = 1_577_836_800;
+
 /// Seconds between load profile rows.
 pub const PROFILE_PERIOD: i64 = 900;
 
@@ -220,7 +223,7 @@ impl MeterModel {
         let (_, base) = ENERGY.iter().find(|(o, _)| *o == obis)?;
         let start = base + (self.hash(obis) % 1_000_000) as i64;
         Some(Truth {
-            raw: start + now.max(0) * self.energy_rate(obis) / 3600,
+            raw: start + (now - ENERGY_EPOCH).max(0) * self.energy_rate(obis) / 3600,
             scaler: 0,
             unit: 30,
         })
@@ -513,8 +516,8 @@ mod tests {
         assert_ne!(all(&a), all(&c));
         let volts = a.truth(v, 0).unwrap();
         assert!((2250..2350).contains(&volts.raw) && volts.scaler == -1 && volts.unit == 35);
-        let e0 = a.truth(ENERGY_IMPORT, 0).unwrap().raw;
-        let e1 = a.truth(ENERGY_IMPORT, 3600).unwrap().raw;
+        let e0 = a.truth(ENERGY_IMPORT, ENERGY_EPOCH).unwrap().raw;
+        let e1 = a.truth(ENERGY_IMPORT, ENERGY_EPOCH + 3600).unwrap().raw;
         assert!(e1 > e0);
         assert_eq!(a.serial_number(), b.serial_number());
         assert_eq!(a.serial_number().len(), 13);

@@ -300,6 +300,13 @@ fn serve_hdlc<S: SimStream>(
             let is_request = matches!(frame.control, Control::I { .. }) && !frame.segmented;
             // Frames the link refuses (stray, out of sequence) are ignored, as a meter does.
             let event = link.handle_frame(&frame).unwrap_or_default();
+            if event == Some(LinkEvent::Disconnected) && conn.config.mode_e {
+                // After DISC a mode E meter falls back to its 300 baud sign-on state.
+                while let Some(Ok(bytes)) = link.poll_transmit() {
+                    conn.stream.write_all(&bytes)?;
+                }
+                return Ok(());
+            }
             let mut split = false;
             if let Some(LinkEvent::Apdu(apdu)) = event {
                 let is_data = matches!(apdu.first(), Some(0xC0 | 0xC1 | 0xC3));

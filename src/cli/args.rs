@@ -1,0 +1,232 @@
+//! Raw command-line options, validated into the library's configuration types (the ripgrep
+//! split: flags here, meaning there). Every mistake is one clear line and exit code 2.
+
+use dlms_bridge::client::{ConnectionOptions, Endpoint, Framing, MeterTarget, SerialSettings};
+use dlms_bridge::dlms::hdlc::ServerAddress;
+use dlms_bridge::dlms::session::{Authentication, SessionConfig};
+use lexopt::prelude::*;
+use std::time::Duration;
+
+/// A usage error: printed as one line, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+pub fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Hdlc,
+    Wrapper,
+}
+
+/// The options shared by `read` and `scan` that say how to reach and address a meter.
+#[derive(Debug, Clone)]
+pub struct MeterOptions {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub serial: Option<String>,
+    pub baud: u32,
+    pub mode_e: bool,
+    pub transport: Option<TransportKind>,
+    pub client_address: u8,
+    pub server_logical: u16,
+    pub server_physical: Option<u16>,
+    pub auth_low: bool,
+    pub password: Option<String>,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub max_info: u16,
+}
+
+impl Default for MeterOptions {
+    fn default() -> Self {
+        MeterOptions {
+            host: None,
+            port: None,
+            serial: None,
+            baud: 9600,
+            mode_e: false,
+            transport: None,
+            client_address: 16,
+            server_logical: 1,
+            server_physical: Some(17),
+            auth_low: false,
+            password: None,
+            timeout_ms: 5000,
+            retries: 2,
+            max_info: 128,
+        }
+    }
+}
+
+pub fn parse_num<T: std::str::FromStr>(flag: &str, v: std::ffi::OsString) -> Result<T, UsageError> {
+    let s = v.string()?;
+    s.parse()
+        .map_err(|_| usage(format!("{flag}: invalid value {s:?}")))
+}
+
+impl MeterOptions {
+    /// Names of the shared long options.
+    pub fn is_shared(name: &str) -> bool {
+        matches!(
+            name,
+            "host"
+                | "port"
+                | "serial"
+                | "baud"
+                | "mode-e"
+                | "transport"
+                | "client-address"
+                | "server-logical"
+                | "server-physical"
+                | "auth"
+                | "password"
+                | "timeout-ms"
+                | "retries"
+                | "max-info"
+        )
+    }
+
+    /// Consumes the shared option `--name` (and its value).
+    pub fn take(&mut self, name: &str, parser: &mut lexopt::Parser) -> Result<(), UsageError> {
+        match name {
+            "host" => self.host = Some(parser.value()?.string()?),
+            "port" => self.port = Some(parse_num("--port", parser.value()?)?),
+            "serial" => self.serial = Some(parser.value()?.string()?),
+            "baud" => self.baud = parse_num("--baud", parser.value()?)?,
+            "mode-e" => self.mode_e = true,
+            "transport" => {
+                self.transport = Some(match parser.value()?.string()?.as_str() {
+                    "hdlc" => TransportKind::Hdlc,
+                    "wrapper" => TransportKind::Wrapper,
+                    other => {
+                        return Err(usage(format!(
+                            "--transport: {other:?} is not hdlc or wrapper"
+                        )))
+                    }
+                })
+            }
+            "client-address" => {
+                self.client_address = parse_num("--client-address", parser.value()?)?
+            }
+            "server-logical" => {
+                self.server_logical = parse_num("--server-logical", parser.value()?)?
+            }
+            "server-physical" => {
+                let v = parser.value()?.string()?;
+                self.server_physical =
+                    if v == "none" {
+                        None
+                    } else {
+                        Some(v.parse().map_err(|_| {
+                            usage(format!("--server-physical: invalid value {v:?}"))
+                        })?)
+                    };
+            }
+            "auth" => {
+                self.auth_low = match parser.value()?.string()?.as_str() {
+                    "none" => false,
+                    "low" => true,
+                    other => return Err(usage(format!("--auth: {other:?} is not none or low"))),
+                }
+            }
+            "password" => self.password = Some(parser.value()?.string()?),
+            "timeout-ms" => self.timeout_ms = parse_num("--timeout-ms", parser.value()?)?,
+            "retries" => self.retries = parse_num("--retries", parser.value()?)?,
+            "max-info" => self.max_info = parse_num("--max-info", parser.value()?)?,
+            other => return Err(usage(format!("--{other} is not a meter option"))),
+        }
+        Ok(())
+    }
+
+    pub fn authentication(&self) -> Result<Authentication, UsageError> {
+        match (self.auth_low, &self.password) {
+            (false, None) => Ok(Authentication::None),
+            (false, Some(_)) => Err(usage("--password given without --auth low")),
+            (true, Some(p)) => Ok(Authentication::Low(p.clone().into_bytes())),
+            (true, None) => Err(usage("--auth low needs --password")),
+        }
+    }
+
+    pub fn framing(&self, kind: TransportKind) -> Result<Framing, UsageError> {
+        if self.client_address > 0x7F {
+            return Err(usage("--client-address must be 0..127"));
+        }
+        Ok(match kind {
+            TransportKind::Hdlc => {
+                let server = ServerAddress::new(self.server_logical, self.server_physical);
+                if server.encode().is_none() {
+                    return Err(usage(
+                        "--server-logical/--server-physical must be below 16384",
+                    ));
+                }
+                Framing::Hdlc {
+                    client: self.client_address,
+                    server,
+                }
+            }
+            TransportKind::Wrapper => Framing::Wrapper {
+                client: u16::from(self.client_address),
+                server: self.server_logical,
+            },
+        })
+    }
+
+    pub fn connection_options(&self) -> Result<ConnectionOptions, UsageError> {
+        if self.timeout_ms == 0 {
+            return Err(usage("--timeout-ms must be positive"));
+        }
+        if !(32..=2030).contains(&self.max_info) {
+            return Err(usage("--max-info must be 32..2030"));
+        }
+        Ok(ConnectionOptions {
+            response_timeout: Duration::from_millis(self.timeout_ms),
+            max_info: self.max_info,
+            always_send_snrm_params: false,
+        })
+    }
+
+    /// The complete target for `read`.
+    pub fn target(&self) -> Result<MeterTarget, UsageError> {
+        let endpoint = match (&self.host, &self.serial) {
+            (Some(host), None) => {
+                let port = self.port.ok_or_else(|| usage("--host needs --port"))?;
+                if self.mode_e {
+                    return Err(usage("--mode-e applies to --serial only"));
+                }
+                Endpoint::Tcp {
+                    host: host.clone(),
+                    port,
+                }
+            }
+            (None, Some(path)) => Endpoint::Serial {
+                settings: SerialSettings::hdlc(path, self.baud),
+                mode_e: self.mode_e,
+            },
+            (Some(_), Some(_)) => return Err(usage("give either --host or --serial, not both")),
+            (None, None) => return Err(usage("give --host HOST --port PORT, or --serial DEVICE")),
+        };
+        let kind = self.transport.unwrap_or(TransportKind::Hdlc);
+        if matches!(endpoint, Endpoint::Serial { .. }) && kind == TransportKind::Wrapper {
+            return Err(usage("the wrapper is for TCP; serial lines use HDLC"));
+        }
+        Ok(MeterTarget {
+            endpoint,
+            framing: self.framing(kind)?,
+            session: SessionConfig {
+                authentication: self.authentication()?,
+                ..SessionConfig::default()
+            },
+            options: self.connection_options()?,
+            connect_timeout: Duration::from_millis(self.timeout_ms),
+        })
+    }
+}

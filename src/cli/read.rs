@@ -1,0 +1,237 @@
+//! `dlms-bridge read`: reads values, a profile, or the object list from one meter and prints
+//! one JSON object per line on stdout; errors go to stderr, one line each.
+
+use super::args::{usage, MeterOptions, UsageError};
+use super::json;
+use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target};
+use dlms_bridge::client::MeterTarget;
+use dlms_bridge::cosem::Obis;
+use dlms_bridge::dlms::axdr::{format_rfc3339, parse_rfc3339, DateTime};
+use lexopt::prelude::*;
+use serde_json::{json, Map, Value as Json};
+use std::process::ExitCode;
+
+pub const HELP: &str = "\
+dlms-bridge read --host HOST --port PORT [--transport hdlc|wrapper] OBIS[:CLASS:ATTRIBUTE] ...
+dlms-bridge read --serial DEVICE [--baud 9600] [--mode-e] OBIS ...
+dlms-bridge read ... --profile OBIS [--from 2026-11-24T00:00:00Z --to 2026-11-24T06:00:00Z]
+dlms-bridge read ... --list-objects
+dlms-bridge read ... --set-clock now|2026-11-24T06:00:00Z
+
+  --client-address N     client SAP (default 16, public)
+  --server-logical N     server logical address / wrapper wPort (default 1)
+  --server-physical N    HDLC physical address, or none (default 17)
+  --auth none|low        authentication (low = LLS, needs --password)
+  --timeout-ms N         answer timeout per frame (default 5000)
+  --retries N            reconnects on time-outs and broken links (default 2)
+  --max-info N           HDLC max information field (default 128)
+  OBIS defaults to CLASS:ATTRIBUTE 3:2 (register value, scaled by its scaler_unit)";
+
+enum Mode {
+    Values(Vec<Target>),
+    Profile { obis: Obis, selection: RowSelection },
+    ListObjects,
+    SetClock(i64),
+}
+
+/// `OBIS[:CLASS:ATTRIBUTE]`
+fn parse_target(s: &str) -> Result<Target, UsageError> {
+    let mut parts = s.rsplitn(3, ':').collect::<Vec<_>>();
+    parts.reverse();
+    // "1-0:32.7.0*255" itself contains a colon: split only when the last two parts are numbers.
+    let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    let (obis, class, attr) = match parts.as_slice() {
+        [head, c, a] if numeric(c) && numeric(a) && !c.contains('-') => {
+            (head.to_string(), c.parse().ok(), a.parse().ok())
+        }
+        _ => (s.to_string(), Some(3), Some(2)),
+    };
+    let obis: Obis = obis.parse().map_err(|e| usage(format!("{e}")))?;
+    match (class, attr) {
+        (Some(c), Some(a)) => Ok(Target::new(c, obis, a)),
+        _ => Err(usage(format!("{s}: CLASS and ATTRIBUTE must be numbers"))),
+    }
+}
+
+pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
+    let mut opts = MeterOptions::default();
+    let mut targets = Vec::new();
+    let (mut profile, mut from, mut to, mut list, mut set_clock) = (None, None, None, false, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long(name) if MeterOptions::is_shared(name) => {
+                let name = name.to_string();
+                opts.take(&name, &mut parser)?;
+            }
+            Long("profile") => profile = Some(parser.value()?.string()?),
+            Long("from") => from = Some(parser.value()?.string()?),
+            Long("to") => to = Some(parser.value()?.string()?),
+            Long("list-objects") => list = true,
+            Long("set-clock") => set_clock = Some(parser.value()?.string()?),
+            Long("help") | Short('h') => {
+                println!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Value(v) => targets.push(parse_target(&v.string()?)?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let time = |flag: &str, s: Option<String>| -> Result<Option<i64>, UsageError> {
+        s.map(|s| {
+            parse_rfc3339(&s)
+                .ok_or_else(|| usage(format!("{flag}: {s:?} is not YYYY-MM-DDTHH:MM:SSZ")))
+        })
+        .transpose()
+    };
+    let (from, to) = (time("--from", from)?, time("--to", to)?);
+    let modes = usize::from(!targets.is_empty())
+        + usize::from(profile.is_some())
+        + usize::from(list)
+        + usize::from(set_clock.is_some());
+    if modes != 1 {
+        return Err(usage(
+            "give OBIS codes, or --profile, or --list-objects, or --set-clock (one of them)",
+        ));
+    }
+    let mode = if let Some(p) = profile {
+        let obis = p.parse::<Obis>().map_err(|e| usage(e.to_string()))?;
+        let selection = match (from, to) {
+            (None, None) => RowSelection::All,
+            (Some(f), Some(t)) if f <= t => RowSelection::Range(f, t),
+            (Some(_), Some(_)) => return Err(usage("--from is after --to")),
+            _ => return Err(usage("--from and --to go together")),
+        };
+        Mode::Profile { obis, selection }
+    } else if list {
+        Mode::ListObjects
+    } else if let Some(c) = set_clock {
+        let t = if c == "now" {
+            now()
+        } else {
+            time("--set-clock", Some(c))?.unwrap_or_default()
+        };
+        Mode::SetClock(t)
+    } else {
+        Mode::Values(targets)
+    };
+    if from.is_some() && !matches!(mode, Mode::Profile { .. }) {
+        return Err(usage("--from/--to apply to --profile"));
+    }
+    let target = opts.target()?;
+    Ok(execute(&target, opts.retries, mode))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn fail(target: &MeterTarget, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("dlms-bridge: {}: {e}", target.endpoint);
+    ExitCode::FAILURE
+}
+
+fn execute(target: &MeterTarget, retries: u32, mode: Mode) -> ExitCode {
+    let mut conn = match target.connect_with_retries(retries) {
+        Ok(c) => c,
+        Err(e) => return fail(target, e),
+    };
+    let mut cache = ScalerCache::default();
+    let mut failed = false;
+    match mode {
+        Mode::Values(targets) => {
+            let values = match reads::read_values(&mut conn, &targets, &mut cache) {
+                Ok(v) => v,
+                Err(e) => return fail(target, e),
+            };
+            for (t, v) in targets.iter().zip(values) {
+                match v {
+                    Ok(v) => {
+                        let (value, unit) = json::value(&v);
+                        let line = json!({"obis": t.obis.to_string(), "class": t.class_id, "attribute": t.attribute, "value": value, "unit": unit});
+                        println!("{line}");
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "dlms-bridge: {} {}:{}: {e}",
+                            t.obis, t.class_id, t.attribute
+                        );
+                        failed = true;
+                    }
+                }
+            }
+        }
+        Mode::Profile { obis, selection } => {
+            match reads::read_profile(&mut conn, obis, selection, &mut cache) {
+                Ok(Ok(profile)) => {
+                    for row in profile.rows {
+                        let mut fields = Map::new();
+                        fields.insert(
+                            "ts".into(),
+                            row.timestamp
+                                .map_or(Json::Null, |t| json!(format_rfc3339(t))),
+                        );
+                        for (col, value) in &row.values {
+                            fields.insert(col.instance.to_string(), json::value(value).0);
+                        }
+                        println!("{}", json!({"obis": obis.to_string(), "row": fields}));
+                    }
+                }
+                Ok(Err(e)) => {
+                    eprintln!("dlms-bridge: {obis} 7:2: {e}");
+                    failed = true;
+                }
+                Err(e) => return fail(target, e),
+            }
+        }
+        Mode::ListObjects => match reads::list_objects(&mut conn) {
+            Ok(Ok(objects)) => {
+                for o in objects {
+                    println!(
+                        "{}",
+                        json!({"obis": o.obis.to_string(), "class": o.class_id, "version": o.version})
+                    );
+                }
+            }
+            Ok(Err(e)) => {
+                eprintln!("dlms-bridge: object list: {e}");
+                failed = true;
+            }
+            Err(e) => return fail(target, e),
+        },
+        Mode::SetClock(t) => match reads::set_clock(&mut conn, DateTime::from_unix(t, 0)) {
+            Ok(()) => println!(
+                "{}",
+                json!({"obis": "0-0:1.0.0*255", "class": 8, "attribute": 2, "value": format_rfc3339(t)})
+            ),
+            Err(e) => return fail(target, e),
+        },
+    }
+    conn.release();
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_with_and_without_class() {
+        let t = parse_target("1-0:32.7.0*255").unwrap();
+        assert_eq!((t.class_id, t.attribute), (3, 2));
+        let t = parse_target("0-0:1.0.0*255:8:2").unwrap();
+        assert_eq!(
+            (t.class_id, t.obis.to_string().as_str(), t.attribute),
+            (8, "0-0:1.0.0*255", 2)
+        );
+        let t = parse_target("1.0.32.7.0.255:3:3").unwrap();
+        assert_eq!(t.attribute, 3);
+        assert!(parse_target("1-0:32.7.0*255:x:2").is_err());
+        assert!(parse_target("nonsense").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! `dlms-bridge simulate`: simulated meters on consecutive loopback ports, or one on a serial
+//! device (a pseudo-terminal in tests), until interrupted or `--duration-s` passes.
+
+use super::args::{parse_num, usage, UsageError};
+use dlms_bridge::sim::model::MeterModel;
+use dlms_bridge::sim::net::{self, Fault, Framing, SimConfig, SimCounters};
+use lexopt::prelude::*;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const HELP: &str = "\
+dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] [--seed 1]
+                     [--password P] [--fault KIND [--fault-every N]] [--profile-days 2]
+                     [--max-info 128] [--pdu 1024] [--duration-s N]
+dlms-bridge simulate --serial DEVICE [--mode-e] ...
+  Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
+  logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values.
+  Fault kinds: silence, slow, garbage, bad-crc, split, drop-mid-block, dm, frmr.";
+
+pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
+    let (mut meters, mut port_base, mut framing, mut seed) = (3u16, 4061u16, Framing::Hdlc, 1u64);
+    let (mut password, mut fault, mut fault_every, mut profile_days) =
+        (None, Fault::None, 1u64, 2u32);
+    let (mut max_info, mut pdu, mut duration, mut serial, mut mode_e) =
+        (128u16, 1024u16, None, None, false);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("meters") => meters = parse_num("--meters", parser.value()?)?,
+            Long("port-base") => port_base = parse_num("--port-base", parser.value()?)?,
+            Long("transport") => {
+                framing = match parser.value()?.string()?.as_str() {
+                    "hdlc" => Framing::Hdlc,
+                    "wrapper" => Framing::Wrapper,
+                    other => {
+                        return Err(usage(format!(
+                            "--transport: {other:?} is not hdlc or wrapper"
+                        )))
+                    }
+                }
+            }
+            Long("seed") => seed = parse_num("--seed", parser.value()?)?,
+            Long("password") => password = Some(parser.value()?.string()?.into_bytes()),
+            Long("fault") => fault = parser.value()?.string()?.parse().map_err(UsageError)?,
+            Long("fault-every") => fault_every = parse_num("--fault-every", parser.value()?)?,
+            Long("profile-days") => profile_days = parse_num("--profile-days", parser.value()?)?,
+            Long("max-info") => max_info = parse_num("--max-info", parser.value()?)?,
+            Long("pdu") => pdu = parse_num("--pdu", parser.value()?)?,
+            Long("duration-s") => {
+                duration = Some(Duration::from_secs(parse_num(
+                    "--duration-s",
+                    parser.value()?,
+                )?))
+            }
+            Long("serial") => serial = Some(parser.value()?.string()?),
+            Long("mode-e") => mode_e = true,
+            Long("help") | Short('h') => {
+                println!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if meters == 0 || u32::from(port_base) + u32::from(meters) > 65_536 {
+        return Err(usage("--meters/--port-base leave the port range"));
+    }
+    if !(32..=2030).contains(&max_info) || pdu < 64 {
+        return Err(usage("--max-info must be 32..2030 and --pdu at least 64"));
+    }
+    if mode_e && serial.is_none() {
+        return Err(usage("--mode-e needs --serial"));
+    }
+    let make = |i: u32| {
+        let mut model = MeterModel::new(seed, i);
+        model.profile_days = profile_days;
+        let mut c = SimConfig::new(model, framing);
+        c.server.password = password.clone();
+        c.server.max_receive_pdu = pdu;
+        c.fault = fault;
+        c.fault_every = fault_every;
+        c.hdlc_max_info = max_info;
+        c.mode_e = mode_e;
+        c
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(path) = serial {
+        return Ok(serve_serial(&path, make(0), duration, &stop));
+    }
+    let handles = match net::spawn_tcp_meters(port_base, meters, make, stop.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("dlms-bridge: cannot listen on 127.0.0.1:{port_base}..: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for (i, (port, _, _)) in handles.iter().enumerate() {
+        let model = MeterModel::new(seed, i as u32);
+        eprintln!(
+            "dlms-bridge: simulated meter {i} (serial {}) on 127.0.0.1:{port} ({framing:?})",
+            model.serial_number()
+        );
+    }
+    let start = Instant::now();
+    while duration.is_none_or_elapsed(start) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for (_, _, h) in handles {
+        let _ = h.join();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+trait Deadline {
+    fn is_none_or_elapsed(&self, start: Instant) -> bool;
+}
+
+impl Deadline for Option<Duration> {
+    /// True while the simulator should keep running.
+    fn is_none_or_elapsed(&self, start: Instant) -> bool {
+        match self {
+            None => true,
+            Some(d) => start.elapsed() < *d,
+        }
+    }
+}
+
+fn serve_serial(
+    path: &str,
+    config: SimConfig,
+    duration: Option<Duration>,
+    stop: &Arc<AtomicBool>,
+) -> ExitCode {
+    let counters = SimCounters::default();
+    let start = Instant::now();
+    eprintln!(
+        "dlms-bridge: simulated meter on {path} (mode E: {})",
+        config.mode_e
+    );
+    while duration.is_none_or_elapsed(start) {
+        let port = serialport::new(path, 9600)
+            .timeout(Duration::from_millis(200))
+            .open();
+        match port {
+            Ok(port) => {
+                let _ = net::serve_stream(port, &config, &counters, stop);
+            }
+            Err(e) => {
+                eprintln!("dlms-bridge: {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ExitCode::SUCCESS
+}

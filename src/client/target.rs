@@ -1,0 +1,135 @@
+//! Where a meter is and how to talk to it: everything needed to open a [`Connection`], with
+//! the transport chosen at run time (TCP, serial, serial with mode E sign-on).
+
+use super::connection::{Connection, ConnectionOptions, Framing};
+use super::error::ClientError;
+use super::mode_e;
+use super::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
+use crate::dlms::session::SessionConfig;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// A serial line; with `mode_e`, an IEC 62056-21 sign-on at 300 baud 7E1 comes first and
+    /// the line then switches to the rate the meter proposes.
+    Serial {
+        settings: SerialSettings,
+        mode_e: bool,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Endpoint::Serial { settings, .. } => write!(f, "{}", settings.path),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MeterTarget {
+    pub endpoint: Endpoint,
+    pub framing: Framing,
+    pub session: SessionConfig,
+    pub options: ConnectionOptions,
+    pub connect_timeout: Duration,
+}
+
+impl MeterTarget {
+    fn transport(&self) -> Result<Box<dyn Transport>, ClientError> {
+        match &self.endpoint {
+            Endpoint::Tcp { host, port } => Ok(Box::new(TcpTransport::connect(
+                host,
+                *port,
+                self.connect_timeout,
+            )?)),
+            Endpoint::Serial {
+                settings,
+                mode_e: false,
+            } => Ok(Box::new(SerialTransport::open(settings)?)),
+            Endpoint::Serial {
+                settings,
+                mode_e: true,
+            } => {
+                let sign_on = SerialSettings {
+                    baud: 300,
+                    data_bits: serialport::DataBits::Seven,
+                    parity: serialport::Parity::Even,
+                    ..settings.clone()
+                };
+                let mut port = SerialTransport::open(&sign_on)?;
+                let id = mode_e_sign_on(&mut port, self.options.response_timeout)?;
+                // IEC 62056-21 leaves the meter 200-1500 ms to switch after the ACK.
+                std::thread::sleep(Duration::from_millis(250));
+                port.reconfigure(
+                    id.baud,
+                    serialport::DataBits::Eight,
+                    serialport::Parity::None,
+                )?;
+                Ok(Box::new(port))
+            }
+        }
+    }
+
+    /// Opens the transport, connects the link and associates.
+    pub fn connect(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
+        let transport = self.transport()?;
+        Connection::open(
+            transport,
+            self.framing,
+            self.session.clone(),
+            self.options.clone(),
+        )
+    }
+
+    /// [`MeterTarget::connect`], retried on transient errors (`retries` more attempts).
+    pub fn connect_with_retries(
+        &self,
+        retries: u32,
+    ) -> Result<Connection<Box<dyn Transport>>, ClientError> {
+        let mut attempt = 0;
+        loop {
+            match self.connect() {
+                Err(e) if e.is_transient() && attempt < retries => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The mode E exchange on an open port (300 baud 7E1).
+pub fn mode_e_sign_on(
+    port: &mut SerialTransport,
+    timeout: Duration,
+) -> Result<mode_e::Identification, ClientError> {
+    port.send(&mode_e::request(""))?;
+    let deadline = Instant::now() + timeout;
+    let mut line = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ClientError::NoAnswer {
+                waiting_for: "IEC 62056-21 sign-on",
+                after: timeout,
+            });
+        }
+        let n = port.recv(&mut buf, deadline - now)?;
+        line.extend(buf[..n].iter().map(|b| b & 0x7F));
+        if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
+            let id = mode_e::parse_identification(&line[..end + 2]).map_err(ClientError::ModeE)?;
+            port.send(&mode_e::acknowledgement(&id))?;
+            return Ok(id);
+        }
+        if line.len() > 128 {
+            return Err(ClientError::ModeE(mode_e::ModeEError::Malformed(
+                String::from_utf8_lossy(&line).into_owned(),
+            )));
+        }
+    }
+}
