@@ -295,8 +295,11 @@ impl Link {
         match frame.control {
             Control::Ua { .. } => match self.state {
                 State::Connecting => {
-                    // The UA's block is the server's view; swap it into ours.
-                    let theirs = LinkParams::parse(&frame.info)?.swapped();
+                    // The UA's block is the server's view; swap it into ours. A malformed block
+                    // is read leniently: the meter has accepted the connection.
+                    let theirs = LinkParams::parse(&frame.info)
+                        .unwrap_or_else(|_| LinkParams::parse_lenient(&frame.info))
+                        .swapped();
                     self.params = LinkParams::negotiate(self.proposed, theirs);
                     self.state = State::Connected;
                     Ok(Some(LinkEvent::Connected(self.params)))

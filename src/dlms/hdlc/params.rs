@@ -157,6 +157,40 @@ impl LinkParams {
     }
 }
 
+impl LinkParams {
+    /// What can be recovered from a malformed block, for a client reading a UA: the group
+    /// length is ignored (some servers send 0) and values out of range keep their defaults.
+    /// Used only after [`LinkParams::parse`] failed: a meter that answered UA has accepted the
+    /// connection, and refusing to talk over a sloppy parameter block helps nobody.
+    pub fn parse_lenient(bytes: &[u8]) -> LinkParams {
+        let mut params = LinkParams::default();
+        let Some(mut rest) = bytes.get(3..) else {
+            return params;
+        };
+        while let [id, len, tail @ ..] = rest {
+            let len = usize::from(*len);
+            let Some(raw) = tail.get(..len) else { break };
+            rest = &tail[len..];
+            if !matches!(len, 1 | 2 | 4) {
+                continue;
+            }
+            let value = raw.iter().fold(0u32, |v, b| (v << 8) | u32::from(*b));
+            let size = u16::try_from(value)
+                .ok()
+                .filter(|s| (32..=2030).contains(s));
+            let window = u8::try_from(value).ok().filter(|w| (1..=7).contains(w));
+            match *id {
+                MAX_INFO_TX => params.max_info_tx = size.unwrap_or(params.max_info_tx),
+                MAX_INFO_RX => params.max_info_rx = size.unwrap_or(params.max_info_rx),
+                WINDOW_TX => params.window_tx = window.unwrap_or(params.window_tx),
+                WINDOW_RX => params.window_rx = window.unwrap_or(params.window_rx),
+                _ => {}
+            }
+        }
+        params
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +218,20 @@ mod tests {
         let p = LinkParams::parse(&hex("8180080502020006020200")).unwrap();
         assert_eq!((p.max_info_tx, p.max_info_rx), (512, 512));
         assert_eq!((p.window_tx, p.window_rx), (1, 1));
+    }
+
+    #[test]
+    fn lenient_parse_of_a_gurux_server_ua() {
+        // The UA gurux-dlms 1.0.203's server sends: group length 0, and its attempt to patch the
+        // length wrote 0x02 into the window-size-receive value instead.
+        let ua = hex("818000050180060180070400000001080400020001");
+        assert!(LinkParams::parse(&ua).is_err());
+        let p = LinkParams::parse_lenient(&ua);
+        assert_eq!(p, LinkParams::default());
+        let big = hex("81801405020200060204000704000000010804000000FF");
+        let p = LinkParams::parse_lenient(&big);
+        assert_eq!((p.max_info_tx, p.max_info_rx, p.window_rx), (512, 1024, 1));
+        assert_eq!(LinkParams::parse_lenient(&[0x81]), LinkParams::default());
     }
 
     #[test]
