@@ -75,10 +75,22 @@ impl TypeDescription {
         }
     }
 
-    fn read_value(&self, r: &mut Reader<'_>, depth: usize) -> Result<Data, DecodeError> {
+    /// Decodes one value. `budget` counts the values (nodes) still allowed: an inner array of
+    /// count 0 takes no bytes, so nested descriptions could otherwise multiply into millions of
+    /// values from a few bytes (found by the `axdr` fuzz target).
+    fn read_value(
+        &self,
+        r: &mut Reader<'_>,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<Data, DecodeError> {
         if depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep);
         }
+        *budget = budget.checked_sub(1).ok_or(DecodeError::InvalidLength {
+            what: "compact-array (more values than its size allows)",
+            length: 0,
+        })?;
         match self {
             TypeDescription::Simple(t) => read_body(r, *t, depth),
             TypeDescription::Array { count, element } => {
@@ -90,13 +102,13 @@ impl TypeDescription {
                     });
                 }
                 (0..*count)
-                    .map(|_| element.read_value(r, depth + 1))
+                    .map(|_| element.read_value(r, depth + 1, budget))
                     .collect::<Result<_, _>>()
                     .map(Data::Array)
             }
             TypeDescription::Structure(fields) => fields
                 .iter()
-                .map(|f| f.read_value(r, depth + 1))
+                .map(|f| f.read_value(r, depth + 1, budget))
                 .collect::<Result<_, _>>()
                 .map(Data::Structure),
         }
@@ -124,9 +136,12 @@ pub(super) fn decode(r: &mut Reader<'_>, depth: usize) -> Result<CompactArray, D
     let len = r.axdr_length_bounded("compact-array contents")?;
     let mut contents = Reader::new(r.bytes(len)?);
     let mut values = Vec::new();
+    // Generous for real data (a structure of one-byte fields makes fewer than 2 values per
+    // byte), small enough that no input can make the decoder allocate without bound.
+    let mut budget = 4 * len + 64;
     while !contents.is_empty() {
         let before = contents.remaining();
-        values.push(description.read_value(&mut contents, depth + 1)?);
+        values.push(description.read_value(&mut contents, depth + 1, &mut budget)?);
         if contents.remaining() == before {
             // A description that takes no bytes (an empty inner array) would loop forever.
             return Err(DecodeError::InvalidLength {
@@ -209,6 +224,19 @@ mod tests {
         assert!(Data::decode(&[0x13, 0x12, 0x03, 0x00, 0x01, 0x00]).is_err());
         // Zero-sized element (empty inner array) with contents left.
         assert!(Data::decode(&[0x13, 0x01, 0x00, 0x00, 0x11, 0x01, 0x05]).is_err());
+        // Found by the axdr fuzz target (out of memory): nested array descriptions around an
+        // empty inner array multiply into ~10^8 values from 63 bytes.
+        let oom = [
+            0x13, 0x01, 0x00, 0x02, 0x01, 0x00, 0x13, 0x01, 0x00, 0x13, 0x01, 0x00, 0x13, 0x01,
+            0x00, 0x02, 0x01, 0x00, 0x13, 0x01, 0x00, 0x13, 0x01, 0x00, 0x02, 0x01, 0x00, 0x13,
+            0x01, 0x00, 0x00, 0x01, 0x00, 0x02, 0x03, 0x1A, 0x3B, 0x7E, 0x1A, 0x01, 0x00, 0x02,
+            0x01, 0xC4, 0x3B, 0x01, 0xFF, 0xFF, 0x3B, 0x3B, 0x03, 0x02, 0x1A, 0x61, 0xC5, 0xC4,
+            0xFE, 0xFE, 0x3B, 0x3B, 0x3B, 0x3B, 0x3B,
+        ];
+        assert!(matches!(
+            Data::decode(&oom),
+            Err(DecodeError::InvalidLength { .. })
+        ));
         // Empty structure description.
         assert!(Data::decode(&[0x13, 0x02, 0x00, 0x00]).is_err());
     }

@@ -1,0 +1,172 @@
+//! Poll-cycle benchmark (not a test): round trips, bytes on the wire and CPU per poll cycle of 8
+//! registers, for our client and for the Gurux Python client, against the same simulated meter
+//! (a separate `dlms-bridge simulate` process, so its CPU is not counted).
+//!
+//! Run: `cargo bench --bench poll_cycle` (set POLL_CYCLES to change the cycle count). The
+//! Gurux row needs `pip install gurux-dlms`. Figures go in docs/benchmarks.md.
+
+use dlms_bridge::client::reads::{self, ScalerCache, Target};
+use dlms_bridge::client::{Connection, ConnectionOptions, Framing, TcpTransport};
+use dlms_bridge::dlms::hdlc::ServerAddress;
+use dlms_bridge::dlms::session::SessionConfig;
+use dlms_bridge::sim::model::MeterModel;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// CPU seconds (user + system) of this process, from /proc/self/stat (clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Row {
+    client: String,
+    transport: &'static str,
+    cycles: u64,
+    round_trips: u64,
+    sent: u64,
+    received: u64,
+    cpu_s: f64,
+}
+
+fn ours(port: u16, framing: Framing, transport: &'static str, cycles: u64) -> Row {
+    let t = TcpTransport::connect("127.0.0.1", port, Duration::from_secs(2)).unwrap();
+    let mut conn = Connection::open(
+        t,
+        framing,
+        SessionConfig::default(),
+        ConnectionOptions::default(),
+    )
+    .unwrap();
+    let targets: Vec<Target> = MeterModel::register_codes()
+        .into_iter()
+        .take(8)
+        .map(|o| Target::new(3, o, 2))
+        .collect();
+    let mut cache = ScalerCache::default();
+    reads::read_values(&mut conn, &targets, &mut cache).unwrap();
+    let s0 = conn.stats();
+    let (cpu0, wall0) = (cpu_seconds(), Instant::now());
+    for _ in 0..cycles {
+        let v = reads::read_values(&mut conn, &targets, &mut cache).unwrap();
+        assert!(v.iter().all(Result::is_ok));
+    }
+    let cpu_s = cpu_seconds() - cpu0;
+    let s1 = conn.stats();
+    eprintln!(
+        "ours/{transport}: {cycles} cycles in {:.2?}",
+        wall0.elapsed()
+    );
+    Row {
+        client: "dlms-bridge (Rust)".into(),
+        transport,
+        cycles,
+        round_trips: s1.round_trips - s0.round_trips,
+        sent: s1.bytes_sent - s0.bytes_sent,
+        received: s1.bytes_received - s0.bytes_received,
+        cpu_s,
+    }
+}
+
+fn gurux(port: u16, transport: &'static str, cycles: u64) -> Option<Row> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/gurux_poll.py");
+    let out = Command::new("python3")
+        .args([
+            script,
+            "--port",
+            &port.to_string(),
+            "--cycles",
+            &cycles.to_string(),
+            "--transport",
+            transport,
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "gurux client unavailable: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(Row {
+        client: v["client"].as_str()?.to_string(),
+        transport,
+        cycles,
+        round_trips: v["round_trips"].as_u64()?,
+        sent: v["bytes_sent"].as_u64()?,
+        received: v["bytes_received"].as_u64()?,
+        cpu_s: v["cpu_s"].as_f64()?,
+    })
+}
+
+fn main() {
+    let cycles: u64 = std::env::var("POLL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut rows = Vec::new();
+    for (transport, p) in [("hdlc", port), ("wrapper", port + 1)] {
+        let mut sim = Command::new(env!("CARGO_BIN_EXE_dlms-bridge"))
+            .args([
+                "simulate",
+                "--meters",
+                "1",
+                "--port-base",
+                &p.to_string(),
+                "--transport",
+                transport,
+                "--duration-s",
+                "600",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let framing = match transport {
+            "hdlc" => Framing::Hdlc {
+                client: 16,
+                server: ServerAddress::new(1, Some(17)),
+            },
+            _ => Framing::Wrapper {
+                client: 16,
+                server: 1,
+            },
+        };
+        rows.push(ours(p, framing, transport, cycles));
+        rows.extend(gurux(p, transport, cycles / 10));
+        let _ = sim.kill();
+        let _ = sim.wait();
+    }
+    println!("| client | transport | cycles | round trips / cycle | bytes sent / cycle | bytes received / cycle | CPU µs / cycle |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let c = r.cycles as f64;
+        println!(
+            "| {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            r.client,
+            r.transport,
+            r.cycles,
+            r.round_trips as f64 / c,
+            r.sent as f64 / c,
+            r.received as f64 / c,
+            r.cpu_s * 1e6 / c
+        );
+    }
+}
