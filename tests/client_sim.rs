@@ -361,3 +361,25 @@ fn dropped_connection_mid_block_is_recovered_from() {
         );
     }
 }
+
+#[test]
+fn a_late_answer_is_never_taken_for_the_next_one() {
+    for framing in [net::Framing::Hdlc, net::Framing::Wrapper] {
+        let mut config = SimConfig::new(MeterModel::new(8, 0), framing);
+        config.fault = Fault::Slow(Duration::from_millis(1200));
+        config.fault_limit = Some(1);
+        let s = sim(config);
+        let mut conn = connect(&s, Authentication::None).unwrap();
+        let targets = eight_registers();
+        let mut cache = ScalerCache::default();
+        // The first GET (the scalers) is answered after our 800 ms timeout...
+        let err = reads::read_values(&mut conn, &targets, &mut cache).unwrap_err();
+        assert!(matches!(err, ClientError::NoAnswer { .. }), "{err}");
+        // ...and arrives while we wait for the next GET on the same connection: it carries the
+        // old invoke id and is dropped; the values are the right ones, not the late scalers.
+        let values = reads::read_values(&mut conn, &targets, &mut cache).unwrap();
+        assert_truth(&s.config.model, &targets, &values);
+        assert!(conn.stats().stale >= 1, "{framing:?}: {:?}", conn.stats());
+        assert_eq!(conn.stats().timeouts, 1);
+    }
+}

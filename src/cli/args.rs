@@ -42,7 +42,11 @@ pub struct MeterOptions {
     pub auth_low: bool,
     pub password: Option<String>,
     pub timeout_ms: u64,
+    pub inter_frame_timeout_ms: Option<u64>,
     pub retries: u32,
+    pub data_bits: serialport::DataBits,
+    pub parity: serialport::Parity,
+    pub stop_bits: serialport::StopBits,
     pub max_info: u16,
 }
 
@@ -61,7 +65,11 @@ impl Default for MeterOptions {
             auth_low: false,
             password: None,
             timeout_ms: 5000,
+            inter_frame_timeout_ms: None,
             retries: 2,
+            data_bits: serialport::DataBits::Eight,
+            parity: serialport::Parity::None,
+            stop_bits: serialport::StopBits::One,
             max_info: 128,
         }
     }
@@ -142,6 +150,36 @@ impl MeterOptions {
             "timeout-ms" => self.timeout_ms = parse_num("--timeout-ms", parser.value()?)?,
             "retries" => self.retries = parse_num("--retries", parser.value()?)?,
             "max-info" => self.max_info = parse_num("--max-info", parser.value()?)?,
+            "inter-frame-timeout-ms" => {
+                self.inter_frame_timeout_ms =
+                    Some(parse_num("--inter-frame-timeout-ms", parser.value()?)?)
+            }
+            "data-bits" => {
+                self.data_bits = match parser.value()?.string()?.as_str() {
+                    "7" => serialport::DataBits::Seven,
+                    "8" => serialport::DataBits::Eight,
+                    other => return Err(usage(format!("--data-bits: {other:?} is not 7 or 8"))),
+                }
+            }
+            "parity" => {
+                self.parity = match parser.value()?.string()?.as_str() {
+                    "none" => serialport::Parity::None,
+                    "even" => serialport::Parity::Even,
+                    "odd" => serialport::Parity::Odd,
+                    other => {
+                        return Err(usage(format!(
+                            "--parity: {other:?} is not none, even or odd"
+                        )))
+                    }
+                }
+            }
+            "stop-bits" => {
+                self.stop_bits = match parser.value()?.string()?.as_str() {
+                    "1" => serialport::StopBits::One,
+                    "2" => serialport::StopBits::Two,
+                    other => return Err(usage(format!("--stop-bits: {other:?} is not 1 or 2"))),
+                }
+            }
             other => return Err(usage(format!("--{other} is not a meter option"))),
         }
         Ok(())
@@ -187,8 +225,13 @@ impl MeterOptions {
         if !(32..=2030).contains(&self.max_info) {
             return Err(usage("--max-info must be 32..2030"));
         }
+        let inter_frame = self.inter_frame_timeout_ms.unwrap_or(self.timeout_ms);
+        if inter_frame == 0 {
+            return Err(usage("--inter-frame-timeout-ms must be positive"));
+        }
         Ok(ConnectionOptions {
             response_timeout: Duration::from_millis(self.timeout_ms),
+            inter_frame_timeout: Duration::from_millis(inter_frame),
             max_info: self.max_info,
             always_send_snrm_params: false,
         })
@@ -208,7 +251,12 @@ impl MeterOptions {
                 }
             }
             (None, Some(path)) => Endpoint::Serial {
-                settings: SerialSettings::hdlc(path, self.baud),
+                settings: SerialSettings {
+                    data_bits: self.data_bits,
+                    parity: self.parity,
+                    stop_bits: self.stop_bits,
+                    ..SerialSettings::hdlc(path, self.baud)
+                },
                 mode_e: self.mode_e,
             },
             (Some(_), Some(_)) => return Err(usage("give either --host or --serial, not both")),

@@ -4,3 +4,13 @@ pub mod json;
 pub mod read;
 pub mod scan;
 pub mod simulate;
+
+/// Writes lines to stdout, reporting a closed pipe as an error instead of panicking.
+pub fn write_lines(lines: &[String]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()
+}

@@ -4,7 +4,7 @@
 use super::args::{usage, MeterOptions, UsageError};
 use super::json;
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target};
-use dlms_bridge::client::MeterTarget;
+use dlms_bridge::client::{ClientError, MeterTarget};
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::dlms::axdr::{format_rfc3339, parse_rfc3339, DateTime};
 use lexopt::prelude::*;
@@ -22,7 +22,9 @@ dlms-bridge read ... --set-clock now|2026-11-24T06:00:00Z
   --server-logical N     server logical address / wrapper wPort (default 1)
   --server-physical N    HDLC physical address, or none (default 17)
   --auth none|low        authentication (low = LLS, needs --password)
-  --timeout-ms N         answer timeout per frame (default 5000)
+  --timeout-ms N         time to wait for an answer (default 5000)
+  --inter-frame-timeout-ms N   time to wait for each further segment (default: --timeout-ms)
+  --baud N --data-bits 7|8 --parity none|even|odd --stop-bits 1|2   serial line (9600 8N1)
   --retries N            reconnects on time-outs and broken links (default 2)
   --max-info N           HDLC max information field (default 128)
   OBIS defaults to CLASS:ATTRIBUTE 3:2 (register value, scaled by its scaler_unit)";
@@ -132,39 +134,55 @@ fn fail(target: &MeterTarget, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Connects, reads, releases; retried as a whole on transient errors. Output is printed only
+/// once an attempt has succeeded, so a retry never prints a line twice.
 fn execute(target: &MeterTarget, retries: u32, mode: Mode) -> ExitCode {
-    let mut conn = match target.connect_with_retries(retries) {
-        Ok(c) => c,
-        Err(e) => return fail(target, e),
-    };
+    let mut attempt = 0;
+    loop {
+        match collect(target, &mode) {
+            Ok((lines, errors)) => {
+                if super::write_lines(&lines).is_err() {
+                    // stdout closed (e.g. piped into `head`): nothing left to tell anyone.
+                    return ExitCode::SUCCESS;
+                }
+                for e in &errors {
+                    eprintln!("dlms-bridge: {e}");
+                }
+                return if errors.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                };
+            }
+            Err(e) if e.is_transient() && attempt < retries => attempt += 1,
+            Err(e) => return fail(target, e),
+        }
+    }
+}
+
+/// One attempt: the JSON lines and the per-item errors.
+fn collect(target: &MeterTarget, mode: &Mode) -> Result<(Vec<String>, Vec<String>), ClientError> {
+    let mut conn = target.connect()?;
     let mut cache = ScalerCache::default();
-    let mut failed = false;
+    let (mut lines, mut errors) = (Vec::new(), Vec::new());
     match mode {
         Mode::Values(targets) => {
-            let values = match reads::read_values(&mut conn, &targets, &mut cache) {
-                Ok(v) => v,
-                Err(e) => return fail(target, e),
-            };
+            let values = reads::read_values(&mut conn, targets, &mut cache)?;
             for (t, v) in targets.iter().zip(values) {
                 match v {
                     Ok(v) => {
                         let (value, unit) = json::value(&v);
-                        let line = json!({"obis": t.obis.to_string(), "class": t.class_id, "attribute": t.attribute, "value": value, "unit": unit});
-                        println!("{line}");
+                        lines.push(json!({"obis": t.obis.to_string(), "class": t.class_id, "attribute": t.attribute, "value": value, "unit": unit}).to_string());
                     }
                     Err(e) => {
-                        eprintln!(
-                            "dlms-bridge: {} {}:{}: {e}",
-                            t.obis, t.class_id, t.attribute
-                        );
-                        failed = true;
+                        errors.push(format!("{} {}:{}: {e}", t.obis, t.class_id, t.attribute))
                     }
                 }
             }
         }
         Mode::Profile { obis, selection } => {
-            match reads::read_profile(&mut conn, obis, selection, &mut cache) {
-                Ok(Ok(profile)) => {
+            match reads::read_profile(&mut conn, *obis, *selection, &mut cache)? {
+                Ok(profile) => {
                     for row in profile.rows {
                         let mut fields = Map::new();
                         fields.insert(
@@ -175,45 +193,27 @@ fn execute(target: &MeterTarget, retries: u32, mode: Mode) -> ExitCode {
                         for (col, value) in &row.values {
                             fields.insert(col.instance.to_string(), json::value(value).0);
                         }
-                        println!("{}", json!({"obis": obis.to_string(), "row": fields}));
+                        lines.push(json!({"obis": obis.to_string(), "row": fields}).to_string());
                     }
                 }
-                Ok(Err(e)) => {
-                    eprintln!("dlms-bridge: {obis} 7:2: {e}");
-                    failed = true;
-                }
-                Err(e) => return fail(target, e),
+                Err(e) => errors.push(format!("{obis} 7:2: {e}")),
             }
         }
-        Mode::ListObjects => match reads::list_objects(&mut conn) {
-            Ok(Ok(objects)) => {
+        Mode::ListObjects => match reads::list_objects(&mut conn)? {
+            Ok(objects) => {
                 for o in objects {
-                    println!(
-                        "{}",
-                        json!({"obis": o.obis.to_string(), "class": o.class_id, "version": o.version})
-                    );
+                    lines.push(json!({"obis": o.obis.to_string(), "class": o.class_id, "version": o.version}).to_string());
                 }
             }
-            Ok(Err(e)) => {
-                eprintln!("dlms-bridge: object list: {e}");
-                failed = true;
-            }
-            Err(e) => return fail(target, e),
+            Err(e) => errors.push(format!("object list: {e}")),
         },
-        Mode::SetClock(t) => match reads::set_clock(&mut conn, DateTime::from_unix(t, 0)) {
-            Ok(()) => println!(
-                "{}",
-                json!({"obis": "0-0:1.0.0*255", "class": 8, "attribute": 2, "value": format_rfc3339(t)})
-            ),
-            Err(e) => return fail(target, e),
-        },
+        Mode::SetClock(t) => {
+            reads::set_clock(&mut conn, DateTime::from_unix(*t, 0))?;
+            lines.push(json!({"obis": "0-0:1.0.0*255", "class": 8, "attribute": 2, "value": format_rfc3339(*t)}).to_string());
+        }
     }
     conn.release();
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    Ok((lines, errors))
 }
 
 #[cfg(test)]

@@ -148,7 +148,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                         connect_timeout: Duration::from_millis(opts.timeout_ms),
                     };
                     if let Some(line) = probe(&target, *kind) {
-                        println!("{line}");
+                        let _ = super::write_lines(&[line.to_string()]);
                         *found.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                         break;
                     }

@@ -26,8 +26,11 @@ pub enum Framing {
 
 #[derive(Debug, Clone)]
 pub struct ConnectionOptions {
-    /// How long to wait for each answer (and for each further frame of a segmented answer).
+    /// How long to wait for the first frame of each answer.
     pub response_timeout: Duration,
+    /// How long to wait for each further frame of a segmented answer (meters that pause
+    /// between segments, like some L+G E450 firmwares, need this longer than the default).
+    pub inter_frame_timeout: Duration,
     /// HDLC max information field we propose (both directions).
     pub max_info: u16,
     /// Send the SNRM parameter block even when it holds only the defaults.
@@ -38,6 +41,7 @@ impl Default for ConnectionOptions {
     fn default() -> Self {
         ConnectionOptions {
             response_timeout: Duration::from_secs(5),
+            inter_frame_timeout: Duration::from_secs(5),
             max_info: 128,
             always_send_snrm_params: false,
         }
@@ -166,7 +170,7 @@ impl<T: Transport> Connection<T> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            self.receive(deadline, "SNRM")?;
+            self.receive(deadline, "SNRM", self.options.response_timeout)?;
         }
     }
 
@@ -183,15 +187,17 @@ impl<T: Transport> Connection<T> {
         Ok(())
     }
 
-    /// Reads once into the framer; fails at `deadline`.
-    fn receive(&mut self, deadline: Instant, waiting_for: &'static str) -> Result<(), ClientError> {
+    /// Reads once into the framer; fails at `deadline` (reported as `after`).
+    fn receive(
+        &mut self,
+        deadline: Instant,
+        waiting_for: &'static str,
+        after: Duration,
+    ) -> Result<(), ClientError> {
         let now = Instant::now();
         if now >= deadline {
             self.stats.timeouts += 1;
-            return Err(ClientError::NoAnswer {
-                waiting_for,
-                after: self.options.response_timeout,
-            });
+            return Err(ClientError::NoAnswer { waiting_for, after });
         }
         let mut buf = [0u8; 2048];
         let n = self.transport.recv(&mut buf, deadline - now)?;
@@ -233,6 +239,7 @@ impl<T: Transport> Connection<T> {
 
     fn receive_apdu(&mut self, waiting_for: &'static str) -> Result<Vec<u8>, ClientError> {
         let mut deadline = Instant::now() + self.options.response_timeout;
+        let mut after = self.options.response_timeout;
         loop {
             match &mut self.framer {
                 Framer::Hdlc { link, deframer } => {
@@ -253,7 +260,8 @@ impl<T: Transport> Connection<T> {
                     if progressed {
                         // RRs for segments, next segments of our request.
                         self.flush()?;
-                        deadline = Instant::now() + self.options.response_timeout;
+                        after = self.options.inter_frame_timeout;
+                        deadline = Instant::now() + after;
                     }
                 }
                 Framer::Wrapper {
@@ -273,7 +281,7 @@ impl<T: Transport> Connection<T> {
                     Err(e) => return Err(ClientError::Session(e.into())),
                 },
             }
-            self.receive(deadline, waiting_for)?;
+            self.receive(deadline, waiting_for, after)?;
         }
     }
 
@@ -347,7 +355,11 @@ impl<T: Transport> Connection<T> {
                         done = true;
                     }
                 }
-                if done || self.receive(deadline, "DISC").is_err() {
+                if done
+                    || self
+                        .receive(deadline, "DISC", self.options.response_timeout)
+                        .is_err()
+                {
                     break;
                 }
             }
