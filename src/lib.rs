@@ -12,3 +12,4 @@ pub mod client;
 pub mod cosem;
 pub mod dlms;
 pub mod sim;
+pub mod store;

@@ -1,0 +1,141 @@
+//! The bridge's SQLite database: configuration (meters, measurements, settings) and the
+//! durable outbox of readings. One file, WAL mode, schema migrations by `PRAGMA user_version`,
+//! file mode 0600 (it holds passwords and tokens).
+//!
+//! rusqlite's `Connection` is `Send` but not `Sync`: every thread that needs the database opens
+//! its own [`Store`] (the publisher thread is the only writer of the outbox).
+
+pub mod config;
+pub mod outbox;
+mod schema;
+pub mod settings;
+
+use rusqlite::Connection;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    Sqlite(rusqlite::Error),
+    Io(std::io::Error),
+    /// Configuration that does not make sense; nothing was changed.
+    Invalid(String),
+    NotFound(String),
+    /// The database was written by a newer dlms-bridge.
+    TooNew {
+        found: i64,
+        supported: i64,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Sqlite(e) => write!(f, "database: {e}"),
+            StoreError::Io(e) => write!(f, "database file: {e}"),
+            StoreError::Invalid(m) => write!(f, "{m}"),
+            StoreError::NotFound(m) => write!(f, "{m} not found"),
+            StoreError::TooNew { found, supported } => write!(
+                f,
+                "database schema version {found} is newer than this dlms-bridge supports ({supported}); upgrade dlms-bridge"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    pub(crate) conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        restrict_permissions(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // WAL: readers (CLI, status) never block the publisher. synchronous=FULL: a committed
+        // reading survives power loss, not only a crash; group commit keeps fsyncs rare.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&conn)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) fn temp_store(name: &str) -> (Store, tempdir::TempDir) {
+    let dir = tempdir::TempDir::new(name);
+    let store = Store::open(&dir.path().join("bridge.db")).unwrap();
+    (store, dir)
+}
+
+#[cfg(test)]
+pub(crate) mod tempdir {
+    /// A directory removed on drop (tests only).
+    pub struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        pub fn new(name: &str) -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "dlms-bridge-{name}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Bridge-wide settings (MQTT broker, ThingsBoard mode and limits, outbox bounds), stored as
+//! key/value rows and read into a typed [`BridgeSettings`] with defaults.
+
+use super::{Result, Store, StoreError};
+use rusqlite::params;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishMode {
+    /// One MQTT session with the gateway token; meters are gateway devices.
+    Gateway,
+    /// One MQTT session per meter, with the meter's own access token.
+    Device,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Delete the oldest readings to make room (the default: recent data matters most).
+    DropOldest,
+    /// Refuse new readings while full.
+    DropNewest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeSettings {
+    /// Publishing is off when empty: readings stay in the outbox.
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    pub client_id: String,
+    pub mode: PublishMode,
+    pub gateway_token: Option<String>,
+    /// ThingsBoard's default maximum MQTT payload is 64 KiB.
+    pub max_payload_bytes: usize,
+    pub max_messages_per_second: u32,
+    /// Readings per group commit, and the longest a reading waits for its commit.
+    pub batch_max_readings: usize,
+    pub commit_interval_ms: u64,
+    pub outbox_max_rows: u64,
+    pub outbox_max_age_s: u64,
+    pub outbox_full_policy: FullPolicy,
+    pub status_interval_s: u64,
+}
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        BridgeSettings {
+            mqtt_host: "127.0.0.1".into(),
+            mqtt_port: 1883,
+            client_id: "dlms-bridge".into(),
+            mode: PublishMode::Gateway,
+            gateway_token: None,
+            max_payload_bytes: 65_536,
+            max_messages_per_second: 50,
+            batch_max_readings: 500,
+            commit_interval_ms: 200,
+            outbox_max_rows: 1_000_000,
+            outbox_max_age_s: 30 * 86_400,
+            outbox_full_policy: FullPolicy::DropOldest,
+            status_interval_s: 60,
+        }
+    }
+}
+
+/// Every key, its meaning, for `settings show` and errors.
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "mqtt.host",
+        "broker host (empty: do not publish, keep readings in the outbox)",
+    ),
+    ("mqtt.port", "broker port"),
+    ("mqtt.client_id", "MQTT client id (gateway mode)"),
+    ("thingsboard.mode", "gateway or device"),
+    (
+        "thingsboard.gateway_token",
+        "gateway device access token (secret)",
+    ),
+    ("thingsboard.max_payload_bytes", "largest MQTT payload"),
+    ("thingsboard.max_messages_per_second", "publish rate limit"),
+    ("outbox.batch_max_readings", "readings per group commit"),
+    (
+        "outbox.commit_interval_ms",
+        "longest wait before a reading is committed",
+    ),
+    ("outbox.max_rows", "outbox bound in readings"),
+    (
+        "outbox.max_age_s",
+        "readings older than this are dropped (counted and logged)",
+    ),
+    ("outbox.full_policy", "drop-oldest or drop-newest"),
+    (
+        "log.status_interval_s",
+        "seconds between per-meter status lines",
+    ),
+];
+
+fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+    v.trim()
+        .parse()
+        .map_err(|_| StoreError::Invalid(format!("setting {key}: invalid value {v:?}")))
+}
+
+impl BridgeSettings {
+    fn apply(&mut self, key: &str, v: &str) -> Result<()> {
+        match key {
+            "mqtt.host" => self.mqtt_host = v.trim().to_string(),
+            "mqtt.port" => self.mqtt_port = parse(key, v)?,
+            "mqtt.client_id" => self.client_id = v.to_string(),
+            "thingsboard.mode" => {
+                self.mode = match v {
+                    "gateway" => PublishMode::Gateway,
+                    "device" => PublishMode::Device,
+                    _ => {
+                        return Err(StoreError::Invalid(format!(
+                            "{key}: {v:?} is not gateway or device"
+                        )))
+                    }
+                }
+            }
+            "thingsboard.gateway_token" => {
+                self.gateway_token = Some(v.to_string()).filter(|t| !t.is_empty())
+            }
+            "thingsboard.max_payload_bytes" => self.max_payload_bytes = parse(key, v)?,
+            "thingsboard.max_messages_per_second" => self.max_messages_per_second = parse(key, v)?,
+            "outbox.batch_max_readings" => self.batch_max_readings = parse(key, v)?,
+            "outbox.commit_interval_ms" => self.commit_interval_ms = parse(key, v)?,
+            "outbox.max_rows" => self.outbox_max_rows = parse(key, v)?,
+            "outbox.max_age_s" => self.outbox_max_age_s = parse(key, v)?,
+            "outbox.full_policy" => {
+                self.outbox_full_policy = match v {
+                    "drop-oldest" => FullPolicy::DropOldest,
+                    "drop-newest" => FullPolicy::DropNewest,
+                    _ => {
+                        return Err(StoreError::Invalid(format!(
+                            "{key}: {v:?} is not drop-oldest or drop-newest"
+                        )))
+                    }
+                }
+            }
+            "log.status_interval_s" => self.status_interval_s = parse(key, v)?,
+            _ => {
+                let known: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+                return Err(StoreError::Invalid(format!(
+                    "unknown setting {key:?}; known: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        self.check()
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |m: &str| Err(StoreError::Invalid(m.to_string()));
+        if self.max_payload_bytes < 1024 {
+            return bad("thingsboard.max_payload_bytes must be at least 1024");
+        }
+        if self.max_messages_per_second == 0 || self.batch_max_readings == 0 {
+            return bad("rates and batch sizes must be positive");
+        }
+        if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {
+            return bad("outbox.commit_interval_ms must be 1..60000");
+        }
+        if self.outbox_max_rows == 0 || self.outbox_max_age_s == 0 || self.status_interval_s == 0 {
+            return bad("outbox bounds and the status interval must be positive");
+        }
+        Ok(())
+    }
+
+    /// (key, value) for display; secrets masked.
+    pub fn shown(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("mqtt.host", self.mqtt_host.clone()),
+            ("mqtt.port", self.mqtt_port.to_string()),
+            ("mqtt.client_id", self.client_id.clone()),
+            (
+                "thingsboard.mode",
+                if self.mode == PublishMode::Gateway {
+                    "gateway"
+                } else {
+                    "device"
+                }
+                .into(),
+            ),
+            (
+                "thingsboard.gateway_token",
+                if self.gateway_token.is_some() {
+                    "(set)"
+                } else {
+                    "(not set)"
+                }
+                .into(),
+            ),
+            (
+                "thingsboard.max_payload_bytes",
+                self.max_payload_bytes.to_string(),
+            ),
+            (
+                "thingsboard.max_messages_per_second",
+                self.max_messages_per_second.to_string(),
+            ),
+            (
+                "outbox.batch_max_readings",
+                self.batch_max_readings.to_string(),
+            ),
+            (
+                "outbox.commit_interval_ms",
+                self.commit_interval_ms.to_string(),
+            ),
+            ("outbox.max_rows", self.outbox_max_rows.to_string()),
+            ("outbox.max_age_s", self.outbox_max_age_s.to_string()),
+            (
+                "outbox.full_policy",
+                if self.outbox_full_policy == FullPolicy::DropOldest {
+                    "drop-oldest"
+                } else {
+                    "drop-newest"
+                }
+                .into(),
+            ),
+            ("log.status_interval_s", self.status_interval_s.to_string()),
+        ]
+    }
+}
+
+impl Store {
+    pub fn settings(&self) -> Result<BridgeSettings> {
+        let mut s = BridgeSettings::default();
+        let mut stmt = self.conn.prepare("SELECT key, value FROM settings")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (k, v) = row?;
+            s.apply(&k, &v)?;
+        }
+        Ok(s)
+    }
+
+    /// Sets one setting after checking it; an invalid value changes nothing.
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        let mut s = self.settings()?;
+        s.apply(key, value)?;
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::temp_store;
+
+    #[test]
+    fn defaults_set_and_refuse() {
+        let (mut store, _d) = temp_store("settings");
+        assert_eq!(store.settings().unwrap(), BridgeSettings::default());
+        store.set_setting("mqtt.port", "18830").unwrap();
+        store.set_setting("thingsboard.mode", "device").unwrap();
+        store
+            .set_setting("thingsboard.gateway_token", "SECRET")
+            .unwrap();
+        let s = store.settings().unwrap();
+        assert_eq!((s.mqtt_port, s.mode), (18830, PublishMode::Device));
+        assert!(!format!("{:?}", s.shown()).contains("SECRET"));
+        assert!(store.set_setting("mqtt.port", "99999").is_err());
+        assert!(store.set_setting("thingsboard.mode", "both").is_err());
+        assert!(store.set_setting("outbox.max_rows", "0").is_err());
+        let e = store.set_setting("mqtt.hots", "x").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown setting") && e.contains("mqtt.host"),
+            "{e}"
+        );
+        assert_eq!(
+            store.settings().unwrap().mqtt_port,
+            18830,
+            "failed sets change nothing"
+        );
+    }
+}
