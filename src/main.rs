@@ -1,5 +1,5 @@
-//! The `dlms-bridge` binary: subcommands `read`, `scan`, `simulate`, and offline protocol tools.
-//! The bridge runtime (`run`, `demo`) lands with issue 4.
+//! The `dlms-bridge` binary: the bridge (`run`, `demo`), configuration (`meter`, `settings`),
+//! meter tools (`read`, `scan`, `simulate`) and offline protocol decoders.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -16,7 +16,10 @@ USAGE:
     dlms-bridge read ...             read values, a profile or the object list from a meter
     dlms-bridge scan ...             find meters in the given host/port ranges
     dlms-bridge simulate ...         run simulated meters (loopback TCP or a serial device)
-    dlms-bridge demo                 simulated meters + bridge + status page (not yet)
+    dlms-bridge demo                 simulated meters + bridge (+ mosquitto if installed); Ctrl-C stops
+    dlms-bridge run [--db PATH]      the bridge: poll meters, publish to ThingsBoard
+    dlms-bridge meter ...            add|list|show|edit|rm|import|export meters
+    dlms-bridge settings ...         show|set MQTT / ThingsBoard / outbox settings
     dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames and their APDUs
     dlms-bridge decode-apdu HEX      decode one APDU
     dlms-bridge obis CODE            normalise an OBIS code
@@ -30,6 +33,10 @@ fn main() -> ExitCode {
             Some("read") => Some(cli::read::run),
             Some("scan") => Some(cli::scan::run),
             Some("simulate") => Some(cli::simulate::run),
+            Some("run") => Some(cli::run::run),
+            Some("demo") => Some(cli::demo::run),
+            Some("meter") => Some(cli::meter::run),
+            Some("settings") => Some(cli::meter::settings),
             _ => None,
         };
     if let Some(run) = sub {
@@ -46,10 +53,6 @@ fn main() -> ExitCode {
         (Some("--version" | "-V"), _) => {
             println!("dlms-bridge {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
-        }
-        (Some("demo" | "run"), _) => {
-            eprintln!("dlms-bridge: the bridge runtime is not built yet (see issue 4); the protocol core is.");
-            ExitCode::from(2)
         }
         (Some("decode-hdlc"), Some(hex)) => with_hex(hex, decode_hdlc),
         (Some("decode-apdu"), Some(hex)) => with_hex(hex, |b| {

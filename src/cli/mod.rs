@@ -1,7 +1,9 @@
 //! The command-line interface: one module per subcommand, shared option parsing in `args`.
 pub mod args;
-pub mod json;
+pub mod demo;
+pub mod meter;
 pub mod read;
+pub mod run;
 pub mod scan;
 pub mod simulate;
 

@@ -2,7 +2,7 @@
 //! one JSON object per line on stdout; errors go to stderr, one line each.
 
 use super::args::{usage, MeterOptions, UsageError};
-use super::json;
+use dlms_bridge::client::json;
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target};
 use dlms_bridge::client::{ClientError, MeterTarget};
 use dlms_bridge::cosem::Obis;

@@ -3,7 +3,7 @@
 //! where the association allows. One JSON line per meter found.
 
 use super::args::{usage, MeterOptions, TransportKind, UsageError};
-use super::json;
+use dlms_bridge::client::json;
 use dlms_bridge::client::reads::{self, Target};
 use dlms_bridge::client::{Endpoint, MeterTarget};
 use dlms_bridge::cosem::Obis;

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod error;
+pub mod json;
 pub mod mode_e;
 pub mod reads;
 pub mod target;

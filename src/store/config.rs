@@ -552,7 +552,8 @@ mod tests {
     #[test]
     fn invalid_configurations_are_refused_with_a_reason() {
         let good = MeterConfig::tcp("M", "127.0.0.1", 1);
-        let cases: Vec<(Box<dyn Fn(&mut MeterConfig)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut MeterConfig)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|m| m.name = " ".into()), "name"),
             (Box::new(|m| m.transport = "modbus".into()), "transport"),
             (

@@ -1,7 +1,7 @@
 //! JSON renderings of COSEM values for `read` output.
 
-use dlms_bridge::client::reads::Value;
-use dlms_bridge::dlms::axdr::{format_rfc3339, Data};
+use crate::client::reads::Value;
+use crate::dlms::axdr::{format_rfc3339, Data};
 use serde_json::{json, Value as Json};
 
 /// A value for the `value` field, and the unit symbol if any.

@@ -1,0 +1,151 @@
+//! The bridge runtime (`dlms-bridge run`): one thread per meter, one publisher thread, and this
+//! supervisor on the main thread, which applies configuration changes live and writes the
+//! periodic status lines.
+//!
+//! ```text
+//! meter workers --(bounded crossbeam channel of readings)--> publisher --> SQLite outbox --> MQTT
+//! ```
+
+pub mod event;
+pub mod publisher;
+pub mod schedule;
+pub mod status;
+pub mod thingsboard;
+pub mod worker;
+
+use crate::store::config::MeterConfig;
+use crate::store::{Store, StoreError};
+use crossbeam_channel::{bounded, Sender};
+use log::{info, warn};
+use publisher::Publisher;
+use status::{MeterState, Status};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Readings the channel holds before meter threads wait for the publisher.
+const CHANNEL_CAPACITY: usize = 4096;
+/// Meter threads do blocking I/O and bounded-depth decoding: a small stack is plenty.
+const WORKER_STACK: usize = 256 * 1024;
+
+struct Running {
+    config: MeterConfig,
+    stop: Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+/// Runs until `stop` is set, then releases every association, flushes the outbox and returns.
+pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), StoreError> {
+    let store = Store::open(db)?;
+    let (events, rx) = bounded(CHANNEL_CAPACITY);
+    let publisher = Publisher::new(Store::open(db)?, status.clone())?;
+    let publisher = std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || publisher.run(rx))?;
+    let mut workers: HashMap<i64, Running> = HashMap::new();
+    let mut revision = -1;
+    let mut last_report = Instant::now();
+    info!("bridge running with database {}", db.display());
+    while !stop.load(Ordering::Relaxed) {
+        match store.config_revision() {
+            Ok(r) if r != revision => match store.meters() {
+                Ok(meters) => {
+                    reconcile(&mut workers, meters, &events, &status);
+                    revision = r;
+                }
+                Err(e) => warn!("reading meters: {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => warn!("reading configuration: {e}"),
+        }
+        let interval = store.settings().map_or(60, |s| s.status_interval_s);
+        if last_report.elapsed() >= Duration::from_secs(interval) {
+            for line in status.report_lines() {
+                info!("status: {line}");
+            }
+            last_report = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    info!("stopping: releasing {} meter(s)", workers.len());
+    let all: Vec<Running> = workers.into_values().collect();
+    for w in &all {
+        let _ = w.stop.send(());
+    }
+    for w in all {
+        let _ = w.handle.join();
+    }
+    drop(events);
+    let _ = publisher.join();
+    for line in status.report_lines() {
+        info!("status: {line}");
+    }
+    Ok(())
+}
+
+/// Starts, stops and restarts meter threads to match the configuration.
+fn reconcile(
+    workers: &mut HashMap<i64, Running>,
+    meters: Vec<MeterConfig>,
+    events: &Sender<Event>,
+    status: &Arc<Status>,
+) {
+    let wanted: HashMap<i64, MeterConfig> = meters
+        .into_iter()
+        .filter_map(|m| Some((m.id?, m)))
+        .collect();
+    let stale: Vec<i64> = workers
+        .iter()
+        .filter(|(id, r)| wanted.get(id) != Some(&r.config) || !r.config.enabled)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in stale {
+        if let Some(r) = workers.remove(&id) {
+            info!(
+                "meter {:?}: configuration changed or removed, stopping its thread",
+                r.config.name
+            );
+            let _ = r.stop.send(());
+            let _ = r.handle.join();
+            status.remove_meter(&r.config.name);
+        }
+    }
+    for (id, config) in wanted {
+        if !config.enabled {
+            status.update_meter(&config.name, |m| m.state = MeterState::Disabled);
+            continue;
+        }
+        if workers.contains_key(&id) {
+            continue;
+        }
+        let (stop_tx, stop_rx) = bounded(1);
+        let Some(worker) =
+            worker::Worker::new(config.clone(), events.clone(), stop_rx, status.clone())
+        else {
+            warn!("meter {:?}: invalid measurements, not started", config.name);
+            continue;
+        };
+        match std::thread::Builder::new()
+            .name(format!("meter-{id}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || worker.run())
+        {
+            Ok(handle) => {
+                workers.insert(
+                    id,
+                    Running {
+                        config,
+                        stop: stop_tx,
+                        handle,
+                    },
+                );
+            }
+            Err(e) => warn!("meter {:?}: cannot start its thread: {e}", config.name),
+        }
+    }
+}
+
+use event::Event;

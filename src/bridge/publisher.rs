@@ -1,0 +1,473 @@
+//! The one publisher thread: the single writer of the outbox and the owner of the MQTT
+//! session(s).
+//!
+//! Every loop: take readings from the channel; commit them to the outbox in one transaction
+//! when the batch is full or the oldest has waited `commit_interval_ms` (group commit); then
+//! publish the oldest outbox entries (QoS 1, in order, within the payload and rate limits) and
+//! delete each message's entries when its PUBACK arrives. While the broker is unreachable
+//! nothing is deleted; on reconnect the backlog drains in order with its original timestamps.
+//! A crash loses nothing committed; an entry published but not yet deleted when the process
+//! dies is sent again (at-least-once: ThingsBoard overwrites the same key and timestamp).
+
+use super::event::{now_ms, Event};
+use super::status::Status;
+use super::thingsboard::{self, Message};
+use crate::store::outbox::{Entry, NewEntry};
+use crate::store::settings::{BridgeSettings, PublishMode};
+use crate::store::Store;
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use log::{error, info, warn};
+use paho_mqtt as mqtt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping bridge keeps publishing what is left.
+const FINAL_FLUSH: Duration = Duration::from_secs(3);
+const OUTBOX_PAGE: usize = 2000;
+
+struct Session {
+    client: Option<mqtt::AsyncClient>,
+    /// Gateway mode: devices announced with v1/gateway/connect in this MQTT session.
+    announced: HashSet<String>,
+    retry_at: Instant,
+    failures: u32,
+}
+
+impl Session {
+    fn new() -> Self {
+        Session {
+            client: None,
+            announced: HashSet::new(),
+            retry_at: Instant::now(),
+            failures: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct DeviceInfo {
+    device_type: String,
+    token: Option<String>,
+}
+
+pub struct Publisher {
+    store: Store,
+    settings: BridgeSettings,
+    devices: HashMap<String, DeviceInfo>,
+    revision: i64,
+    status: Arc<Status>,
+    gateway: Session,
+    per_device: HashMap<String, Session>,
+    /// Token bucket for the message rate limit.
+    tokens: f64,
+    last_refill: Instant,
+    warned_no_token: HashSet<String>,
+}
+
+impl Publisher {
+    pub fn new(store: Store, status: Arc<Status>) -> crate::store::Result<Publisher> {
+        let mut p = Publisher {
+            settings: store.settings()?,
+            store,
+            devices: HashMap::new(),
+            revision: -1,
+            status,
+            gateway: Session::new(),
+            per_device: HashMap::new(),
+            tokens: 1.0,
+            last_refill: Instant::now(),
+            warned_no_token: HashSet::new(),
+        };
+        p.reload()?;
+        Ok(p)
+    }
+
+    fn reload(&mut self) -> crate::store::Result<()> {
+        let revision = self.store.config_revision()?;
+        if revision == self.revision {
+            return Ok(());
+        }
+        let settings = self.store.settings()?;
+        let broker_changed = settings.mqtt_host != self.settings.mqtt_host
+            || settings.mqtt_port != self.settings.mqtt_port
+            || settings.mode != self.settings.mode
+            || settings.gateway_token != self.settings.gateway_token
+            || settings.client_id != self.settings.client_id;
+        if broker_changed {
+            self.disconnect_all();
+        }
+        self.settings = settings;
+        self.devices = self
+            .store
+            .meters()?
+            .into_iter()
+            .map(|m| {
+                (
+                    m.name,
+                    DeviceInfo {
+                        device_type: m.device_type,
+                        token: m.access_token,
+                    },
+                )
+            })
+            .collect();
+        self.revision = revision;
+        Ok(())
+    }
+
+    pub fn run(mut self, events: Receiver<Event>) {
+        let mut pending: Vec<NewEntry> = Vec::new();
+        let mut oldest_pending = Instant::now();
+        let mut closing = false;
+        let mut last_reload = Instant::now();
+        loop {
+            match events.recv_timeout(Duration::from_millis(20)) {
+                Ok(ev) => {
+                    if pending.is_empty() {
+                        oldest_pending = Instant::now();
+                    }
+                    pending.push(ev.into_entry());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closing = true,
+            }
+            while pending.len() < self.settings.batch_max_readings {
+                match events.try_recv() {
+                    Ok(ev) => pending.push(ev.into_entry()),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closing = true;
+                        break;
+                    }
+                }
+            }
+            let due =
+                oldest_pending.elapsed() >= Duration::from_millis(self.settings.commit_interval_ms);
+            if !pending.is_empty()
+                && (closing || due || pending.len() >= self.settings.batch_max_readings)
+            {
+                self.commit(&mut pending);
+            }
+            if last_reload.elapsed() >= Duration::from_secs(1) {
+                if let Err(e) = self.reload() {
+                    error!("publisher: reading configuration: {e}");
+                }
+                last_reload = Instant::now();
+            }
+            if closing {
+                break;
+            }
+            self.publish_round(Instant::now() + Duration::from_millis(200));
+        }
+        self.commit(&mut pending);
+        self.publish_round(Instant::now() + FINAL_FLUSH);
+        self.refresh_outbox_status();
+        self.disconnect_all();
+        info!(
+            "publisher: stopped, {} reading(s) left in the outbox",
+            self.status.publisher().outbox_rows
+        );
+    }
+
+    /// The group commit. A failed commit (disk full) keeps the readings in memory and retries:
+    /// the meters block on the channel meanwhile rather than lose data.
+    fn commit(&mut self, pending: &mut Vec<NewEntry>) {
+        if pending.is_empty() {
+            return;
+        }
+        match self.store.outbox_insert(pending, &self.settings, now_ms()) {
+            Ok(out) => {
+                if out.dropped_full + out.dropped_age > 0 {
+                    warn!(
+                        "outbox bound reached: dropped {} reading(s) (full, policy {:?}) and {} (older than {} s)",
+                        out.dropped_full, self.settings.outbox_full_policy, out.dropped_age, self.settings.outbox_max_age_s
+                    );
+                    self.status
+                        .update_publisher(|p| p.dropped += out.dropped_full + out.dropped_age);
+                }
+                pending.clear();
+                self.refresh_outbox_status();
+            }
+            Err(e) => {
+                error!(
+                    "outbox commit failed ({} reading(s) kept in memory, retrying): {e}",
+                    pending.len()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+
+    fn refresh_outbox_status(&self) {
+        if let Ok(s) = self.store.outbox_stats() {
+            self.status.update_publisher(|p| {
+                p.outbox_rows = s.rows;
+                p.oldest_unsent_ms = s.oldest_ts_ms;
+            });
+        }
+    }
+
+    fn take_token(&mut self) -> bool {
+        let rate = f64::from(self.settings.max_messages_per_second);
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last_refill).as_secs_f64() * rate)
+            .min(rate.max(1.0));
+        self.last_refill = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Publishes outbox entries until `deadline`, the outbox is empty, the rate limit is
+    /// reached, or the broker fails.
+    fn publish_round(&mut self, deadline: Instant) {
+        if self.settings.mqtt_host.is_empty() {
+            return;
+        }
+        while Instant::now() < deadline {
+            let entries = match self.store.outbox_oldest(0, OUTBOX_PAGE) {
+                Ok(e) if !e.is_empty() => e,
+                Ok(_) => return,
+                Err(e) => {
+                    error!("publisher: reading the outbox: {e}");
+                    return;
+                }
+            };
+            let progressed = match self.settings.mode {
+                PublishMode::Gateway => self.publish_gateway(&entries, deadline),
+                PublishMode::Device => self.publish_devices(&entries, deadline),
+            };
+            self.refresh_outbox_status();
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn publish_gateway(&mut self, entries: &[Entry], deadline: Instant) -> bool {
+        let settings = self.settings.clone();
+        let Some(client) = connect(
+            &mut self.gateway,
+            &settings,
+            &settings.client_id,
+            settings.gateway_token.as_deref(),
+            &self.status,
+        ) else {
+            return false;
+        };
+        let device_of: HashMap<i64, &str> =
+            entries.iter().map(|e| (e.id, e.device.as_str())).collect();
+        let mut progressed = false;
+        for msg in thingsboard::gateway_messages(entries, settings.max_payload_bytes) {
+            if Instant::now() >= deadline || !self.take_token() {
+                break;
+            }
+            let devices: HashSet<&str> = msg
+                .entry_ids
+                .iter()
+                .filter_map(|id| device_of.get(id).copied())
+                .collect();
+            for d in devices {
+                if !self.gateway.announced.contains(d) {
+                    let device_type = self
+                        .devices
+                        .get(d)
+                        .map_or("electricity-meter", |i| i.device_type.as_str());
+                    let connect_msg = mqtt::Message::new(
+                        thingsboard::GATEWAY_CONNECT,
+                        thingsboard::gateway_connect(d, device_type),
+                        1,
+                    );
+                    if !self.deliver(&client, connect_msg) {
+                        self.gateway.client = None;
+                        return progressed;
+                    }
+                    self.gateway.announced.insert(d.to_string());
+                }
+            }
+            if !self.send(&client, &msg, &device_of) {
+                self.gateway.client = None;
+                return progressed;
+            }
+            progressed = true;
+        }
+        progressed
+    }
+
+    fn publish_devices(&mut self, entries: &[Entry], deadline: Instant) -> bool {
+        let settings = self.settings.clone();
+        let mut by_device: Vec<(String, Vec<Entry>)> = Vec::new();
+        for e in entries {
+            match by_device.iter_mut().find(|(d, _)| *d == e.device) {
+                Some((_, v)) => v.push(e.clone()),
+                None => by_device.push((e.device.clone(), vec![e.clone()])),
+            }
+        }
+        let device_of: HashMap<i64, &str> =
+            entries.iter().map(|e| (e.id, e.device.as_str())).collect();
+        let mut progressed = false;
+        for (device, list) in by_device {
+            let Some(token) = self.devices.get(&device).and_then(|i| i.token.clone()) else {
+                if self.warned_no_token.insert(device.clone()) {
+                    warn!("meter {device:?} has no access_token: its readings stay in the outbox (device mode)");
+                }
+                continue;
+            };
+            let session = self
+                .per_device
+                .entry(device.clone())
+                .or_insert_with(Session::new);
+            let client_id = format!("{}-{device}", settings.client_id);
+            let Some(client) = connect(session, &settings, &client_id, Some(&token), &self.status)
+            else {
+                continue;
+            };
+            for msg in thingsboard::device_messages(&device, &list, settings.max_payload_bytes) {
+                if Instant::now() >= deadline || !self.take_token() {
+                    return progressed;
+                }
+                if !self.send(&client, &msg, &device_of) {
+                    if let Some(s) = self.per_device.get_mut(&device) {
+                        s.client = None;
+                    }
+                    break;
+                }
+                progressed = true;
+            }
+        }
+        progressed
+    }
+
+    /// Publishes one message and, on PUBACK, deletes its entries.
+    fn send(
+        &mut self,
+        client: &mqtt::AsyncClient,
+        msg: &Message,
+        device_of: &HashMap<i64, &str>,
+    ) -> bool {
+        let m = mqtt::Message::new(msg.topic, msg.payload.clone(), 1);
+        if !self.deliver(client, m) {
+            return false;
+        }
+        if let Err(e) = self.store.outbox_delete(&msg.entry_ids) {
+            // Published but still stored: it will be sent again, which is safe.
+            error!("publisher: deleting acknowledged entries: {e}");
+        }
+        let telemetry = msg.topic.ends_with("telemetry");
+        let mut per_device: HashMap<&str, u64> = HashMap::new();
+        if telemetry {
+            for id in &msg.entry_ids {
+                if let Some(d) = device_of.get(id) {
+                    *per_device.entry(d).or_default() += 1;
+                }
+            }
+        }
+        let n = if telemetry {
+            msg.entry_ids.len() as u64
+        } else {
+            0
+        };
+        self.status.update_publisher(|p| {
+            p.published_messages += 1;
+            p.published_readings += n;
+            p.mqtt_bytes += msg.payload.len() as u64;
+        });
+        for (d, n) in per_device {
+            self.status.update_meter(d, |m| m.published += n);
+        }
+        true
+    }
+
+    /// Publishes with QoS 1 and waits for the PUBACK.
+    fn deliver(&mut self, client: &mqtt::AsyncClient, msg: mqtt::Message) -> bool {
+        match client.publish(msg).wait_for(ACK_TIMEOUT) {
+            Ok(_) => true,
+            Err(e) => {
+                warn!("publisher: publish failed, will retry after reconnecting: {e}");
+                self.status.update_publisher(|p| {
+                    p.failed_publishes += 1;
+                    p.connected = false;
+                });
+                false
+            }
+        }
+    }
+
+    fn disconnect_all(&mut self) {
+        for s in std::iter::once(&mut self.gateway).chain(self.per_device.values_mut()) {
+            if let Some(c) = s.client.take() {
+                let _ = c.disconnect(None).wait_for(Duration::from_secs(2));
+            }
+            s.announced.clear();
+        }
+        self.status.update_publisher(|p| p.connected = false);
+    }
+}
+
+/// The connected client of `session`, connecting (with backoff) when needed.
+fn connect(
+    session: &mut Session,
+    settings: &BridgeSettings,
+    client_id: &str,
+    token: Option<&str>,
+    status: &Status,
+) -> Option<mqtt::AsyncClient> {
+    if let Some(c) = &session.client {
+        if c.is_connected() {
+            return Some(c.clone());
+        }
+        session.client = None;
+        session.announced.clear();
+    }
+    if Instant::now() < session.retry_at {
+        return None;
+    }
+    let uri = format!("tcp://{}:{}", settings.mqtt_host, settings.mqtt_port);
+    let create = mqtt::CreateOptionsBuilder::new()
+        .server_uri(&uri)
+        .client_id(client_id)
+        // Our outbox is the persistence: Paho keeps nothing on disk.
+        .persistence(mqtt::PersistenceType::None)
+        .finalize();
+    let result = mqtt::AsyncClient::new(create)
+        .map_err(|e| e.to_string())
+        .and_then(|client| {
+            let mut opts = mqtt::ConnectOptionsBuilder::new();
+            opts.keep_alive_interval(Duration::from_secs(30))
+                .clean_session(true)
+                .connect_timeout(Duration::from_secs(5));
+            if let Some(t) = token {
+                opts.user_name(t);
+            }
+            client
+                .connect(opts.finalize())
+                .wait_for(Duration::from_secs(10))
+                .map(|_| client)
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(client) => {
+            info!("publisher: connected to {uri} as {client_id:?}");
+            session.failures = 0;
+            session.client = Some(client.clone());
+            status.update_publisher(|p| {
+                p.connected = true;
+                p.reconnects += 1;
+            });
+            Some(client)
+        }
+        Err(e) => {
+            session.failures += 1;
+            let wait = Duration::from_secs(1 << session.failures.min(5));
+            session.retry_at = Instant::now() + wait;
+            warn!("publisher: cannot connect to {uri}: {e} (retrying in {} s; readings are kept in the outbox)", wait.as_secs());
+            status.update_publisher(|p| p.connected = false);
+            None
+        }
+    }
+}

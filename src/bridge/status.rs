@@ -1,0 +1,144 @@
+//! The in-memory status snapshot: written by the workers and the publisher, read by the status
+//! log lines (and the status page). Never read from the database.
+
+use crate::client::NetStats;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MeterState {
+    #[default]
+    Connecting,
+    Polling,
+    Backoff,
+    BreakerOpen,
+    Disabled,
+}
+
+impl MeterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeterState::Connecting => "connecting",
+            MeterState::Polling => "polling",
+            MeterState::Backoff => "backoff",
+            MeterState::BreakerOpen => "breaker-open",
+            MeterState::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MeterStatus {
+    pub state: MeterState,
+    pub cycles: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub consecutive_failures: u32,
+    pub reconnects: u64,
+    pub skipped_slots: u64,
+    pub readings_sent: u64,
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<String>,
+    /// DLMS traffic of this meter, all connections summed.
+    pub net: NetStats,
+    /// Readings of this meter acknowledged by the broker.
+    pub published: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PublisherStatus {
+    pub connected: bool,
+    pub outbox_rows: u64,
+    pub oldest_unsent_ms: Option<i64>,
+    pub published_messages: u64,
+    pub published_readings: u64,
+    pub failed_publishes: u64,
+    pub reconnects: u64,
+    pub dropped: u64,
+    pub mqtt_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Status {
+    pub meters: Mutex<BTreeMap<String, MeterStatus>>,
+    pub publisher: Mutex<PublisherStatus>,
+}
+
+impl Status {
+    pub fn update_meter(&self, name: &str, f: impl FnOnce(&mut MeterStatus)) {
+        let mut m = self.meters.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(name.to_string()).or_default());
+    }
+
+    pub fn update_publisher(&self, f: impl FnOnce(&mut PublisherStatus)) {
+        f(&mut self.publisher.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub fn remove_meter(&self, name: &str) {
+        self.meters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    pub fn meters(&self) -> BTreeMap<String, MeterStatus> {
+        self.meters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn publisher(&self) -> PublisherStatus {
+        self.publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One log line per meter (the periodic status report).
+    pub fn report_lines(&self) -> Vec<String> {
+        let p = self.publisher();
+        let mut lines = vec![format!(
+            "publisher: {} outbox={} published={} failed={} reconnects={} dropped={}",
+            if p.connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            p.outbox_rows,
+            p.published_readings,
+            p.failed_publishes,
+            p.reconnects,
+            p.dropped
+        )];
+        for (name, m) in self.meters() {
+            let rate = if m.cycles == 0 {
+                0.0
+            } else {
+                100.0 * m.successes as f64 / m.cycles as f64
+            };
+            lines.push(format!(
+                "meter {name:?}: {} cycles={} success={rate:.1}% published={} reconnects={} bytes_tx={} bytes_rx={}{}",
+                m.state.as_str(),
+                m.cycles,
+                m.published,
+                m.reconnects,
+                m.net.bytes_sent,
+                m.net.bytes_received,
+                m.last_error.as_deref().map(|e| format!(" last_error={e:?}")).unwrap_or_default()
+            ));
+        }
+        lines
+    }
+}
+
+pub(crate) fn add_net(total: &mut NetStats, delta: &NetStats) {
+    total.bytes_sent += delta.bytes_sent;
+    total.bytes_received += delta.bytes_received;
+    total.frames_sent += delta.frames_sent;
+    total.frames_received += delta.frames_received;
+    total.round_trips += delta.round_trips;
+    total.timeouts += delta.timeouts;
+    total.checksum_errors += delta.checksum_errors;
+    total.stale += delta.stale;
+}

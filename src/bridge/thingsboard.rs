@@ -1,0 +1,261 @@
+//! ThingsBoard MQTT topics and payloads, pure: outbox entries in, (topic, payload) out.
+//!
+//! - Gateway API: `v1/gateway/connect` {"device": name, "type": type};
+//!   `v1/gateway/telemetry` {"Meter A": [{"ts": ms, "values": {...}}, ...], ...};
+//!   `v1/gateway/attributes` {"Meter A": {...}}.
+//! - Device API (one session per device token): `v1/devices/me/telemetry`
+//!   [{"ts": ms, "values": {...}}, ...]; `v1/devices/me/attributes` {...}.
+//!
+//! Entries are packed in order into messages no larger than the payload limit. An entry that
+//! alone exceeds the limit still goes out alone (ThingsBoard will refuse it, which is logged,
+//! rather than it blocking the outbox forever).
+
+use crate::store::outbox::{Entry, EntryKind};
+use serde_json::{json, Map, Value};
+
+pub const GATEWAY_CONNECT: &str = "v1/gateway/connect";
+pub const GATEWAY_TELEMETRY: &str = "v1/gateway/telemetry";
+pub const GATEWAY_ATTRIBUTES: &str = "v1/gateway/attributes";
+pub const DEVICE_TELEMETRY: &str = "v1/devices/me/telemetry";
+pub const DEVICE_ATTRIBUTES: &str = "v1/devices/me/attributes";
+
+/// One MQTT message and the outbox entries it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: &'static str,
+    pub payload: String,
+    pub entry_ids: Vec<i64>,
+    /// The device it is for (device mode: selects the session).
+    pub device: Option<String>,
+}
+
+pub fn gateway_connect(device: &str, device_type: &str) -> String {
+    json!({"device": device, "type": device_type}).to_string()
+}
+
+fn values_of(e: &Entry) -> Value {
+    serde_json::from_str(&e.payload).unwrap_or_else(|_| Value::Object(Map::new()))
+}
+
+fn ts_values(e: &Entry) -> Value {
+    json!({"ts": e.ts_ms, "values": values_of(e)})
+}
+
+/// A gateway message being filled: its kind, its device -> content map, its entry ids, and
+/// its approximate size in bytes.
+type Pending = (EntryKind, Map<String, Value>, Vec<i64>, usize);
+
+/// Packs entries (in outbox order) into gateway messages within `max_payload` bytes.
+pub fn gateway_messages(entries: &[Entry], max_payload: usize) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut current: Option<Pending> = None;
+    let flush = |c: &mut Option<Pending>, out: &mut Vec<Message>| {
+        if let Some((kind, map, ids, _)) = c.take() {
+            out.push(Message {
+                topic: if kind == EntryKind::Telemetry {
+                    GATEWAY_TELEMETRY
+                } else {
+                    GATEWAY_ATTRIBUTES
+                },
+                payload: Value::Object(map).to_string(),
+                entry_ids: ids,
+                device: None,
+            });
+        }
+    };
+    for e in entries {
+        let item = if e.kind == EntryKind::Telemetry {
+            ts_values(e)
+        } else {
+            values_of(e)
+        };
+        // Size of this entry in the message: the item, the device key, separators.
+        let cost = item.to_string().len() + e.device.len() + 8;
+        let fits = matches!(&current, Some((kind, _, _, size)) if *kind == e.kind && size + cost <= max_payload);
+        // Attributes of one device are merged into one object: two in one message would
+        // collide, so a second attribute entry for the same device starts a new message.
+        let collides = matches!(&current, Some((EntryKind::Attributes, map, _, _)) if map.contains_key(&e.device));
+        if !fits || collides {
+            flush(&mut current, &mut out);
+        }
+        let (_, map, ids, size) =
+            current.get_or_insert_with(|| (e.kind, Map::new(), Vec::new(), 2));
+        match e.kind {
+            EntryKind::Telemetry => {
+                if let Value::Array(list) = map
+                    .entry(e.device.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    list.push(item);
+                }
+            }
+            EntryKind::Attributes => {
+                map.insert(e.device.clone(), item);
+            }
+        }
+        ids.push(e.id);
+        *size += cost;
+    }
+    flush(&mut current, &mut out);
+    out
+}
+
+/// Packs one device's entries (in order) into device-API messages within `max_payload`.
+pub fn device_messages(device: &str, entries: &[Entry], max_payload: usize) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut batch: Vec<Value> = Vec::new();
+    let mut ids = Vec::new();
+    let mut size = 2;
+    let flush =
+        |batch: &mut Vec<Value>, ids: &mut Vec<i64>, size: &mut usize, out: &mut Vec<Message>| {
+            if !batch.is_empty() {
+                out.push(Message {
+                    topic: DEVICE_TELEMETRY,
+                    payload: Value::Array(std::mem::take(batch)).to_string(),
+                    entry_ids: std::mem::take(ids),
+                    device: Some(device.to_string()),
+                });
+            }
+            *size = 2;
+        };
+    for e in entries {
+        if e.kind == EntryKind::Attributes {
+            flush(&mut batch, &mut ids, &mut size, &mut out);
+            out.push(Message {
+                topic: DEVICE_ATTRIBUTES,
+                payload: values_of(e).to_string(),
+                entry_ids: vec![e.id],
+                device: Some(device.to_string()),
+            });
+            continue;
+        }
+        let item = ts_values(e);
+        let cost = item.to_string().len() + 1;
+        if size + cost > max_payload {
+            flush(&mut batch, &mut ids, &mut size, &mut out);
+        }
+        batch.push(item);
+        ids.push(e.id);
+        size += cost;
+    }
+    flush(&mut batch, &mut ids, &mut size, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(id: i64, device: &str, ts: i64, kind: EntryKind, payload: &str) -> Entry {
+        Entry {
+            id,
+            device: device.into(),
+            ts_ms: ts,
+            kind,
+            payload: payload.into(),
+        }
+    }
+
+    #[test]
+    fn gateway_telemetry_is_batched_across_meters() {
+        let entries = [
+            e(
+                1,
+                "Meter A",
+                1000,
+                EntryKind::Telemetry,
+                r#"{"voltage_l1":230.1}"#,
+            ),
+            e(
+                2,
+                "Meter B",
+                1000,
+                EntryKind::Telemetry,
+                r#"{"voltage_l1":229.9}"#,
+            ),
+            e(
+                3,
+                "Meter A",
+                2000,
+                EntryKind::Telemetry,
+                r#"{"voltage_l1":230.2}"#,
+            ),
+        ];
+        let msgs = gateway_messages(&entries, 65_536);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].topic, "v1/gateway/telemetry");
+        assert_eq!(msgs[0].entry_ids, [1, 2, 3]);
+        let v: Value = serde_json::from_str(&msgs[0].payload).unwrap();
+        assert_eq!(
+            v,
+            json!({"Meter A": [{"ts": 1000, "values": {"voltage_l1": 230.1}}, {"ts": 2000, "values": {"voltage_l1": 230.2}}],
+                   "Meter B": [{"ts": 1000, "values": {"voltage_l1": 229.9}}]})
+        );
+        assert_eq!(
+            gateway_connect("Meter A", "electricity-meter"),
+            r#"{"device":"Meter A","type":"electricity-meter"}"#
+        );
+    }
+
+    #[test]
+    fn payload_limit_splits_in_order_and_attributes_stand_apart() {
+        let mut entries: Vec<Entry> = (0..50)
+            .map(|i| {
+                e(
+                    i,
+                    "M",
+                    1000 + i,
+                    EntryKind::Telemetry,
+                    r#"{"active_energy_import":123456789}"#,
+                )
+            })
+            .collect();
+        entries.insert(
+            10,
+            e(
+                100,
+                "M",
+                0,
+                EntryKind::Attributes,
+                r#"{"serialNumber":"SIM1"}"#,
+            ),
+        );
+        let msgs = gateway_messages(&entries, 1024);
+        assert!(msgs.len() > 3);
+        assert!(
+            msgs.iter().all(|m| m.payload.len() <= 1024),
+            "{:?}",
+            msgs.iter().map(|m| m.payload.len()).collect::<Vec<_>>()
+        );
+        let ids: Vec<i64> = msgs.iter().flat_map(|m| m.entry_ids.clone()).collect();
+        assert_eq!(
+            ids,
+            entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+            "order kept, nothing lost or doubled"
+        );
+        let attrs: Vec<&Message> = msgs
+            .iter()
+            .filter(|m| m.topic == GATEWAY_ATTRIBUTES)
+            .collect();
+        assert_eq!(attrs.len(), 1);
+        assert_eq!(attrs[0].payload, r#"{"M":{"serialNumber":"SIM1"}}"#);
+    }
+
+    #[test]
+    fn device_mode_payloads() {
+        let entries = [
+            e(1, "M", 1000, EntryKind::Telemetry, r#"{"a":1}"#),
+            e(2, "M", 2000, EntryKind::Telemetry, r#"{"a":2}"#),
+            e(3, "M", 0, EntryKind::Attributes, r#"{"model":"X"}"#),
+        ];
+        let msgs = device_messages("M", &entries, 65_536);
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].topic, DEVICE_TELEMETRY);
+        assert_eq!(
+            msgs[0].payload,
+            r#"[{"ts":1000,"values":{"a":1}},{"ts":2000,"values":{"a":2}}]"#
+        );
+        assert_eq!(msgs[1].topic, DEVICE_ATTRIBUTES);
+        assert_eq!(msgs[1].payload, r#"{"model":"X"}"#);
+    }
+}

@@ -1,0 +1,291 @@
+//! One meter's thread: connect, associate, poll on a fixed schedule, send readings to the
+//! publisher. Failures lead to reconnects, exponential backoff with jitter, and a circuit
+//! breaker that pauses a meter reconnecting too often; none of it touches other meters.
+
+use super::event::{now_ms, Event, Reading};
+use super::schedule::{Backoff, Breaker, Schedule};
+use super::status::{add_net, MeterState, Status};
+use crate::client::reads::{self, ScalerCache, Target};
+use crate::client::{json, ClientError, Connection, NetStats, Transport};
+use crate::cosem::Obis;
+use crate::store::config::MeterConfig;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use log::{info, warn};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Consecutive failures before the worker backs off (before that it retries every slot).
+const FAILURES_BEFORE_BACKOFF: u32 = 3;
+/// Reconnects per hour that open the breaker, and how long it stays open.
+const MAX_RECONNECTS_PER_HOUR: usize = 30;
+const BREAKER_PAUSE: Duration = Duration::from_secs(15 * 60);
+
+pub struct Worker {
+    config: MeterConfig,
+    targets: Vec<Target>,
+    events: Sender<Event>,
+    stop: Receiver<()>,
+    status: Arc<Status>,
+}
+
+impl Worker {
+    pub fn new(
+        config: MeterConfig,
+        events: Sender<Event>,
+        stop: Receiver<()>,
+        status: Arc<Status>,
+    ) -> Option<Worker> {
+        let targets = config.targets().ok()?;
+        Some(Worker {
+            config,
+            targets,
+            events,
+            stop,
+            status,
+        })
+    }
+
+    /// Sleeps until `t` or a stop request; false when asked to stop.
+    fn sleep_until(&self, t: Instant) -> bool {
+        let wait = t.saturating_duration_since(Instant::now());
+        !matches!(
+            self.stop.recv_timeout(wait),
+            Ok(()) | Err(RecvTimeoutError::Disconnected)
+        )
+    }
+
+    fn set_state(&self, state: MeterState) {
+        self.status
+            .update_meter(&self.config.name, |m| m.state = state);
+    }
+
+    pub fn run(self) {
+        let name = self.config.name.clone();
+        let Ok(target) = self.config.target() else {
+            warn!("meter {name:?}: invalid configuration, not polled");
+            return;
+        };
+        let interval = Duration::from_secs(u64::from(self.config.interval_s));
+        // Keep the association between polls only if the next poll comes before the meter's
+        // inactivity timeout would drop it (Microstar meters drop it after 180 s).
+        let keep_open = self.config.interval_s < self.config.inactivity_timeout_s;
+        let mut schedule = Schedule::new(Instant::now(), interval);
+        let mut backoff = Backoff::new(
+            Duration::from_secs(2),
+            Duration::from_secs(300),
+            name.bytes()
+                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+        );
+        let mut breaker = Breaker::new(MAX_RECONNECTS_PER_HOUR, BREAKER_PAUSE);
+        let mut conn: Option<Connection<Box<dyn Transport>>> = None;
+        // Traffic of the current connection already added to the status.
+        let mut counted = NetStats::default();
+        let mut cache = ScalerCache::default();
+        let mut identity_sent = false;
+        let mut failures: u32 = 0;
+        let mut not_before = Instant::now();
+        info!(
+            "meter {name:?}: polling {} every {} s",
+            target.endpoint, self.config.interval_s
+        );
+        loop {
+            if !self.sleep_until(schedule.due().max(not_before)) {
+                break;
+            }
+            let skipped = schedule.advance(Instant::now());
+            if skipped > 0 {
+                self.status
+                    .update_meter(&name, |m| m.skipped_slots += skipped);
+            }
+            if breaker.is_open(Instant::now()) {
+                self.set_state(MeterState::BreakerOpen);
+                continue;
+            }
+            let ts_ms = now_ms();
+            self.status.update_meter(&name, |m| m.cycles += 1);
+            if conn.is_none() {
+                self.set_state(MeterState::Connecting);
+                match target.connect() {
+                    Ok(c) => {
+                        cache.clear();
+                        counted = NetStats::default();
+                        conn = Some(c);
+                    }
+                    Err(e) => {
+                        self.failed(&e, &mut failures, &mut backoff, &mut not_before);
+                        if breaker.record_reconnect(Instant::now()) {
+                            warn!("meter {name:?}: too many reconnects in an hour, pausing for {} min", BREAKER_PAUSE.as_secs() / 60);
+                            self.set_state(MeterState::BreakerOpen);
+                        }
+                        continue;
+                    }
+                }
+                self.status.update_meter(&name, |m| m.reconnects += 1);
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            if !identity_sent {
+                identity_sent = self.send_identity(c, ts_ms);
+            }
+            let result = reads::read_values(c, &self.targets, &mut cache);
+            let now_stats = c.stats();
+            self.status
+                .update_meter(&name, |m| add_net(&mut m.net, &delta(&counted, &now_stats)));
+            counted = now_stats;
+            match result {
+                Ok(values) => {
+                    let mut map = Map::new();
+                    let mut errors = Vec::new();
+                    for ((meas, t), v) in self
+                        .config
+                        .measurements
+                        .iter()
+                        .zip(&self.targets)
+                        .zip(values)
+                    {
+                        match v {
+                            Ok(v) => {
+                                map.insert(meas.key.clone(), json::value(&v).0);
+                            }
+                            Err(e) => errors.push(format!("{} ({}): {e}", meas.key, t.obis)),
+                        }
+                    }
+                    if !errors.is_empty() {
+                        warn!("meter {name:?}: {}", errors.join("; "));
+                    }
+                    failures = 0;
+                    let got = !map.is_empty();
+                    if got {
+                        let reading = Event::Reading(Reading {
+                            device: name.clone(),
+                            ts_ms,
+                            values: map,
+                        });
+                        // Blocks if the publisher is behind: backpressure, not loss.
+                        if self.events.send(reading).is_err() {
+                            break;
+                        }
+                    }
+                    self.status.update_meter(&name, |m| {
+                        m.state = MeterState::Polling;
+                        m.successes += 1;
+                        m.consecutive_failures = 0;
+                        if got {
+                            m.readings_sent += 1;
+                            m.last_success_ms = Some(ts_ms);
+                        }
+                        m.last_error = errors.first().cloned();
+                    });
+                    if !keep_open {
+                        if let Some(mut c) = conn.take() {
+                            c.release();
+                        }
+                    }
+                }
+                Err(e) => {
+                    if e.is_transient() {
+                        conn = None; // dropped: released best-effort, reconnected next slot
+                    }
+                    self.failed(&e, &mut failures, &mut backoff, &mut not_before);
+                }
+            }
+        }
+        if let Some(mut c) = conn.take() {
+            c.release();
+        }
+        info!("meter {name:?}: stopped");
+    }
+
+    fn failed(
+        &self,
+        e: &ClientError,
+        failures: &mut u32,
+        backoff: &mut Backoff,
+        not_before: &mut Instant,
+    ) {
+        *failures += 1;
+        let n = *failures;
+        let wait = if n >= FAILURES_BEFORE_BACKOFF {
+            backoff.delay(n - FAILURES_BEFORE_BACKOFF + 1)
+        } else {
+            Duration::ZERO
+        };
+        *not_before = Instant::now() + wait;
+        warn!(
+            "meter {:?}: {e}{}",
+            self.config.name,
+            if wait.is_zero() {
+                String::new()
+            } else {
+                format!(" (retrying in {} s)", wait.as_secs())
+            }
+        );
+        self.status.update_meter(&self.config.name, |m| {
+            m.failures += 1;
+            m.consecutive_failures = n;
+            m.last_error = Some(e.to_string());
+            m.state = if wait.is_zero() {
+                MeterState::Connecting
+            } else {
+                MeterState::Backoff
+            };
+        });
+    }
+
+    /// Reads identity objects once per worker and sends them as ThingsBoard attributes.
+    fn send_identity(&self, c: &mut Connection<Box<dyn Transport>>, ts_ms: i64) -> bool {
+        let ids = [
+            (
+                "serialNumber",
+                Target::new(1, Obis::new(0, 0, 96, 1, 0, 255), 2),
+            ),
+            (
+                "logicalDeviceName",
+                Target::new(1, Obis::new(0, 0, 42, 0, 0, 255), 2),
+            ),
+        ];
+        let targets: Vec<Target> = ids.iter().map(|(_, t)| *t).collect();
+        let Ok(values) = reads::read_raw(c, &targets) else {
+            return false;
+        };
+        let mut attrs = Map::new();
+        for ((key, _), v) in ids.iter().zip(values) {
+            if let Ok(d) = v {
+                attrs.insert((*key).into(), json::data(&d));
+            }
+        }
+        let obis_map: Map<String, Value> = self
+            .config
+            .measurements
+            .iter()
+            .map(|m| {
+                (
+                    m.key.clone(),
+                    json!(format!("{}:{}:{}", m.obis, m.class_id, m.attribute)),
+                )
+            })
+            .collect();
+        attrs.insert("obisMap".into(), Value::Object(obis_map));
+        attrs.insert("deviceType".into(), json!(self.config.device_type));
+        self.events
+            .send(Event::Attributes {
+                device: self.config.name.clone(),
+                ts_ms,
+                values: attrs,
+            })
+            .is_ok()
+    }
+}
+
+fn delta(a: &NetStats, b: &NetStats) -> NetStats {
+    NetStats {
+        bytes_sent: b.bytes_sent - a.bytes_sent,
+        bytes_received: b.bytes_received - a.bytes_received,
+        frames_sent: b.frames_sent - a.frames_sent,
+        frames_received: b.frames_received - a.frames_received,
+        round_trips: b.round_trips - a.round_trips,
+        timeouts: b.timeouts - a.timeouts,
+        checksum_errors: b.checksum_errors.saturating_sub(a.checksum_errors),
+        stale: b.stale - a.stale,
+    }
+}

@@ -1,0 +1,163 @@
+//! `dlms-bridge demo`: the main job on an embedded default. Simulated meters on loopback, a
+//! throw-away database, a local mosquitto if one is installed (or already listening), and the
+//! bridge publishing to it in gateway mode. Ctrl-C stops everything.
+
+use super::args::{parse_num, usage, UsageError};
+use super::run::{init_logging, stop_on_signals};
+use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::sim::model::MeterModel;
+use dlms_bridge::sim::net::{self, Framing, SimConfig};
+use dlms_bridge::store::config::MeterConfig;
+use dlms_bridge::store::Store;
+use lexopt::prelude::*;
+use log::{info, warn};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const HELP: &str = "\
+dlms-bridge demo [--meters 3] [--interval-s 5] [--port-base 4061] [--mqtt-port 1883] [--dir DIR]
+  Runs simulated meters on 127.0.0.1, a local mosquitto (if installed and the port is free;
+  an existing broker on the port is used as it is), and the bridge, until Ctrl-C.
+  Watch the data:  mosquitto_sub -h 127.0.0.1 -p 1883 -t 'v1/gateway/#' -v";
+
+struct Broker(Option<Child>);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+}
+
+fn start_mosquitto(dir: &std::path::Path, port: u16) -> Option<Child> {
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .ok()?;
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    for _ in 0..50 {
+        if listening(port) {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
+    let (mut meters, mut interval, mut port_base, mut mqtt_port, mut dir) =
+        (3u16, 5u32, 4061u16, 1883u16, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("meters") => meters = parse_num("--meters", parser.value()?)?,
+            Long("interval-s") => interval = parse_num("--interval-s", parser.value()?)?,
+            Long("port-base") => port_base = parse_num("--port-base", parser.value()?)?,
+            Long("mqtt-port") => mqtt_port = parse_num("--mqtt-port", parser.value()?)?,
+            Long("dir") => dir = Some(PathBuf::from(parser.value()?)),
+            Long("help") | Short('h') => {
+                println!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if meters == 0 || meters > 1000 || interval == 0 {
+        return Err(usage("--meters must be 1..1000 and --interval-s positive"));
+    }
+    init_logging(log::LevelFilter::Info, None)?;
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("dlms-bridge-demo-{}", std::process::id()))
+    });
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("dlms-bridge: {}: {e}", dir.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    let stop = stop_on_signals();
+    let sims = match net::spawn_tcp_meters(
+        port_base,
+        meters,
+        |i| SimConfig::new(MeterModel::new(1, i), Framing::Hdlc),
+        stop.clone(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dlms-bridge: cannot start simulated meters on 127.0.0.1:{port_base}: {e} (try --port-base)");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let db = dir.join("bridge.db");
+    let configured = (|| -> dlms_bridge::store::Result<Broker> {
+        let mut store = Store::open(&db)?;
+        let broker = if listening(mqtt_port) {
+            info!("using the MQTT broker already listening on 127.0.0.1:{mqtt_port}");
+            Broker(None)
+        } else if let Some(child) = start_mosquitto(&dir, mqtt_port) {
+            info!("started mosquitto on 127.0.0.1:{mqtt_port}");
+            Broker(Some(child))
+        } else {
+            warn!(
+                "no MQTT broker (mosquitto not installed?): readings are kept in the outbox at {}",
+                db.display()
+            );
+            store.set_setting("mqtt.host", "")?;
+            Broker(None)
+        };
+        if broker.0.is_some() || listening(mqtt_port) {
+            store.set_setting("mqtt.host", "127.0.0.1")?;
+            store.set_setting("mqtt.port", &mqtt_port.to_string())?;
+        }
+        store.set_setting("log.status_interval_s", "10")?;
+        for (i, (port, _, _)) in sims.iter().enumerate() {
+            let name = format!("Demo meter {}", i + 1);
+            if store.meter(&name).is_ok() {
+                continue;
+            }
+            let mut m = MeterConfig::tcp(&name, "127.0.0.1", *port);
+            m.server_physical = Some(17);
+            m.interval_s = interval;
+            store.add_meter(&m)?;
+        }
+        Ok(broker)
+    })();
+    let _broker = match configured {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("dlms-bridge: {}: {e}", db.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    eprintln!(
+        "dlms-bridge demo: {meters} simulated meter(s) on 127.0.0.1:{port_base}.., database {}\n  \
+         watch:  mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -t 'v1/gateway/#' -v\n  \
+         read a meter yourself:  dlms-bridge read --host 127.0.0.1 --port {port_base} 1-0:32.7.0\n  \
+         Ctrl-C stops.",
+        db.display()
+    );
+    let result = bridge::run(&db, stop.clone(), Arc::new(Status::default()));
+    stop.store(true, Ordering::Relaxed);
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dlms-bridge: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
