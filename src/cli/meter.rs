@@ -23,7 +23,7 @@ dlms-bridge settings show | set KEY VALUE
           --inactivity-timeout-s N --device-type T --access-token T --enabled true|false
           --measure KEY=OBIS[:CLASS:ATTR] (repeatable; replaces the default 3-phase set)";
 
-fn open(db: &PathBuf) -> Result<Store, ExitCode> {
+fn open(db: &std::path::Path) -> Result<Store, ExitCode> {
     Store::open(db).map_err(|e| {
         eprintln!("dlms-bridge: {}: {e}", db.display());
         ExitCode::FAILURE
