@@ -1,0 +1,688 @@
+//! End to end: simulated meters -> `dlms-bridge run` (a real process) -> a real mosquitto on a
+//! loopback port -> a subscriber that checks every value against the simulator's truth.
+//! mosquitto is required in CI (DLMS_BRIDGE_REQUIRE_INTEROP=1); elsewhere the tests skip with a
+//! note when it is not installed.
+
+use dlms_bridge::cosem::Obis;
+use dlms_bridge::sim::model::{self, MeterModel};
+use dlms_bridge::sim::net::{self, Fault, Framing, SimConfig, SimCounters};
+use dlms_bridge::store::config::MeterConfig;
+use dlms_bridge::store::Store;
+use paho_mqtt as mqtt;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dlms-bridge");
+
+fn required() -> bool {
+    std::env::var("DLMS_BRIDGE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+fn have_mosquitto() -> bool {
+    let ok = Command::new("mosquitto")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok || !required(), "mosquitto is required here");
+    if !ok {
+        eprintln!("skipped: mosquitto is not installed");
+    }
+    ok
+}
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("dlms-bridge-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Mosquitto {
+    child: Option<Child>,
+    port: u16,
+    conf: PathBuf,
+}
+
+impl Mosquitto {
+    fn start(dir: &Path) -> Mosquitto {
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            conf,
+        };
+        m.restart();
+        m
+    }
+
+    fn restart(&mut self) {
+        self.child = Some(
+            Command::new("mosquitto")
+                .arg("-c")
+                .arg(&self.conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let port = self.port;
+        wait_for("mosquitto", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// SIGTERM: mosquitto saves its persistent sessions.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A QoS 1 subscriber with a persistent session, reconnecting across broker restarts.
+struct Subscriber {
+    messages: Arc<Mutex<Vec<(String, Value)>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Subscriber {
+    fn start(port: u16, topic: &'static str) -> Subscriber {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s) = (messages.clone(), stop.clone());
+        let ready = Arc::new(AtomicBool::new(false));
+        let r = ready.clone();
+        let id = format!("e2e-sub-{port}");
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let cli = mqtt::Client::new(
+                    mqtt::CreateOptionsBuilder::new()
+                        .server_uri(format!("tcp://127.0.0.1:{port}"))
+                        .client_id(&id)
+                        .persistence(mqtt::PersistenceType::None)
+                        .finalize(),
+                )
+                .unwrap();
+                let rx = cli.start_consuming();
+                let opts = mqtt::ConnectOptionsBuilder::new()
+                    .clean_session(false)
+                    .finalize();
+                if cli.connect(opts).is_err() || cli.subscribe(topic, 1).is_err() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                r.store(true, Ordering::Relaxed);
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Some(msg)) => {
+                            let v: Value =
+                                serde_json::from_slice(msg.payload()).unwrap_or(Value::Null);
+                            m.lock().unwrap().push((msg.topic().to_string(), v));
+                        }
+                        Ok(None) => break, // disconnected
+                        Err(_) if s.load(Ordering::Relaxed) => break,
+                        Err(_) if !cli.is_connected() => break,
+                        Err(_) => {}
+                    }
+                }
+                let _ = cli.disconnect(None);
+            }
+        });
+        wait_for("subscriber", Duration::from_secs(10), || {
+            ready.load(Ordering::Relaxed)
+        });
+        Subscriber {
+            messages,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn messages(&self) -> Vec<(String, Value)> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    fn finish(mut self) -> Vec<(String, Value)> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.messages()
+    }
+}
+
+struct Meters {
+    stop: Arc<AtomicBool>,
+    ports: Vec<u16>,
+    models: Vec<MeterModel>,
+    counters: Vec<Arc<SimCounters>>,
+}
+
+impl Drop for Meters {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn meters(configs: Vec<SimConfig>) -> Meters {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut out = Meters {
+        stop: stop.clone(),
+        ports: vec![],
+        models: vec![],
+        counters: vec![],
+    };
+    for c in configs {
+        let l = net::bind_ephemeral().unwrap();
+        out.ports.push(l.local_addr().unwrap().port());
+        out.models.push(c.model.clone());
+        let counters = Arc::new(SimCounters::default());
+        out.counters.push(counters.clone());
+        let s = stop.clone();
+        std::thread::spawn(move || net::serve_tcp(l, c, counters, s));
+    }
+    out
+}
+
+struct Bridge {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Bridge {
+    fn start(db: &Path, dir: &Path) -> Bridge {
+        let log = dir.join(format!(
+            "bridge-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
+        let child = Command::new(BIN)
+            .args(["run", "--db"])
+            .arg(db)
+            .arg("--log-file")
+            .arg(&log)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Bridge { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the process must be gone within 10 s with success.
+    fn terminate(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "bridge exit {status}: {}", self.log());
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "bridge did not stop: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "stop took {:?}",
+            start.elapsed()
+        );
+        self.log()
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn configure(
+    db: &Path,
+    mqtt_port: u16,
+    meters: &Meters,
+    names: &[&str],
+    tweak: impl Fn(&mut MeterConfig),
+) {
+    let mut store = Store::open(db).unwrap();
+    store
+        .set_setting("mqtt.port", &mqtt_port.to_string())
+        .unwrap();
+    store
+        .set_setting("outbox.commit_interval_ms", "50")
+        .unwrap();
+    for (name, port) in names.iter().zip(&meters.ports) {
+        let mut m = MeterConfig::tcp(name, "127.0.0.1", *port);
+        m.server_physical = Some(17);
+        m.interval_s = 1;
+        m.response_timeout_ms = 500;
+        m.inter_frame_timeout_ms = 500;
+        tweak(&mut m);
+        store.add_meter(&m).unwrap();
+    }
+}
+
+/// The simulator's value as the nearest f64 of the exact decimal raw x 10^scaler.
+fn truth(model: &MeterModel, obis: Obis) -> f64 {
+    let t = model.truth(obis, 0).unwrap();
+    format!("{}e{}", t.raw, t.scaler).parse().unwrap()
+}
+
+/// Gateway telemetry per device, in arrival order: (ts, values).
+fn gateway_readings(msgs: &[(String, Value)]) -> BTreeMap<String, Vec<(i64, Value)>> {
+    let mut out: BTreeMap<String, Vec<(i64, Value)>> = BTreeMap::new();
+    for (topic, v) in msgs {
+        if topic != "v1/gateway/telemetry" {
+            continue;
+        }
+        for (device, list) in v.as_object().expect("telemetry is an object") {
+            for item in list.as_array().expect("a device's telemetry is an array") {
+                let ts = item["ts"].as_i64().expect("ts");
+                out.entry(device.clone())
+                    .or_default()
+                    .push((ts, item["values"].clone()));
+            }
+        }
+    }
+    out
+}
+
+fn check_values(model: &MeterModel, ts: i64, values: &Value) {
+    assert_eq!(
+        values["voltage_l1"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 32, 7, 0, 255))
+    );
+    assert_eq!(
+        values["current_l3"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 71, 7, 0, 255))
+    );
+    assert_eq!(
+        values["frequency"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 14, 7, 0, 255))
+    );
+    assert_eq!(
+        values["power_factor"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 13, 7, 0, 255))
+    );
+    assert_eq!(
+        values["active_power"].as_i64().unwrap() as f64,
+        truth(model, Obis::new(1, 0, 1, 7, 0, 255))
+    );
+    let energy = values["active_energy_import"].as_i64().unwrap();
+    let t = ts / 1000;
+    let lo = model.truth(model::ENERGY_IMPORT, t - 2).unwrap().raw;
+    let hi = model.truth(model::ENERGY_IMPORT, t + 2).unwrap().raw;
+    assert!(
+        (lo..=hi).contains(&energy),
+        "energy {energy} not in {lo}..={hi}"
+    );
+    let keys = values.as_object().unwrap();
+    assert!(keys.len() >= 10, "the default measurement set: {values}");
+    if let Some(columns) = keys.get("profile_columns") {
+        assert_eq!(columns.as_array().map(Vec::len), Some(3), "{columns}");
+    }
+}
+
+/// Per device: strictly increasing timestamps (no duplicates, original order) and no gap
+/// longer than `max_gap_ms`.
+fn check_continuity(readings: &[(i64, Value)], max_gap_ms: i64, what: &str) {
+    for w in readings.windows(2) {
+        assert!(
+            w[1].0 > w[0].0,
+            "{what}: timestamps not increasing: {} then {}",
+            w[0].0,
+            w[1].0
+        );
+        assert!(
+            w[1].0 - w[0].0 <= max_gap_ms,
+            "{what}: gap of {} ms",
+            w[1].0 - w[0].0
+        );
+    }
+}
+
+#[test]
+fn gateway_mode_end_to_end() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("gateway");
+    let broker = Mosquitto::start(&dir.0);
+    let sims = meters(
+        (0..3)
+            .map(|i| SimConfig::new(MeterModel::new(40, i), Framing::Hdlc))
+            .collect(),
+    );
+    let db = dir.0.join("bridge.db");
+    let names = ["Meter A", "Meter B", "Meter C"];
+    configure(&db, broker.port, &sims, &names, |_| {});
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    let bridge = Bridge::start(&db, &dir.0);
+    wait_for("readings", Duration::from_secs(20), || {
+        gateway_readings(&sub.messages())
+            .values()
+            .all(|v| v.len() >= 4)
+            && gateway_readings(&sub.messages()).len() == 3
+    });
+    let log = bridge.terminate();
+    let msgs = sub.finish();
+    for name in names {
+        let connect: Vec<&Value> = msgs
+            .iter()
+            .filter(|(t, v)| t == "v1/gateway/connect" && v["device"] == name)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(!connect.is_empty(), "no v1/gateway/connect for {name}");
+        assert_eq!(connect[0]["type"], "electricity-meter");
+    }
+    let readings = gateway_readings(&msgs);
+    for (i, name) in names.iter().enumerate() {
+        let r = &readings[*name];
+        for (ts, values) in r {
+            check_values(&sims.models[i], *ts, values);
+        }
+        check_continuity(r, 1600, name);
+        let attrs: Vec<&Value> = msgs
+            .iter()
+            .filter(|(t, _)| t == "v1/gateway/attributes")
+            .filter_map(|(_, v)| v.get(*name))
+            .collect();
+        assert_eq!(attrs.len(), 1, "{name}: attributes once");
+        assert_eq!(attrs[0]["serialNumber"], sims.models[i].serial_number());
+        assert_eq!(attrs[0]["obisMap"]["voltage_l1"], "1-0:32.7.0*255:3:2");
+    }
+    let store = Store::open(&db).unwrap();
+    assert_eq!(
+        store.outbox_stats().unwrap().rows,
+        0,
+        "acknowledged readings are deleted: {log}"
+    );
+    assert!(log.contains("stopping: releasing 3 meter(s)"), "{log}");
+}
+
+#[test]
+fn device_mode_end_to_end() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("device");
+    let broker = Mosquitto::start(&dir.0);
+    let sims = meters(
+        (0..2)
+            .map(|i| SimConfig::new(MeterModel::new(41, i), Framing::Wrapper))
+            .collect(),
+    );
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["D1", "D2"], |m| {
+        m.transport = "wrapper".into();
+        m.server_physical = None;
+        m.access_token = Some(format!("token-{}", m.name));
+    });
+    Store::open(&db)
+        .unwrap()
+        .set_setting("thingsboard.mode", "device")
+        .unwrap();
+    let sub = Subscriber::start(broker.port, "v1/devices/me/#");
+    let bridge = Bridge::start(&db, &dir.0);
+    wait_for("readings", Duration::from_secs(20), || {
+        sub.messages()
+            .iter()
+            .filter(|(t, _)| t == "v1/devices/me/telemetry")
+            .count()
+            >= 6
+    });
+    bridge.terminate();
+    let msgs = sub.finish();
+    // Device-API telemetry: an array of {ts, values}; which meter is told by its values.
+    let mut per_meter = [0usize; 2];
+    for (topic, v) in &msgs {
+        match topic.as_str() {
+            "v1/devices/me/telemetry" => {
+                for item in v.as_array().expect("device telemetry is an array") {
+                    let volts = item["values"]["voltage_l1"].as_f64().unwrap();
+                    let i = (0..2)
+                        .find(|i| truth(&sims.models[*i], Obis::new(1, 0, 32, 7, 0, 255)) == volts)
+                        .expect("a known meter");
+                    check_values(
+                        &sims.models[i],
+                        item["ts"].as_i64().unwrap(),
+                        &item["values"],
+                    );
+                    per_meter[i] += 1;
+                }
+            }
+            "v1/devices/me/attributes" => assert!(v["serialNumber"].is_string(), "{v}"),
+            other => panic!("unexpected topic {other}"),
+        }
+    }
+    assert!(per_meter.iter().all(|n| *n >= 2), "{per_meter:?}");
+    assert!(!msgs.iter().any(|(t, _)| t.starts_with("v1/gateway")));
+}
+
+#[test]
+fn broker_outage_loses_nothing_and_keeps_order_and_timestamps() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("outage");
+    let mut broker = Mosquitto::start(&dir.0);
+    let sims = meters(
+        (0..2)
+            .map(|i| SimConfig::new(MeterModel::new(42, i), Framing::Hdlc))
+            .collect(),
+    );
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["O1", "O2"], |_| {});
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    let bridge = Bridge::start(&db, &dir.0);
+    wait_for("first readings", Duration::from_secs(15), || {
+        gateway_readings(&sub.messages()).len() == 2
+    });
+    broker.stop();
+    let down_from = dlms_bridge::bridge::event::now_ms();
+    std::thread::sleep(Duration::from_secs(5));
+    let store = Store::open(&db).unwrap();
+    assert!(
+        store.outbox_stats().unwrap().rows >= 6,
+        "readings wait in the outbox while the broker is down"
+    );
+    broker.restart();
+    let up_at = dlms_bridge::bridge::event::now_ms();
+    wait_for("backlog drained", Duration::from_secs(30), || {
+        store.outbox_stats().unwrap().rows == 0
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let log = bridge.terminate();
+    let readings = gateway_readings(&sub.finish());
+    for (i, name) in ["O1", "O2"].iter().enumerate() {
+        let r = &readings[*name];
+        check_continuity(r, 1600, name);
+        let during: Vec<_> = r
+            .iter()
+            .filter(|(ts, _)| (down_from..up_at).contains(ts))
+            .collect();
+        assert!(
+            during.len() >= 4,
+            "{name}: readings taken during the outage arrive with their own timestamps ({}): {log}",
+            during.len()
+        );
+        for (ts, v) in r {
+            check_values(&sims.models[i], *ts, v);
+        }
+    }
+}
+
+#[test]
+fn sigkill_loses_no_accepted_reading() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("sigkill");
+    let sims = meters(
+        (0..2)
+            .map(|i| SimConfig::new(MeterModel::new(43, i), Framing::Hdlc))
+            .collect(),
+    );
+    let db = dir.0.join("bridge.db");
+    // First run: no broker on this port, so everything accepted stays in the outbox.
+    configure(&db, free_port(), &sims, &["K1", "K2"], |_| {});
+    let bridge = Bridge::start(&db, &dir.0);
+    let store = Store::open(&db).unwrap();
+    wait_for("outbox filling", Duration::from_secs(20), || {
+        store.outbox_stats().unwrap().rows >= 8
+    });
+    bridge.kill9();
+    let accepted: HashSet<(String, i64)> = store
+        .outbox_oldest(0, 100_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == dlms_bridge::store::outbox::EntryKind::Telemetry)
+        .map(|e| (e.device, e.ts_ms))
+        .collect();
+    assert!(accepted.len() >= 6);
+    // Second run, with a broker: the accepted readings all arrive.
+    let broker = Mosquitto::start(&dir.0);
+    let mut s = Store::open(&db).unwrap();
+    s.set_setting("mqtt.port", &broker.port.to_string())
+        .unwrap();
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    let bridge = Bridge::start(&db, &dir.0);
+    wait_for(
+        "accepted readings delivered",
+        Duration::from_secs(30),
+        || {
+            let got: HashSet<(String, i64)> = gateway_readings(&sub.messages())
+                .into_iter()
+                .flat_map(|(d, r)| r.into_iter().map(move |(ts, _)| (d.clone(), ts)))
+                .collect();
+            accepted.is_subset(&got)
+        },
+    );
+    bridge.terminate();
+    let readings = gateway_readings(&sub.finish());
+    for (i, name) in ["K1", "K2"].iter().enumerate() {
+        for (ts, v) in &readings[*name] {
+            check_values(&sims.models[i], *ts, v);
+        }
+    }
+}
+
+#[test]
+fn faulty_meters_recover_without_disturbing_the_others() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("faults");
+    let broker = Mosquitto::start(&dir.0);
+    let healthy = SimConfig::new(MeterModel::new(44, 0), Framing::Hdlc);
+    let mut silent = SimConfig::new(MeterModel::new(44, 1), Framing::Hdlc);
+    silent.fault = Fault::Silence;
+    silent.fault_limit = Some(4);
+    let mut garbage = SimConfig::new(MeterModel::new(44, 2), Framing::Hdlc);
+    garbage.fault = Fault::Garbage;
+    let mut dropping = SimConfig::new(MeterModel::new(44, 3), Framing::Hdlc);
+    dropping.fault = Fault::DropMidBlock;
+    dropping.fault_limit = Some(3);
+    dropping.server.max_receive_pdu = 48; // the profile columns (60 bytes) then need blocks
+    let sims = meters(vec![healthy, silent, garbage, dropping]);
+    let db = dir.0.join("bridge.db");
+    let names = ["Healthy", "Silent", "Garbage", "Dropping"];
+    configure(&db, broker.port, &sims, &names, |m| {
+        if m.name == "Dropping" {
+            m.measurements
+                .push(dlms_bridge::store::config::Measurement {
+                    key: "profile_columns".into(),
+                    obis: "1-0:99.1.0*255".into(),
+                    class_id: 7,
+                    attribute: 3,
+                });
+        }
+    });
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    let bridge = Bridge::start(&db, &dir.0);
+    wait_for("every meter publishing", Duration::from_secs(40), || {
+        let r = gateway_readings(&sub.messages());
+        names
+            .iter()
+            .all(|n| r.get(*n).is_some_and(|v| v.len() >= 2))
+            && r["Healthy"].len() >= 10
+    });
+    let log = bridge.terminate();
+    let readings = gateway_readings(&sub.finish());
+    // The healthy meter kept its 1 s schedule while the others failed and reconnected.
+    check_continuity(&readings["Healthy"], 1600, "Healthy");
+    for (i, name) in names.iter().enumerate() {
+        for (ts, v) in &readings[*name] {
+            check_values(&sims.models[i], *ts, v);
+        }
+    }
+    for (i, n) in [(1usize, 4u64), (3, 3)] {
+        assert_eq!(
+            sims.counters[i].faults.load(Ordering::Relaxed),
+            n,
+            "{} faults injected: {log}",
+            names[i]
+        );
+    }
+    assert!(log.contains("meter \"Silent\": no answer"), "{log}");
+}
