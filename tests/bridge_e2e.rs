@@ -686,3 +686,187 @@ fn faulty_meters_recover_without_disturbing_the_others() {
     }
     assert!(log.contains("meter \"Silent\": no answer"), "{log}");
 }
+
+fn cli(db: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn configuration_changes_apply_to_a_running_bridge() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("live");
+    let broker = Mosquitto::start(&dir.0);
+    let sims = meters(
+        (0..2)
+            .map(|i| SimConfig::new(MeterModel::new(45, i), Framing::Hdlc))
+            .collect(),
+    );
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["First"], |_| {});
+    Store::open(&db)
+        .unwrap()
+        .set_setting("log.status_interval_s", "1")
+        .unwrap();
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    let bridge = Bridge::start(&db, &dir.0);
+    wait_for("First publishing", Duration::from_secs(15), || {
+        gateway_readings(&sub.messages()).contains_key("First")
+    });
+    // Add a meter with the CLI while the bridge runs.
+    let port = sims.ports[1].to_string();
+    let out = cli(
+        &db,
+        &[
+            "meter",
+            "add",
+            "Second",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--server-physical",
+            "17",
+            "--interval-s",
+            "1",
+            "--measure",
+            "volts=1-0:32.7.0*255",
+            "--measure",
+            "serial=0-0:96.1.0*255:1:2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("Second publishing", Duration::from_secs(15), || {
+        gateway_readings(&sub.messages()).contains_key("Second")
+    });
+    let second = &gateway_readings(&sub.messages())["Second"][0].1;
+    assert_eq!(
+        second["volts"].as_f64().unwrap(),
+        truth(&sims.models[1], Obis::new(1, 0, 32, 7, 0, 255))
+    );
+    assert_eq!(second["serial"], sims.models[1].serial_number());
+    // Remove the first: its readings stop.
+    assert!(cli(&db, &["meter", "rm", "First"]).status.success());
+    std::thread::sleep(Duration::from_secs(2));
+    let before = gateway_readings(&sub.messages())["First"].len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        gateway_readings(&sub.messages())["First"].len(),
+        before,
+        "a removed meter stops"
+    );
+    // Edit the second: a new measurement set shows up.
+    assert!(cli(
+        &db,
+        &["meter", "edit", "Second", "--measure", "hz=1-0:14.7.0*255"]
+    )
+    .status
+    .success());
+    wait_for("edited measurements", Duration::from_secs(15), || {
+        gateway_readings(&sub.messages())["Second"]
+            .iter()
+            .any(|(_, v)| v.get("hz").is_some())
+    });
+    let log = bridge.terminate();
+    assert!(
+        log.contains("status: meter \"Second\": polling cycles="),
+        "{log}"
+    );
+    assert!(log.contains("success=100.0%"), "{log}");
+}
+
+#[test]
+fn meter_commands_validate_and_never_half_apply() {
+    let dir = TempDir::new("cli");
+    let db = dir.0.join("bridge.db");
+    let ok = |args: &[&str]| {
+        let o = cli(&db, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let fails = |args: &[&str]| {
+        let o = cli(&db, args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    ok(&[
+        "meter",
+        "add",
+        "M1",
+        "--host",
+        "10.1.2.3",
+        "--port",
+        "4059",
+        "--transport",
+        "wrapper",
+        "--auth",
+        "low",
+        "--password",
+        "s3cret",
+    ]);
+    let e = fails(&["meter", "add", "M2", "--host", "10.1.2.3"]);
+    assert!(
+        e.contains("give either host and port, or serial_device"),
+        "{e}"
+    );
+    let e = fails(&["meter", "add", "M1", "--host", "h", "--port", "1"]);
+    assert!(e.contains("exists already"), "{e}");
+    let e = fails(&["meter", "edit", "M1", "--interval-s", "0"]);
+    assert!(e.contains("interval_s"), "{e}");
+    let e = fails(&["meter", "edit", "Nope", "--interval-s", "5"]);
+    assert!(e.contains("not found"), "{e}");
+    let shown = ok(&["meter", "show", "M1"]);
+    assert!(
+        shown.contains("\"interval_s\": 60") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    let listed = ok(&["meter", "list"]);
+    assert_eq!(listed.lines().count(), 1);
+    let exported = ok(&["meter", "export"]);
+    assert!(!exported.contains("s3cret"));
+    let file = dir.0.join("bad.json");
+    std::fs::write(
+        &file,
+        r#"[{"name": "M3", "host": "h", "port": 1}, {"name": "M4"}]"#,
+    )
+    .unwrap();
+    let e = fails(&["meter", "import", file.to_str().unwrap()]);
+    assert!(e.contains("M4"), "{e}");
+    assert_eq!(
+        ok(&["meter", "list"]).lines().count(),
+        1,
+        "nothing of a failed import is kept"
+    );
+    ok(&["settings", "set", "thingsboard.gateway_token", "TOKEN123"]);
+    let s = ok(&["settings", "show"]);
+    assert!(
+        s.contains("thingsboard.gateway_token = (set)") && !s.contains("TOKEN123"),
+        "{s}"
+    );
+    let e = fails(&["settings", "set", "outbox.full_policy", "drop-all"]);
+    assert!(e.contains("drop-oldest"), "{e}");
+    ok(&["meter", "rm", "M1"]);
+    assert_eq!(ok(&["meter", "list"]).lines().count(), 0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
