@@ -13,4 +13,5 @@ pub mod client;
 pub mod cosem;
 pub mod dlms;
 pub mod sim;
+pub mod status;
 pub mod store;

@@ -45,6 +45,19 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     let publisher = std::thread::Builder::new()
         .name("publisher".into())
         .spawn(move || publisher.run(rx))?;
+    let http_bind = store.settings()?.http_bind;
+    let http = if http_bind.is_empty() {
+        None
+    } else {
+        match crate::status::StatusServer::start(&http_bind, status.clone(), db) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // The bridge's job is the data: run without the page rather than not at all.
+                warn!("status page not started: {e}");
+                None
+            }
+        }
+    };
     let mut workers: HashMap<i64, Running> = HashMap::new();
     let mut revision = -1;
     let mut last_report = Instant::now();
@@ -80,6 +93,9 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     }
     drop(events);
     let _ = publisher.join();
+    if let Some(h) = http {
+        h.stop();
+    }
     for line in status.report_lines() {
         info!("status: {line}");
     }

@@ -99,6 +99,12 @@ impl Publisher {
             self.disconnect_all();
         }
         self.settings = settings;
+        let mode = if self.settings.mode == PublishMode::Gateway {
+            "gateway"
+        } else {
+            "device"
+        };
+        self.status.update_publisher(|p| p.mode = mode);
         self.devices = self
             .store
             .meters()?
@@ -226,7 +232,11 @@ impl Publisher {
     /// Publishes outbox entries until `deadline`, the outbox is empty, the rate limit is
     /// reached, or the broker fails.
     fn publish_round(&mut self, deadline: Instant) {
-        if self.settings.mqtt_host.is_empty() {
+        let disabled = self.settings.mqtt_host.is_empty();
+        self.status
+            .publishing_disabled
+            .store(disabled, std::sync::atomic::Ordering::Relaxed);
+        if disabled {
             return;
         }
         while Instant::now() < deadline {

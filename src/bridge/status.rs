@@ -43,11 +43,17 @@ pub struct MeterStatus {
     pub net: NetStats,
     /// Readings of this meter acknowledged by the broker.
     pub published: u64,
+    /// The latest values read (telemetry key -> JSON value).
+    pub last_values: serde_json::Map<String, serde_json::Value>,
+    /// The meter's polling interval, for health checks.
+    pub interval_s: u32,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct PublisherStatus {
     pub connected: bool,
+    /// "gateway" or "device".
+    pub mode: &'static str,
     pub outbox_rows: u64,
     pub oldest_unsent_ms: Option<i64>,
     pub published_messages: u64,
@@ -58,10 +64,24 @@ pub struct PublisherStatus {
     pub mqtt_bytes: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Status {
     pub meters: Mutex<BTreeMap<String, MeterStatus>>,
     pub publisher: Mutex<PublisherStatus>,
+    pub started: std::time::Instant,
+    /// Publishing switched off (no broker configured): the outbox alone counts as working.
+    pub publishing_disabled: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            meters: Mutex::default(),
+            publisher: Mutex::default(),
+            started: std::time::Instant::now(),
+            publishing_disabled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 impl Status {

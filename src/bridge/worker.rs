@@ -155,6 +155,7 @@ impl Worker {
                     }
                     failures = 0;
                     let got = !map.is_empty();
+                    let latest = map.clone();
                     if got {
                         let reading = Event::Reading(Reading {
                             device: name.clone(),
@@ -173,6 +174,7 @@ impl Worker {
                         if got {
                             m.readings_sent += 1;
                             m.last_success_ms = Some(ts_ms);
+                            m.last_values = latest;
                         }
                         m.last_error = errors.first().cloned();
                     });

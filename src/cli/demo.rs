@@ -147,6 +147,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     eprintln!(
         "dlms-bridge demo: {meters} simulated meter(s) on 127.0.0.1:{port_base}.., database {}\n  \
          watch:  mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -t 'v1/gateway/#' -v\n  \
+         status page:  http://127.0.0.1:8080/ (JSON at /status, Prometheus at /metrics)\n  \
          read a meter yourself:  dlms-bridge read --host 127.0.0.1 --port {port_base} 1-0:32.7.0\n  \
          Ctrl-C stops.",
         db.display()

@@ -38,6 +38,10 @@ pub struct BridgeSettings {
     pub outbox_max_age_s: u64,
     pub outbox_full_policy: FullPolicy,
     pub status_interval_s: u64,
+    /// Status page address; empty disables it.
+    pub http_bind: String,
+    /// Bearer token of the admin API; the API is refused entirely while unset.
+    pub api_token: Option<String>,
 }
 
 impl Default for BridgeSettings {
@@ -56,6 +60,8 @@ impl Default for BridgeSettings {
             outbox_max_age_s: 30 * 86_400,
             outbox_full_policy: FullPolicy::DropOldest,
             status_interval_s: 60,
+            http_bind: "127.0.0.1:8080".into(),
+            api_token: None,
         }
     }
 }
@@ -136,6 +142,23 @@ impl BridgeSettings {
                 }
             }
             "log.status_interval_s" => self.status_interval_s = parse(key, v)?,
+            "http.bind" => {
+                let v = v.trim();
+                if !v.is_empty() && v.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(StoreError::Invalid(format!(
+                        "{key}: {v:?} is not ADDRESS:PORT (e.g. 127.0.0.1:8080)"
+                    )));
+                }
+                self.http_bind = v.to_string();
+            }
+            "http.api_token" => {
+                if !v.is_empty() && v.len() < 16 {
+                    return Err(StoreError::Invalid(format!(
+                        "{key}: use at least 16 characters"
+                    )));
+                }
+                self.api_token = Some(v.to_string()).filter(|t| !t.is_empty());
+            }
             _ => {
                 let known: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
                 return Err(StoreError::Invalid(format!(
@@ -216,6 +239,16 @@ impl BridgeSettings {
                 .into(),
             ),
             ("log.status_interval_s", self.status_interval_s.to_string()),
+            ("http.bind", self.http_bind.clone()),
+            (
+                "http.api_token",
+                if self.api_token.is_some() {
+                    "(set)"
+                } else {
+                    "(not set)"
+                }
+                .into(),
+            ),
         ]
     }
 }

@@ -1,0 +1,180 @@
+//! The admin API: the `meter` commands over HTTP, applied live (the supervisor picks changes
+//! up from the database). Protected by a bearer token from the settings (`http.api_token`);
+//! refused entirely while no token is set. Passwords and tokens are accepted, never returned.
+
+use super::http::json_response;
+use crate::store::config::{Measurement, MeterConfig};
+use crate::store::{Store, StoreError};
+use serde_json::{json, Value};
+use std::io::Cursor;
+use tiny_http::{Method, Response};
+
+type Reply = Response<Cursor<Vec<u8>>>;
+
+fn error(code: u16, msg: impl Into<String>) -> Reply {
+    json_response(code, &json!({"error": msg.into()}))
+}
+
+fn store_error(e: StoreError) -> Reply {
+    match e {
+        StoreError::NotFound(m) => error(404, format!("{m} not found")),
+        StoreError::Invalid(m) if m.contains("exists already") => error(409, m),
+        StoreError::Invalid(m) => error(400, m),
+        other => error(500, other.to_string()),
+    }
+}
+
+/// Decodes %XX escapes in a path segment (meter names may contain spaces).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Equal-time comparison, so the token cannot be guessed byte by byte from response times.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A meter as the API shows it: secrets replaced by whether they are set.
+pub(super) fn public(m: &MeterConfig) -> Value {
+    let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("password_set".into(), json!(m.password.is_some()));
+        o.insert("access_token_set".into(), json!(m.access_token.is_some()));
+    }
+    v
+}
+
+pub(super) fn handle(
+    store: &mut Store,
+    method: &Method,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> Reply {
+    let token = match store.settings() {
+        Ok(s) => s.api_token,
+        Err(e) => return store_error(e),
+    };
+    let Some(token) = token else {
+        return error(403, "the API is disabled: set http.api_token to enable it");
+    };
+    match auth.and_then(|a| a.strip_prefix("Bearer ")) {
+        Some(given) if same(given.trim().as_bytes(), token.as_bytes()) => {}
+        _ => {
+            return error(401, "missing or wrong bearer token").with_header(
+                tiny_http::Header::from_bytes(&b"WWW-Authenticate"[..], &b"Bearer"[..])
+                    .unwrap_or_else(|_| unreachable!()),
+            )
+        }
+    }
+    let decoded: Vec<String> = path
+        .trim_start_matches("/api/meters")
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(percent_decode)
+        .collect();
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let parse = |body: &str| {
+        serde_json::from_str::<Value>(body).map_err(|e| error(400, format!("invalid JSON: {e}")))
+    };
+    match (method, parts.as_slice()) {
+        (Method::Get, []) => match store.meters() {
+            Ok(ms) => json_response(200, &Value::Array(ms.iter().map(public).collect())),
+            Err(e) => store_error(e),
+        },
+        (Method::Post, []) => {
+            let m: MeterConfig = match parse(body)
+                .and_then(|v| serde_json::from_value(v).map_err(|e| error(400, e.to_string())))
+            {
+                Ok(m) => m,
+                Err(r) => return r,
+            };
+            match store.add_meter(&m) {
+                Ok(id) => json_response(201, &json!({"id": id, "name": m.name})),
+                Err(e) => store_error(e),
+            }
+        }
+        (Method::Get, [id]) => match store.meter(id) {
+            Ok(m) => json_response(200, &public(&m)),
+            Err(e) => store_error(e),
+        },
+        (Method::Patch, [id]) => {
+            let patch = match parse(body) {
+                Ok(Value::Object(o)) => o,
+                Ok(_) => return error(400, "PATCH takes a JSON object of fields"),
+                Err(r) => return r,
+            };
+            let current = match store.meter(id) {
+                Ok(m) => m,
+                Err(e) => return store_error(e),
+            };
+            // Merge the patch over the stored meter (secrets included, which serialisation
+            // leaves out), then validate the whole.
+            let mut merged = match serde_json::to_value(&current) {
+                Ok(Value::Object(o)) => o,
+                _ => return error(500, "cannot serialise the meter"),
+            };
+            for (k, v) in patch {
+                if k == "id" {
+                    continue;
+                }
+                merged.insert(k, v);
+            }
+            let mut m: MeterConfig = match serde_json::from_value(Value::Object(merged)) {
+                Ok(m) => m,
+                Err(e) => return error(400, e.to_string()),
+            };
+            m.id = current.id;
+            match store.update_meter(&m) {
+                Ok(()) => json_response(200, &public(&m)),
+                Err(e) => store_error(e),
+            }
+        }
+        (Method::Delete, [id]) => match store.remove_meter(id) {
+            Ok(()) => json_response(200, &json!({"deleted": id})),
+            Err(e) => store_error(e),
+        },
+        (Method::Get, [id, "measurements"]) => match store.meter(id) {
+            Ok(m) => json_response(200, &json!(m.measurements)),
+            Err(e) => store_error(e),
+        },
+        (Method::Put, [id, "measurements"]) => {
+            let list: Vec<Measurement> = match parse(body)
+                .and_then(|v| serde_json::from_value(v).map_err(|e| error(400, e.to_string())))
+            {
+                Ok(l) => l,
+                Err(r) => return r,
+            };
+            let mut m = match store.meter(id) {
+                Ok(m) => m,
+                Err(e) => return store_error(e),
+            };
+            m.measurements = list;
+            match store.update_meter(&m) {
+                Ok(()) => json_response(200, &json!(m.measurements)),
+                Err(e) => store_error(e),
+            }
+        }
+        _ => error(405, format!("{method} {path} is not supported")),
+    }
+}

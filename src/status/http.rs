@@ -1,0 +1,144 @@
+//! The tiny_http server: two threads calling the blocking `recv`, `unblock()` on shutdown.
+
+use super::{api, metrics, snapshot};
+use crate::bridge::status::Status;
+use log::{info, warn};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tiny_http::{Header, Method, Request, Response, Server};
+
+const THREADS: usize = 2;
+/// The largest request body accepted (meter imports are small).
+const MAX_BODY: u64 = 1 << 20;
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+pub struct StatusServer {
+    server: Arc<Server>,
+    threads: Vec<JoinHandle<()>>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl StatusServer {
+    /// Binds `bind` and serves until [`StatusServer::stop`].
+    pub fn start(bind: &str, status: Arc<Status>, db: &Path) -> std::io::Result<StatusServer> {
+        let server = Arc::new(
+            Server::http(bind).map_err(|e| std::io::Error::other(format!("{bind}: {e}")))?,
+        );
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
+        info!("status page on http://{addr}/");
+        let mut threads = Vec::new();
+        for i in 0..THREADS {
+            let (server, status, db) = (server.clone(), status.clone(), db.to_path_buf());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .spawn(move || serve(&server, &status, &db))?,
+            );
+        }
+        Ok(StatusServer {
+            server,
+            threads,
+            addr,
+        })
+    }
+
+    pub fn stop(self) {
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(server: &Server, status: &Status, db: &Path) {
+    let mut store = None;
+    while let Ok(request) = server.recv() {
+        let response = route(request, status, db, &mut store);
+        if let Err(e) = response {
+            warn!("status page: {e}");
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|_| {
+        Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).unwrap_or_else(|_| unreachable!())
+    })
+}
+
+pub(super) fn json_response(
+    code: u16,
+    body: &serde_json::Value,
+) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_string(body.to_string())
+        .with_status_code(code)
+        .with_header(header("Content-Type", "application/json"))
+        .with_header(header("Cache-Control", "no-store"))
+}
+
+fn route(
+    mut request: Request,
+    status: &Status,
+    db: &Path,
+    store: &mut Option<crate::store::Store>,
+) -> std::io::Result<()> {
+    let url = request.url().split('?').next().unwrap_or("").to_string();
+    let method = request.method().clone();
+    let response = match (&method, url.as_str()) {
+        (Method::Get, "/status") => json_response(200, &snapshot::status_json(status)),
+        (Method::Get, "/metrics") => Response::from_string(metrics::render(status))
+            .with_header(header("Content-Type", "text/plain; version=0.0.4")),
+        (Method::Get, "/healthz") => match snapshot::health(status) {
+            Ok(()) => Response::from_string("ok\n").with_status_code(200),
+            Err(why) => Response::from_string(format!("unhealthy: {why}\n")).with_status_code(503),
+        },
+        (Method::Get, "/") => Response::from_string(DASHBOARD)
+            .with_header(header("Content-Type", "text/html; charset=utf-8"))
+            .with_header(header(
+                "Content-Security-Policy",
+                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+            )),
+        (_, path) if path == "/api/meters" || path.starts_with("/api/meters/") => {
+            let auth = request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Authorization"))
+                .map(|h| h.value.as_str().to_string());
+            let mut body = String::new();
+            if request.body_length().unwrap_or(0) as u64 > MAX_BODY {
+                json_response(413, &serde_json::json!({"error": "request body too large"}))
+            } else {
+                request
+                    .as_reader()
+                    .take(MAX_BODY)
+                    .read_to_string(&mut body)?;
+                if store.is_none() {
+                    match crate::store::Store::open(db) {
+                        Ok(s) => *store = Some(s),
+                        Err(e) => {
+                            let r =
+                                json_response(500, &serde_json::json!({"error": e.to_string()}));
+                            return request.respond(r);
+                        }
+                    }
+                }
+                match store.as_mut() {
+                    Some(s) => api::handle(s, &method, path, auth.as_deref(), &body),
+                    None => json_response(500, &serde_json::json!({"error": "no database"})),
+                }
+            }
+        }
+        _ => json_response(
+            404,
+            &serde_json::json!({"error": format!("no route {method} {url}")}),
+        ),
+    };
+    request.respond(response)
+}

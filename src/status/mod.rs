@@ -1,0 +1,12 @@
+//! The status page and admin API on tiny_http: `/status` (JSON), `/metrics` (Prometheus),
+//! `/healthz`, `/` (a self-contained dashboard) and `/api/meters...` (bearer token).
+//! Figures come from the in-memory [`Status`] snapshot, never from the database; only the API
+//! (configuration) opens the database.
+
+mod api;
+mod http;
+mod metrics;
+mod snapshot;
+
+pub use http::StatusServer;
+pub use snapshot::{health, status_json};

@@ -1,0 +1,85 @@
+//! The status snapshot as JSON, and the health verdict.
+
+use crate::bridge::event::now_ms;
+use crate::bridge::status::{MeterState, Status};
+use crate::dlms::axdr::format_rfc3339;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
+
+pub fn status_json(status: &Status) -> Value {
+    let p = status.publisher();
+    let now = now_ms();
+    let meters: Map<String, Value> = status
+        .meters()
+        .into_iter()
+        .map(|(name, m)| {
+            let rate = if m.cycles == 0 {
+                Value::Null
+            } else {
+                json!((1000.0 * m.successes as f64 / m.cycles as f64).round() / 10.0)
+            };
+            let v = json!({
+                "state": m.state.as_str(),
+                "last_success": m.last_success_ms.map(|t| format_rfc3339(t / 1000)),
+                "values": m.last_values,
+                "cycles": m.cycles,
+                "successes": m.successes,
+                "failures": m.failures,
+                "success_rate_percent": rate,
+                "consecutive_failures": m.consecutive_failures,
+                "reconnects": m.reconnects,
+                "skipped_slots": m.skipped_slots,
+                "breaker": if m.state == MeterState::BreakerOpen { "open" } else { "closed" },
+                "last_error": m.last_error,
+                "dlms": {
+                    "bytes_sent": m.net.bytes_sent,
+                    "bytes_received": m.net.bytes_received,
+                    "frames_sent": m.net.frames_sent,
+                    "frames_received": m.net.frames_received,
+                    "round_trips": m.net.round_trips,
+                    "timeouts": m.net.timeouts,
+                    "checksum_errors": m.net.checksum_errors,
+                    "stale": m.net.stale,
+                },
+                "mqtt": {"readings_sent": m.readings_sent, "published": m.published},
+            });
+            (name, v)
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": status.started.elapsed().as_secs(),
+        "publisher": {
+            "connected": p.connected,
+            "publishing_enabled": !status.publishing_disabled.load(Ordering::Relaxed),
+            "mode": p.mode,
+            "outbox_depth": p.outbox_rows,
+            "oldest_unsent_age_s": p.oldest_unsent_ms.map(|t| ((now - t) / 1000).max(0)),
+            "published_messages": p.published_messages,
+            "published_readings": p.published_readings,
+            "failed": p.failed_publishes,
+            "reconnects": p.reconnects,
+            "dropped": p.dropped,
+            "mqtt_bytes": p.mqtt_bytes,
+        },
+        "meters": meters,
+    })
+}
+
+/// `Ok` when the publisher works (connected, or publishing switched off) and at least one meter
+/// read successfully within three of its intervals; else the reason.
+pub fn health(status: &Status) -> Result<(), String> {
+    let p = status.publisher();
+    if !p.connected && !status.publishing_disabled.load(Ordering::Relaxed) {
+        return Err("publisher not connected to the broker".into());
+    }
+    let now = now_ms();
+    let fresh = status.meters().values().any(|m| {
+        m.last_success_ms
+            .is_some_and(|t| now - t <= 3 * 1000 * i64::from(m.interval_s.max(1)) + 10_000)
+    });
+    if !fresh {
+        return Err("no meter has been read recently".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,388 @@
+//! The status page and admin API of a running bridge (in-process, publishing off): every
+//! endpoint, authentication, bad input, unknown meters, and that no secret is ever returned.
+
+use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::sim::model::MeterModel;
+use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
+use dlms_bridge::store::config::MeterConfig;
+use dlms_bridge::store::Store;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-token-0123456789";
+const SECRETS: [&str; 3] = ["meter-password-1", "device-token-2", TOKEN];
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    port: u16,
+    dir: PathBuf,
+    _sim_stop: Arc<AtomicBool>,
+    sim_port: u16,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self._sim_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(name: &str, token: Option<&str>, meter_reachable: bool) -> Running {
+    let dir = std::env::temp_dir().join(format!("dlms-bridge-api-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sim_stop = Arc::new(AtomicBool::new(false));
+    let listener = net::bind_ephemeral().unwrap();
+    let sim_port = listener.local_addr().unwrap().port();
+    let s = sim_stop.clone();
+    std::thread::spawn(move || {
+        net::serve_tcp(
+            listener,
+            SimConfig::new(MeterModel::new(60, 0), Framing::Hdlc),
+            Arc::new(SimCounters::default()),
+            s,
+        )
+    });
+    let db = dir.join("bridge.db");
+    let port = free_port();
+    {
+        let mut store = Store::open(&db).unwrap();
+        store.set_setting("mqtt.host", "").unwrap();
+        store
+            .set_setting("http.bind", &format!("127.0.0.1:{port}"))
+            .unwrap();
+        if let Some(t) = token {
+            store.set_setting("http.api_token", t).unwrap();
+        }
+        let mut m = MeterConfig::tcp(
+            "Meter A",
+            "127.0.0.1",
+            if meter_reachable {
+                sim_port
+            } else {
+                free_port()
+            },
+        );
+        m.server_physical = Some(17);
+        m.interval_s = 1;
+        m.response_timeout_ms = 300;
+        m.connect_timeout_ms = 300;
+        m.auth = "none".into();
+        m.password = Some(SECRETS[0].into());
+        m.access_token = Some(SECRETS[1].into());
+        store.add_meter(&m).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (st, d) = (stop.clone(), db.clone());
+    let handle =
+        std::thread::spawn(move || bridge::run(&d, st, Arc::new(Status::default())).unwrap());
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "status page did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Running {
+        stop,
+        handle: Some(handle),
+        port,
+        dir,
+        _sim_stop: sim_stop,
+        sim_port,
+    }
+}
+
+/// A minimal HTTP/1.1 client: (status code, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn no_secrets(body: &str) {
+    for s in SECRETS {
+        assert!(!body.contains(s), "a secret leaked: {body}");
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn status_metrics_health_and_dashboard() {
+    let r = start("status", Some(TOKEN), true);
+    wait_until("a reading", || {
+        let (_, body) = http(r.port, "GET", "/status", None, None);
+        serde_json::from_str::<Value>(&body)
+            .is_ok_and(|v| v["meters"]["Meter A"]["values"]["voltage_l1"].is_number())
+    });
+    let (code, body) = http(r.port, "GET", "/status", None, None);
+    assert_eq!(code, 200);
+    no_secrets(&body);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let m = &v["meters"]["Meter A"];
+    assert_eq!(m["state"], "polling");
+    assert_eq!(m["breaker"], "closed");
+    let truth = MeterModel::new(60, 0)
+        .truth(dlms_bridge::cosem::Obis::new(1, 0, 32, 7, 0, 255), 0)
+        .unwrap();
+    assert_eq!(
+        m["values"]["voltage_l1"].as_f64().unwrap(),
+        format!("{}e-1", truth.raw).parse::<f64>().unwrap()
+    );
+    assert!(
+        m["dlms"]["bytes_sent"].as_u64().unwrap() > 0
+            && m["dlms"]["frames_received"].as_u64().unwrap() > 0
+    );
+    assert!(m["cycles"].as_u64().unwrap() >= 1);
+    for key in [
+        "connected",
+        "mode",
+        "outbox_depth",
+        "oldest_unsent_age_s",
+        "published_readings",
+        "failed",
+        "reconnects",
+    ] {
+        assert!(v["publisher"].get(key).is_some(), "publisher.{key} missing");
+    }
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+
+    let (code, metrics) = http(r.port, "GET", "/metrics", None, None);
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("dlms_bridge_meter_cycles_total{meter=\"Meter A\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE dlms_bridge_outbox_readings gauge"));
+    no_secrets(&metrics);
+
+    let (code, body) = http(r.port, "GET", "/healthz", None, None);
+    assert_eq!((code, body.trim()), (200, "ok"));
+
+    let (code, page) = http(r.port, "GET", "/", None, None);
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>dlms-bridge</title>") && page.contains("fetch(\"/status\""));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external assets"
+    );
+    assert_eq!(http(r.port, "GET", "/nope", None, None).0, 404);
+}
+
+#[test]
+fn health_is_503_when_no_meter_answers() {
+    let r = start("unhealthy", None, false);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = http(r.port, "GET", "/healthz", None, None);
+    assert_eq!(code, 503);
+    assert!(body.contains("no meter has been read recently"), "{body}");
+    let (_, status) = http(r.port, "GET", "/status", None, None);
+    let v: Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        v["meters"]["Meter A"]["consecutive_failures"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert!(v["meters"]["Meter A"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("connect"));
+}
+
+#[test]
+fn api_refused_without_a_configured_token() {
+    let r = start("notoken", None, true);
+    let (code, body) = http(
+        r.port,
+        "GET",
+        "/api/meters",
+        Some("Bearer anything-at-all-here"),
+        None,
+    );
+    assert_eq!(code, 403);
+    assert!(body.contains("http.api_token"), "{body}");
+}
+
+#[test]
+fn api_crud_with_authentication_and_live_effect() {
+    let r = start("api", Some(TOKEN), true);
+    let auth = format!("Bearer {TOKEN}");
+    let a = Some(auth.as_str());
+    assert_eq!(http(r.port, "GET", "/api/meters", None, None).0, 401);
+    assert_eq!(
+        http(
+            r.port,
+            "GET",
+            "/api/meters",
+            Some("Bearer wrong-token-0123456789"),
+            None
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        http(r.port, "GET", "/api/meters", Some(TOKEN), None).0,
+        401,
+        "the Bearer scheme is required"
+    );
+
+    let (code, body) = http(r.port, "GET", "/api/meters", a, None);
+    assert_eq!(code, 200);
+    no_secrets(&body);
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["name"], "Meter A");
+    assert_eq!(list[0]["password_set"], true);
+
+    assert_eq!(
+        http(r.port, "POST", "/api/meters", a, Some("{not json")).0,
+        400
+    );
+    let (code, body) = http(
+        r.port,
+        "POST",
+        "/api/meters",
+        a,
+        Some(r#"{"name": "B", "host": "127.0.0.1"}"#),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("host and port"), "{body}");
+    let (code, _) = http(
+        r.port,
+        "POST",
+        "/api/meters",
+        a,
+        Some(r#"{"name": "B", "host": "127.0.0.1", "port": 1, "colour": "red"}"#),
+    );
+    assert_eq!(code, 400, "unknown fields are refused");
+    let new = json!({"name": "Meter B", "host": "127.0.0.1", "port": r.sim_port, "server_physical": 17, "interval_s": 1,
+                     "auth": "none", "password": SECRETS[0], "access_token": SECRETS[1],
+                     "measurements": [{"key": "volts", "obis": "1-0:32.7.0*255"}]});
+    // A stored password (unused with auth none) is a secret all the same.
+    let (code, body) = http(r.port, "POST", "/api/meters", a, Some(&new.to_string()));
+    assert_eq!(code, 201, "{body}");
+    no_secrets(&body);
+    assert_eq!(
+        http(r.port, "POST", "/api/meters", a, Some(&new.to_string())).0,
+        409
+    );
+    wait_until("Meter B polled", || {
+        let (_, s) = http(r.port, "GET", "/status", None, None);
+        serde_json::from_str::<Value>(&s)
+            .is_ok_and(|v| v["meters"]["Meter B"]["values"]["volts"].is_number())
+    });
+
+    assert_eq!(http(r.port, "GET", "/api/meters/Nope", a, None).0, 404);
+    let (code, body) = http(r.port, "GET", "/api/meters/Meter%20B", a, None);
+    assert_eq!(code, 200, "by name, URL-encoded: {body}");
+    no_secrets(&body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["access_token_set"],
+        true
+    );
+    let (code, body) = http(
+        r.port,
+        "PATCH",
+        "/api/meters/2",
+        a,
+        Some(r#"{"interval_s": 2}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    no_secrets(&body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["interval_s"],
+        2
+    );
+    assert_eq!(
+        http(
+            r.port,
+            "PATCH",
+            "/api/meters/2",
+            a,
+            Some(r#"{"interval_s": 0}"#)
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        http(r.port, "PATCH", "/api/meters/2", a, Some("[1]")).0,
+        400
+    );
+    let (code, body) = http(
+        r.port,
+        "PUT",
+        "/api/meters/2/measurements",
+        a,
+        Some(r#"[{"key": "hz", "obis": "1-0:14.7.0*255"}]"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = http(r.port, "GET", "/api/meters/2/measurements", a, None);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()[0]["key"],
+        "hz"
+    );
+    assert_eq!(
+        http(r.port, "PUT", "/api/meters/2/measurements", a, Some("[]")).0,
+        400
+    );
+    // The secrets survived the edits without ever being returned.
+    let store = Store::open(&r.dir.join("bridge.db")).unwrap();
+    assert_eq!(
+        store.meter("Meter B").unwrap().password.as_deref(),
+        Some(SECRETS[0])
+    );
+    assert_eq!(http(r.port, "DELETE", "/api/meters/2", a, None).0, 200);
+    assert_eq!(http(r.port, "DELETE", "/api/meters/2", a, None).0, 404);
+    wait_until("Meter B gone from the status", || {
+        let (_, s) = http(r.port, "GET", "/status", None, None);
+        serde_json::from_str::<Value>(&s).is_ok_and(|v| v["meters"].get("Meter B").is_none())
+    });
+    assert_eq!(http(r.port, "POST", "/api/meters/1", a, Some("{}")).0, 405);
+}
