@@ -8,10 +8,13 @@
 //! - [`cosem`]: the object model on top of it (OBIS codes, units, scaled values).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "runtime")]
 pub mod bridge;
 pub mod client;
 pub mod cosem;
 pub mod dlms;
 pub mod sim;
+#[cfg(feature = "runtime")]
 pub mod status;
+#[cfg(feature = "runtime")]
 pub mod store;
