@@ -387,8 +387,14 @@ impl Publisher {
             p.published_readings += n;
             p.mqtt_bytes += msg.payload.len() as u64;
         });
+        let total: u64 = per_device.values().sum();
         for (d, n) in per_device {
-            self.status.update_meter(d, |m| m.published += n);
+            let share = msg.payload.len() as u64 * n / total.max(1);
+            self.status.update_meter(d, |m| {
+                m.published += n;
+                m.mqtt_messages += 1;
+                m.mqtt_bytes += share;
+            });
         }
         true
     }

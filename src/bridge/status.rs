@@ -43,6 +43,10 @@ pub struct MeterStatus {
     pub net: NetStats,
     /// Readings of this meter acknowledged by the broker.
     pub published: u64,
+    /// MQTT messages that carried readings of this meter, and this meter's share of their
+    /// payload bytes (a gateway message shared by n meters counts 1/n of it to each by entries).
+    pub mqtt_messages: u64,
+    pub mqtt_bytes: u64,
     /// The latest values read (telemetry key -> JSON value).
     pub last_values: serde_json::Map<String, serde_json::Value>,
     /// The meter's polling interval, for health checks.

@@ -72,7 +72,7 @@ pub fn render(status: &Status) -> String {
         "counter",
         p["dropped"].as_f64().unwrap_or(0.0),
     );
-    let per_meter: [(&str, &str, &str, &[&str]); 10] = [
+    let per_meter: [(&str, &str, &str, &[&str]); 12] = [
         ("meter_cycles_total", "Poll cycles.", "counter", &["cycles"]),
         (
             "meter_successes_total",
@@ -127,6 +127,18 @@ pub fn render(status: &Status) -> String {
             "Readings of the meter acknowledged by the broker.",
             "counter",
             &["mqtt", "published"],
+        ),
+        (
+            "meter_mqtt_messages_total",
+            "MQTT messages carrying readings of the meter.",
+            "counter",
+            &["mqtt", "messages"],
+        ),
+        (
+            "meter_mqtt_bytes_total",
+            "The meter's share of MQTT payload bytes.",
+            "counter",
+            &["mqtt", "bytes"],
         ),
     ];
     let meters = s["meters"].as_object().cloned().unwrap_or_default();

@@ -40,8 +40,9 @@ pub fn status_json(status: &Status) -> Value {
                     "timeouts": m.net.timeouts,
                     "checksum_errors": m.net.checksum_errors,
                     "stale": m.net.stale,
+                    "retries": m.failures,
                 },
-                "mqtt": {"readings_sent": m.readings_sent, "published": m.published},
+                "mqtt": {"readings_sent": m.readings_sent, "published": m.published, "messages": m.mqtt_messages, "bytes": m.mqtt_bytes},
             });
             (name, v)
         })
