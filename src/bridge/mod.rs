@@ -28,8 +28,16 @@ use std::time::{Duration, Instant};
 
 /// Readings the channel holds before meter threads wait for the publisher.
 const CHANNEL_CAPACITY: usize = 4096;
-/// Meter threads do blocking I/O and bounded-depth decoding: a small stack is plenty.
-const WORKER_STACK: usize = 256 * 1024;
+/// Meter threads do blocking I/O and bounded-depth decoding: a small stack is plenty. Boards
+/// set DLMS_BRIDGE_STACK_KIB (board-config/*.env) to go lower on small routers.
+fn worker_stack() -> usize {
+    std::env::var("DLMS_BRIDGE_STACK_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|k| (64..=8192).contains(k))
+        .unwrap_or(256)
+        * 1024
+}
 
 struct Running {
     config: MeterConfig,
@@ -146,7 +154,7 @@ fn reconcile(
         };
         match std::thread::Builder::new()
             .name(format!("meter-{id}"))
-            .stack_size(WORKER_STACK)
+            .stack_size(worker_stack())
             .spawn(move || worker.run())
         {
             Ok(handle) => {
