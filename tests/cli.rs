@@ -363,45 +363,32 @@ fn serial_read(pair: &Path, mode_e: bool) {
     }
     let _sim = simulate(&sim_args);
     std::thread::sleep(Duration::from_millis(300));
-    let mut args = vec![
-        "read",
-        "--serial",
-        probe.to_str().unwrap(),
-        "--timeout-ms",
-        "2000",
-    ];
-    if mode_e {
-        args.push("--mode-e");
-    }
-    args.extend(["1-0:32.7.0*255", "0-0:96.1.0*255:1:2"]);
-    let out = run(&args);
-    assert!(
-        out.status.success(),
-        "mode E {mode_e}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = lines(&out);
+    let read = |extra: &[&str]| {
+        let mut args = vec![
+            "read",
+            "--serial",
+            probe.to_str().unwrap(),
+            "--timeout-ms",
+            "2000",
+        ];
+        if mode_e {
+            args.push("--mode-e");
+        }
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "mode E {mode_e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&out)
+    };
+    let v = read(&["1-0:32.7.0*255", "0-0:96.1.0*255:1:2"]);
     assert_eq!(v[0]["value"].as_f64().unwrap(), voltage_truth(21, 0));
     assert_eq!(v[1]["value"], MeterModel::new(21, 0).serial_number());
     // The profile needs segmentation and blocks over the serial line too.
-    let mut args = vec![
-        "read",
-        "--serial",
-        probe.to_str().unwrap(),
-        "--timeout-ms",
-        "2000",
-    ];
-    if mode_e {
-        args.push("--mode-e");
-    }
-    args.extend(["--profile", "1-0:99.1.0*255"]);
-    let out = run(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(lines(&out).len(), 192);
+    let out = read(&["--profile", "1-0:99.1.0*255"]);
+    assert_eq!(out.len(), 192);
 }
 
 #[test]

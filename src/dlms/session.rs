@@ -289,19 +289,9 @@ impl ClientSession {
         let negotiated = self.require()?;
         let invoke = self.next_invoke();
         let max = usize::from(negotiated.server_max_pdu);
-        let mut requests = SetRequest::build(invoke, attribute, value, max)
-            .ok_or(SessionError::TooLarge)?
-            .into_iter()
-            .map(|r| r.encode())
-            .collect::<Vec<_>>();
-        if requests.len() > 1
-            && !negotiated
-                .conformance
-                .has(Conformance::BLOCK_TRANSFER_WITH_SET)
-        {
-            return Err(SessionError::TooLarge);
-        }
-        requests.reverse();
+        let built = SetRequest::build(invoke, attribute, value, max)
+            .map(|v| v.iter().map(SetRequest::encode).collect());
+        let requests = in_sending_order(built, negotiated, Conformance::BLOCK_TRANSFER_WITH_SET)?;
         Ok(SetExchange { invoke, requests })
     }
 
@@ -314,21 +304,27 @@ impl ClientSession {
         let negotiated = self.require()?;
         let invoke = self.next_invoke();
         let max = usize::from(negotiated.server_max_pdu);
-        let mut requests = ActionRequest::build(invoke, method, parameters, max)
-            .ok_or(SessionError::TooLarge)?
-            .into_iter()
-            .map(|r| r.encode())
-            .collect::<Vec<_>>();
-        if requests.len() > 1
-            && !negotiated
-                .conformance
-                .has(Conformance::BLOCK_TRANSFER_WITH_ACTION)
-        {
-            return Err(SessionError::TooLarge);
-        }
-        requests.reverse();
+        let built = ActionRequest::build(invoke, method, parameters, max)
+            .map(|v| v.iter().map(ActionRequest::encode).collect());
+        let requests =
+            in_sending_order(built, negotiated, Conformance::BLOCK_TRANSFER_WITH_ACTION)?;
         Ok(ActionExchange { invoke, requests })
     }
+}
+
+/// The encoded requests of a SET or ACTION, last first (exchanges pop them): refused when the
+/// value does not fit the meter's PDU at all, or needs blocks the meter did not grant.
+fn in_sending_order(
+    built: Option<Vec<Vec<u8>>>,
+    negotiated: Negotiated,
+    block_bit: u32,
+) -> Result<Vec<Vec<u8>>, SessionError> {
+    let mut requests = built.ok_or(SessionError::TooLarge)?;
+    if requests.len() > 1 && !negotiated.conformance.has(block_bit) {
+        return Err(SessionError::TooLarge);
+    }
+    requests.reverse();
+    Ok(requests)
 }
 
 /// One GET, possibly spread over block transfers.
@@ -495,5 +491,91 @@ impl ActionExchange {
                 "ACTION-Response with parameter blocks is not supported",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosem::Obis;
+    use crate::dlms::acse::{AssociationResult, ResultSourceDiagnostic};
+
+    fn associated(granted: Conformance, server_pdu: u16) -> ClientSession {
+        let mut s = ClientSession::new(SessionConfig::default());
+        let aare = crate::dlms::acse::Aare {
+            application_context: ApplicationContext::LogicalName,
+            result: AssociationResult::Accepted,
+            diagnostic: ResultSourceDiagnostic::User(0),
+            responding_ap_title: None,
+            mechanism: None,
+            responding_authentication_value: None,
+            user_information: Some(
+                InitiateResponse {
+                    negotiated_quality_of_service: None,
+                    negotiated_dlms_version: 6,
+                    negotiated_conformance: granted,
+                    server_max_receive_pdu_size: server_pdu,
+                    vaa_name: 7,
+                }
+                .encode(),
+            ),
+        };
+        s.on_aare(&aare.encode()).unwrap();
+        s
+    }
+
+    #[test]
+    fn long_set_and_action_use_blocks_only_when_granted() {
+        let clock = AttributeDescriptor::new(8, Obis::new(0, 0, 1, 0, 0, 255), 2);
+        let method = MethodDescriptor::new(15, Obis::new(0, 0, 40, 0, 0, 255), 1);
+        let big = Data::OctetString(vec![7; 500]);
+        let mut plain = associated(Conformance(Conformance::SET | Conformance::ACTION), 128);
+        assert!(matches!(
+            plain.set(clock, &big),
+            Err(SessionError::TooLarge)
+        ));
+        assert!(matches!(
+            plain.action(method, Some(&big)),
+            Err(SessionError::TooLarge)
+        ));
+        assert!(
+            plain.set(clock, &Data::Unsigned(1)).is_ok(),
+            "a small value needs no blocks"
+        );
+        let all = Conformance::CLIENT_DEFAULT;
+        let mut blocks = associated(all, 128);
+        let mut set = blocks.set(clock, &big).unwrap();
+        let first = set.start();
+        assert_eq!(
+            &first[..2],
+            &[0xC1, 0x02],
+            "SET-Request-With-First-Datablock first"
+        );
+        let ack = SetResponse::Datablock {
+            invoke: InvokeIdAndPriority(first[2]),
+            block_number: 1,
+        }
+        .encode();
+        match set.on_response(&ack).unwrap() {
+            Step::Send(next) => assert_eq!(&next[..2], &[0xC1, 0x03]),
+            other => panic!("{other:?}"),
+        }
+        let mut action = blocks.action(method, Some(&big)).unwrap();
+        assert_eq!(
+            &action.start()[..2],
+            &[0xC3, 0x04],
+            "ACTION-Request-With-First-Pblock first"
+        );
+    }
+
+    #[test]
+    fn nothing_before_association() {
+        let mut s = ClientSession::new(SessionConfig::default());
+        let clock = AttributeDescriptor::new(8, Obis::new(0, 0, 1, 0, 0, 255), 2);
+        assert!(matches!(
+            s.get(vec![(clock, None)]),
+            Err(SessionError::NotAssociated)
+        ));
+        assert_eq!(s.max_get_batch(), 1);
     }
 }
