@@ -7,7 +7,7 @@ import shutil
 
 here = os.path.dirname(os.path.abspath(__file__))
 vectors = json.load(open(os.path.join(here, "..", "tests", "vectors", "independent.json")))
-seeds = {t: {} for t in ["deframer", "hdlc_link", "wrapper", "axdr", "acse", "xdlms"]}
+seeds = {t: {} for t in ["deframer", "hdlc_link", "wrapper", "axdr", "acse", "xdlms", "security"]}
 for name, v in vectors.items():
     b = bytes.fromhex(v["hex"])
     if name.startswith("hdlc_"):
@@ -26,6 +26,12 @@ for name, v in vectors.items():
     else:
         seeds["xdlms"][name] = b
         seeds["acse"][name] = b
+hls = vectors.get("wrapper_aarq_hls_gmac_ciphered")
+if hls:
+    b = bytes.fromhex(hls["hex"])
+    at = b.find(bytes([0x21, 0x1F]))
+    if at >= 0:
+        seeds["security"]["gurux_glo_initiate"] = b[at:]
 for target, files in seeds.items():
     d = os.path.join(here, "seeds", target)
     shutil.rmtree(d, ignore_errors=True)

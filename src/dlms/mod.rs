@@ -16,6 +16,7 @@ pub mod ber;
 mod error;
 pub mod hdlc;
 pub(crate) mod reader;
+pub mod security;
 pub mod session;
 pub mod wrapper;
 pub mod xdlms;
