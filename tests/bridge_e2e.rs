@@ -179,7 +179,11 @@ impl Subscriber {
                         Err(_) => {}
                     }
                 }
-                let _ = cli.disconnect(None);
+                let _ = cli.disconnect(
+                    mqtt::DisconnectOptionsBuilder::new()
+                        .timeout(Duration::from_secs(1))
+                        .finalize(),
+                );
             }
         });
         wait_for("subscriber", Duration::from_secs(10), || {
@@ -265,7 +269,7 @@ impl Bridge {
     }
 
     /// SIGTERM, and the process must be gone within 10 s with success.
-    fn terminate(mut self) -> String {
+    fn terminate(&mut self) -> String {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -291,9 +295,19 @@ impl Bridge {
         self.log()
     }
 
-    fn kill9(mut self) {
+    fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Bridge {
+    /// A failed assertion must not leave a bridge running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -417,7 +431,7 @@ fn gateway_mode_end_to_end() {
     let names = ["Meter A", "Meter B", "Meter C"];
     configure(&db, broker.port, &sims, &names, |_| {});
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
-    let bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("readings", Duration::from_secs(20), || {
         gateway_readings(&sub.messages())
             .values()
@@ -483,7 +497,7 @@ fn device_mode_end_to_end() {
         .set_setting("thingsboard.mode", "device")
         .unwrap();
     let sub = Subscriber::start(broker.port, "v1/devices/me/#");
-    let bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("readings", Duration::from_secs(20), || {
         sub.messages()
             .iter()
@@ -534,7 +548,7 @@ fn broker_outage_loses_nothing_and_keeps_order_and_timestamps() {
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["O1", "O2"], |_| {});
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
-    let bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("first readings", Duration::from_secs(15), || {
         gateway_readings(&sub.messages()).len() == 2
     });
@@ -586,7 +600,7 @@ fn sigkill_loses_no_accepted_reading() {
     let db = dir.0.join("bridge.db");
     // First run: no broker on this port, so everything accepted stays in the outbox.
     configure(&db, free_port(), &sims, &["K1", "K2"], |_| {});
-    let bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(&db, &dir.0);
     let store = Store::open(&db).unwrap();
     wait_for("outbox filling", Duration::from_secs(20), || {
         store.outbox_stats().unwrap().rows >= 8
@@ -606,7 +620,7 @@ fn sigkill_loses_no_accepted_reading() {
     s.set_setting("mqtt.port", &broker.port.to_string())
         .unwrap();
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
-    let bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(&db, &dir.0);
     wait_for(
         "accepted readings delivered",
         Duration::from_secs(30),
@@ -659,7 +673,7 @@ fn faulty_meters_recover_without_disturbing_the_others() {
         }
     });
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
-    let bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("every meter publishing", Duration::from_secs(40), || {
         let r = gateway_readings(&sub.messages());
         names
@@ -715,7 +729,7 @@ fn configuration_changes_apply_to_a_running_bridge() {
         .set_setting("log.status_interval_s", "1")
         .unwrap();
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
-    let bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("First publishing", Duration::from_secs(15), || {
         gateway_readings(&sub.messages()).contains_key("First")
     });

@@ -383,3 +383,170 @@ fn a_late_answer_is_never_taken_for_the_next_one() {
         assert_eq!(conn.stats().timeouts, 1);
     }
 }
+
+mod security {
+    use super::*;
+    use dlms_bridge::dlms::security::{Keys, Protection};
+    use dlms_bridge::dlms::session::Security;
+    use dlms_bridge::sim::server::ServerSecurity;
+    use std::sync::atomic::AtomicU32;
+
+    const KEYS: Keys = Keys {
+        block_cipher: *b"0123456789abcdef",
+        authentication: *b"fedcba9876543210",
+    };
+
+    fn secure_sim(framing: net::Framing, hls: bool) -> Sim {
+        let mut config = SimConfig::new(MeterModel::new(13, 0), framing);
+        config.server.security = Some(ServerSecurity {
+            keys: KEYS,
+            server_title: *b"SIMMETER",
+            hls,
+        });
+        sim(config)
+    }
+
+    fn secure_connect(
+        s: &Sim,
+        keys: Keys,
+        protection: Protection,
+        hls: bool,
+        counter: Arc<AtomicU32>,
+    ) -> Result<Connection<TcpTransport>, ClientError> {
+        let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2))?;
+        let session = SessionConfig {
+            authentication: if hls {
+                Authentication::HighGmac {
+                    challenge: b"client-challenge".to_vec(),
+                }
+            } else {
+                Authentication::None
+            },
+            security: Some(Security {
+                keys,
+                client_title: *b"BRIDGE01",
+                protection,
+                invocation_counter: counter,
+            }),
+            ..SessionConfig::default()
+        };
+        let options = ConnectionOptions {
+            response_timeout: Duration::from_millis(800),
+            ..ConnectionOptions::default()
+        };
+        Connection::open(transport, framing(s.config.framing), session, options)
+    }
+
+    #[test]
+    fn hls_gmac_with_authenticated_encryption_over_hdlc_and_wrapper() {
+        for f in [net::Framing::Hdlc, net::Framing::Wrapper] {
+            let s = secure_sim(f, true);
+            let counter = Arc::new(AtomicU32::new(100));
+            let mut conn = secure_connect(
+                &s,
+                KEYS,
+                Protection::AuthenticatedEncrypted,
+                true,
+                counter.clone(),
+            )
+            .unwrap();
+            let mut cache = ScalerCache::default();
+            let values = reads::read_values(&mut conn, &eight_registers(), &mut cache).unwrap();
+            assert_truth(&s.config.model, &eight_registers(), &values);
+            // Block transfer of the profile, ciphered.
+            let p = reads::read_profile(
+                &mut conn,
+                model::LOAD_PROFILE,
+                RowSelection::Entries(1, 50),
+                &mut cache,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(p.rows.len(), 50);
+            let used = conn.invocation_counter();
+            assert!(used > 104, "every APDU used a fresh counter: {used}");
+            drop(conn);
+            // A reconnection continues the counter; it never starts over.
+            let conn = secure_connect(
+                &s,
+                KEYS,
+                Protection::AuthenticatedEncrypted,
+                true,
+                counter.clone(),
+            )
+            .unwrap();
+            assert!(conn.invocation_counter() > used);
+        }
+    }
+
+    #[test]
+    fn every_protection_without_hls() {
+        for p in [
+            Protection::Authenticated,
+            Protection::Encrypted,
+            Protection::AuthenticatedEncrypted,
+        ] {
+            let s = secure_sim(net::Framing::Wrapper, false);
+            let mut conn = secure_connect(&s, KEYS, p, false, Arc::new(AtomicU32::new(1))).unwrap();
+            let clock = reads::read_clock(&mut conn).unwrap().unwrap();
+            assert!((clock.to_unix().unwrap() - now()).abs() <= 2, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_keys_and_plain_clients_are_refused_clearly() {
+        let s = secure_sim(net::Framing::Hdlc, true);
+        let mut wrong_ek = KEYS;
+        wrong_ek.block_cipher[0] ^= 1;
+        let e = secure_connect(
+            &s,
+            wrong_ek,
+            Protection::AuthenticatedEncrypted,
+            true,
+            Arc::new(AtomicU32::new(1)),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .contains("association rejected permanently: authentication failure"),
+            "{e}"
+        );
+        let mut wrong_ak = KEYS;
+        wrong_ak.authentication[3] ^= 1;
+        let e = secure_connect(
+            &s,
+            wrong_ak,
+            Protection::AuthenticatedEncrypted,
+            true,
+            Arc::new(AtomicU32::new(1)),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("authentication failure"), "{e}");
+        // A client without security is refused by a ciphered-only meter.
+        let e = connect(&s, Authentication::None).err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("application context name not supported"),
+            "{e}"
+        );
+        // HLS-GMAC without keys is a configuration error, said before anything is sent.
+        let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2)).unwrap();
+        let session = SessionConfig {
+            authentication: Authentication::HighGmac {
+                challenge: vec![1; 16],
+            },
+            ..SessionConfig::default()
+        };
+        let e = Connection::open(
+            transport,
+            framing(s.config.framing),
+            session,
+            ConnectionOptions::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("HLS-GMAC needs"), "{e}");
+    }
+}

@@ -40,7 +40,13 @@ pub struct MeterOptions {
     pub server_logical: u16,
     pub server_physical: Option<u16>,
     pub auth_low: bool,
+    pub auth_high_gmac: bool,
     pub password: Option<String>,
+    pub protection: Option<dlms_bridge::dlms::security::Protection>,
+    pub system_title: Option<[u8; 8]>,
+    pub encryption_key: Option<[u8; 16]>,
+    pub authentication_key: Option<[u8; 16]>,
+    pub invocation_counter: Option<u32>,
     pub timeout_ms: u64,
     pub inter_frame_timeout_ms: Option<u64>,
     pub retries: u32,
@@ -63,7 +69,13 @@ impl Default for MeterOptions {
             server_logical: 1,
             server_physical: Some(17),
             auth_low: false,
+            auth_high_gmac: false,
             password: None,
+            protection: None,
+            system_title: None,
+            encryption_key: None,
+            authentication_key: None,
+            invocation_counter: None,
             timeout_ms: 5000,
             inter_frame_timeout_ms: None,
             retries: 2,
@@ -100,6 +112,15 @@ impl MeterOptions {
                 | "timeout-ms"
                 | "retries"
                 | "max-info"
+                | "inter-frame-timeout-ms"
+                | "data-bits"
+                | "parity"
+                | "stop-bits"
+                | "security"
+                | "system-title"
+                | "encryption-key"
+                | "authentication-key"
+                | "invocation-counter"
         )
     }
 
@@ -140,11 +161,47 @@ impl MeterOptions {
                     };
             }
             "auth" => {
-                self.auth_low = match parser.value()?.string()?.as_str() {
-                    "none" => false,
-                    "low" => true,
-                    other => return Err(usage(format!("--auth: {other:?} is not none or low"))),
+                let v = parser.value()?.string()?;
+                (self.auth_low, self.auth_high_gmac) = match v.as_str() {
+                    "none" => (false, false),
+                    "low" => (true, false),
+                    "high-gmac" => (false, true),
+                    other => {
+                        return Err(usage(format!(
+                            "--auth: {other:?} is not none, low or high-gmac"
+                        )))
+                    }
                 }
+            }
+            "security" => {
+                use dlms_bridge::dlms::security::Protection;
+                self.protection = match parser.value()?.string()?.as_str() {
+                    "none" => None,
+                    "auth" => Some(Protection::Authenticated),
+                    "enc" => Some(Protection::Encrypted),
+                    "auth-enc" => Some(Protection::AuthenticatedEncrypted),
+                    other => {
+                        return Err(usage(format!(
+                            "--security: {other:?} is not none, auth, enc or auth-enc"
+                        )))
+                    }
+                }
+            }
+            "system-title" => {
+                self.system_title = Some(hex_array("--system-title", &parser.value()?.string()?)?)
+            }
+            "encryption-key" => {
+                self.encryption_key =
+                    Some(hex_array("--encryption-key", &parser.value()?.string()?)?)
+            }
+            "authentication-key" => {
+                self.authentication_key = Some(hex_array(
+                    "--authentication-key",
+                    &parser.value()?.string()?,
+                )?)
+            }
+            "invocation-counter" => {
+                self.invocation_counter = Some(parse_num("--invocation-counter", parser.value()?)?)
             }
             "password" => self.password = Some(parser.value()?.string()?),
             "timeout-ms" => self.timeout_ms = parse_num("--timeout-ms", parser.value()?)?,
@@ -186,12 +243,50 @@ impl MeterOptions {
     }
 
     pub fn authentication(&self) -> Result<Authentication, UsageError> {
+        if self.auth_high_gmac {
+            return Ok(Authentication::HighGmac {
+                challenge: random_challenge()?,
+            });
+        }
         match (self.auth_low, &self.password) {
             (false, None) => Ok(Authentication::None),
             (false, Some(_)) => Err(usage("--password given without --auth low")),
             (true, Some(p)) => Ok(Authentication::Low(p.clone().into_bytes())),
             (true, None) => Err(usage("--auth low needs --password")),
         }
+    }
+
+    /// Suite-0 security from --security/--auth high-gmac and the keys.
+    pub fn security(&self) -> Result<Option<dlms_bridge::dlms::session::Security>, UsageError> {
+        use dlms_bridge::dlms::security::{Keys, Protection};
+        if self.protection.is_none() && !self.auth_high_gmac {
+            return Ok(None);
+        }
+        let (Some(title), Some(ek), Some(ak)) = (
+            self.system_title,
+            self.encryption_key,
+            self.authentication_key,
+        ) else {
+            return Err(usage("--security and --auth high-gmac need --system-title, --encryption-key and --authentication-key"));
+        };
+        // Without a stored counter, the time in seconds is a counter that never goes back
+        // between runs (at most one run per second; the bridge persists its counters).
+        let ic = self.invocation_counter.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs() as u32)
+        });
+        Ok(Some(dlms_bridge::dlms::session::Security {
+            keys: Keys {
+                block_cipher: ek,
+                authentication: ak,
+            },
+            client_title: title,
+            protection: self
+                .protection
+                .unwrap_or(Protection::AuthenticatedEncrypted),
+            invocation_counter: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(ic)),
+        }))
     }
 
     pub fn framing(&self, kind: TransportKind) -> Result<Framing, UsageError> {
@@ -271,10 +366,46 @@ impl MeterOptions {
             framing: self.framing(kind)?,
             session: SessionConfig {
                 authentication: self.authentication()?,
+                security: self.security()?,
                 ..SessionConfig::default()
             },
             options: self.connection_options()?,
             connect_timeout: Duration::from_millis(self.timeout_ms),
         })
     }
+}
+
+/// `N` bytes from hex (spaces allowed), or a usage error naming the flag.
+pub fn hex_array<const N: usize>(flag: &str, s: &str) -> Result<[u8; N], UsageError> {
+    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes: Option<Vec<u8>> = (0..clean.len())
+        .step_by(2)
+        .map(|i| {
+            clean
+                .get(i..i + 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
+        .collect();
+    bytes
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or_else(|| {
+            usage(format!(
+                "{flag}: expected {N} bytes as {} hex digits",
+                2 * N
+            ))
+        })
+}
+
+/// 16 random bytes for the HLS challenge.
+fn random_challenge() -> Result<Vec<u8>, UsageError> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| {
+            usage(format!(
+                "cannot read /dev/urandom for the HLS challenge: {e}"
+            ))
+        })?;
+    Ok(buf)
 }

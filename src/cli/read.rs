@@ -21,7 +21,10 @@ dlms-bridge read ... --set-clock now|2026-11-24T06:00:00Z
   --client-address N     client SAP (default 16, public)
   --server-logical N     server logical address / wrapper wPort (default 1)
   --server-physical N    HDLC physical address, or none (default 17)
-  --auth none|low        authentication (low = LLS, needs --password)
+  --auth none|low|high-gmac   authentication (low = LLS, needs --password; high-gmac needs keys)
+  --security none|auth|enc|auth-enc   suite-0 ciphering (glo- APDUs)
+  --system-title HEX --encryption-key HEX --authentication-key HEX   8, 16, 16 bytes
+  --invocation-counter N      first counter to use (default: the time in seconds)
   --timeout-ms N         time to wait for an answer (default 5000)
   --inter-frame-timeout-ms N   time to wait for each further segment (default: --timeout-ms)
   --baud N --data-bits 7|8 --parity none|even|odd --stop-bits 1|2   serial line (9600 8N1)

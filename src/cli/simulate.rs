@@ -17,7 +17,9 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
 dlms-bridge simulate --serial DEVICE [--mode-e] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values.
-  Fault kinds: silence, slow, garbage, bad-crc, split, drop-mid-block, dm, frmr.";
+  Fault kinds: silence, slow, garbage, bad-crc, split, drop-mid-block, dm, frmr.
+  Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
+  ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
 pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut meters, mut port_base, mut framing, mut seed) = (3u16, 4061u16, Framing::Hdlc, 1u64);
@@ -25,6 +27,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         (None, Fault::None, 1u64, 2u32);
     let (mut max_info, mut pdu, mut duration, mut serial, mut mode_e) =
         (128u16, 1024u16, None, None, false);
+    let (mut ek, mut ak, mut title, mut hls) = (None, None, *b"SIMMETER", false);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("meters") => meters = parse_num("--meters", parser.value()?)?,
@@ -55,6 +58,22 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             }
             Long("serial") => serial = Some(parser.value()?.string()?),
             Long("mode-e") => mode_e = true,
+            Long("encryption-key") => {
+                ek = Some(super::args::hex_array::<16>(
+                    "--encryption-key",
+                    &parser.value()?.string()?,
+                )?)
+            }
+            Long("authentication-key") => {
+                ak = Some(super::args::hex_array::<16>(
+                    "--authentication-key",
+                    &parser.value()?.string()?,
+                )?)
+            }
+            Long("system-title") => {
+                title = super::args::hex_array::<8>("--system-title", &parser.value()?.string()?)?
+            }
+            Long("hls") => hls = true,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -71,11 +90,30 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     if mode_e && serial.is_none() {
         return Err(usage("--mode-e needs --serial"));
     }
+    let security = match (ek, ak) {
+        (Some(block_cipher), Some(authentication)) => {
+            Some(dlms_bridge::sim::server::ServerSecurity {
+                keys: dlms_bridge::dlms::security::Keys {
+                    block_cipher,
+                    authentication,
+                },
+                server_title: title,
+                hls,
+            })
+        }
+        (None, None) if !hls => None,
+        _ => {
+            return Err(usage(
+                "security needs both --encryption-key and --authentication-key (--hls too)",
+            ))
+        }
+    };
     let make = |i: u32| {
         let mut model = MeterModel::new(seed, i);
         model.profile_days = profile_days;
         let mut c = SimConfig::new(model, framing);
         c.server.password = password.clone();
+        c.server.security = security.clone();
         c.server.max_receive_pdu = pdu;
         c.fault = fault;
         c.fault_every = fault_every;

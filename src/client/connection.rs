@@ -127,9 +127,15 @@ impl<T: Transport> Connection<T> {
         };
         conn.connect_link()?;
         conn.open = true;
-        let aarq = conn.session.aarq();
+        let aarq = conn.session.aarq()?;
         let aare = conn.exchange(&aarq, "AARQ")?;
         conn.session.on_aare(&aare)?;
+        // HLS-GMAC passes 3 and 4: prove we know the keys, check that the meter does.
+        if let Some(mut exchange) = conn.session.hls_reply()? {
+            let first = exchange.start();
+            let returned = conn.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
+            conn.session.on_hls_result(returned)?;
+        }
         Ok(conn)
     }
 
@@ -143,6 +149,11 @@ impl<T: Transport> Connection<T> {
             s.checksum_errors = deframer.stats().checksum_errors;
         }
         s
+    }
+
+    /// The next invocation counter of a ciphered association (to persist).
+    pub fn invocation_counter(&self) -> u32 {
+        self.session.invocation_counter()
     }
 
     pub fn max_get_batch(&self) -> usize {
@@ -292,11 +303,18 @@ impl<T: Transport> Connection<T> {
         mut on_response: impl FnMut(&[u8]) -> Result<Step<R>, crate::dlms::session::SessionError>,
         waiting_for: &'static str,
     ) -> Result<R, ClientError> {
-        let mut apdu = self.exchange(&first, waiting_for)?;
+        // Requests are ciphered and answers deciphered here when the association uses
+        // security; the exchanges themselves only ever see plain APDUs.
+        let sealed = self.session.seal(&first)?;
+        let mut apdu = self.exchange(&sealed, waiting_for)?;
         loop {
-            match on_response(&apdu)? {
+            let plain = self.session.unseal(&apdu)?;
+            match on_response(&plain)? {
                 Step::Done(r) => return Ok(r),
-                Step::Send(next) => apdu = self.exchange(&next, waiting_for)?,
+                Step::Send(next) => {
+                    let sealed = self.session.seal(&next)?;
+                    apdu = self.exchange(&sealed, waiting_for)?;
+                }
                 Step::Ignore => {
                     self.stats.stale += 1;
                     apdu = self.receive_apdu(waiting_for)?;

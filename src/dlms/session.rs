@@ -13,6 +13,7 @@
 
 use super::acse::{Aarq, ApplicationContext, AssociationRejected, Mechanism, ReleaseReason, Rlrq};
 use super::axdr::Data;
+use super::security::{self, Keys, Protection, ReplayGuard, SecurityError};
 use super::xdlms::{
     ActionRequest, ActionResponse, Apdu, AttributeDescriptor, BlockError, BlockProgress,
     ConfirmedServiceError, Conformance, DataAccessResult, ExceptionResponse, GetBlockAssembler,
@@ -28,6 +29,11 @@ pub enum Authentication {
     None,
     /// LLS: a password (mechanism 1).
     Low(Vec<u8>),
+    /// HLS-GMAC (mechanism 5) with this client-to-server challenge (8 to 64 random bytes,
+    /// supplied by the caller: this code draws no randomness). Needs [`SessionConfig::security`].
+    HighGmac {
+        challenge: Vec<u8>,
+    },
 }
 
 impl fmt::Debug for Authentication {
@@ -36,6 +42,7 @@ impl fmt::Debug for Authentication {
         match self {
             Authentication::None => f.write_str("None"),
             Authentication::Low(_) => f.write_str("Low(***)"),
+            Authentication::HighGmac { .. } => f.write_str("HighGmac"),
         }
     }
 }
@@ -48,6 +55,19 @@ pub struct SessionConfig {
     pub max_receive_pdu: u16,
     /// Upper bound for a reassembled block transfer.
     pub max_block_transfer: usize,
+    /// Suite-0 ciphering of the association (glo- APDUs) and HLS-GMAC keys.
+    pub security: Option<Security>,
+}
+
+/// Security suite 0 settings of a client.
+#[derive(Debug, Clone)]
+pub struct Security {
+    pub keys: Keys,
+    pub client_title: [u8; 8],
+    pub protection: Protection,
+    /// The next invocation counter, shared by every session (reconnection) with these keys:
+    /// a counter must never repeat for a key. The caller persists it across restarts.
+    pub invocation_counter: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Default for SessionConfig {
@@ -57,6 +77,7 @@ impl Default for SessionConfig {
             proposed_conformance: Conformance::CLIENT_DEFAULT,
             max_receive_pdu: 0xFFFF,
             max_block_transfer: 4 << 20,
+            security: None,
         }
     }
 }
@@ -89,6 +110,11 @@ pub enum SessionError {
     TooLarge,
     /// A SET or ACTION refused by the meter.
     Refused(DataAccessResult),
+    Security(SecurityError),
+    /// The meter did not prove it knows the keys, or refused ours (HLS-GMAC).
+    HlsFailed(String),
+    /// A configuration this session cannot act on (e.g. HLS-GMAC without keys).
+    Misconfigured(&'static str),
 }
 
 impl fmt::Display for SessionError {
@@ -107,6 +133,9 @@ impl fmt::Display for SessionError {
             } => write!(f, "asked for {requested} values, meter returned {received}"),
             SessionError::TooLarge => write!(f, "request exceeds the meter's PDU size"),
             SessionError::Refused(r) => write!(f, "meter refused: {r}"),
+            SessionError::Security(e) => e.fmt(f),
+            SessionError::HlsFailed(why) => write!(f, "HLS-GMAC authentication failed: {why}"),
+            SessionError::Misconfigured(why) => write!(f, "{why}"),
         }
     }
 }
@@ -116,6 +145,12 @@ impl std::error::Error for SessionError {}
 impl From<DecodeError> for SessionError {
     fn from(e: DecodeError) -> Self {
         SessionError::Decode(e)
+    }
+}
+
+impl From<SecurityError> for SessionError {
+    fn from(e: SecurityError) -> Self {
+        SessionError::Security(e)
     }
 }
 
@@ -141,6 +176,10 @@ pub struct ClientSession {
     config: SessionConfig,
     invoke: InvokeIdAndPriority,
     negotiated: Option<Negotiated>,
+    server_title: Option<[u8; 8]>,
+    guard: ReplayGuard,
+    /// The meter's challenge while HLS-GMAC pass 3 is pending.
+    stoc: Option<Vec<u8>>,
 }
 
 /// Maps the answers every exchange must treat alike (exceptions, service errors).
@@ -158,6 +197,9 @@ impl ClientSession {
             config,
             invoke: InvokeIdAndPriority::new(0, true, true),
             negotiated: None,
+            server_title: None,
+            guard: ReplayGuard::default(),
+            stoc: None,
         }
     }
 
@@ -170,23 +212,67 @@ impl ClientSession {
         self.negotiated = None;
     }
 
-    pub fn aarq(&self) -> Vec<u8> {
+    /// The next invocation counter this session will use (persist it: it must never repeat).
+    pub fn invocation_counter(&self) -> u32 {
+        use std::sync::atomic::Ordering;
+        self.config
+            .security
+            .as_ref()
+            .map_or(0, |s| s.invocation_counter.load(Ordering::SeqCst))
+    }
+
+    fn next_ic(&mut self) -> u32 {
+        use std::sync::atomic::Ordering;
+        self.config
+            .security
+            .as_ref()
+            .map_or(0, |s| s.invocation_counter.fetch_add(1, Ordering::SeqCst))
+    }
+
+    pub fn aarq(&mut self) -> Result<Vec<u8>, SessionError> {
         let initiate = InitiateRequest::new(
             self.config.proposed_conformance,
             self.config.max_receive_pdu,
-        );
+        )
+        .encode();
         let (mechanism, value) = match &self.config.authentication {
             Authentication::None => (None, None),
             Authentication::Low(pw) => (Some(Mechanism::Low), Some(pw.clone())),
+            Authentication::HighGmac { challenge } => {
+                if self.config.security.is_none() {
+                    return Err(SessionError::Misconfigured(
+                        "HLS-GMAC needs the security keys and system title",
+                    ));
+                }
+                (Some(Mechanism::HighGmac), Some(challenge.clone()))
+            }
         };
-        Aarq {
-            application_context: ApplicationContext::LogicalName,
-            calling_ap_title: None,
+        let (context, title, user_information) = match self.config.security.clone() {
+            None => (ApplicationContext::LogicalName, None, initiate),
+            Some(sec) => {
+                let ic = self.next_ic();
+                let glo = security::cipher_apdu(
+                    &sec.keys,
+                    &sec.client_title,
+                    ic,
+                    sec.protection,
+                    &initiate,
+                )?;
+                (
+                    ApplicationContext::LogicalNameCiphered,
+                    Some(sec.client_title.to_vec()),
+                    glo,
+                )
+            }
+        };
+        Ok(Aarq {
+            application_context: context,
+            calling_ap_title: title,
             mechanism,
             calling_authentication_value: value,
-            user_information: Some(initiate.encode()),
+            user_information: Some(user_information),
         }
-        .encode()
+        .encode())
     }
 
     pub fn on_aare(&mut self, apdu: &[u8]) -> Result<Negotiated, SessionError> {
@@ -201,7 +287,30 @@ impl ClientSession {
             .user_information
             .as_deref()
             .ok_or(SessionError::Unexpected("AARE without InitiateResponse"))?;
+        if let Some(t) = aare.responding_ap_title.as_deref() {
+            self.server_title = <[u8; 8]>::try_from(t).ok();
+        }
+        let plain_ui;
+        let ui = match (&self.config.security, ui.first()) {
+            (Some(sec), Some(&0x28)) => {
+                let title = self.server_title.ok_or(SessionError::Unexpected(
+                    "ciphered AARE without the meter's system title",
+                ))?;
+                let (plain, ic) = security::decipher_apdu(&sec.keys, &title, ui)?;
+                self.guard.check(ic)?;
+                plain_ui = plain;
+                &plain_ui[..]
+            }
+            _ => ui,
+        };
         let initiate = InitiateResponse::decode(ui)?;
+        if matches!(self.config.authentication, Authentication::HighGmac { .. }) {
+            let stoc = aare
+                .responding_authentication_value
+                .clone()
+                .ok_or_else(|| SessionError::HlsFailed("the meter sent no challenge".into()))?;
+            self.stoc = Some(stoc);
+        }
         let negotiated = Negotiated {
             // A meter may grant more than asked; use only what both sides have.
             conformance: initiate
@@ -211,6 +320,86 @@ impl ClientSession {
         };
         self.negotiated = Some(negotiated);
         Ok(negotiated)
+    }
+
+    /// HLS-GMAC pass 3: the ACTION reply_to_HLS_authentication (Association LN method 1)
+    /// carrying f(StoC), if the association waits for it.
+    pub fn hls_reply(&mut self) -> Result<Option<ActionExchange>, SessionError> {
+        let Some(stoc) = self.stoc.clone() else {
+            return Ok(None);
+        };
+        let sec = self
+            .config
+            .security
+            .clone()
+            .ok_or(SessionError::Misconfigured("HLS-GMAC needs keys"))?;
+        // The counter used inside f(StoC) is consumed like any other.
+        let ic = self.next_ic();
+        let f = security::gmac_response(&sec.keys, &sec.client_title, ic, &stoc);
+        let method = MethodDescriptor::new(15, crate::cosem::Obis::new(0, 0, 40, 0, 0, 255), 1);
+        self.action(method, Some(&Data::OctetString(f))).map(Some)
+    }
+
+    /// HLS-GMAC pass 4: checks the meter's f(CtoS), returned by the ACTION.
+    pub fn on_hls_result(&mut self, returned: Option<Data>) -> Result<(), SessionError> {
+        self.stoc = None;
+        let (Some(sec), Authentication::HighGmac { challenge }) =
+            (&self.config.security, &self.config.authentication)
+        else {
+            return Ok(());
+        };
+        let title = self
+            .server_title
+            .ok_or_else(|| SessionError::HlsFailed("no system title from the meter".into()))?;
+        let f = match returned {
+            Some(Data::OctetString(f)) => f,
+            other => {
+                return Err(SessionError::HlsFailed(format!(
+                    "unexpected reply {other:?}"
+                )))
+            }
+        };
+        security::verify_gmac_response(&sec.keys, &title, challenge, &f).map_err(|e| {
+            SessionError::HlsFailed(format!("the meter's answer does not verify ({e})"))
+        })?;
+        Ok(())
+    }
+
+    /// Ciphers a request APDU for the wire (unchanged without security).
+    pub fn seal(&mut self, plain: &[u8]) -> Result<Vec<u8>, SessionError> {
+        let Some(sec) = self.config.security.clone() else {
+            return Ok(plain.to_vec());
+        };
+        let ic = self.next_ic();
+        Ok(security::cipher_apdu(
+            &sec.keys,
+            &sec.client_title,
+            ic,
+            sec.protection,
+            plain,
+        )?)
+    }
+
+    /// Deciphers a response APDU from the wire. With security configured, plain data responses
+    /// are refused (a meter in a ciphered association never sends them); plain exceptions
+    /// and service errors pass.
+    pub fn unseal(&mut self, apdu: &[u8]) -> Result<Vec<u8>, SessionError> {
+        let first = apdu.first().copied().unwrap_or(0);
+        match &self.config.security {
+            None => Ok(apdu.to_vec()),
+            Some(sec) if crate::dlms::xdlms::is_ciphered_tag(first) => {
+                let title = self.server_title.ok_or(SessionError::Unexpected(
+                    "ciphered APDU before the meter's system title",
+                ))?;
+                let (plain, ic) = security::decipher_apdu(&sec.keys, &title, apdu)?;
+                self.guard.check(ic)?;
+                Ok(plain)
+            }
+            Some(_) if matches!(first, 0xD8 | 0x0E) => Ok(apdu.to_vec()),
+            Some(_) => Err(SessionError::Unexpected(
+                "unciphered response in a ciphered association",
+            )),
+        }
     }
 
     /// RLRQ with reason normal.

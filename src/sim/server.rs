@@ -11,10 +11,11 @@ use crate::dlms::acse::{
     ResultSourceDiagnostic, Rlre,
 };
 use crate::dlms::axdr::Data;
+use crate::dlms::security::{self, Keys, Protection, ReplayGuard};
 use crate::dlms::xdlms::{
-    Apdu, ConfirmedServiceError, Conformance, DataAccessResult, ExceptionResponse, GetDataResult,
-    GetRequest, GetResponse, InitiateRequest, InitiateResponse, InvokeIdAndPriority, SetRequest,
-    SetResponse, DLMS_VERSION, VAA_NAME_LN,
+    ActionRequest, ActionResponse, Apdu, ConfirmedServiceError, Conformance, DataAccessResult,
+    ExceptionResponse, GetDataResult, GetRequest, GetResponse, InitiateRequest, InitiateResponse,
+    InvokeIdAndPriority, SetRequest, SetResponse, DLMS_VERSION, VAA_NAME_LN,
 };
 
 /// What the simulated meter grants.
@@ -27,10 +28,21 @@ pub const SERVER_CONFORMANCE: Conformance = Conformance(
         | Conformance::ACTION,
 );
 
+/// Suite-0 security of the simulated meter.
+#[derive(Debug, Clone)]
+pub struct ServerSecurity {
+    pub keys: Keys,
+    pub server_title: [u8; 8],
+    /// Require HLS-GMAC (mechanism 5) rather than no authentication.
+    pub hls: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// LLS password; `None` accepts clients without authentication.
     pub password: Option<Vec<u8>>,
+    /// Ciphered associations only (glo- APDUs), optionally with HLS-GMAC.
+    pub security: Option<ServerSecurity>,
     pub max_receive_pdu: u16,
     pub conformance: Conformance,
 }
@@ -39,6 +51,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             password: None,
+            security: None,
             max_receive_pdu: 1024,
             conformance: SERVER_CONFORMANCE,
         }
@@ -53,10 +66,24 @@ struct PendingBlocks {
     sent: u32,
 }
 
+/// The security state of one association.
+#[derive(Debug, Default)]
+struct Ciphering {
+    client_title: [u8; 8],
+    protection: Option<Protection>,
+    guard: ReplayGuard,
+    ctos: Vec<u8>,
+    stoc: Vec<u8>,
+    hls_pending: bool,
+}
+
 #[derive(Debug)]
 pub struct ServerSession {
     model: MeterModel,
     config: ServerConfig,
+    ciphering: Option<Ciphering>,
+    /// The meter's own invocation counter.
+    ic: u32,
     /// (granted conformance, client's max receive PDU).
     association: Option<(Conformance, usize)>,
     pending: Option<PendingBlocks>,
@@ -69,6 +96,8 @@ impl ServerSession {
         ServerSession {
             model,
             config,
+            ciphering: None,
+            ic: 1,
             association: None,
             pending: None,
             clock_offset: 0,
@@ -79,13 +108,58 @@ impl ServerSession {
         self.association.is_some()
     }
 
-    /// Handles one request APDU at system time `now` (Unix seconds).
+    /// Handles one request APDU at system time `now` (Unix seconds). In a ciphered
+    /// association requests are deciphered and answers ciphered here.
     pub fn handle(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
+        let first = apdu.first().copied().unwrap_or(0);
+        if !crate::dlms::xdlms::is_ciphered_tag(first) || first == 0x21 {
+            if self.config.security.is_some() && matches!(first, 0xC0 | 0xC1 | 0xC3) {
+                return Some(exception(1, 1)); // plain request in a ciphered-only meter
+            }
+            return self.handle_plain(apdu, now);
+        }
+        let (Some(sec), Some(c)) = (self.config.security.clone(), self.ciphering.as_mut()) else {
+            return Some(exception(1, 1));
+        };
+        let plain = match security::decipher_apdu(&sec.keys, &c.client_title, apdu) {
+            Ok((plain, ic)) if c.guard.check(ic).is_ok() => plain,
+            Ok((_, ic)) => {
+                return Some(
+                    ExceptionResponse {
+                        state_error: 1,
+                        service_error: 6,
+                        invocation_counter: Some(ic),
+                    }
+                    .encode(),
+                )
+            }
+            Err(_) => return Some(exception(1, 5)), // deciphering error
+        };
+        let protection = c.protection.unwrap_or(Protection::AuthenticatedEncrypted);
+        let answer = self.handle_plain(&plain, now)?;
+        let ic = self.next_ic();
+        security::cipher_apdu(&sec.keys, &sec.server_title, ic, protection, &answer).ok()
+    }
+
+    fn next_ic(&mut self) -> u32 {
+        self.ic = self.ic.wrapping_add(1);
+        self.ic - 1
+    }
+
+    fn handle_plain(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
         let meter_now = now + self.clock_offset;
         let decoded = match Apdu::decode(apdu) {
             Ok(a) => a,
             Err(_) => return Some(exception(2, 2)),
         };
+        // Until HLS-GMAC pass 3 succeeded, only the reply (or a new AARQ / RLRQ) is served.
+        let hls_pending = self.ciphering.as_ref().is_some_and(|c| c.hls_pending);
+        if hls_pending && !matches!(decoded, Apdu::Aarq(_) | Apdu::Rlrq(_)) {
+            return Some(match decoded {
+                Apdu::ActionRequest(req) => self.reply_to_hls(req),
+                _ => exception(1, 1),
+            });
+        }
         match decoded {
             Apdu::Aarq(aarq) => Some(self.associate(&aarq)),
             Apdu::Rlrq(_) => {
@@ -115,6 +189,10 @@ impl ServerSession {
 
     fn associate(&mut self, aarq: &Aarq) -> Vec<u8> {
         self.association = None;
+        self.ciphering = None;
+        if let Some(sec) = self.config.security.clone() {
+            return self.associate_ciphered(aarq, &sec);
+        }
         let reject = |diag: u8, ui: Option<Vec<u8>>| {
             Aare {
                 application_context: aarq.application_context,
@@ -192,6 +270,142 @@ impl ServerSession {
                 }
                 .encode(),
             ),
+        }
+        .encode()
+    }
+
+    fn associate_ciphered(&mut self, aarq: &Aarq, sec: &ServerSecurity) -> Vec<u8> {
+        let reject = |diag: u8| {
+            Aare {
+                application_context: aarq.application_context,
+                result: AssociationResult::RejectedPermanent,
+                diagnostic: ResultSourceDiagnostic::User(diag),
+                responding_ap_title: Some(sec.server_title.to_vec()),
+                mechanism: aarq.mechanism,
+                responding_authentication_value: None,
+                user_information: None,
+            }
+            .encode()
+        };
+        if aarq.application_context != ApplicationContext::LogicalNameCiphered {
+            return reject(2);
+        }
+        let Some(client_title) = aarq
+            .calling_ap_title
+            .as_deref()
+            .and_then(|t| <[u8; 8]>::try_from(t).ok())
+        else {
+            return reject(3);
+        };
+        let ctos = match (sec.hls, aarq.mechanism, &aarq.calling_authentication_value) {
+            (true, Some(Mechanism::HighGmac), Some(c)) if (8..=64).contains(&c.len()) => c.clone(),
+            (true, Some(Mechanism::HighGmac), _) => return reject(13),
+            (true, _, _) => return reject(14),
+            (false, None | Some(Mechanism::Lowest), _) => Vec::new(),
+            (false, _, _) => return reject(11),
+        };
+        let Some(glo) = aarq.user_information.as_deref() else {
+            return reject(1);
+        };
+        // Wrong keys or title: the glo-initiate does not decipher.
+        let Ok((plain, _)) = security::decipher_apdu(&sec.keys, &client_title, glo) else {
+            return reject(13);
+        };
+        // Answer with the protection the client chose (its security control byte).
+        let protection = match glo.get(2).map(|sc| sc & 0x30) {
+            Some(0x10) => Protection::Authenticated,
+            Some(0x20) => Protection::Encrypted,
+            _ => Protection::AuthenticatedEncrypted,
+        };
+        let Ok(initiate) = InitiateRequest::decode(&plain) else {
+            return reject(1);
+        };
+        let granted = initiate
+            .proposed_conformance
+            .intersect(self.config.conformance);
+        let pdu = initiate
+            .client_max_receive_pdu_size
+            .min(self.config.max_receive_pdu);
+        let response = InitiateResponse {
+            negotiated_quality_of_service: None,
+            negotiated_dlms_version: DLMS_VERSION,
+            negotiated_conformance: granted,
+            server_max_receive_pdu_size: self.config.max_receive_pdu,
+            vaa_name: VAA_NAME_LN,
+        }
+        .encode();
+        let ic = self.next_ic();
+        let Ok(glo_response) =
+            security::cipher_apdu(&sec.keys, &sec.server_title, ic, protection, &response)
+        else {
+            return reject(1);
+        };
+        // A per-association challenge; a simulator needs no secret randomness.
+        let stoc: Vec<u8> = format!("SIMSTOC{ic:09}").into_bytes();
+        self.ciphering = Some(Ciphering {
+            client_title,
+            protection: Some(protection),
+            guard: ReplayGuard::default(),
+            ctos,
+            stoc: stoc.clone(),
+            hls_pending: sec.hls,
+        });
+        self.association = Some((granted, usize::from(pdu)));
+        self.pending = None;
+        Aare {
+            application_context: ApplicationContext::LogicalNameCiphered,
+            result: AssociationResult::Accepted,
+            diagnostic: ResultSourceDiagnostic::User(if sec.hls { 14 } else { 0 }),
+            responding_ap_title: Some(sec.server_title.to_vec()),
+            mechanism: aarq.mechanism,
+            responding_authentication_value: sec.hls.then_some(stoc),
+            user_information: Some(glo_response),
+        }
+        .encode()
+    }
+
+    /// HLS-GMAC passes 3 and 4 (Green Book 9.2.7.4): check f(StoC), answer f(CtoS).
+    fn reply_to_hls(&mut self, req: ActionRequest) -> Vec<u8> {
+        let ActionRequest::Normal {
+            invoke,
+            method,
+            parameters,
+        } = req
+        else {
+            return exception(1, 2);
+        };
+        let refuse = |this: &mut Self| {
+            this.association = None;
+            this.ciphering = None;
+            ActionResponse::Normal {
+                invoke,
+                result: DataAccessResult::READ_WRITE_DENIED,
+                return_parameters: None,
+            }
+            .encode()
+        };
+        let (Some(sec), Some(c)) = (self.config.security.clone(), self.ciphering.as_ref()) else {
+            return refuse(self);
+        };
+        let is_reply = (method.class_id, method.instance, method.method)
+            == (15, crate::cosem::Obis::new(0, 0, 40, 0, 0, 255), 1);
+        let f = match parameters {
+            Some(Data::OctetString(f)) if is_reply => f,
+            _ => return refuse(self),
+        };
+        if security::verify_gmac_response(&sec.keys, &c.client_title, &c.stoc, &f).is_err() {
+            return refuse(self);
+        }
+        let ctos = c.ctos.clone();
+        let ic = self.next_ic();
+        if let Some(c) = self.ciphering.as_mut() {
+            c.hls_pending = false;
+        }
+        let answer = security::gmac_response(&sec.keys, &sec.server_title, ic, &ctos);
+        ActionResponse::Normal {
+            invoke,
+            result: DataAccessResult::SUCCESS,
+            return_parameters: Some(Ok(Data::OctetString(answer))),
         }
         .encode()
     }
