@@ -87,16 +87,7 @@ fn main() -> ExitCode {
 }
 
 fn with_hex(hex: &str, f: impl FnOnce(&[u8]) -> ExitCode) -> ExitCode {
-    let clean: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes: Option<Vec<u8>> = (0..clean.len())
-        .step_by(2)
-        .map(|i| {
-            clean
-                .get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect();
-    match bytes {
+    match cli::args::parse_hex(hex) {
         Some(b) => f(&b),
         None => {
             eprintln!("dlms-bridge: not a hex string");

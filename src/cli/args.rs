@@ -375,18 +375,22 @@ impl MeterOptions {
     }
 }
 
-/// `N` bytes from hex (spaces allowed), or a usage error naming the flag.
-pub fn hex_array<const N: usize>(flag: &str, s: &str) -> Result<[u8; N], UsageError> {
+/// Bytes from hex digits (whitespace ignored); `None` if anything else is there.
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes: Option<Vec<u8>> = (0..clean.len())
+    (0..clean.len())
         .step_by(2)
         .map(|i| {
             clean
                 .get(i..i + 2)
                 .and_then(|p| u8::from_str_radix(p, 16).ok())
         })
-        .collect();
-    bytes
+        .collect()
+}
+
+/// `N` bytes from hex (spaces allowed), or a usage error naming the flag.
+pub fn hex_array<const N: usize>(flag: &str, s: &str) -> Result<[u8; N], UsageError> {
+    parse_hex(s)
         .and_then(|b| <[u8; N]>::try_from(b).ok())
         .ok_or_else(|| {
             usage(format!(

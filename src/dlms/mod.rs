@@ -23,3 +23,16 @@ pub mod xdlms;
 
 pub use error::DecodeError;
 pub(crate) use reader::Reader;
+
+/// Helpers shared by the protocol tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Bytes from hex digits; whitespace is ignored.
+    pub fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}

@@ -336,13 +336,7 @@ impl ReplayGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::dlms::test_util::hex;
 
     fn gurux_keys() -> (Keys, [u8; 8]) {
         let mut bc = [0u8; 16];

@@ -243,13 +243,7 @@ impl Aare {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::dlms::test_util::hex;
 
     // An accepted AARE as meters and gurux-dlms servers send it: LN context, result 0,
     // diagnostic user 0, InitiateResponse with conformance 0x00101D and PDU size 0x0400.

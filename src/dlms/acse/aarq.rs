@@ -93,13 +93,7 @@ impl Aarq {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::dlms::test_util::hex;
 
     #[test]
     fn gurux_no_authentication_aarq() {

@@ -311,14 +311,7 @@ pub(crate) fn read_body(r: &mut Reader<'_>, t: u8, depth: usize) -> Result<Data,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::dlms::test_util::hex;
 
     fn both_ways(bytes: &str, value: Data) {
         let bytes = hex(bytes);
