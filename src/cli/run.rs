@@ -1,6 +1,6 @@
 //! `dlms-bridge run`: the bridge, until SIGTERM or SIGINT.
 
-use super::args::{parse_num, usage, UsageError};
+use super::args::{usage, UsageError};
 use dlms_bridge::bridge::{self, status::Status};
 use lexopt::prelude::*;
 use std::path::PathBuf;
@@ -62,7 +62,6 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let _ = parse_num::<u8>; // shared helpers are used by other subcommands
     init_logging(level, log_file.as_ref())?;
     let stop = stop_on_signals();
     Ok(match bridge::run(&db, stop, Arc::new(Status::default())) {
