@@ -237,11 +237,33 @@ impl ServerSession {
                 .encode(),
             )
         };
+        let (granted, pdu, response) = match self.negotiate(&initiate) {
+            Ok(n) => n,
+            Err(code) => return reject(1, initiate_error(code)),
+        };
+        self.association = Some((granted, pdu));
+        self.pending = None;
+        Aare {
+            application_context: ApplicationContext::LogicalName,
+            result: AssociationResult::Accepted,
+            diagnostic: ResultSourceDiagnostic::User(0),
+            responding_ap_title: None,
+            mechanism: aarq.mechanism,
+            responding_authentication_value: None,
+            user_information: Some(response),
+        }
+        .encode()
+    }
+
+    /// The xDLMS negotiation shared by plain and ciphered associations: granted conformance,
+    /// the answer size limit, and the encoded InitiateResponse; or the initiate error code
+    /// (1 DLMS version too low, 3 PDU size too short).
+    fn negotiate(&self, initiate: &InitiateRequest) -> Result<(Conformance, usize, Vec<u8>), u8> {
         if initiate.proposed_dlms_version < DLMS_VERSION {
-            return reject(1, initiate_error(1));
+            return Err(1);
         }
         if initiate.client_max_receive_pdu_size < 64 {
-            return reject(1, initiate_error(3));
+            return Err(3);
         }
         let granted = initiate
             .proposed_conformance
@@ -251,27 +273,15 @@ impl ServerSession {
         let pdu = initiate
             .client_max_receive_pdu_size
             .min(self.config.max_receive_pdu);
-        self.association = Some((granted, usize::from(pdu)));
-        self.pending = None;
-        Aare {
-            application_context: ApplicationContext::LogicalName,
-            result: AssociationResult::Accepted,
-            diagnostic: ResultSourceDiagnostic::User(0),
-            responding_ap_title: None,
-            mechanism: aarq.mechanism,
-            responding_authentication_value: None,
-            user_information: Some(
-                InitiateResponse {
-                    negotiated_quality_of_service: None,
-                    negotiated_dlms_version: DLMS_VERSION,
-                    negotiated_conformance: granted,
-                    server_max_receive_pdu_size: self.config.max_receive_pdu,
-                    vaa_name: VAA_NAME_LN,
-                }
-                .encode(),
-            ),
+        let response = InitiateResponse {
+            negotiated_quality_of_service: None,
+            negotiated_dlms_version: DLMS_VERSION,
+            negotiated_conformance: granted,
+            server_max_receive_pdu_size: self.config.max_receive_pdu,
+            vaa_name: VAA_NAME_LN,
         }
-        .encode()
+        .encode();
+        Ok((granted, usize::from(pdu), response))
     }
 
     fn associate_ciphered(&mut self, aarq: &Aarq, sec: &ServerSecurity) -> Vec<u8> {
@@ -320,20 +330,9 @@ impl ServerSession {
         let Ok(initiate) = InitiateRequest::decode(&plain) else {
             return reject(1);
         };
-        let granted = initiate
-            .proposed_conformance
-            .intersect(self.config.conformance);
-        let pdu = initiate
-            .client_max_receive_pdu_size
-            .min(self.config.max_receive_pdu);
-        let response = InitiateResponse {
-            negotiated_quality_of_service: None,
-            negotiated_dlms_version: DLMS_VERSION,
-            negotiated_conformance: granted,
-            server_max_receive_pdu_size: self.config.max_receive_pdu,
-            vaa_name: VAA_NAME_LN,
-        }
-        .encode();
+        let Ok((granted, pdu, response)) = self.negotiate(&initiate) else {
+            return reject(1);
+        };
         let ic = self.next_ic();
         let Ok(glo_response) =
             security::cipher_apdu(&sec.keys, &sec.server_title, ic, protection, &response)
@@ -350,7 +349,7 @@ impl ServerSession {
             stoc: stoc.clone(),
             hls_pending: sec.hls,
         });
-        self.association = Some((granted, usize::from(pdu)));
+        self.association = Some((granted, pdu));
         self.pending = None;
         Aare {
             application_context: ApplicationContext::LogicalNameCiphered,
@@ -543,4 +542,68 @@ fn exception(state: u8, service: u8) -> Vec<u8> {
         invocation_counter: None,
     }
     .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dlms::session::{ClientSession, SessionConfig, SessionError};
+
+    #[test]
+    fn initiate_errors_are_explained_in_plain_and_ciphered_associations() {
+        let mut old = InitiateRequest::new(SERVER_CONFORMANCE, 1024);
+        old.proposed_dlms_version = 5;
+        let aarq = Aarq {
+            application_context: ApplicationContext::LogicalName,
+            calling_ap_title: None,
+            mechanism: None,
+            calling_authentication_value: None,
+            user_information: Some(old.encode()),
+        };
+        let mut meter = ServerSession::new(MeterModel::new(1, 0), ServerConfig::default());
+        let aare = meter.handle(&aarq.encode(), 0).unwrap();
+        let err = ClientSession::new(SessionConfig::default())
+            .on_aare(&aare)
+            .unwrap_err();
+        assert!(matches!(err, SessionError::Rejected(_)));
+        assert!(err.to_string().contains("DLMS version too low"), "{err}");
+
+        // The ciphered path applies the same negotiation.
+        let keys = Keys {
+            block_cipher: [1; 16],
+            authentication: [2; 16],
+        };
+        let mut sec = ServerSession::new(
+            MeterModel::new(1, 0),
+            ServerConfig {
+                security: Some(ServerSecurity {
+                    keys: keys.clone(),
+                    server_title: *b"SIMMETER",
+                    hls: false,
+                }),
+                ..ServerConfig::default()
+            },
+        );
+        let mut tiny = InitiateRequest::new(SERVER_CONFORMANCE, 32);
+        tiny.proposed_dlms_version = 6;
+        let glo = security::cipher_apdu(
+            &keys,
+            b"CLIENT01",
+            1,
+            Protection::AuthenticatedEncrypted,
+            &tiny.encode(),
+        )
+        .unwrap();
+        let aarq = Aarq {
+            application_context: ApplicationContext::LogicalNameCiphered,
+            calling_ap_title: Some(b"CLIENT01".to_vec()),
+            mechanism: None,
+            calling_authentication_value: None,
+            user_information: Some(glo),
+        };
+        let aare =
+            crate::dlms::acse::Aare::decode(&sec.handle(&aarq.encode(), 0).unwrap()).unwrap();
+        assert_eq!(aare.result, AssociationResult::RejectedPermanent);
+        assert!(!sec.is_associated());
+    }
 }
