@@ -32,6 +32,10 @@ if hls:
     at = b.find(bytes([0x21, 0x1F]))
     if at >= 0:
         seeds["security"]["gurux_glo_initiate"] = b[at:]
+# The ciphered GET-Requests in every envelope (glo-, ded-, general-glo, general-ded).
+for name, v in vectors.items():
+    if name.endswith("_get_clock") or name.endswith("_get_clock_auth_only"):
+        seeds["security"][name] = bytes.fromhex(v["hex"])[8:]
 for target, files in seeds.items():
     d = os.path.join(here, "seeds", target)
     shutil.rmtree(d, ignore_errors=True)

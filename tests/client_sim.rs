@@ -398,11 +398,7 @@ mod security {
 
     fn secure_sim(framing: net::Framing, hls: bool) -> Sim {
         let mut config = SimConfig::new(MeterModel::new(13, 0), framing);
-        config.server.security = Some(ServerSecurity {
-            keys: KEYS,
-            server_title: *b"SIMMETER",
-            hls,
-        });
+        config.server.security = Some(ServerSecurity::new(KEYS, *b"SIMMETER", hls));
         sim(config)
     }
 
@@ -413,7 +409,21 @@ mod security {
         hls: bool,
         counter: Arc<AtomicU32>,
     ) -> Result<Connection<TcpTransport>, ClientError> {
+        secure_connect_with(s, keys, protection, hls, counter, |_| {})
+    }
+
+    fn secure_connect_with(
+        s: &Sim,
+        keys: Keys,
+        protection: Protection,
+        hls: bool,
+        counter: Arc<AtomicU32>,
+        adjust: impl FnOnce(&mut Security),
+    ) -> Result<Connection<TcpTransport>, ClientError> {
         let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2))?;
+        let mut security = Security::new(keys, *b"BRIDGE01", protection, 0);
+        security.invocation_counter = counter;
+        adjust(&mut security);
         let session = SessionConfig {
             authentication: if hls {
                 Authentication::HighGmac {
@@ -422,12 +432,7 @@ mod security {
             } else {
                 Authentication::None
             },
-            security: Some(Security {
-                keys,
-                client_title: *b"BRIDGE01",
-                protection,
-                invocation_counter: counter,
-            }),
+            security: Some(security),
             ..SessionConfig::default()
         };
         let options = ConnectionOptions {
@@ -524,8 +529,18 @@ mod security {
         .err()
         .unwrap();
         assert!(e.to_string().contains("authentication failure"), "{e}");
-        // A client without security is refused by a ciphered-only meter.
-        let e = connect(&s, Authentication::None).err().unwrap();
+        // A client without security gets the public association: the frame counter, nothing
+        // else.
+        let mut public = connect(&s, Authentication::None).unwrap();
+        let denied =
+            reads::read_values(&mut public, &eight_registers(), &mut ScalerCache::default())
+                .unwrap();
+        assert!(denied.iter().all(|v| v.is_err()), "{denied:?}");
+        drop(public);
+        // An LLS client is not the public one: refused.
+        let e = connect(&s, Authentication::Low(b"secret".to_vec()))
+            .err()
+            .unwrap();
         assert!(
             e.to_string()
                 .contains("application context name not supported"),
@@ -548,5 +563,99 @@ mod security {
         .err()
         .unwrap();
         assert!(e.to_string().contains("HLS-GMAC needs"), "{e}");
+    }
+
+    #[test]
+    fn dedicated_key_and_general_ciphering_in_every_combination() {
+        for f in [net::Framing::Hdlc, net::Framing::Wrapper] {
+            for (dedicated, general) in [(false, true), (true, false), (true, true)] {
+                let s = secure_sim(f, true);
+                let mut conn = secure_connect_with(
+                    &s,
+                    KEYS,
+                    Protection::AuthenticatedEncrypted,
+                    true,
+                    Arc::new(AtomicU32::new(1)),
+                    |sec| {
+                        sec.dedicated_key = dedicated.then_some([0x3C; 16]);
+                        sec.general_ciphering = general;
+                    },
+                )
+                .unwrap();
+                let granted = conn.negotiated().unwrap().conformance;
+                assert_eq!(
+                    granted.has(dlms_bridge::dlms::xdlms::Conformance::GENERAL_PROTECTION),
+                    general
+                );
+                let mut cache = ScalerCache::default();
+                let values = reads::read_values(&mut conn, &eight_registers(), &mut cache)
+                    .unwrap_or_else(|e| panic!("{f:?} ded={dedicated} general={general}: {e}"));
+                assert_truth(&s.config.model, &eight_registers(), &values);
+                let p = reads::read_profile(
+                    &mut conn,
+                    model::LOAD_PROFILE,
+                    RowSelection::Entries(1, 20),
+                    &mut cache,
+                )
+                .unwrap()
+                .unwrap();
+                assert_eq!(p.rows.len(), 20);
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_counter_is_refused_then_recovered_from_the_frame_counter() {
+        use dlms_bridge::client::frame_counter::{next_counter_from_meter, DEFAULT_FRAME_COUNTER};
+        use dlms_bridge::client::{Endpoint, MeterTarget};
+        let s = secure_sim(net::Framing::Wrapper, true);
+        let counter = Arc::new(AtomicU32::new(500));
+        let mut conn = secure_connect(
+            &s,
+            KEYS,
+            Protection::AuthenticatedEncrypted,
+            true,
+            counter.clone(),
+        )
+        .unwrap();
+        reads::read_clock(&mut conn).unwrap().unwrap();
+        drop(conn);
+        let used = counter.load(std::sync::atomic::Ordering::SeqCst);
+        // A client that starts over (counter 1) is refused: the meter saw higher counters.
+        let e = secure_connect(
+            &s,
+            KEYS,
+            Protection::AuthenticatedEncrypted,
+            true,
+            Arc::new(AtomicU32::new(1)),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("association rejected"), "{e}");
+        // The public client reads where the meter stands; continuing there works.
+        let target = MeterTarget {
+            endpoint: Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: s.port,
+            },
+            framing: framing(s.config.framing),
+            session: SessionConfig::default(),
+            options: ConnectionOptions::default(),
+            connect_timeout: Duration::from_secs(2),
+        };
+        let next = next_counter_from_meter(&target, DEFAULT_FRAME_COUNTER).unwrap();
+        assert_eq!(next, used, "the meter saw every counter up to {}", used - 1);
+        let mut conn = secure_connect(
+            &s,
+            KEYS,
+            Protection::AuthenticatedEncrypted,
+            true,
+            Arc::new(AtomicU32::new(next)),
+        )
+        .unwrap();
+        reads::read_clock(&mut conn).unwrap().unwrap();
+        // A frame counter that is not one is a clear error.
+        let e = next_counter_from_meter(&target, model::CLOCK).unwrap_err();
+        assert!(e.to_string().starts_with("frame counter:"), "{e}");
     }
 }

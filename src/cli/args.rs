@@ -47,6 +47,9 @@ pub struct MeterOptions {
     pub encryption_key: Option<[u8; 16]>,
     pub authentication_key: Option<[u8; 16]>,
     pub invocation_counter: Option<u32>,
+    pub dedicated_key: Option<[u8; 16]>,
+    pub general_ciphering: bool,
+    pub frame_counter: Option<dlms_bridge::cosem::Obis>,
     pub timeout_ms: u64,
     pub inter_frame_timeout_ms: Option<u64>,
     pub retries: u32,
@@ -76,6 +79,9 @@ impl Default for MeterOptions {
             encryption_key: None,
             authentication_key: None,
             invocation_counter: None,
+            dedicated_key: None,
+            general_ciphering: false,
+            frame_counter: None,
             timeout_ms: 5000,
             inter_frame_timeout_ms: None,
             retries: 2,
@@ -121,6 +127,9 @@ impl MeterOptions {
                 | "encryption-key"
                 | "authentication-key"
                 | "invocation-counter"
+                | "dedicated-key"
+                | "general-ciphering"
+                | "frame-counter"
         )
     }
 
@@ -203,6 +212,26 @@ impl MeterOptions {
             "invocation-counter" => {
                 self.invocation_counter = Some(parse_num("--invocation-counter", parser.value()?)?)
             }
+            "dedicated-key" => {
+                let v = parser.value()?.string()?;
+                self.dedicated_key = Some(if v == "random" {
+                    dlms_bridge::client::entropy::random_bytes().map_err(|e| {
+                        usage(format!(
+                            "cannot read /dev/urandom for the dedicated key: {e}"
+                        ))
+                    })?
+                } else {
+                    hex_array("--dedicated-key", &v)?
+                })
+            }
+            "general-ciphering" => self.general_ciphering = true,
+            "frame-counter" => {
+                let v = parser.value()?.string()?;
+                self.frame_counter = Some(
+                    v.parse()
+                        .map_err(|e| usage(format!("--frame-counter: {e}")))?,
+                )
+            }
             "password" => self.password = Some(parser.value()?.string()?),
             "timeout-ms" => self.timeout_ms = parse_num("--timeout-ms", parser.value()?)?,
             "retries" => self.retries = parse_num("--retries", parser.value()?)?,
@@ -260,6 +289,14 @@ impl MeterOptions {
     pub fn security(&self) -> Result<Option<dlms_bridge::dlms::session::Security>, UsageError> {
         use dlms_bridge::dlms::security::{Keys, Protection};
         if self.protection.is_none() && !self.auth_high_gmac {
+            if self.dedicated_key.is_some()
+                || self.general_ciphering
+                || self.frame_counter.is_some()
+            {
+                return Err(usage(
+                    "--dedicated-key, --general-ciphering and --frame-counter need --security",
+                ));
+            }
             return Ok(None);
         }
         let (Some(title), Some(ek), Some(ak)) = (
@@ -276,17 +313,19 @@ impl MeterOptions {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_secs() as u32)
         });
-        Ok(Some(dlms_bridge::dlms::session::Security {
-            keys: Keys {
+        let mut security = dlms_bridge::dlms::session::Security::new(
+            Keys {
                 block_cipher: ek,
                 authentication: ak,
             },
-            client_title: title,
-            protection: self
-                .protection
+            title,
+            self.protection
                 .unwrap_or(Protection::AuthenticatedEncrypted),
-            invocation_counter: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(ic)),
-        }))
+            ic,
+        );
+        security.dedicated_key = self.dedicated_key;
+        security.general_ciphering = self.general_ciphering;
+        Ok(Some(security))
     }
 
     pub fn framing(&self, kind: TransportKind) -> Result<Framing, UsageError> {
@@ -402,14 +441,11 @@ pub fn hex_array<const N: usize>(flag: &str, s: &str) -> Result<[u8; N], UsageEr
 
 /// 16 random bytes for the HLS challenge.
 fn random_challenge() -> Result<Vec<u8>, UsageError> {
-    use std::io::Read;
-    let mut buf = vec![0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
+    dlms_bridge::client::entropy::random_bytes::<16>()
+        .map(|b| b.to_vec())
         .map_err(|e| {
             usage(format!(
                 "cannot read /dev/urandom for the HLS challenge: {e}"
             ))
-        })?;
-    Ok(buf)
+        })
 }

@@ -25,6 +25,10 @@ dlms-bridge read ... --set-clock now|2026-11-24T06:00:00Z
   --security none|auth|enc|auth-enc   suite-0 ciphering (glo- APDUs)
   --system-title HEX --encryption-key HEX --authentication-key HEX   8, 16, 16 bytes
   --invocation-counter N      first counter to use (default: the time in seconds)
+  --frame-counter OBIS   start above the meter's frame counter (e.g. 0.0.43.1.0.255), read
+                         first over the public client (SAP 16)
+  --dedicated-key HEX|random  a dedicated key for this association (ded- ciphering)
+  --general-ciphering    general-glo/ded ciphering when the meter grants general-protection
   --timeout-ms N         time to wait for an answer (default 5000)
   --inter-frame-timeout-ms N   time to wait for each further segment (default: --timeout-ms)
   --baud N --data-bits 7|8 --parity none|even|odd --stop-bits 1|2   serial line (9600 8N1)
@@ -123,6 +127,15 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         return Err(usage("--from/--to apply to --profile"));
     }
     let target = opts.target()?;
+    if let (Some(obis), Some(sec)) = (opts.frame_counter, &target.session.security) {
+        match dlms_bridge::client::frame_counter::next_counter_from_meter(&target, obis) {
+            Ok(next) => {
+                sec.invocation_counter
+                    .fetch_max(next, std::sync::atomic::Ordering::SeqCst);
+            }
+            Err(e) => return Ok(fail(&target, e)),
+        }
+    }
     Ok(execute(&target, opts.retries, mode))
 }
 

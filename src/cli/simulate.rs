@@ -92,14 +92,14 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     }
     let security = match (ek, ak) {
         (Some(block_cipher), Some(authentication)) => {
-            Some(dlms_bridge::sim::server::ServerSecurity {
-                keys: dlms_bridge::dlms::security::Keys {
+            Some(dlms_bridge::sim::server::ServerSecurity::new(
+                dlms_bridge::dlms::security::Keys {
                     block_cipher,
                     authentication,
                 },
-                server_title: title,
+                title,
                 hls,
-            })
+            ))
         }
         (None, None) if !hls => None,
         _ => {

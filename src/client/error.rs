@@ -23,6 +23,10 @@ pub enum ClientError {
     Link(LinkError),
     Session(SessionError),
     ModeE(ModeEError),
+    /// The meter's frame counter could not be read or used (invocation counter start).
+    FrameCounter(String),
+    /// The client's invocation counter could not be reserved or is used up.
+    InvocationCounter(String),
 }
 
 impl fmt::Display for ClientError {
@@ -54,6 +58,8 @@ impl fmt::Display for ClientError {
             ClientError::Link(e) => e.fmt(f),
             ClientError::Session(e) => e.fmt(f),
             ClientError::ModeE(e) => e.fmt(f),
+            ClientError::FrameCounter(e) => write!(f, "frame counter: {e}"),
+            ClientError::InvocationCounter(e) => write!(f, "invocation counter: {e}"),
         }
     }
 }
@@ -70,7 +76,10 @@ impl ClientError {
             | ClientError::Closed
             | ClientError::Link(_) => true,
             ClientError::Session(SessionError::Block(_) | SessionError::Decode(_)) => true,
-            ClientError::Session(_) | ClientError::ModeE(_) => false,
+            ClientError::Session(_)
+            | ClientError::ModeE(_)
+            | ClientError::FrameCounter(_)
+            | ClientError::InvocationCounter(_) => false,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! and COSEM reads on top of it.
 
 pub mod connection;
+pub mod entropy;
 pub mod error;
+pub mod frame_counter;
 pub mod json;
 pub mod mode_e;
 pub mod reads;

@@ -84,8 +84,16 @@ pub enum SecurityError {
     UnsupportedSuite(u8),
     /// Neither authentication nor encryption in the security control byte.
     NotProtected,
-    /// The plain APDU tag has no glo- ciphered counterpart here.
+    /// The plain APDU tag has no ciphered counterpart here (or the tag is not a ciphered one).
     NoCipheredTag(u8),
+    /// A ded- APDU, but no dedicated key was agreed in this association.
+    NoDedicatedKey,
+    /// A glo-/ded- APDU before the peer's system title is known (no AARQ/AARE title).
+    NoSystemTitle,
+    /// A general- APDU whose system title is not the peer's.
+    ForeignSystemTitle,
+    /// A system title that is not 8 bytes long.
+    SystemTitleLength(usize),
 }
 
 impl fmt::Display for SecurityError {
@@ -109,6 +117,21 @@ impl fmt::Display for SecurityError {
                 write!(f, "security control byte asks for no protection")
             }
             SecurityError::NoCipheredTag(t) => write!(f, "no ciphered form for APDU tag 0x{t:02X}"),
+            SecurityError::NoDedicatedKey => {
+                write!(
+                    f,
+                    "dedicated-key APDU, but no dedicated key in this association"
+                )
+            }
+            SecurityError::NoSystemTitle => {
+                write!(f, "ciphered APDU before the peer's system title is known")
+            }
+            SecurityError::ForeignSystemTitle => {
+                write!(f, "general-ciphering APDU from another system title")
+            }
+            SecurityError::SystemTitleLength(n) => {
+                write!(f, "system title of {n} bytes (8 expected)")
+            }
         }
     }
 }
@@ -264,6 +287,58 @@ pub fn verify_gmac_response(
     Ok(ic)
 }
 
+/// The envelope of a ciphered APDU (Green Book 9.5 and 9.2.7.2.3): which key protects it and
+/// whether the sender's system title travels with it.
+///
+/// - glo- / ded- APDUs: the service-specific ciphered tag (0xC8 glo-get-request, 0xD0
+///   ded-get-request, ...); the system titles come from the AARQ/AARE.
+/// - general-glo-ciphering (0xDB) / general-ded-ciphering (0xDC): any APDU, preceded by the
+///   sender's system title; used once general-protection is negotiated (conformance bit 1).
+///
+/// "ded" means the dedicated key the client sent in its (ciphered) InitiateRequest; it replaces
+/// the global block cipher key for the rest of that association, the authentication key stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    Global,
+    Dedicated,
+    GeneralGlobal,
+    GeneralDedicated,
+}
+
+pub const GENERAL_GLO_CIPHERING: u8 = 0xDB;
+pub const GENERAL_DED_CIPHERING: u8 = 0xDC;
+
+impl Envelope {
+    /// The envelope a client uses: general- once negotiated, ded- with a dedicated key.
+    pub fn choose(general: bool, dedicated: bool) -> Envelope {
+        match (general, dedicated) {
+            (false, false) => Envelope::Global,
+            (false, true) => Envelope::Dedicated,
+            (true, false) => Envelope::GeneralGlobal,
+            (true, true) => Envelope::GeneralDedicated,
+        }
+    }
+
+    /// The envelope of a ciphered APDU, from its first byte.
+    pub fn of_tag(tag: u8) -> Option<Envelope> {
+        match tag {
+            GENERAL_GLO_CIPHERING => Some(Envelope::GeneralGlobal),
+            GENERAL_DED_CIPHERING => Some(Envelope::GeneralDedicated),
+            0x41 | 0x48 | 0xD0..=0xD7 => Some(Envelope::Dedicated),
+            0x21 | 0x28 | 0xC8..=0xCF | 0xDE => Some(Envelope::Global),
+            _ => None,
+        }
+    }
+
+    pub fn is_dedicated(self) -> bool {
+        matches!(self, Envelope::Dedicated | Envelope::GeneralDedicated)
+    }
+
+    pub fn is_general(self) -> bool {
+        matches!(self, Envelope::GeneralGlobal | Envelope::GeneralDedicated)
+    }
+}
+
 /// The glo- ciphered tag of a plain APDU tag (Green Book 9.5, "glo-" APDUs).
 pub fn glo_tag(plain_tag: u8) -> Option<u8> {
     Some(match plain_tag {
@@ -280,9 +355,43 @@ pub fn glo_tag(plain_tag: u8) -> Option<u8> {
     })
 }
 
-/// Wraps a plain APDU into its glo- ciphered form.
-pub fn cipher_apdu(
+/// The ded- ciphered tag of a plain APDU tag (Green Book 9.5, "ded-" APDUs).
+pub fn ded_tag(plain_tag: u8) -> Option<u8> {
+    Some(match plain_tag {
+        0x01 => 0x41, // initiateRequest -> ded-initiateRequest
+        0x08 => 0x48, // initiateResponse
+        0xC0 => 0xD0, // get-request
+        0xC1 => 0xD1, // set-request
+        0xC3 => 0xD3, // action-request
+        0xC4 => 0xD4, // get-response
+        0xC5 => 0xD5, // set-response
+        0xC7 => 0xD7, // action-response
+        _ => return None,
+    })
+}
+
+/// The keys that protect one envelope: the dedicated key replaces the block cipher key.
+fn envelope_keys(
     keys: &Keys,
+    dedicated_key: Option<&[u8; 16]>,
+    envelope: Envelope,
+) -> Result<Keys, SecurityError> {
+    if !envelope.is_dedicated() {
+        return Ok(keys.clone());
+    }
+    let dedicated = dedicated_key.ok_or(SecurityError::NoDedicatedKey)?;
+    Ok(Keys {
+        block_cipher: *dedicated,
+        authentication: keys.authentication,
+    })
+}
+
+/// Wraps a plain APDU into a ciphered one of the given envelope. `system_title` is the
+/// sender's (ours).
+pub fn seal_apdu(
+    keys: &Keys,
+    dedicated_key: Option<&[u8; 16]>,
+    envelope: Envelope,
     system_title: &[u8; 8],
     ic: u32,
     protection: Protection,
@@ -292,27 +401,103 @@ pub fn cipher_apdu(
         needed: 1,
         available: 0,
     })?;
-    let tag = glo_tag(first).ok_or(SecurityError::NoCipheredTag(first))?;
-    let body = protect(keys, system_title, ic, protection, plain);
-    let mut out = vec![tag];
+    let key = envelope_keys(keys, dedicated_key, envelope)?;
+    let body = protect(&key, system_title, ic, protection, plain);
+    let mut out = Vec::with_capacity(body.len() + 16);
+    match envelope {
+        Envelope::Global => out.push(glo_tag(first).ok_or(SecurityError::NoCipheredTag(first))?),
+        Envelope::Dedicated => out.push(ded_tag(first).ok_or(SecurityError::NoCipheredTag(first))?),
+        Envelope::GeneralGlobal | Envelope::GeneralDedicated => {
+            out.push(if envelope.is_dedicated() {
+                GENERAL_DED_CIPHERING
+            } else {
+                GENERAL_GLO_CIPHERING
+            });
+            write_axdr_length(&mut out, system_title.len());
+            out.extend_from_slice(system_title);
+        }
+    }
     write_axdr_length(&mut out, body.len());
     out.extend_from_slice(&body);
     Ok(out)
 }
 
-/// Unwraps a glo- ciphered APDU: (plain APDU, invocation counter).
+/// A deciphered APDU and what protected it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub plain: Vec<u8>,
+    pub invocation_counter: u32,
+    pub protection: Protection,
+    pub envelope: Envelope,
+}
+
+/// Unwraps a ciphered APDU of any envelope, tag verified. `peer_title` is the sender's system
+/// title as learnt from the association; a general- APDU carrying another title is refused
+/// (Green Book 9.2.7.2.3: the originator's title is part of the IV, a foreign one means a
+/// foreign sender).
+pub fn open_apdu(
+    keys: &Keys,
+    dedicated_key: Option<&[u8; 16]>,
+    peer_title: Option<&[u8; 8]>,
+    apdu: &[u8],
+) -> Result<Opened, SecurityError> {
+    let mut r = Reader::new(apdu);
+    let tag = r.u8()?;
+    let envelope = Envelope::of_tag(tag).ok_or(SecurityError::NoCipheredTag(tag))?;
+    let title: [u8; 8] = if envelope.is_general() {
+        let len = r.axdr_length_bounded("system title")?;
+        let carried = r.bytes(len)?;
+        let carried =
+            <[u8; 8]>::try_from(carried).map_err(|_| SecurityError::SystemTitleLength(len))?;
+        match peer_title {
+            Some(expected) if *expected != carried => {
+                return Err(SecurityError::ForeignSystemTitle)
+            }
+            _ => carried,
+        }
+    } else {
+        *peer_title.ok_or(SecurityError::NoSystemTitle)?
+    };
+    let len = r.axdr_length_bounded("ciphered APDU")?;
+    let body = r.bytes(len)?;
+    r.finish()?;
+    let key = envelope_keys(keys, dedicated_key, envelope)?;
+    let (plain, invocation_counter, protection) = unprotect(&key, &title, body)?;
+    Ok(Opened {
+        plain,
+        invocation_counter,
+        protection,
+        envelope,
+    })
+}
+
+/// Wraps a plain APDU into its glo- ciphered form.
+pub fn cipher_apdu(
+    keys: &Keys,
+    system_title: &[u8; 8],
+    ic: u32,
+    protection: Protection,
+    plain: &[u8],
+) -> Result<Vec<u8>, SecurityError> {
+    seal_apdu(
+        keys,
+        None,
+        Envelope::Global,
+        system_title,
+        ic,
+        protection,
+        plain,
+    )
+}
+
+/// Unwraps a glo- (or general-glo-) ciphered APDU: (plain APDU, invocation counter).
 pub fn decipher_apdu(
     keys: &Keys,
     peer_title: &[u8; 8],
     apdu: &[u8],
 ) -> Result<(Vec<u8>, u32), SecurityError> {
-    let mut r = Reader::new(apdu);
-    let _tag = r.u8()?;
-    let len = r.axdr_length_bounded("ciphered APDU")?;
-    let body = r.bytes(len)?;
-    r.finish()?;
-    let (plain, ic, _) = unprotect(keys, peer_title, body)?;
-    Ok((plain, ic))
+    let opened = open_apdu(keys, None, Some(peer_title), apdu)?;
+    Ok((opened.plain, opened.invocation_counter))
 }
 
 /// Refuses invocation counters that do not grow (per key and peer).
@@ -454,6 +639,136 @@ mod tests {
         assert_eq!(
             verify_gmac_response(&keys, &client_title, b"another challenge", &f),
             Err(SecurityError::BadTag)
+        );
+    }
+
+    // Green Book (DLMS UA 1000-2), security examples for suite 0: the keys of gurux_keys(),
+    // system title 4D4D4D0000BC614E, invocation counter 0x01234567, and the plain
+    // get-request of the clock's time C0 01 00 | 0008 0000010000FF 02 | 00.
+    const GB_PLAIN: &str = "C0010000080000010000FF0200";
+    const GB_IC: u32 = 0x0123_4567;
+
+    #[test]
+    fn green_book_suite0_examples() {
+        let (keys, st) = gurux_keys();
+        let plain = hex(GB_PLAIN);
+        // Authenticated and encrypted: SC 30, ciphertext, 12-byte tag.
+        let auth_enc = hex("30012345674113 12FF935A47566827C467BC 7D825C3BE4A77C3FCC056B6B");
+        assert_eq!(
+            protect(
+                &keys,
+                &st,
+                GB_IC,
+                Protection::AuthenticatedEncrypted,
+                &plain
+            ),
+            auth_enc
+        );
+        // Authenticated only: SC 10, the plaintext in clear, the tag.
+        let auth = hex("1001234567C0010000080000010000FF020006725D910F9221D263877516");
+        assert_eq!(
+            protect(&keys, &st, GB_IC, Protection::Authenticated, &plain),
+            auth
+        );
+        // Encrypted only: SC 20, the same ciphertext, no tag.
+        let enc = hex("20012345674113 12FF935A47566827C467BC");
+        assert_eq!(
+            protect(&keys, &st, GB_IC, Protection::Encrypted, &plain),
+            enc
+        );
+        for (bytes, p) in [
+            (auth_enc, Protection::AuthenticatedEncrypted),
+            (auth, Protection::Authenticated),
+            (enc, Protection::Encrypted),
+        ] {
+            assert_eq!(unprotect(&keys, &st, &bytes), Ok((plain.clone(), GB_IC, p)));
+        }
+    }
+
+    #[test]
+    fn green_book_hls_gmac_example() {
+        // Green Book 9.2.7.4 example: CtoS "K56iVagY", StoC "P6wRJ21F"; the client's title
+        // 4D4D4D0000000001 with IC 1, the meter's 4D4D4D0000BC614E with IC 0x01234567.
+        let (keys, server_title) = gurux_keys();
+        let client_title: [u8; 8] = hex("4D4D4D0000000001").try_into().unwrap();
+        assert_eq!(
+            gmac_response(&keys, &client_title, 1, b"P6wRJ21F"),
+            hex("10000000011A52FE7DD3E72748973C1E28")
+        );
+        assert_eq!(
+            gmac_response(&keys, &server_title, GB_IC, b"K56iVagY"),
+            hex("1001234567FE1466AFB3DBCD4F9389E2B7")
+        );
+    }
+
+    #[test]
+    fn every_envelope_round_trips_and_keys_are_not_interchangeable() {
+        let (keys, st) = gurux_keys();
+        let dedicated = [0x5A; 16];
+        let plain = hex(GB_PLAIN);
+        for (envelope, first) in [
+            (Envelope::Global, 0xC8),
+            (Envelope::Dedicated, 0xD0),
+            (Envelope::GeneralGlobal, 0xDB),
+            (Envelope::GeneralDedicated, 0xDC),
+        ] {
+            let sealed = seal_apdu(
+                &keys,
+                Some(&dedicated),
+                envelope,
+                &st,
+                9,
+                Protection::AuthenticatedEncrypted,
+                &plain,
+            )
+            .unwrap();
+            assert_eq!(sealed[0], first);
+            assert_eq!(Envelope::of_tag(first), Some(envelope));
+            let opened = open_apdu(&keys, Some(&dedicated), Some(&st), &sealed).unwrap();
+            assert_eq!(
+                (opened.plain.clone(), opened.invocation_counter),
+                (plain.clone(), 9)
+            );
+            assert_eq!(opened.envelope, envelope);
+            if envelope.is_general() {
+                // The title travels with the APDU, so none needs to be known...
+                assert_eq!(
+                    open_apdu(&keys, Some(&dedicated), None, &sealed),
+                    Ok(opened)
+                );
+                // ...but another peer's title is refused.
+                assert_eq!(
+                    open_apdu(&keys, Some(&dedicated), Some(b"OTHERSYS"), &sealed),
+                    Err(SecurityError::ForeignSystemTitle)
+                );
+            } else {
+                assert_eq!(
+                    open_apdu(&keys, Some(&dedicated), None, &sealed),
+                    Err(SecurityError::NoSystemTitle)
+                );
+            }
+            if envelope.is_dedicated() {
+                assert_eq!(
+                    open_apdu(&keys, None, Some(&st), &sealed),
+                    Err(SecurityError::NoDedicatedKey)
+                );
+                assert_eq!(
+                    open_apdu(&keys, Some(&[0x5B; 16]), Some(&st), &sealed),
+                    Err(SecurityError::BadTag)
+                );
+            }
+        }
+        assert_eq!(
+            seal_apdu(
+                &keys,
+                None,
+                Envelope::Dedicated,
+                &st,
+                1,
+                Protection::Authenticated,
+                &plain
+            ),
+            Err(SecurityError::NoDedicatedKey)
         );
     }
 }

@@ -68,6 +68,31 @@ pub struct Security {
     /// The next invocation counter, shared by every session (reconnection) with these keys:
     /// a counter must never repeat for a key. The caller persists it across restarts.
     pub invocation_counter: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Propose general-protection and, when the meter grants it, send general-glo/ded
+    /// ciphering APDUs (Green Book 9.5) instead of service-specific glo-/ded- ones.
+    pub general_ciphering: bool,
+    /// A dedicated key for this association (sent in the ciphered InitiateRequest); requests
+    /// are then ded- ciphered with it. Meters usually require a fresh one per association.
+    pub dedicated_key: Option<[u8; 16]>,
+}
+
+impl Security {
+    /// Global keys, glo- ciphering, counter starting at `invocation_counter`.
+    pub fn new(
+        keys: Keys,
+        client_title: [u8; 8],
+        protection: Protection,
+        invocation_counter: u32,
+    ) -> Security {
+        Security {
+            keys,
+            client_title,
+            protection,
+            invocation_counter: std::sync::Arc::new(invocation_counter.into()),
+            general_ciphering: false,
+            dedicated_key: None,
+        }
+    }
 }
 
 impl Default for SessionConfig {
@@ -230,11 +255,12 @@ impl ClientSession {
     }
 
     pub fn aarq(&mut self) -> Result<Vec<u8>, SessionError> {
-        let initiate = InitiateRequest::new(
-            self.config.proposed_conformance,
-            self.config.max_receive_pdu,
-        )
-        .encode();
+        let mut initiate =
+            InitiateRequest::new(self.proposed_conformance(), self.config.max_receive_pdu);
+        if let Some(sec) = &self.config.security {
+            initiate.dedicated_key = sec.dedicated_key.map(|k| k.to_vec());
+        }
+        let initiate = initiate.encode();
         let (mechanism, value) = match &self.config.authentication {
             Authentication::None => (None, None),
             Authentication::Low(pw) => (Some(Mechanism::Low), Some(pw.clone())),
@@ -315,7 +341,7 @@ impl ClientSession {
             // A meter may grant more than asked; use only what both sides have.
             conformance: initiate
                 .negotiated_conformance
-                .intersect(self.config.proposed_conformance),
+                .intersect(self.proposed_conformance()),
             server_max_pdu: initiate.server_max_receive_pdu_size,
         };
         self.negotiated = Some(negotiated);
@@ -370,14 +396,35 @@ impl ClientSession {
         let Some(sec) = self.config.security.clone() else {
             return Ok(plain.to_vec());
         };
+        let general = sec.general_ciphering
+            && self
+                .negotiated
+                .is_some_and(|n| n.conformance.has(Conformance::GENERAL_PROTECTION));
+        let envelope = security::Envelope::choose(general, sec.dedicated_key.is_some());
         let ic = self.next_ic();
-        Ok(security::cipher_apdu(
+        Ok(security::seal_apdu(
             &sec.keys,
+            sec.dedicated_key.as_ref(),
+            envelope,
             &sec.client_title,
             ic,
             sec.protection,
             plain,
         )?)
+    }
+
+    /// What the AARQ proposes: the configured bits, plus general-protection when asked for.
+    fn proposed_conformance(&self) -> Conformance {
+        let mut c = self.config.proposed_conformance;
+        if self
+            .config
+            .security
+            .as_ref()
+            .is_some_and(|s| s.general_ciphering)
+        {
+            c = Conformance(c.0 | Conformance::GENERAL_PROTECTION);
+        }
+        c
     }
 
     /// Deciphers a response APDU from the wire. With security configured, plain data responses
@@ -391,9 +438,10 @@ impl ClientSession {
                 let title = self.server_title.ok_or(SessionError::Unexpected(
                     "ciphered APDU before the meter's system title",
                 ))?;
-                let (plain, ic) = security::decipher_apdu(&sec.keys, &title, apdu)?;
-                self.guard.check(ic)?;
-                Ok(plain)
+                let opened =
+                    security::open_apdu(&sec.keys, sec.dedicated_key.as_ref(), Some(&title), apdu)?;
+                self.guard.check(opened.invocation_counter)?;
+                Ok(opened.plain)
             }
             Some(_) if matches!(first, 0xD8 | 0x0E) => Ok(apdu.to_vec()),
             Some(_) => Err(SessionError::Unexpected(

@@ -4,6 +4,13 @@
 //! conformance and PDU size, answers GET (normal, with-list, with block transfer when the answer
 //! exceeds the client's receive size), SET of the clock, and RLRQ. Anything else gets the
 //! answer a strict meter would give.
+//!
+//! With security configured it behaves like a meter with a management client that must use
+//! suite-0 ciphering (glo-, ded- with the client's dedicated key, or general-glo/ded once
+//! general-protection is negotiated; answers use the envelope of the request), optionally
+//! HLS-GMAC, and a public client (plain AARQ, no authentication) that may read only the frame
+//! counter 0.0.43.1.0.255: the last invocation counter received from the management client,
+//! which the meter tracks across associations and refuses to see repeated.
 
 use super::model::{MeterModel, CLASS_CLOCK, CLOCK};
 use crate::dlms::acse::{
@@ -11,12 +18,15 @@ use crate::dlms::acse::{
     ResultSourceDiagnostic, Rlre,
 };
 use crate::dlms::axdr::Data;
-use crate::dlms::security::{self, Keys, Protection, ReplayGuard};
+use crate::dlms::security::{self, Keys, Protection};
+use crate::dlms::xdlms::AttributeDescriptor;
 use crate::dlms::xdlms::{
     ActionRequest, ActionResponse, Apdu, ConfirmedServiceError, Conformance, DataAccessResult,
     ExceptionResponse, GetDataResult, GetRequest, GetResponse, InitiateRequest, InitiateResponse,
     InvokeIdAndPriority, SetRequest, SetResponse, DLMS_VERSION, VAA_NAME_LN,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What the simulated meter grants.
 pub const SERVER_CONFORMANCE: Conformance = Conformance(
@@ -28,6 +38,10 @@ pub const SERVER_CONFORMANCE: Conformance = Conformance(
         | Conformance::ACTION,
 );
 
+/// The frame counter object of the management client's security setup (Blue Book 4.4.8:
+/// invocation counters are Data objects 0.0.43.1.x.255).
+pub const FRAME_COUNTER: crate::cosem::Obis = crate::cosem::Obis::new(0, 0, 43, 1, 0, 255);
+
 /// Suite-0 security of the simulated meter.
 #[derive(Debug, Clone)]
 pub struct ServerSecurity {
@@ -35,6 +49,33 @@ pub struct ServerSecurity {
     pub server_title: [u8; 8],
     /// Require HLS-GMAC (mechanism 5) rather than no authentication.
     pub hls: bool,
+    /// 1 + the last invocation counter received from the client (0: none yet), shared by
+    /// every connection to this meter: a counter is accepted once, ever.
+    pub received_counter: Arc<AtomicU64>,
+}
+
+impl ServerSecurity {
+    pub fn new(keys: Keys, server_title: [u8; 8], hls: bool) -> ServerSecurity {
+        ServerSecurity {
+            keys,
+            server_title,
+            hls,
+            received_counter: Arc::default(),
+        }
+    }
+
+    /// The last invocation counter received from the client (what the frame counter shows).
+    pub fn last_received_counter(&self) -> u32 {
+        self.received_counter
+            .load(Ordering::SeqCst)
+            .saturating_sub(1) as u32
+    }
+
+    /// Accepts `ic` only if it is above every counter received before.
+    fn accept_counter(&self, ic: u32) -> bool {
+        let next = u64::from(ic) + 1;
+        self.received_counter.fetch_max(next, Ordering::SeqCst) < next
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +112,7 @@ struct PendingBlocks {
 struct Ciphering {
     client_title: [u8; 8],
     protection: Option<Protection>,
-    guard: ReplayGuard,
+    dedicated_key: Option<[u8; 16]>,
     ctos: Vec<u8>,
     stoc: Vec<u8>,
     hls_pending: bool,
@@ -86,6 +127,8 @@ pub struct ServerSession {
     ic: u32,
     /// (granted conformance, client's max receive PDU).
     association: Option<(Conformance, usize)>,
+    /// The association is the public client's of a secured meter: frame counter only.
+    public: bool,
     pending: Option<PendingBlocks>,
     /// Seconds added to the system clock (the meter's clock after a SET).
     pub clock_offset: i64,
@@ -99,6 +142,7 @@ impl ServerSession {
             ciphering: None,
             ic: 1,
             association: None,
+            public: false,
             pending: None,
             clock_offset: 0,
         }
@@ -113,17 +157,25 @@ impl ServerSession {
     pub fn handle(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
         let first = apdu.first().copied().unwrap_or(0);
         if !crate::dlms::xdlms::is_ciphered_tag(first) || first == 0x21 {
-            if self.config.security.is_some() && matches!(first, 0xC0 | 0xC1 | 0xC3) {
-                return Some(exception(1, 1)); // plain request in a ciphered-only meter
+            let secured = self.config.security.is_some() && !self.public;
+            if secured && matches!(first, 0xC0 | 0xC1 | 0xC3) {
+                return Some(exception(1, 1)); // plain request in a ciphered association
             }
             return self.handle_plain(apdu, now);
         }
         let (Some(sec), Some(c)) = (self.config.security.clone(), self.ciphering.as_mut()) else {
             return Some(exception(1, 1));
         };
-        let plain = match security::decipher_apdu(&sec.keys, &c.client_title, apdu) {
-            Ok((plain, ic)) if c.guard.check(ic).is_ok() => plain,
-            Ok((_, ic)) => {
+        let opened = security::open_apdu(
+            &sec.keys,
+            c.dedicated_key.as_ref(),
+            Some(&c.client_title),
+            apdu,
+        );
+        let (plain, envelope) = match opened {
+            Ok(o) if sec.accept_counter(o.invocation_counter) => (o.plain, o.envelope),
+            Ok(o) => {
+                let ic = o.invocation_counter;
                 return Some(
                     ExceptionResponse {
                         state_error: 1,
@@ -131,14 +183,24 @@ impl ServerSession {
                         invocation_counter: Some(ic),
                     }
                     .encode(),
-                )
+                );
             }
             Err(_) => return Some(exception(1, 5)), // deciphering error
         };
         let protection = c.protection.unwrap_or(Protection::AuthenticatedEncrypted);
+        let dedicated = c.dedicated_key;
         let answer = self.handle_plain(&plain, now)?;
         let ic = self.next_ic();
-        security::cipher_apdu(&sec.keys, &sec.server_title, ic, protection, &answer).ok()
+        security::seal_apdu(
+            &sec.keys,
+            dedicated.as_ref(),
+            envelope,
+            &sec.server_title,
+            ic,
+            protection,
+            &answer,
+        )
+        .ok()
     }
 
     fn next_ic(&mut self) -> u32 {
@@ -190,8 +252,14 @@ impl ServerSession {
     fn associate(&mut self, aarq: &Aarq) -> Vec<u8> {
         self.association = None;
         self.ciphering = None;
+        self.public = false;
+        let public = aarq.application_context == ApplicationContext::LogicalName
+            && matches!(aarq.mechanism, None | Some(Mechanism::Lowest));
         if let Some(sec) = self.config.security.clone() {
-            return self.associate_ciphered(aarq, &sec);
+            if !public {
+                return self.associate_ciphered(aarq, &sec);
+            }
+            self.public = true;
         }
         let reject = |diag: u8, ui: Option<Vec<u8>>| {
             Aare {
@@ -215,7 +283,10 @@ impl ServerSession {
         ) {
             (None, None | Some(Mechanism::Lowest), _) => {}
             (None, Some(_), _) => return reject(11, None),
-            (Some(_), None | Some(Mechanism::Lowest), _) => return reject(14, None),
+            (Some(_), None | Some(Mechanism::Lowest), _) if !self.public => {
+                return reject(14, None)
+            }
+            (Some(_), None | Some(Mechanism::Lowest), _) => {}
             (Some(pw), Some(Mechanism::Low), Some(given)) if pw == given => {}
             (Some(_), Some(Mechanism::Low), _) => return reject(13, None),
             (Some(_), Some(_), _) => return reject(11, None),
@@ -265,9 +336,11 @@ impl ServerSession {
         if initiate.client_max_receive_pdu_size < 64 {
             return Err(3);
         }
-        let granted = initiate
-            .proposed_conformance
-            .intersect(self.config.conformance);
+        let mut offered = self.config.conformance;
+        if self.config.security.is_some() {
+            offered = Conformance(offered.0 | Conformance::GENERAL_PROTECTION);
+        }
+        let granted = initiate.proposed_conformance.intersect(offered);
         // Answers are limited by the client's receive size and by our own PDU size, as on
         // real meters (their send buffer is their receive buffer).
         let pdu = initiate
@@ -318,9 +391,14 @@ impl ServerSession {
             return reject(1);
         };
         // Wrong keys or title: the glo-initiate does not decipher.
-        let Ok((plain, _)) = security::decipher_apdu(&sec.keys, &client_title, glo) else {
+        let Ok((plain, ic)) = security::decipher_apdu(&sec.keys, &client_title, glo) else {
             return reject(13);
         };
+        // A counter seen before: a replayed AARQ, or a client that lost its counter (it can
+        // read the frame counter over the public client and continue above it).
+        if !sec.accept_counter(ic) {
+            return reject(1);
+        }
         // Answer with the protection the client chose (its security control byte).
         let protection = match glo.get(2).map(|sc| sc & 0x30) {
             Some(0x10) => Protection::Authenticated,
@@ -344,7 +422,10 @@ impl ServerSession {
         self.ciphering = Some(Ciphering {
             client_title,
             protection: Some(protection),
-            guard: ReplayGuard::default(),
+            dedicated_key: initiate
+                .dedicated_key
+                .as_deref()
+                .and_then(|k| <[u8; 16]>::try_from(k).ok()),
             ctos,
             stoc: stoc.clone(),
             hls_pending: sec.hls,
@@ -416,11 +497,23 @@ impl ServerSession {
         client_pdu: usize,
         now: i64,
     ) -> Vec<u8> {
-        let read =
-            |a: &crate::dlms::xdlms::AttributeDescriptor, access: &Option<_>| -> GetDataResult {
-                self.model
-                    .get(a.class_id, a.instance, a.attribute, access.as_ref(), now)
-            };
+        let frame_counter = self
+            .config
+            .security
+            .as_ref()
+            .map(ServerSecurity::last_received_counter);
+        let public = self.public;
+        let read = |a: &AttributeDescriptor, access: &Option<_>| -> GetDataResult {
+            match frame_counter {
+                Some(ic) if (a.class_id, a.instance, a.attribute) == (1, FRAME_COUNTER, 2) => {
+                    Ok(Data::DoubleLongUnsigned(ic))
+                }
+                Some(_) if public => Err(DataAccessResult::READ_WRITE_DENIED),
+                _ => self
+                    .model
+                    .get(a.class_id, a.instance, a.attribute, access.as_ref(), now),
+            }
+        };
         let (invoke, response, raw) = match req {
             GetRequest::Normal {
                 invoke,
@@ -576,11 +669,7 @@ mod tests {
         let mut sec = ServerSession::new(
             MeterModel::new(1, 0),
             ServerConfig {
-                security: Some(ServerSecurity {
-                    keys: keys.clone(),
-                    server_title: *b"SIMMETER",
-                    hls: false,
-                }),
+                security: Some(ServerSecurity::new(keys.clone(), *b"SIMMETER", false)),
                 ..ServerConfig::default()
             },
         );

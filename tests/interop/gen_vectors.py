@@ -94,6 +94,44 @@ sec.ciphering.invocationCounter = 1
 sec.ctoSChallenge = bytes.fromhex("4B35366956616759")
 put("wrapper_aarq_hls_gmac_ciphered", GURUX, sec.aarqRequest())
 
+
+# Ciphered GET-Requests of an established association in every envelope: glo- (global key),
+# ded- (dedicated key), general-glo/general-ded (general-protection negotiated), and
+# authenticated-only. Invocation counter 0x01234567 as in the Green Book examples.
+def ciphered(security=Security.AUTHENTICATION_ENCRYPTION, dedicated=None, general=False):
+    from gurux_dlms.ConnectionState import ConnectionState
+    c = GXDLMSSecureClient(True, 16, 1, Authentication.NONE, None, InterfaceType.WRAPPER)
+    c.ciphering.security = security
+    c.ciphering.systemTitle = bytes.fromhex("4D4D4D0000BC614E")
+    c.ciphering.blockCipherKey = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+    c.ciphering.authenticationKey = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+    c.ciphering.invocationCounter = 0x01234567
+    if dedicated:
+        c.ciphering.dedicatedKey = dedicated
+    conformance = Conformance.GET | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+    if general:
+        conformance |= Conformance.GENERAL_PROTECTION
+    c.proposedConformance = conformance
+    c.negotiatedConformance = conformance
+    aarq = c.aarqRequest()
+    c.settings.connected = ConnectionState.DLMS
+    return c, aarq
+
+
+DEDICATED = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+clock_time = (GXDLMSClock("0.0.1.0.0.255"), 2)
+c, aarq = ciphered(dedicated=DEDICATED)
+put("wrapper_aarq_dedicated_key", GURUX, aarq)
+put("wrapper_ded_get_clock", GURUX, c.read(*clock_time))
+c, _ = ciphered()
+put("wrapper_glo_get_clock", GURUX, c.read(*clock_time))
+c, _ = ciphered(security=Security.AUTHENTICATION)
+put("wrapper_glo_get_clock_auth_only", GURUX, c.read(*clock_time))
+c, _ = ciphered(general=True)
+put("wrapper_general_glo_get_clock", GURUX, c.read(*clock_time))
+c, _ = ciphered(dedicated=DEDICATED, general=True)
+put("wrapper_general_ded_get_clock", GURUX, c.read(*clock_time))
+
 # A-XDR encodings of simple values, as gurux writes them.
 AXDR = [
     ("null", DataType.NONE, None),
