@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod client;
 pub mod cosem;
 pub mod dlms;
+pub mod hex;
 pub mod sim;
 #[cfg(feature = "runtime")]
 pub mod status;

@@ -456,6 +456,45 @@ fn secure_read_with_hls_gmac_and_every_line_option() {
         lines(&out)[0]["value"].as_f64().unwrap(),
         voltage_truth(31, 0)
     );
+    // A counter the meter saw before is refused (the default counter is the time)...
+    let mut stale = secure.to_vec();
+    stale.extend([
+        "--authentication-key",
+        ak,
+        "--invocation-counter",
+        "1",
+        "1-0:32.7.0*255",
+    ]);
+    let out = run(&stale);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("association rejected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ...and accepted once it starts above the meter's frame counter, here with a fresh
+    // dedicated key and general ciphering.
+    let mut recovered = stale.clone();
+    recovered.splice(
+        recovered.len() - 1..recovered.len() - 1,
+        [
+            "--frame-counter",
+            "0.0.43.1.0.255",
+            "--dedicated-key",
+            "random",
+            "--general-ciphering",
+        ],
+    );
+    let out = run(&recovered);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lines(&out)[0]["value"].as_f64().unwrap(),
+        voltage_truth(31, 0)
+    );
     let mut wrong = secure.to_vec();
     wrong.extend([
         "--authentication-key",

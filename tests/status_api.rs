@@ -14,7 +14,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-0123456789";
-const SECRETS: [&str; 3] = ["meter-password-1", "device-token-2", TOKEN];
+const EK: &str = "00112233445566778899AABBCCDDEEFF";
+const AK: &str = "FFEEDDCCBBAA99887766554433221100";
+const SECRETS: [&str; 5] = ["meter-password-1", "device-token-2", TOKEN, EK, AK];
+
+/// The meter is secured (HLS-GMAC, authenticated encryption): its keys are secrets too.
+fn secured_sim() -> SimConfig {
+    let key = |h: &str| dlms_bridge::hex::array::<16>(h).unwrap();
+    let mut c = SimConfig::new(MeterModel::new(60, 0), Framing::Hdlc);
+    c.server.security = Some(dlms_bridge::sim::server::ServerSecurity::new(
+        dlms_bridge::dlms::security::Keys {
+            block_cipher: key(EK),
+            authentication: key(AK),
+        },
+        *b"SIMMETER",
+        true,
+    ));
+    c
+}
 
 struct Running {
     stop: Arc<AtomicBool>,
@@ -53,12 +70,7 @@ fn start(name: &str, token: Option<&str>, meter_reachable: bool) -> Running {
     let sim_port = listener.local_addr().unwrap().port();
     let s = sim_stop.clone();
     std::thread::spawn(move || {
-        net::serve_tcp(
-            listener,
-            SimConfig::new(MeterModel::new(60, 0), Framing::Hdlc),
-            Arc::new(SimCounters::default()),
-            s,
-        )
+        net::serve_tcp(listener, secured_sim(), Arc::new(SimCounters::default()), s)
     });
     let db = dir.join("bridge.db");
     let port = free_port();
@@ -84,9 +96,13 @@ fn start(name: &str, token: Option<&str>, meter_reachable: bool) -> Running {
         m.interval_s = 1;
         m.response_timeout_ms = 300;
         m.connect_timeout_ms = 300;
-        m.auth = "none".into();
+        m.auth = "high-gmac".into();
         m.password = Some(SECRETS[0].into());
         m.access_token = Some(SECRETS[1].into());
+        m.security = "auth-enc".into();
+        m.system_title = Some("4252494447453031".into());
+        m.encryption_key = Some(EK.into());
+        m.authentication_key = Some(AK.into());
         store.add_meter(&m).unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -303,9 +319,12 @@ fn api_crud_with_authentication_and_live_effect() {
     );
     assert_eq!(code, 400, "unknown fields are refused");
     let new = json!({"name": "Meter B", "host": "127.0.0.1", "port": r.sim_port, "server_physical": 17, "interval_s": 1,
-                     "auth": "none", "password": SECRETS[0], "access_token": SECRETS[1],
+                     "auth": "high-gmac", "password": SECRETS[0], "access_token": SECRETS[1],
+                     "security": "auth-enc", "system_title": "4252494447453032",
+                     "encryption_key": EK, "authentication_key": AK,
                      "measurements": [{"key": "volts", "obis": "1-0:32.7.0*255"}]});
-    // A stored password (unused with auth none) is a secret all the same.
+    // A stored password (unused with HLS-GMAC) is a secret all the same; keys go in, never
+    // come out.
     let (code, body) = http(r.port, "POST", "/api/meters", a, Some(&new.to_string()));
     assert_eq!(code, 201, "{body}");
     no_secrets(&body);
@@ -323,10 +342,11 @@ fn api_crud_with_authentication_and_live_effect() {
     let (code, body) = http(r.port, "GET", "/api/meters/Meter%20B", a, None);
     assert_eq!(code, 200, "by name, URL-encoded: {body}");
     no_secrets(&body);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["access_token_set"],
-        true
-    );
+    let shown: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["access_token_set"], true);
+    assert_eq!(shown["encryption_key_set"], true);
+    assert_eq!(shown["authentication_key_set"], true);
+    assert_eq!(shown["security"], "auth-enc");
     let (code, body) = http(
         r.port,
         "PATCH",

@@ -6,6 +6,7 @@
 //! meter workers --(bounded crossbeam channel of readings)--> publisher --> SQLite outbox --> MQTT
 //! ```
 
+pub mod counter;
 pub mod event;
 pub mod publisher;
 pub mod schedule;
@@ -74,7 +75,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         match store.config_revision() {
             Ok(r) if r != revision => match store.meters() {
                 Ok(meters) => {
-                    reconcile(&mut workers, meters, &events, &status);
+                    reconcile(&mut workers, meters, &events, &status, db);
                     revision = r;
                 }
                 Err(e) => warn!("reading meters: {e}"),
@@ -116,6 +117,7 @@ fn reconcile(
     meters: Vec<MeterConfig>,
     events: &Sender<Event>,
     status: &Arc<Status>,
+    db: &Path,
 ) {
     let wanted: HashMap<i64, MeterConfig> = meters
         .into_iter()
@@ -147,7 +149,7 @@ fn reconcile(
         }
         let (stop_tx, stop_rx) = bounded(1);
         let Some(worker) =
-            worker::Worker::new(config.clone(), events.clone(), stop_rx, status.clone())
+            worker::Worker::new(config.clone(), events.clone(), stop_rx, status.clone(), db)
         else {
             warn!("meter {:?}: invalid measurements, not started", config.name);
             continue;

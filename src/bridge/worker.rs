@@ -2,12 +2,14 @@
 //! publisher. Failures lead to reconnects, exponential backoff with jitter, and a circuit
 //! breaker that pauses a meter reconnecting too often; none of it touches other meters.
 
+use super::counter::CounterLease;
 use super::event::{now_ms, Event, Reading};
 use super::schedule::{Backoff, Breaker, Schedule};
 use super::status::{add_net, MeterState, Status};
 use crate::client::reads::{self, ScalerCache, Target};
-use crate::client::{json, ClientError, Connection, NetStats, Transport};
+use crate::client::{json, ClientError, Connection, MeterTarget, NetStats, Transport};
 use crate::cosem::Obis;
+use crate::dlms::session::Authentication;
 use crate::store::config::MeterConfig;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{info, warn};
@@ -27,6 +29,7 @@ pub struct Worker {
     events: Sender<Event>,
     stop: Receiver<()>,
     status: Arc<Status>,
+    db: std::path::PathBuf,
 }
 
 impl Worker {
@@ -35,6 +38,7 @@ impl Worker {
         events: Sender<Event>,
         stop: Receiver<()>,
         status: Arc<Status>,
+        db: &std::path::Path,
     ) -> Option<Worker> {
         let targets = config.targets().ok()?;
         Some(Worker {
@@ -43,7 +47,48 @@ impl Worker {
             events,
             stop,
             status,
+            db: db.to_path_buf(),
         })
+    }
+
+    /// The target of one association: a fresh HLS challenge and dedicated key each time, the
+    /// invocation counter reserved (and started above the meter's frame counter if one is
+    /// configured).
+    fn association_target(
+        &self,
+        base: &MeterTarget,
+        lease: Option<&CounterLease>,
+    ) -> Result<MeterTarget, ClientError> {
+        let mut target = base.clone();
+        let random = |what: &str| {
+            crate::client::entropy::random_bytes::<16>().map_err(|e| {
+                ClientError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot read /dev/urandom for the {what}: {e}"),
+                ))
+            })
+        };
+        if let Authentication::HighGmac { challenge } = &mut target.session.authentication {
+            *challenge = random("HLS challenge")?.to_vec();
+        }
+        let (Some(lease), Some(sec)) = (lease, target.session.security.as_mut()) else {
+            return Ok(target);
+        };
+        let mut at_least = 0;
+        if let Some(obis) = self.config.frame_counter_obis() {
+            match crate::client::frame_counter::next_counter_from_meter(base, obis) {
+                Ok(n) => at_least = n,
+                // The stored counter may still be ahead of the meter's: try with it.
+                Err(e) => warn!("meter {:?}: {e}", self.config.name),
+            }
+        }
+        lease.ensure(at_least)?;
+        sec.invocation_counter = lease.next.clone();
+        sec.counter_limit = Some(lease.limit.clone());
+        if self.config.dedicated_key {
+            sec.dedicated_key = Some(random("dedicated key")?);
+        }
+        Ok(target)
     }
 
     /// Sleeps until `t` or a stop request; false when asked to stop.
@@ -66,6 +111,11 @@ impl Worker {
             warn!("meter {name:?}: invalid configuration, not polled");
             return;
         };
+        let lease = target
+            .session
+            .security
+            .as_ref()
+            .map(|sec| CounterLease::new(&name, &sec.keys, self.db.clone()));
         let interval = Duration::from_secs(u64::from(self.config.interval_s));
         // Keep the association between polls only if the next poll comes before the meter's
         // inactivity timeout would drop it (Microstar meters drop it after 180 s).
@@ -106,7 +156,10 @@ impl Worker {
             self.status.update_meter(&name, |m| m.cycles += 1);
             if conn.is_none() {
                 self.set_state(MeterState::Connecting);
-                match target.connect() {
+                let opened = self
+                    .association_target(&target, lease.as_ref())
+                    .and_then(|t| t.connect());
+                match opened {
                     Ok(c) => {
                         cache.clear();
                         counted = NetStats::default();
@@ -124,6 +177,13 @@ impl Worker {
                 self.status.update_meter(&name, |m| m.reconnects += 1);
             }
             let Some(c) = conn.as_mut() else { continue };
+            if let Some(lease) = &lease {
+                // Room for this cycle's counters, reserved before they are used.
+                if let Err(e) = lease.ensure(0) {
+                    self.failed(&e, &mut failures, &mut backoff, &mut not_before);
+                    continue;
+                }
+            }
             if !identity_sent {
                 identity_sent = self.send_identity(c, ts_ms);
             }

@@ -415,28 +415,16 @@ impl MeterOptions {
 }
 
 /// Bytes from hex digits (whitespace ignored); `None` if anything else is there.
-pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..clean.len())
-        .step_by(2)
-        .map(|i| {
-            clean
-                .get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect()
-}
+pub use dlms_bridge::hex::parse as parse_hex;
 
 /// `N` bytes from hex (spaces allowed), or a usage error naming the flag.
 pub fn hex_array<const N: usize>(flag: &str, s: &str) -> Result<[u8; N], UsageError> {
-    parse_hex(s)
-        .and_then(|b| <[u8; N]>::try_from(b).ok())
-        .ok_or_else(|| {
-            usage(format!(
-                "{flag}: expected {N} bytes as {} hex digits",
-                2 * N
-            ))
-        })
+    dlms_bridge::hex::array(s).ok_or_else(|| {
+        usage(format!(
+            "{flag}: expected {N} bytes as {} hex digits",
+            2 * N
+        ))
+    })
 }
 
 /// 16 random bytes for the HLS challenge.

@@ -19,7 +19,10 @@ dlms-bridge meter import FILE.json | export           (JSON array of meters; - f
 dlms-bridge settings show | set KEY VALUE
   common: --db PATH (default $DLMS_BRIDGE_DB, else ./dlms-bridge.db)
   fields: --transport hdlc|wrapper --client-address N --server-logical N --server-physical N|none
-          --auth none|low --password P --interval-s N --timeout-ms N --inter-frame-timeout-ms N
+          --auth none|low|high-gmac --password P --interval-s N --timeout-ms N --inter-frame-timeout-ms N
+          --security none|auth|enc|auth-enc --system-title HEX --encryption-key HEX
+          --authentication-key HEX --dedicated-key true|false --general-ciphering true|false
+          --frame-counter OBIS|none (e.g. 0.0.43.1.0.255: start above the meter's counter)
           --inactivity-timeout-s N --device-type T --access-token T --enabled true|false
           --measure KEY=OBIS[:CLASS:ATTR] (repeatable; replaces the default 3-phase set)";
 
@@ -94,7 +97,14 @@ fn apply_field(
         "inactivity-timeout-s" => m.inactivity_timeout_s = num(&v)?,
         "device-type" => m.device_type = v,
         "access-token" => m.access_token = Some(v),
-        "enabled" => m.enabled = matches!(v.as_str(), "true" | "yes" | "1"),
+        "security" => m.security = v,
+        "system-title" => m.system_title = Some(v),
+        "encryption-key" => m.encryption_key = Some(v),
+        "authentication-key" => m.authentication_key = Some(v),
+        "dedicated-key" => m.dedicated_key = yes(&v),
+        "general-ciphering" => m.general_ciphering = yes(&v),
+        "frame-counter" => m.frame_counter = (v != "none").then_some(v),
+        "enabled" => m.enabled = yes(&v),
         "measure" => {
             let (key, spec) = v
                 .split_once('=')
@@ -123,25 +133,27 @@ fn apply_field(
     Ok(())
 }
 
+fn yes(v: &str) -> bool {
+    matches!(v, "true" | "yes" | "1")
+}
+
+/// A meter as `meter show` prints it: secrets only as "(set)" or "(not set)".
 fn shown(m: &MeterConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(m).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "password".into(),
-            json!(if m.password.is_some() {
+        for (field, secret) in [
+            ("password", &m.password),
+            ("access_token", &m.access_token),
+            ("encryption_key", &m.encryption_key),
+            ("authentication_key", &m.authentication_key),
+        ] {
+            let state = if secret.is_some() {
                 "(set)"
             } else {
                 "(not set)"
-            }),
-        );
-        o.insert(
-            "access_token".into(),
-            json!(if m.access_token.is_some() {
-                "(set)"
-            } else {
-                "(not set)"
-            }),
-        );
+            };
+            o.insert(field.into(), json!(state));
+        }
     }
     v
 }

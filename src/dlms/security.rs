@@ -251,6 +251,18 @@ pub fn unprotect(
     Ok((plain, ic, protection))
 }
 
+/// A key's check value: the first 8 bytes of AES-128(key, 0^128) (the usual KCV, longer).
+/// Identifies a key (for per-key invocation counters, in logs) without revealing it.
+pub fn key_check_value(key: &[u8; 16]) -> [u8; 8] {
+    use aes_gcm::aes::cipher::{BlockEncrypt, KeyInit as _};
+    let cipher = Aes128::new(GenericArray::from_slice(key));
+    let mut block = GenericArray::from([0u8; 16]);
+    cipher.encrypt_block(&mut block);
+    let mut kcv = [0u8; 8];
+    kcv.copy_from_slice(&block[..8]);
+    kcv
+}
+
 /// HLS-GMAC f(challenge): `SC || IC || GMAC(SC || AK || challenge)` (Green Book 9.2.7.4).
 pub fn gmac_response(keys: &Keys, system_title: &[u8; 8], ic: u32, challenge: &[u8]) -> Vec<u8> {
     let mut out = vec![AUTHENTICATED];
@@ -683,6 +695,13 @@ mod tests {
         ] {
             assert_eq!(unprotect(&keys, &st, &bytes), Ok((plain.clone(), GB_IC, p)));
         }
+    }
+
+    #[test]
+    fn key_check_value_is_aes_of_zero() {
+        // AES-128 of the zero block under key 00..0F, as computed by Python's `cryptography`.
+        let key: [u8; 16] = hex("000102030405060708090A0B0C0D0E0F").try_into().unwrap();
+        assert_eq!(key_check_value(&key).to_vec(), hex("C6A13B37878F5B82"));
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct Security {
     /// A dedicated key for this association (sent in the ciphered InitiateRequest); requests
     /// are then ded- ciphered with it. Meters usually require a fresh one per association.
     pub dedicated_key: Option<[u8; 16]>,
+    /// Counters from this value on are not yet reserved (persisted) by the caller: the session
+    /// refuses to use them rather than risk a repeat after a crash. `None`: no limit below
+    /// the end of the counter space.
+    pub counter_limit: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
 }
 
 impl Security {
@@ -91,6 +95,7 @@ impl Security {
             invocation_counter: std::sync::Arc::new(invocation_counter.into()),
             general_ciphering: false,
             dedicated_key: None,
+            counter_limit: None,
         }
     }
 }
@@ -140,6 +145,12 @@ pub enum SessionError {
     HlsFailed(String),
     /// A configuration this session cannot act on (e.g. HLS-GMAC without keys).
     Misconfigured(&'static str),
+    /// No invocation counter may be used: the reserved range is used up (the caller must
+    /// reserve more), or the counter space of the key is (the key must be changed).
+    CounterExhausted {
+        next: u32,
+        end_of_space: bool,
+    },
 }
 
 impl fmt::Display for SessionError {
@@ -161,6 +172,17 @@ impl fmt::Display for SessionError {
             SessionError::Security(e) => e.fmt(f),
             SessionError::HlsFailed(why) => write!(f, "HLS-GMAC authentication failed: {why}"),
             SessionError::Misconfigured(why) => write!(f, "{why}"),
+            SessionError::CounterExhausted {
+                next,
+                end_of_space: true,
+            } => write!(
+                f,
+                "invocation counter {next} is the last of this key: change the encryption key"
+            ),
+            SessionError::CounterExhausted { next, .. } => write!(
+                f,
+                "invocation counter {next} is not reserved in the database yet (is the disk full?)"
+            ),
         }
     }
 }
@@ -246,12 +268,29 @@ impl ClientSession {
             .map_or(0, |s| s.invocation_counter.load(Ordering::SeqCst))
     }
 
-    fn next_ic(&mut self) -> u32 {
+    /// Takes the next invocation counter; never wraps, never passes the reserved limit.
+    fn next_ic(&mut self) -> Result<u32, SessionError> {
         use std::sync::atomic::Ordering;
-        self.config
-            .security
+        let Some(sec) = self.config.security.as_ref() else {
+            return Ok(0);
+        };
+        let limit = sec
+            .counter_limit
             .as_ref()
-            .map_or(0, |s| s.invocation_counter.fetch_add(1, Ordering::SeqCst))
+            .map_or(u32::MAX, |l| l.load(Ordering::SeqCst));
+        sec.invocation_counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ic| {
+                // (then_some would compute ic + 1 even at the end of the space.)
+                if ic < limit {
+                    Some(ic + 1)
+                } else {
+                    None
+                }
+            })
+            .map_err(|next| SessionError::CounterExhausted {
+                next,
+                end_of_space: limit == u32::MAX,
+            })
     }
 
     pub fn aarq(&mut self) -> Result<Vec<u8>, SessionError> {
@@ -276,7 +315,7 @@ impl ClientSession {
         let (context, title, user_information) = match self.config.security.clone() {
             None => (ApplicationContext::LogicalName, None, initiate),
             Some(sec) => {
-                let ic = self.next_ic();
+                let ic = self.next_ic()?;
                 let glo = security::cipher_apdu(
                     &sec.keys,
                     &sec.client_title,
@@ -360,7 +399,7 @@ impl ClientSession {
             .clone()
             .ok_or(SessionError::Misconfigured("HLS-GMAC needs keys"))?;
         // The counter used inside f(StoC) is consumed like any other.
-        let ic = self.next_ic();
+        let ic = self.next_ic()?;
         let f = security::gmac_response(&sec.keys, &sec.client_title, ic, &stoc);
         let method = MethodDescriptor::new(15, crate::cosem::Obis::new(0, 0, 40, 0, 0, 255), 1);
         self.action(method, Some(&Data::OctetString(f))).map(Some)
@@ -401,7 +440,7 @@ impl ClientSession {
                 .negotiated
                 .is_some_and(|n| n.conformance.has(Conformance::GENERAL_PROTECTION));
         let envelope = security::Envelope::choose(general, sec.dedicated_key.is_some());
-        let ic = self.next_ic();
+        let ic = self.next_ic()?;
         Ok(security::seal_apdu(
             &sec.keys,
             sec.dedicated_key.as_ref(),
@@ -814,5 +853,48 @@ mod tests {
             Err(SessionError::NotAssociated)
         ));
         assert_eq!(s.max_get_batch(), 1);
+    }
+
+    #[test]
+    fn counters_stop_at_the_reserved_limit_and_at_the_end_of_the_space() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let keys = Keys {
+            block_cipher: [1; 16],
+            authentication: [2; 16],
+        };
+        let mut sec = Security::new(keys.clone(), *b"CLIENT01", Protection::Authenticated, 10);
+        let limit = Arc::new(AtomicU32::new(12));
+        sec.counter_limit = Some(limit.clone());
+        let mut s = ClientSession::new(SessionConfig {
+            security: Some(sec),
+            ..SessionConfig::default()
+        });
+        let plain = [0xC0, 0x01, 0xC1, 0, 8, 0, 0, 1, 0, 0, 255, 2, 0];
+        assert!(s.seal(&plain).is_ok());
+        assert!(s.seal(&plain).is_ok());
+        let e = s.seal(&plain).unwrap_err();
+        assert!(e.to_string().contains("not reserved"), "{e}");
+        assert_eq!(
+            s.invocation_counter(),
+            12,
+            "a refused counter is not consumed"
+        );
+        limit.store(13, Ordering::SeqCst);
+        assert!(s.seal(&plain).is_ok());
+
+        // The last counter of the space is never used (no wrap to 0).
+        let mut s = ClientSession::new(SessionConfig {
+            security: Some(Security::new(
+                keys,
+                *b"CLIENT01",
+                Protection::Authenticated,
+                u32::MAX - 1,
+            )),
+            ..SessionConfig::default()
+        });
+        assert!(s.seal(&plain).is_ok());
+        let e = s.seal(&plain).unwrap_err();
+        assert!(e.to_string().contains("change the encryption key"), "{e}");
     }
 }

@@ -25,8 +25,8 @@ use crate::dlms::xdlms::{
     ExceptionResponse, GetDataResult, GetRequest, GetResponse, InitiateRequest, InitiateResponse,
     InvokeIdAndPriority, SetRequest, SetResponse, DLMS_VERSION, VAA_NAME_LN,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// What the simulated meter grants.
 pub const SERVER_CONFORMANCE: Conformance = Conformance(
@@ -49,9 +49,9 @@ pub struct ServerSecurity {
     pub server_title: [u8; 8],
     /// Require HLS-GMAC (mechanism 5) rather than no authentication.
     pub hls: bool,
-    /// 1 + the last invocation counter received from the client (0: none yet), shared by
-    /// every connection to this meter: a counter is accepted once, ever.
-    pub received_counter: Arc<AtomicU64>,
+    /// The last invocation counter received from each client system title, shared by every
+    /// connection to this meter: a counter is accepted once, ever.
+    pub received_counters: Arc<Mutex<HashMap<[u8; 8], u32>>>,
 }
 
 impl ServerSecurity {
@@ -60,21 +60,30 @@ impl ServerSecurity {
             keys,
             server_title,
             hls,
-            received_counter: Arc::default(),
+            received_counters: Arc::default(),
         }
     }
 
-    /// The last invocation counter received from the client (what the frame counter shows).
+    /// The last invocation counter received (from any client): what the frame counter shows
+    /// (a simulator has one management client; with several, the highest is safe for all).
     pub fn last_received_counter(&self) -> u32 {
-        self.received_counter
-            .load(Ordering::SeqCst)
-            .saturating_sub(1) as u32
+        self.received_counters
+            .lock()
+            .map_or(0, |m| m.values().copied().max().unwrap_or(0))
     }
 
-    /// Accepts `ic` only if it is above every counter received before.
-    fn accept_counter(&self, ic: u32) -> bool {
-        let next = u64::from(ic) + 1;
-        self.received_counter.fetch_max(next, Ordering::SeqCst) < next
+    /// Accepts `ic` from `client` only if it is above every counter received from it before.
+    fn accept_counter(&self, client: &[u8; 8], ic: u32) -> bool {
+        let Ok(mut seen) = self.received_counters.lock() else {
+            return false;
+        };
+        match seen.get(client) {
+            Some(&last) if ic <= last => false,
+            _ => {
+                seen.insert(*client, ic);
+                true
+            }
+        }
     }
 }
 
@@ -173,7 +182,9 @@ impl ServerSession {
             apdu,
         );
         let (plain, envelope) = match opened {
-            Ok(o) if sec.accept_counter(o.invocation_counter) => (o.plain, o.envelope),
+            Ok(o) if sec.accept_counter(&c.client_title, o.invocation_counter) => {
+                (o.plain, o.envelope)
+            }
             Ok(o) => {
                 let ic = o.invocation_counter;
                 return Some(
@@ -396,7 +407,7 @@ impl ServerSession {
         };
         // A counter seen before: a replayed AARQ, or a client that lost its counter (it can
         // read the frame counter over the public client and continue above it).
-        if !sec.accept_counter(ic) {
+        if !sec.accept_counter(&client_title, ic) {
             return reject(1);
         }
         // Answer with the protection the client chose (its security control byte).

@@ -60,6 +60,14 @@ pub(super) fn public(m: &MeterConfig) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.insert("password_set".into(), json!(m.password.is_some()));
         o.insert("access_token_set".into(), json!(m.access_token.is_some()));
+        o.insert(
+            "encryption_key_set".into(),
+            json!(m.encryption_key.is_some()),
+        );
+        o.insert(
+            "authentication_key_set".into(),
+            json!(m.authentication_key.is_some()),
+        );
     }
     v
 }

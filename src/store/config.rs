@@ -6,7 +6,8 @@ use crate::client::reads::Target;
 use crate::client::{ConnectionOptions, Endpoint, Framing, MeterTarget, SerialSettings};
 use crate::cosem::Obis;
 use crate::dlms::hdlc::ServerAddress;
-use crate::dlms::session::{Authentication, SessionConfig};
+use crate::dlms::security::{Keys, Protection};
+use crate::dlms::session::{Authentication, Security, SessionConfig};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -64,7 +65,7 @@ pub fn default_measurements() -> Vec<Measurement> {
     .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeterConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,11 +92,33 @@ pub struct MeterConfig {
     pub server_logical: u16,
     #[serde(default)]
     pub server_physical: Option<u16>,
-    /// "none" or "low".
+    /// "none", "low" (LLS password) or "high-gmac" (HLS-GMAC; needs `security`).
     #[serde(default = "default_auth")]
     pub auth: String,
     #[serde(default, skip_serializing)]
     pub password: Option<String>,
+    /// Suite-0 ciphering: "none", "auth", "enc" or "auth-enc".
+    #[serde(default = "default_security")]
+    pub security: String,
+    /// Our (the client's) system title: 8 bytes as 16 hex digits.
+    #[serde(default)]
+    pub system_title: Option<String>,
+    /// Global unicast encryption key (block cipher key), 32 hex digits. Never exported.
+    #[serde(default, skip_serializing)]
+    pub encryption_key: Option<String>,
+    /// Authentication key, 32 hex digits. Never exported.
+    #[serde(default, skip_serializing)]
+    pub authentication_key: Option<String>,
+    /// Send a fresh random dedicated key with every association (ded- ciphering).
+    #[serde(default)]
+    pub dedicated_key: bool,
+    /// General-glo/ded ciphering when the meter grants general-protection.
+    #[serde(default)]
+    pub general_ciphering: bool,
+    /// The meter's frame counter object (e.g. "0.0.43.1.0.255"): read over the public client
+    /// before each association so that our invocation counter starts above it.
+    #[serde(default)]
+    pub frame_counter: Option<String>,
     #[serde(default = "default_timeout")]
     pub connect_timeout_ms: u32,
     #[serde(default = "default_timeout")]
@@ -116,6 +139,14 @@ pub struct MeterConfig {
     pub measurements: Vec<Measurement>,
 }
 
+/// Shows what an export shows: never a password, token or key (a `{:?}` may reach a log).
+impl std::fmt::Debug for MeterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = serde_json::to_string(self).unwrap_or_default();
+        write!(f, "MeterConfig{shown}")
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -132,6 +163,9 @@ fn default_client() -> u8 {
     16
 }
 fn default_auth() -> String {
+    "none".into()
+}
+fn default_security() -> String {
     "none".into()
 }
 fn default_timeout() -> u32 {
@@ -196,7 +230,14 @@ impl MeterConfig {
             ("none", _) => {}
             ("low", Some(p)) if !p.is_empty() => {}
             ("low", _) => return bad("auth low needs a password".into()),
-            (other, _) => return bad(format!("auth {other:?} is not none or low")),
+            ("high-gmac", _) if self.security != "none" => {}
+            ("high-gmac", _) => {
+                return bad("auth high-gmac needs security auth, enc or auth-enc and keys".into())
+            }
+            (other, _) => return bad(format!("auth {other:?} is not none, low or high-gmac")),
+        }
+        if let Err(m) = self.dlms_security() {
+            return bad(m);
         }
         for (what, v) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -253,6 +294,10 @@ impl MeterConfig {
         };
         let authentication = match &self.password {
             Some(p) if self.auth == "low" => Authentication::Low(p.clone().into_bytes()),
+            // The worker draws a fresh challenge for every association.
+            _ if self.auth == "high-gmac" => Authentication::HighGmac {
+                challenge: Vec::new(),
+            },
             _ => Authentication::None,
         };
         Ok(MeterTarget {
@@ -260,6 +305,7 @@ impl MeterConfig {
             framing,
             session: SessionConfig {
                 authentication,
+                security: self.dlms_security().map_err(StoreError::Invalid)?,
                 ..SessionConfig::default()
             },
             options: ConnectionOptions {
@@ -271,8 +317,71 @@ impl MeterConfig {
         })
     }
 
+    /// Suite-0 settings (keys, title, protection) with the counter at 0: the worker sets the
+    /// counter from its reservation, and a fresh dedicated key per association.
+    fn dlms_security(&self) -> std::result::Result<Option<Security>, String> {
+        let protection = match self.security.as_str() {
+            "none" => {
+                if self.dedicated_key || self.general_ciphering || self.frame_counter.is_some() {
+                    return Err(
+                        "dedicated_key, general_ciphering and frame_counter need security".into(),
+                    );
+                }
+                return Ok(None);
+            }
+            "auth" => Protection::Authenticated,
+            "enc" => Protection::Encrypted,
+            "auth-enc" => Protection::AuthenticatedEncrypted,
+            other => {
+                return Err(format!(
+                    "security {other:?} is not none, auth, enc or auth-enc"
+                ))
+            }
+        };
+        let title = self
+            .system_title
+            .as_deref()
+            .and_then(crate::hex::array::<8>)
+            .ok_or("security needs system_title: 8 bytes as 16 hex digits")?;
+        let key = |k: &Option<String>, what: &str| {
+            k.as_deref()
+                .and_then(crate::hex::array::<16>)
+                .ok_or(format!("security needs {what}: 16 bytes as 32 hex digits"))
+        };
+        let keys = Keys {
+            block_cipher: key(&self.encryption_key, "encryption_key")?,
+            authentication: key(&self.authentication_key, "authentication_key")?,
+        };
+        if let Some(fc) = &self.frame_counter {
+            fc.parse::<Obis>()
+                .map_err(|e| format!("frame_counter: {e}"))?;
+        }
+        let mut sec = Security::new(keys, title, protection, 0);
+        sec.general_ciphering = self.general_ciphering;
+        Ok(Some(sec))
+    }
+
+    /// The frame counter object to read before associating, if configured.
+    pub fn frame_counter_obis(&self) -> Option<Obis> {
+        self.frame_counter.as_deref().and_then(|s| s.parse().ok())
+    }
+
     pub fn targets(&self) -> Result<Vec<Target>> {
         self.measurements.iter().map(Measurement::target).collect()
+    }
+
+    /// Secrets left `None` keep their stored value: exports carry none, so an exported and
+    /// edited meter (or a re-import) does not lose its password, token or keys.
+    fn keep_secrets_of(&mut self, stored: &MeterConfig) {
+        let keep = |new: &mut Option<String>, old: &Option<String>| {
+            if new.is_none() {
+                new.clone_from(old);
+            }
+        };
+        keep(&mut self.password, &stored.password);
+        keep(&mut self.access_token, &stored.access_token);
+        keep(&mut self.encryption_key, &stored.encryption_key);
+        keep(&mut self.authentication_key, &stored.authentication_key);
     }
 
     fn from_row(row: &Row<'_>) -> rusqlite::Result<MeterConfig> {
@@ -298,6 +407,13 @@ impl MeterConfig {
             inactivity_timeout_s: row.get("inactivity_timeout_s")?,
             device_type: row.get("device_type")?,
             access_token: row.get("access_token")?,
+            security: row.get("security")?,
+            system_title: row.get("system_title")?,
+            encryption_key: row.get("encryption_key")?,
+            authentication_key: row.get("authentication_key")?,
+            dedicated_key: row.get("dedicated_key")?,
+            general_ciphering: row.get("general_ciphering")?,
+            frame_counter: row.get("frame_counter")?,
             measurements: Vec::new(),
         })
     }
@@ -369,8 +485,7 @@ impl Store {
         };
         let mut m = m.clone();
         m.id = existing.id;
-        m.password = m.password.or(existing.password);
-        m.access_token = m.access_token.or(existing.access_token);
+        m.keep_secrets_of(&existing);
         m.validate()?;
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM measurements WHERE meter_id = ?1", [m.id])?;
@@ -401,8 +516,7 @@ impl Store {
             // Exports carry no secrets: an import of one keeps the stored password and token.
             if let Some(old) = existing.get(&m.name) {
                 m.id = old.id;
-                m.password = m.password.take().or(old.password.clone());
-                m.access_token = m.access_token.take().or(old.access_token.clone());
+                m.keep_secrets_of(old);
             } else {
                 m.id = None;
             }
@@ -470,8 +584,10 @@ fn write_meter(tx: &rusqlite::Transaction<'_>, m: &MeterConfig, id: Option<i64>)
     tx.execute(
         "INSERT OR REPLACE INTO meters (id, name, enabled, transport, host, port, serial_device, baud, mode_e,
             client_address, server_logical, server_physical, auth, password, connect_timeout_ms,
-            response_timeout_ms, inter_frame_timeout_ms, interval_s, inactivity_timeout_s, device_type, access_token)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+            response_timeout_ms, inter_frame_timeout_ms, interval_s, inactivity_timeout_s, device_type, access_token,
+            security, system_title, encryption_key, authentication_key, dedicated_key, general_ciphering, frame_counter)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+            ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
         params![
             id,
             m.name,
@@ -493,7 +609,14 @@ fn write_meter(tx: &rusqlite::Transaction<'_>, m: &MeterConfig, id: Option<i64>)
             m.interval_s,
             m.inactivity_timeout_s,
             m.device_type,
-            m.access_token
+            m.access_token,
+            m.security,
+            m.system_title,
+            m.encryption_key,
+            m.authentication_key,
+            m.dedicated_key,
+            m.general_ciphering,
+            m.frame_counter
         ],
     )?;
     let id = tx.last_insert_rowid();

@@ -6,6 +6,7 @@
 //! its own [`Store`] (the publisher thread is the only writer of the outbox).
 
 pub mod config;
+pub mod counters;
 pub mod outbox;
 mod schema;
 pub mod settings;

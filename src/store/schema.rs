@@ -57,6 +57,59 @@ const MIGRATIONS: &[&str] = &[
         payload TEXT NOT NULL
     );
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    // 2: DLMS security per meter (HLS-GMAC, suite-0 ciphering) and the client invocation
+    // counters reserved per meter and key. The CHECK on auth changes, so the meters table is
+    // rebuilt (SQLite's documented 12-step procedure; foreign keys are off meanwhile).
+    "CREATE TABLE meters_v2 (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        transport TEXT NOT NULL CHECK (transport IN ('hdlc', 'wrapper')),
+        host TEXT,
+        port INTEGER,
+        serial_device TEXT,
+        baud INTEGER NOT NULL DEFAULT 9600,
+        mode_e INTEGER NOT NULL DEFAULT 0,
+        client_address INTEGER NOT NULL DEFAULT 16,
+        server_logical INTEGER NOT NULL DEFAULT 1,
+        server_physical INTEGER,
+        auth TEXT NOT NULL DEFAULT 'none' CHECK (auth IN ('none', 'low', 'high-gmac')),
+        password TEXT,
+        connect_timeout_ms INTEGER NOT NULL DEFAULT 5000,
+        response_timeout_ms INTEGER NOT NULL DEFAULT 5000,
+        inter_frame_timeout_ms INTEGER NOT NULL DEFAULT 5000,
+        interval_s INTEGER NOT NULL DEFAULT 60,
+        inactivity_timeout_s INTEGER NOT NULL DEFAULT 120,
+        device_type TEXT NOT NULL DEFAULT 'electricity-meter',
+        access_token TEXT,
+        security TEXT NOT NULL DEFAULT 'none' CHECK (security IN ('none', 'auth', 'enc', 'auth-enc')),
+        system_title TEXT,
+        encryption_key TEXT,
+        authentication_key TEXT,
+        dedicated_key INTEGER NOT NULL DEFAULT 0,
+        general_ciphering INTEGER NOT NULL DEFAULT 0,
+        frame_counter TEXT
+    );
+    INSERT INTO meters_v2 (id, name, enabled, transport, host, port, serial_device, baud, mode_e,
+        client_address, server_logical, server_physical, auth, password, connect_timeout_ms,
+        response_timeout_ms, inter_frame_timeout_ms, interval_s, inactivity_timeout_s,
+        device_type, access_token)
+    SELECT id, name, enabled, transport, host, port, serial_device, baud, mode_e,
+        client_address, server_logical, server_physical, auth, password, connect_timeout_ms,
+        response_timeout_ms, inter_frame_timeout_ms, interval_s, inactivity_timeout_s,
+        device_type, access_token FROM meters;
+    DROP TABLE meters;
+    ALTER TABLE meters_v2 RENAME TO meters;
+    CREATE TRIGGER meters_ins AFTER INSERT ON meters BEGIN UPDATE config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER meters_upd AFTER UPDATE ON meters BEGIN UPDATE config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER meters_del AFTER DELETE ON meters BEGIN UPDATE config_revision SET revision = revision + 1; END;
+    UPDATE config_revision SET revision = revision + 1;
+    CREATE TABLE invocation_counters (
+        meter TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        reserved_until INTEGER NOT NULL CHECK (reserved_until BETWEEN 0 AND 4294967295),
+        PRIMARY KEY (meter, key_id)
+    );",
 ];
 
 /// The schema version this build writes.
@@ -70,13 +123,31 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
             supported: VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        tx.commit()?;
+    if current == VERSION {
+        return Ok(());
     }
-    Ok(())
+    // Table rebuilds must not cascade; the pragma has no effect inside a transaction.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = (|| -> Result<()> {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .ok();
+            if let Some(table) = broken {
+                return Err(StoreError::Invalid(format!(
+                    "database migration {} left dangling rows in {table}",
+                    i + 1
+                )));
+            }
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
 }
 
 #[cfg(test)]
@@ -100,6 +171,41 @@ mod tests {
             migrate(&store.conn),
             Err(StoreError::TooNew { .. })
         ));
+    }
+
+    #[test]
+    fn version_1_databases_keep_their_meters_and_measurements() {
+        let dir = crate::store::tempdir::TempDir::new("migrate");
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO meters (name, transport, host, port, auth, password)
+                     VALUES ('old', 'hdlc', '127.0.0.1', 4059, 'low', 'pw');
+                 INSERT INTO measurements (meter_id, key, obis) VALUES (1, 'v', '1-0:32.7.0*255');",
+            )
+            .unwrap();
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        let m = store.meter("old").unwrap();
+        assert_eq!(
+            (m.auth.as_str(), m.password.as_deref()),
+            ("low", Some("pw"))
+        );
+        assert_eq!(m.security, "none");
+        assert_eq!(m.measurements.len(), 1, "measurements survive the rebuild");
+        let fk: bool = store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys are back on");
+        // The new CHECK accepts high-gmac.
+        store
+            .conn
+            .execute("UPDATE meters SET auth = 'high-gmac'", [])
+            .unwrap();
     }
 
     #[cfg(unix)]
