@@ -76,12 +76,17 @@ struct Mosquitto {
 
 impl Mosquitto {
     fn start(dir: &Path) -> Mosquitto {
+        Mosquitto::start_with(dir, "")
+    }
+
+    /// With `extra` configuration lines (more listeners) after the plain loopback listener.
+    fn start_with(dir: &Path, extra: &str) -> Mosquitto {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\n",
+                "allow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlistener {port} 127.0.0.1\n{extra}",
                 dir.display()
             ),
         )
@@ -1058,5 +1063,176 @@ mod secured {
             }
         }
         assert!(String::from_utf8_lossy(&show.stdout).contains("\"encryption_key\": \"(set)\""));
+    }
+}
+
+mod tls {
+    use super::*;
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A CA, a broker certificate for 127.0.0.1 signed by it, a client certificate signed by
+    /// it, and an unrelated CA: made fresh for this test, valid for a day.
+    fn make_pki(dir: &Path) {
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            let (key, crt, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.crt"),
+                format!("/CN=dlms-bridge test {ca}"),
+            );
+            a.extend(["-keyout", &key, "-out", &crt, "-days", "1", "-subj", &subj]);
+            openssl(dir, &a);
+        }
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        for (name, ext) in [("server", Some("server.ext")), ("client", None)] {
+            let (key, csr, crt, subj) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("/CN=dlms-bridge-{name}"),
+            );
+            let mut a = vec!["req"];
+            a.extend(ec);
+            a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            openssl(dir, &a);
+            let mut a = vec![
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "1",
+            ];
+            if let Some(e) = ext {
+                a.extend(["-extfile", e]);
+            }
+            openssl(dir, &a);
+        }
+        // mosquitto started as root drops to its own user, which must read its key (a
+        // throw-away test key).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+
+    fn settings(db: &Path, port: u16, dir: &Path, ca: &str, client_cert: bool) {
+        let mut store = Store::open(db).unwrap();
+        let path = |f: &str| dir.join(f).display().to_string();
+        store.set_setting("mqtt.port", &port.to_string()).unwrap();
+        store.set_setting("mqtt.tls", "true").unwrap();
+        store.set_setting("mqtt.ca_file", &path(ca)).unwrap();
+        let (cert, key) = if client_cert {
+            (path("client.crt"), path("client.key"))
+        } else {
+            (String::new(), String::new())
+        };
+        store.set_setting("mqtt.client_cert", &cert).unwrap();
+        store.set_setting("mqtt.client_key", &key).unwrap();
+    }
+
+    /// mqtts to a mosquitto that requires client certificates from the test CA: readings
+    /// arrive; a broker certificate from another CA, or no client certificate, is a clear
+    /// error in the log and the readings wait in the outbox.
+    #[test]
+    fn mqtts_with_ca_verification_and_client_certificate() {
+        if !have_mosquitto() {
+            return;
+        }
+        let dir = TempDir::new("tls");
+        make_pki(&dir.0);
+        let tls_port = free_port();
+        let d = dir.0.display();
+        let broker = Mosquitto::start_with(
+            &dir.0,
+            &format!(
+                "listener {tls_port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\nrequire_certificate true\n"
+            ),
+        );
+        wait_for("the TLS listener", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+        });
+        let sims = meters(vec![SimConfig::new(MeterModel::new(80, 0), Framing::Hdlc)]);
+        let db = dir.0.join("bridge.db");
+        configure(&db, broker.port, &sims, &["Meter T"], |_| {});
+        let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+        let count = || {
+            gateway_readings(&sub.messages())
+                .get("Meter T")
+                .map_or(0, Vec::len)
+        };
+
+        // Trusted both ways.
+        settings(&db, tls_port, &dir.0, "ca.crt", true);
+        let mut bridge = Bridge::start(&db, &dir.0);
+        wait_for("readings over mqtts", Duration::from_secs(20), || {
+            count() >= 3
+        });
+        let log = bridge.terminate();
+        assert!(
+            log.contains(&format!("connected to ssl://127.0.0.1:{tls_port}")),
+            "{log}"
+        );
+        for (ts, values) in &gateway_readings(&sub.messages())["Meter T"] {
+            check_values(&sims.models[0], *ts, values);
+        }
+
+        for (ca, client_cert, what) in [
+            ("other-ca.crt", true, "a broker certificate from another CA"),
+            ("ca.crt", false, "no client certificate"),
+        ] {
+            settings(&db, tls_port, &dir.0, ca, client_cert);
+            let before = count();
+            let mut bridge = Bridge::start(&db, &dir.0);
+            wait_for(what, Duration::from_secs(20), || {
+                bridge.log().contains("TLS handshake failed")
+                    && Store::open(&db).unwrap().outbox_stats().unwrap().rows >= 2
+            });
+            let log = bridge.terminate();
+            assert!(log.contains("mqtt.ca_file"), "{what}: {log}");
+            assert_eq!(count(), before, "{what}: nothing may be published");
+        }
+        // Fixed again: the readings kept in the outbox are delivered.
+        settings(&db, tls_port, &dir.0, "ca.crt", true);
+        let kept = Store::open(&db).unwrap().outbox_stats().unwrap().rows;
+        let before = count();
+        let mut bridge = Bridge::start(&db, &dir.0);
+        wait_for("the kept readings", Duration::from_secs(20), || {
+            count() as u64 >= before as u64 + kept
+        });
+        bridge.terminate();
     }
 }

@@ -12,6 +12,7 @@ pub mod publisher;
 pub mod schedule;
 pub mod status;
 pub mod thingsboard;
+pub mod tls;
 pub mod worker;
 
 use crate::store::config::MeterConfig;

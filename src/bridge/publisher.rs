@@ -94,7 +94,13 @@ impl Publisher {
             || settings.mqtt_port != self.settings.mqtt_port
             || settings.mode != self.settings.mode
             || settings.gateway_token != self.settings.gateway_token
-            || settings.client_id != self.settings.client_id;
+            || settings.client_id != self.settings.client_id
+            || settings.mqtt_tls != self.settings.mqtt_tls
+            || settings.mqtt_ca_file != self.settings.mqtt_ca_file
+            || settings.mqtt_client_cert != self.settings.mqtt_client_cert
+            || settings.mqtt_client_key != self.settings.mqtt_client_key
+            || settings.mqtt_client_key_password != self.settings.mqtt_client_key_password
+            || settings.mqtt_verify_hostname != self.settings.mqtt_verify_hostname;
         if broker_changed {
             self.disconnect_all();
         }
@@ -443,7 +449,7 @@ fn connect(
     if Instant::now() < session.retry_at {
         return None;
     }
-    let uri = format!("tcp://{}:{}", settings.mqtt_host, settings.mqtt_port);
+    let uri = super::tls::broker_uri(settings);
     let create = mqtt::CreateOptionsBuilder::new()
         .server_uri(&uri)
         .client_id(client_id)
@@ -457,6 +463,9 @@ fn connect(
             opts.keep_alive_interval(Duration::from_secs(30))
                 .clean_session(true)
                 .connect_timeout(Duration::from_secs(5));
+            if settings.mqtt_tls {
+                opts.ssl_options(super::tls::ssl_options(settings)?);
+            }
             if let Some(t) = token {
                 opts.user_name(t);
             }
@@ -464,7 +473,7 @@ fn connect(
                 .connect(opts.finalize())
                 .wait_for(Duration::from_secs(10))
                 .map(|_| client)
-                .map_err(|e| e.to_string())
+                .map_err(|e| super::tls::explain_failure(settings, &e.to_string()))
         });
     match result {
         Ok(client) => {

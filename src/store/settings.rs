@@ -26,6 +26,17 @@ pub struct BridgeSettings {
     pub mqtt_host: String,
     pub mqtt_port: u16,
     pub client_id: String,
+    /// MQTT over TLS (mqtts; brokers listen on 8883 for it).
+    pub mqtt_tls: bool,
+    /// PEM file of the CA(s) that signed the broker's certificate; empty: the system's CAs.
+    pub mqtt_ca_file: String,
+    /// PEM client certificate and private key (X.509 device authentication in ThingsBoard);
+    /// both or neither.
+    pub mqtt_client_cert: String,
+    pub mqtt_client_key: String,
+    pub mqtt_client_key_password: Option<String>,
+    /// Check that the broker's certificate names `mqtt_host` (on unless a test lab says so).
+    pub mqtt_verify_hostname: bool,
     pub mode: PublishMode,
     pub gateway_token: Option<String>,
     /// ThingsBoard's default maximum MQTT payload is 64 KiB.
@@ -50,6 +61,12 @@ impl Default for BridgeSettings {
             mqtt_host: "127.0.0.1".into(),
             mqtt_port: 1883,
             client_id: "dlms-bridge".into(),
+            mqtt_tls: false,
+            mqtt_ca_file: String::new(),
+            mqtt_client_cert: String::new(),
+            mqtt_client_key: String::new(),
+            mqtt_client_key_password: None,
+            mqtt_verify_hostname: true,
             mode: PublishMode::Gateway,
             gateway_token: None,
             max_payload_bytes: 65_536,
@@ -74,6 +91,27 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("mqtt.port", "broker port"),
     ("mqtt.client_id", "MQTT client id (gateway mode)"),
+    (
+        "mqtt.tls",
+        "true: MQTT over TLS (set mqtt.port to the broker's TLS port, usually 8883)",
+    ),
+    (
+        "mqtt.ca_file",
+        "PEM file of the CA that signed the broker's certificate (empty: system CAs)",
+    ),
+    (
+        "mqtt.client_cert",
+        "PEM client certificate for X.509 authentication (with mqtt.client_key)",
+    ),
+    ("mqtt.client_key", "PEM private key of mqtt.client_cert"),
+    (
+        "mqtt.client_key_password",
+        "password of an encrypted mqtt.client_key (secret)",
+    ),
+    (
+        "mqtt.verify_hostname",
+        "false: accept a trusted certificate for another host name (test labs only)",
+    ),
     ("thingsboard.mode", "gateway or device"),
     (
         "thingsboard.gateway_token",
@@ -104,12 +142,30 @@ fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
         .map_err(|_| StoreError::Invalid(format!("setting {key}: invalid value {v:?}")))
 }
 
+fn boolean(key: &str, v: &str) -> Result<bool> {
+    match v.trim() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(StoreError::Invalid(format!(
+            "setting {key}: {v:?} is not true or false"
+        ))),
+    }
+}
+
 impl BridgeSettings {
     fn apply(&mut self, key: &str, v: &str) -> Result<()> {
         match key {
             "mqtt.host" => self.mqtt_host = v.trim().to_string(),
             "mqtt.port" => self.mqtt_port = parse(key, v)?,
             "mqtt.client_id" => self.client_id = v.to_string(),
+            "mqtt.tls" => self.mqtt_tls = boolean(key, v)?,
+            "mqtt.ca_file" => self.mqtt_ca_file = v.trim().to_string(),
+            "mqtt.client_cert" => self.mqtt_client_cert = v.trim().to_string(),
+            "mqtt.client_key" => self.mqtt_client_key = v.trim().to_string(),
+            "mqtt.client_key_password" => {
+                self.mqtt_client_key_password = Some(v.to_string()).filter(|p| !p.is_empty())
+            }
+            "mqtt.verify_hostname" => self.mqtt_verify_hostname = boolean(key, v)?,
             "thingsboard.mode" => {
                 self.mode = match v {
                     "gateway" => PublishMode::Gateway,
@@ -193,6 +249,23 @@ impl BridgeSettings {
             ("mqtt.host", self.mqtt_host.clone()),
             ("mqtt.port", self.mqtt_port.to_string()),
             ("mqtt.client_id", self.client_id.clone()),
+            ("mqtt.tls", self.mqtt_tls.to_string()),
+            ("mqtt.ca_file", self.mqtt_ca_file.clone()),
+            ("mqtt.client_cert", self.mqtt_client_cert.clone()),
+            ("mqtt.client_key", self.mqtt_client_key.clone()),
+            (
+                "mqtt.client_key_password",
+                if self.mqtt_client_key_password.is_some() {
+                    "(set)"
+                } else {
+                    "(not set)"
+                }
+                .into(),
+            ),
+            (
+                "mqtt.verify_hostname",
+                self.mqtt_verify_hostname.to_string(),
+            ),
             (
                 "thingsboard.mode",
                 if self.mode == PublishMode::Gateway {
