@@ -1,7 +1,8 @@
 //! Interoperability with an independent DLMS server: tests/interop/gurux_server.py, a meter
 //! built on the Gurux DLMS library (PyPI gurux-dlms), over HDLC and the wrapper on loopback.
 //! Our client reads its registers, serial number, clock and load profile (in blocks), and every
-//! value must be what the script serves. CI makes the test mandatory
+//! value must be what the script serves; then the same against Gurux's secured server
+//! (GXDLMSSecureServer) with HLS-GMAC and authenticated encryption, over both framings. CI makes the test mandatory
 //! (DLMS_BRIDGE_REQUIRE_INTEROP=1); elsewhere it skips with a note if the package is missing.
 
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target, Value};
@@ -44,19 +45,18 @@ fn served_values() -> Option<serde_json::Value> {
     }
 }
 
-fn start(transport: &str) -> (Server, u16) {
+fn start(transport: &str, secure: bool) -> (Server, u16) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let port_text = port.to_string();
+    let mut args = vec![SCRIPT, "--port", &port_text, "--transport", transport];
+    if secure {
+        args.push("--security");
+    }
     let mut child = Command::new("python3")
-        .args([
-            SCRIPT,
-            "--port",
-            &port.to_string(),
-            "--transport",
-            transport,
-        ])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -69,23 +69,21 @@ fn start(transport: &str) -> (Server, u16) {
     (Server(child), port)
 }
 
-fn connect(port: u16, framing: Framing, max_pdu: u16) -> Connection<TcpTransport> {
+fn connect(
+    port: u16,
+    framing: Framing,
+    session: SessionConfig,
+) -> Result<Connection<TcpTransport>, dlms_bridge::client::ClientError> {
     let transport = TcpTransport::connect("127.0.0.1", port, Duration::from_secs(2)).unwrap();
-    let session = SessionConfig {
-        max_receive_pdu: max_pdu,
-        ..SessionConfig::default()
-    };
     let options = ConnectionOptions {
         response_timeout: Duration::from_secs(3),
         ..ConnectionOptions::default()
     };
-    Connection::open(transport, framing, session, options).unwrap()
+    Connection::open(transport, framing, session, options)
 }
 
-#[test]
-fn our_client_reads_a_gurux_meter_over_hdlc_and_wrapper() {
-    let Some(truth) = served_values() else { return };
-    let framings = [
+fn framings() -> [(&'static str, Framing); 2] {
+    [
         (
             "hdlc",
             Framing::Hdlc {
@@ -100,11 +98,69 @@ fn our_client_reads_a_gurux_meter_over_hdlc_and_wrapper() {
                 server: 1,
             },
         ),
-    ];
-    for (name, framing) in framings {
-        let (_server, port) = start(name);
-        let mut conn = connect(port, framing, 0xFFFF);
+    ]
+}
 
+#[test]
+fn our_client_reads_a_gurux_meter_over_hdlc_and_wrapper() {
+    let Some(truth) = served_values() else { return };
+    for (name, framing) in framings() {
+        let (_server, port) = start(name, false);
+        let mut conn = connect(port, framing, SessionConfig::default()).unwrap();
+        read_everything(name, &mut conn, &truth);
+    }
+}
+
+/// HLS-GMAC (mechanism 5) and suite-0 authenticated encryption against Gurux's secured server:
+/// Gurux checks our f(StoC) and deciphers our glo- requests; we check its f(CtoS), its
+/// ciphered answers and their counters. Wrong keys are refused.
+#[test]
+fn our_client_reads_a_secured_gurux_meter_with_hls_gmac_and_authenticated_encryption() {
+    use dlms_bridge::dlms::security::{Keys, Protection};
+    use dlms_bridge::dlms::session::{Authentication, Security};
+    let Some(truth) = served_values() else { return };
+    let key =
+        |name: &str| dlms_bridge::hex::array(truth["security"][name].as_str().unwrap()).unwrap();
+    let keys = Keys {
+        block_cipher: key("encryption_key"),
+        authentication: key("authentication_key"),
+    };
+    let session = |keys: Keys| SessionConfig {
+        authentication: Authentication::HighGmac {
+            challenge: b"dlms-bridge-ctos".to_vec(),
+        },
+        security: Some(Security::new(
+            keys,
+            *b"BRIDGE01",
+            Protection::AuthenticatedEncrypted,
+            1,
+        )),
+        ..SessionConfig::default()
+    };
+    for (name, framing) in framings() {
+        let (_server, port) = start(name, true);
+        let mut conn =
+            connect(port, framing, session(keys.clone())).unwrap_or_else(|e| panic!("{name}: {e}"));
+        read_everything(name, &mut conn, &truth);
+        assert!(conn.invocation_counter() > 3, "{name}: every APDU counted");
+        drop(conn);
+        let mut wrong_ek = keys.clone();
+        wrong_ek.block_cipher[0] ^= 1;
+        let mut wrong_ak = keys.clone();
+        wrong_ak.authentication[0] ^= 1;
+        for (what, wrong) in [("encryption", wrong_ek), ("authentication", wrong_ak)] {
+            assert!(
+                connect(port, framing, session(wrong)).is_err(),
+                "{name}: a wrong {what} key must not associate"
+            );
+        }
+    }
+}
+
+/// Registers, serial number, clock and the load profile, each compared with what the script
+/// serves.
+fn read_everything(name: &str, conn: &mut Connection<TcpTransport>, truth: &serde_json::Value) {
+    {
         // Registers: one GET-with-list for the scalers, one for the values.
         let registers = truth["registers"].as_object().unwrap();
         let targets: Vec<Target> = registers
@@ -112,7 +168,7 @@ fn our_client_reads_a_gurux_meter_over_hdlc_and_wrapper() {
             .map(|o| Target::new(3, o.parse::<Obis>().unwrap(), 2))
             .collect();
         let mut cache = ScalerCache::default();
-        let values = reads::read_values(&mut conn, &targets, &mut cache).unwrap();
+        let values = reads::read_values(conn, &targets, &mut cache).unwrap();
         for (t, v) in targets.iter().zip(&values) {
             let want = &registers[&t.obis.dotted()];
             let Ok(Value::Scaled { value, unit }) = v else {
@@ -139,11 +195,8 @@ fn our_client_reads_a_gurux_meter_over_hdlc_and_wrapper() {
         }
         assert_eq!(values.len(), registers.len());
 
-        let serial = reads::read_raw(
-            &mut conn,
-            &[Target::new(1, Obis::new(0, 0, 96, 1, 0, 255), 2)],
-        )
-        .unwrap();
+        let serial =
+            reads::read_raw(conn, &[Target::new(1, Obis::new(0, 0, 96, 1, 0, 255), 2)]).unwrap();
         let text = match &serial[0] {
             Ok(Data::VisibleString(b) | Data::OctetString(b)) => {
                 String::from_utf8_lossy(b).into_owned()
@@ -152,7 +205,7 @@ fn our_client_reads_a_gurux_meter_over_hdlc_and_wrapper() {
         };
         assert_eq!(text, truth["serial_number"].as_str().unwrap());
 
-        let clock = reads::read_clock(&mut conn).unwrap().unwrap();
+        let clock = reads::read_clock(conn).unwrap().unwrap();
         assert_eq!(clock.to_unix(), truth["clock"].as_i64());
 
         // The ~6 KiB load profile in one APDU. Over HDLC (max info 128) that is ~50 segments
@@ -161,7 +214,7 @@ fn our_client_reads_a_gurux_meter_over_hdlc_and_wrapper() {
         // are checked against dlms-cosem's encoding and our simulator instead.)
         let before = conn.stats().frames_received;
         let profile = reads::read_profile(
-            &mut conn,
+            conn,
             Obis::new(1, 0, 99, 1, 0, 255),
             RowSelection::All,
             &mut cache,

@@ -4,21 +4,25 @@
 profile large enough to need block transfer, served over TCP with HDLC or the IEC 62056-47
 wrapper on 127.0.0.1.
 
-Usage: gurux_server.py --port PORT --transport hdlc|wrapper
+Usage: gurux_server.py --port PORT --transport hdlc|wrapper [--security]
+With --security the meter is a GXDLMSSecureServer that requires HLS-GMAC and suite-0
+authenticated encryption with the keys and system title in SECURITY.
 Prints "ready PORT" on stdout once listening. The values are fixed (see VALUES, PROFILE_*), and
 tests/gurux_interop.rs checks that our client reads exactly these.
 """
 import argparse
+import os
 import datetime
 import socket
 import sys
 import threading
 
 from gurux_dlms import GXDateTime, GXDLMSServer, GXHdlcSettings, GXServerReply
-from gurux_dlms.enums import (AccessMode, Conformance, InterfaceType, MethodAccessMode, ObjectType,
-                              SourceDiagnostic, Unit)
+from gurux_dlms.enums import (AccessMode, Authentication, Conformance, InterfaceType, MethodAccessMode,
+                              ObjectType, Security, SourceDiagnostic, Unit)
 from gurux_dlms.objects import (GXDLMSAssociationLogicalName, GXDLMSCaptureObject, GXDLMSClock,
                                 GXDLMSData, GXDLMSProfileGeneric, GXDLMSRegister)
+from gurux_dlms.secure import GXDLMSSecureServer
 
 # OBIS -> (raw value, scaler, unit)
 VALUES = {
@@ -39,8 +43,17 @@ PROFILE_STEP = datetime.timedelta(minutes=15)
 ENERGY_BASE, ENERGY_STEP = 1_000_000, 250
 
 
-class Meter(GXDLMSServer):
-    """A GXDLMSServer with permissive access and no authentication."""
+# The secured meter's keys (the Green Book example keys) and its system title.
+SECURITY = {
+    "encryption_key": "000102030405060708090A0B0C0D0E0F",
+    "authentication_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+    "server_system_title": "4752584D45544552",  # "GRXMETER"
+}
+
+
+class MeterBehaviour:
+    """Permissive access; authentication is left to the association (and, for the secured
+    meter, to Gurux's HLS-GMAC implementation)."""
 
     def isTarget(self, serverAddress, clientAddress):
         return True
@@ -105,6 +118,14 @@ class Meter(GXDLMSServer):
         pass
 
 
+class Meter(MeterBehaviour, GXDLMSServer):
+    pass
+
+
+class SecureMeter(MeterBehaviour, GXDLMSSecureServer):
+    pass
+
+
 class HdlcLimits:
     """gurux-dlms 1.0.203's SNRM handler reads the server's HDLC limits from `self.hdlc`, which
     its constructor leaves None (so every SNRM fails). These are the defaults it means."""
@@ -119,8 +140,130 @@ if not hasattr(GXHdlcSettings, "update"):
     GXHdlcSettings.update = lambda self, other: None
 
 
-def build(interface):
-    meter = Meter(True, interface)
+def patch_secure_aare():
+    """gurux-dlms 1.0.203's server AARE encoder (_GXAPDU.generateAARE) has three byte-level bugs
+    on the secured path: it calls data.setUInt8() without the length of the responding AP title
+    (a TypeError), and writes the lengths of the [4] responding-AP-title and [10]
+    responding-authentication-value wrappers without their inner tag and length bytes. The
+    patch lets the missing byte be written as a placeholder and then corrects exactly those
+    three length bytes in the encoded AARE; everything else (ciphering, HLS-GMAC) is Gurux's."""
+    from gurux_dlms._GXAPDU import _GXAPDU as apdu_class
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+    if getattr(apdu_class, "dlms_bridge_patched", False):
+        return
+    original_set = GXByteBuffer.setUInt8
+
+    def set_uint8(self, item=0, index=None):
+        return original_set(self, item, index)
+
+    GXByteBuffer.setUInt8 = set_uint8
+    original = apdu_class.generateAARE.__func__
+
+    def generate(cls, settings, data, result, diagnostic, cipher, errorData, encryptedData):
+        offset = len(data)
+        original(cls, settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        raw = data.array()
+        i = offset + 2
+        while i + 1 < len(raw):
+            tag, length = raw[i], raw[i + 1]
+            if tag == 0xA4 and raw[i + 2] == 0x04 and raw[i + 3] == 0:  # AP title
+                data.setUInt8(length + 2, i + 1)
+                data.setUInt8(length, i + 3)
+                length += 2
+            elif tag == 0xAA and raw[i + 2] == 0x80 and raw[i + 3] == length:  # challenge
+                data.setUInt8(length + 2, i + 1)
+                length += 2
+            i += 2 + length
+
+    apdu_class.generateAARE = classmethod(generate)
+    apdu_class.dlms_bridge_patched = True
+
+    # Same release: GXDLMS.handleGloDedRequest (the server deciphering glo-/ded- requests)
+    # builds AesGcmParameter(systemTitle, key, authenticationKey) without the leading tag
+    # argument, so every field lands one place off. Insert the tag for three-argument calls.
+    gxdlms = sys.modules["gurux_dlms.GXDLMS"]
+    aes_parameter = gxdlms.AesGcmParameter
+
+    def aes_gcm_parameter(*args, **kwargs):
+        if len(args) == 3 and not kwargs:
+            return aes_parameter(0, *args)
+        return aes_parameter(*args, **kwargs)
+
+    gxdlms.AesGcmParameter = aes_gcm_parameter
+
+    # Same release: the ACTION handler passes list(e) for a ValueEventArgs e to the
+    # onPreAction/onPostAction notifications, which fails; iterate as a list of one.
+    from gurux_dlms.ValueEventArgs import ValueEventArgs
+    if not hasattr(ValueEventArgs, "__iter__"):
+        ValueEventArgs.__iter__ = lambda self: iter([self])
+
+    # Same release: reply_to_HLS_authentication (Association LN method 1) converts the
+    # client's f(StoC) with int(bytes) where it means the bytes (a ValueError). This is that
+    # method for HLS-GMAC with the conversion fixed; the check and f(CtoS) are Gurux's
+    # GXSecure.secure, and the counter used for f(CtoS) is consumed.
+    from gurux_dlms.GXSecure import GXSecure
+    from gurux_dlms.objects.enums import AssociationStatus
+    original_invoke = GXDLMSAssociationLogicalName.invoke
+
+    def invoke(self, settings, e):
+        if e.index != 1 or settings.authentication != Authentication.HIGH_GMAC:
+            return original_invoke(self, settings, e)
+        reply = bytes(e.parameters or b"")
+        ic = int.from_bytes(reply[1:5], "big")
+        expected = GXSecure.secure(settings, settings.cipher, ic, settings.stoCChallenge,
+                                   settings.sourceSystemTitle)
+        if bytes(expected) != reply:
+            self.associationStatus = AssociationStatus.NON_ASSOCIATED
+            return None
+        self.associationStatus = AssociationStatus.ASSOCIATED
+        cipher = settings.cipher
+        answer = GXSecure.secure(settings, cipher, cipher.invocationCounter,
+                                 settings.getCtoSChallenge(), cipher.systemTitle)
+        cipher.invocationCounter += 1
+        return answer
+
+    GXDLMSAssociationLogicalName.invoke = invoke
+    # (The ACTION handler then calls getAssociationStatus() and settings.setConnected(),
+    # which the classes lack.)
+    if not hasattr(GXDLMSAssociationLogicalName, "getAssociationStatus"):
+        GXDLMSAssociationLogicalName.getAssociationStatus = lambda self: self.associationStatus
+    from gurux_dlms.GXDLMSSettings import GXDLMSSettings
+    if not hasattr(GXDLMSSettings, "setConnected"):
+        GXDLMSSettings.setConnected = lambda self, value: setattr(self, "connected", value)
+
+    # Same release: the meter's own invocation counter is reset to 0 with every association
+    # (GXCiphering.reset) and the ciphered InitiateResponse in the AARE does not consume one,
+    # so the first APDU after it repeats its counter (and IV). Green Book 9.2.7.2.4: a counter
+    # is used once. Keep the counter across associations and count the AARE's.
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    def reset(self):
+        self.security = Security.NONE
+
+    GXCiphering.reset = reset
+    original_user_information = apdu_class.getUserInformation.__func__
+
+    def user_information(cls, settings, cipher):
+        out = original_user_information(cls, settings, cipher)
+        if cipher and cipher.isCiphered():
+            cipher.invocationCounter += 1
+        return out
+
+    apdu_class.getUserInformation = classmethod(user_information)
+
+
+def build(interface, secure=False):
+    meter = (SecureMeter if secure else Meter)(True, interface)
+    if secure:
+        # gurux-dlms 1.0.203's GXDLMSSecureServer stores its GXCiphering as settings.ciphering,
+        # but the AARQ/APDU code reads settings.cipher (None): the same object under both names.
+        meter.settings.cipher = meter.settings.ciphering
+        patch_secure_aare()
+        c = meter.getCiphering()
+        c.security = Security.AUTHENTICATION_ENCRYPTION
+        c.systemTitle = bytes.fromhex(SECURITY["server_system_title"])
+        c.blockCipherKey = bytes.fromhex(SECURITY["encryption_key"])
+        c.authenticationKey = bytes.fromhex(SECURITY["authentication_key"])
     meter.hdlc = HdlcLimits()
     meter.setConformance(Conformance.GET | Conformance.SET | Conformance.SELECTIVE_ACCESS
                          | Conformance.MULTIPLE_REFERENCES | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
@@ -149,6 +292,8 @@ def build(interface):
         profile.buffer.append([GXDateTime(PROFILE_START + i * PROFILE_STEP), ENERGY_BASE + ENERGY_STEP * i])
     meter.items.append(profile)
     association = GXDLMSAssociationLogicalName()
+    if secure:
+        association.authenticationMechanismName.mechanismId = Authentication.HIGH_GMAC
     meter.items.append(association)
     # gurux-dlms 1.0.203's initialize() appends the whole collection as one item when the
     # object list is empty (and then fails): fill it one object at a time first.
@@ -174,8 +319,8 @@ class Reply(GXServerReply):
         self.count = value
 
 
-def serve(conn, interface):
-    meter = build(interface)
+def serve(conn, interface, secure):
+    meter = build(interface, secure)
     with conn:
         while True:
             data = conn.recv(4096)
@@ -195,6 +340,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--transport", choices=["hdlc", "wrapper"], default="hdlc")
+    ap.add_argument("--security", action="store_true", help="require HLS-GMAC and authenticated encryption")
     ap.add_argument("--print-values", action="store_true", help="print the served values as JSON and exit")
     a = ap.parse_args()
     if a.print_values:
@@ -205,18 +351,23 @@ def main():
             "clock": int(PROFILE_START.timestamp()),
             "profile": {"start": int(PROFILE_START.timestamp()), "rows": PROFILE_ROWS,
                         "step": int(PROFILE_STEP.total_seconds()), "energy_base": ENERGY_BASE, "energy_step": ENERGY_STEP},
+            "security": SECURITY,
         }))
         return 0
     interface = InterfaceType.HDLC if a.transport == "hdlc" else InterfaceType.WRAPPER
-    build(interface)  # fail early if the library cannot build the model
+    build(interface, a.security)  # fail early if the library cannot build the model
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", a.port))
     listener.listen(8)
     print(f"ready {a.port}", flush=True)
+    # gurux-dlms prints "Encryption is applied." for every ciphered APDU; the test stops
+    # reading stdout after the ready line, so later prints would raise BrokenPipeError
+    # inside Gurux's decryption. Nothing else goes to stdout from here on.
+    sys.stdout = open(os.devnull, "w")
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve, args=(conn, interface), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, interface, a.security), daemon=True).start()
 
 
 if __name__ == "__main__":
