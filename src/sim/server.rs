@@ -706,4 +706,53 @@ mod tests {
         assert_eq!(aare.result, AssociationResult::RejectedPermanent);
         assert!(!sec.is_associated());
     }
+
+    /// Sans-I/O, both ends: a ciphered answer the client has seen is refused when it comes
+    /// again (a replay by a man in the middle), and so is a request the meter has seen.
+    #[test]
+    fn replayed_answers_and_requests_are_refused() {
+        let keys = Keys {
+            block_cipher: [3; 16],
+            authentication: [4; 16],
+        };
+        let mut meter = ServerSession::new(
+            MeterModel::new(1, 0),
+            ServerConfig {
+                security: Some(ServerSecurity::new(keys.clone(), *b"SIMMETER", false)),
+                ..ServerConfig::default()
+            },
+        );
+        let mut client = ClientSession::new(SessionConfig {
+            security: Some(crate::dlms::session::Security::new(
+                keys,
+                *b"CLIENT01",
+                Protection::AuthenticatedEncrypted,
+                1,
+            )),
+            ..SessionConfig::default()
+        });
+        let aare = meter.handle(&client.aarq().unwrap(), 0).unwrap();
+        client.on_aare(&aare).unwrap();
+        let clock = AttributeDescriptor::new(CLASS_CLOCK, CLOCK, 2);
+        let exchange = client.get(vec![(clock, None)]).unwrap();
+        let request = client.seal(exchange.request()).unwrap();
+        let answer = meter.handle(&request, 0).unwrap();
+        assert!(client.unseal(&answer).is_ok());
+        assert!(matches!(
+            client.unseal(&answer),
+            Err(SessionError::Security(
+                security::SecurityError::Replay { .. }
+            ))
+        ));
+        // The meter answers a replayed request with an exception naming the counter.
+        let refused = meter.handle(&request, 0).unwrap();
+        assert!(matches!(
+            Apdu::decode(&refused),
+            Ok(Apdu::ExceptionResponse(ExceptionResponse {
+                service_error: 6,
+                invocation_counter: Some(_),
+                ..
+            }))
+        ));
+    }
 }
