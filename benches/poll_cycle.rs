@@ -2,6 +2,8 @@
 //! registers, for our client and for the Gurux Python client, against the same simulated meter
 //! (a separate `dlms-bridge simulate` process, so its CPU is not counted).
 //!
+//! A secured run (HLS-GMAC, authenticated encryption) shows what suite 0 costs per cycle.
+//!
 //! Run: `cargo bench --bench poll_cycle` (set POLL_CYCLES to change the cycle count). The
 //! Gurux row needs `pip install gurux-dlms`. Figures go in docs/benchmarks.md.
 
@@ -33,15 +35,44 @@ struct Row {
     cpu_s: f64,
 }
 
-fn ours(port: u16, framing: Framing, transport: &'static str, cycles: u64) -> Row {
+/// Keys of the secured run (the Green Book example keys).
+const EK: &str = "000102030405060708090A0B0C0D0E0F";
+const AK: &str = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF";
+
+fn secured_session() -> SessionConfig {
+    use dlms_bridge::dlms::security::{Keys, Protection};
+    use dlms_bridge::dlms::session::{Authentication, Security};
+    SessionConfig {
+        authentication: Authentication::HighGmac {
+            challenge: vec![0x42; 16],
+        },
+        security: Some(Security::new(
+            Keys {
+                block_cipher: dlms_bridge::hex::array(EK).unwrap(),
+                authentication: dlms_bridge::hex::array(AK).unwrap(),
+            },
+            *b"BENCH001",
+            Protection::AuthenticatedEncrypted,
+            1,
+        )),
+        ..SessionConfig::default()
+    }
+}
+
+fn ours(
+    port: u16,
+    framing: Framing,
+    transport: &'static str,
+    cycles: u64,
+    session: SessionConfig,
+) -> Row {
+    let client = if session.security.is_some() {
+        "dlms-bridge (Rust), HLS-GMAC + auth-enc"
+    } else {
+        "dlms-bridge (Rust)"
+    };
     let t = TcpTransport::connect("127.0.0.1", port, Duration::from_secs(2)).unwrap();
-    let mut conn = Connection::open(
-        t,
-        framing,
-        SessionConfig::default(),
-        ConnectionOptions::default(),
-    )
-    .unwrap();
+    let mut conn = Connection::open(t, framing, session, ConnectionOptions::default()).unwrap();
     let targets: Vec<Target> = MeterModel::register_codes()
         .into_iter()
         .take(8)
@@ -62,7 +93,7 @@ fn ours(port: u16, framing: Framing, transport: &'static str, cycles: u64) -> Ro
         wall0.elapsed()
     );
     Row {
-        client: "dlms-bridge (Rust)".into(),
+        client: client.into(),
         transport,
         cycles,
         round_trips: s1.round_trips - s0.round_trips,
@@ -118,19 +149,30 @@ fn main() {
         l.local_addr().unwrap().port()
     };
     let mut rows = Vec::new();
-    for (transport, p) in [("hdlc", port), ("wrapper", port + 1)] {
+    let runs = [
+        ("hdlc", port, false),
+        ("wrapper", port + 1, false),
+        ("hdlc", port + 2, true),
+        ("wrapper", port + 3, true),
+    ];
+    for (transport, p, secured) in runs {
+        let port_text = p.to_string();
+        let mut args = vec![
+            "simulate",
+            "--meters",
+            "1",
+            "--port-base",
+            &port_text,
+            "--transport",
+            transport,
+            "--duration-s",
+            "600",
+        ];
+        if secured {
+            args.extend(["--encryption-key", EK, "--authentication-key", AK, "--hls"]);
+        }
         let mut sim = Command::new(env!("CARGO_BIN_EXE_dlms-bridge"))
-            .args([
-                "simulate",
-                "--meters",
-                "1",
-                "--port-base",
-                &p.to_string(),
-                "--transport",
-                transport,
-                "--duration-s",
-                "600",
-            ])
+            .args(args)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -149,8 +191,18 @@ fn main() {
                 server: 1,
             },
         };
-        rows.push(ours(p, framing, transport, cycles));
-        rows.extend(gurux(p, transport, cycles / 10));
+        if secured {
+            rows.push(ours(p, framing, transport, cycles, secured_session()));
+        } else {
+            rows.push(ours(
+                p,
+                framing,
+                transport,
+                cycles,
+                SessionConfig::default(),
+            ));
+            rows.extend(gurux(p, transport, cycles / 10));
+        }
         let _ = sim.kill();
         let _ = sim.wait();
     }
