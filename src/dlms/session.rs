@@ -78,6 +78,10 @@ pub struct Security {
     /// refuses to use them rather than risk a repeat after a crash. `None`: no limit below
     /// the end of the counter space.
     pub counter_limit: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
+    /// The meter's counters seen so far, shared like `invocation_counter` by every
+    /// association with these keys: a meter's counter grows across associations too, so an
+    /// old AARE or answer replayed into a new association is refused as well.
+    pub replay_guard: std::sync::Arc<std::sync::Mutex<ReplayGuard>>,
 }
 
 impl Security {
@@ -96,6 +100,7 @@ impl Security {
             general_ciphering: false,
             dedicated_key: None,
             counter_limit: None,
+            replay_guard: std::sync::Arc::default(),
         }
     }
 }
@@ -110,6 +115,16 @@ impl Default for SessionConfig {
             security: None,
         }
     }
+}
+
+/// Refuses a meter counter that does not grow (a poisoned lock, after a panic elsewhere,
+/// still holds a valid guard).
+fn check_replay(sec: &Security, ic: u32) -> Result<(), SecurityError> {
+    let mut guard = sec
+        .replay_guard
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    guard.check(ic)
 }
 
 /// What the meter granted.
@@ -224,7 +239,6 @@ pub struct ClientSession {
     invoke: InvokeIdAndPriority,
     negotiated: Option<Negotiated>,
     server_title: Option<[u8; 8]>,
-    guard: ReplayGuard,
     /// The meter's challenge while HLS-GMAC pass 3 is pending.
     stoc: Option<Vec<u8>>,
 }
@@ -245,7 +259,6 @@ impl ClientSession {
             invoke: InvokeIdAndPriority::new(0, true, true),
             negotiated: None,
             server_title: None,
-            guard: ReplayGuard::default(),
             stoc: None,
         }
     }
@@ -362,7 +375,7 @@ impl ClientSession {
                     "ciphered AARE without the meter's system title",
                 ))?;
                 let (plain, ic) = security::decipher_apdu(&sec.keys, &title, ui)?;
-                self.guard.check(ic)?;
+                check_replay(sec, ic)?;
                 plain_ui = plain;
                 &plain_ui[..]
             }
@@ -479,7 +492,7 @@ impl ClientSession {
                 ))?;
                 let opened =
                     security::open_apdu(&sec.keys, sec.dedicated_key.as_ref(), Some(&title), apdu)?;
-                self.guard.check(opened.invocation_counter)?;
+                check_replay(sec, opened.invocation_counter)?;
                 Ok(opened.plain)
             }
             Some(_) if matches!(first, 0xD8 | 0x0E) => Ok(apdu.to_vec()),

@@ -52,6 +52,8 @@ pub struct ServerSecurity {
     /// The last invocation counter received from each client system title, shared by every
     /// connection to this meter: a counter is accepted once, ever.
     pub received_counters: Arc<Mutex<HashMap<[u8; 8], u32>>>,
+    /// The meter's own invocation counter, shared by every connection: it never restarts.
+    pub own_counter: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl ServerSecurity {
@@ -61,6 +63,7 @@ impl ServerSecurity {
             server_title,
             hls,
             received_counters: Arc::default(),
+            own_counter: Arc::new(1.into()),
         }
     }
 
@@ -132,8 +135,6 @@ pub struct ServerSession {
     model: MeterModel,
     config: ServerConfig,
     ciphering: Option<Ciphering>,
-    /// The meter's own invocation counter.
-    ic: u32,
     /// (granted conformance, client's max receive PDU).
     association: Option<(Conformance, usize)>,
     /// The association is the public client's of a secured meter: frame counter only.
@@ -149,7 +150,6 @@ impl ServerSession {
             model,
             config,
             ciphering: None,
-            ic: 1,
             association: None,
             public: false,
             pending: None,
@@ -214,9 +214,12 @@ impl ServerSession {
         .ok()
     }
 
+    /// The meter's next invocation counter (only ciphered associations use one).
     fn next_ic(&mut self) -> u32 {
-        self.ic = self.ic.wrapping_add(1);
-        self.ic - 1
+        self.config.security.as_ref().map_or(0, |sec| {
+            sec.own_counter
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        })
     }
 
     fn handle_plain(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
@@ -708,7 +711,8 @@ mod tests {
     }
 
     /// Sans-I/O, both ends: a ciphered answer the client has seen is refused when it comes
-    /// again (a replay by a man in the middle), and so is a request the meter has seen.
+    /// again (a replay by a man in the middle), in the same association or a later one, and
+    /// so is a request the meter has seen.
     #[test]
     fn replayed_answers_and_requests_are_refused() {
         let keys = Keys {
@@ -722,7 +726,7 @@ mod tests {
                 ..ServerConfig::default()
             },
         );
-        let mut client = ClientSession::new(SessionConfig {
+        let config = SessionConfig {
             security: Some(crate::dlms::session::Security::new(
                 keys,
                 *b"CLIENT01",
@@ -730,9 +734,20 @@ mod tests {
                 1,
             )),
             ..SessionConfig::default()
-        });
+        };
+        let mut client = ClientSession::new(config.clone());
         let aare = meter.handle(&client.aarq().unwrap(), 0).unwrap();
         client.on_aare(&aare).unwrap();
+        // A later association with the same keys (a reconnect) must not accept the old AARE:
+        // the guard spans associations, as the meter's counter does.
+        let mut again = ClientSession::new(config.clone());
+        let _ = again.aarq().unwrap();
+        assert!(matches!(
+            again.on_aare(&aare),
+            Err(SessionError::Security(
+                security::SecurityError::Replay { .. }
+            ))
+        ));
         let clock = AttributeDescriptor::new(CLASS_CLOCK, CLOCK, 2);
         let exchange = client.get(vec![(clock, None)]).unwrap();
         let request = client.seal(exchange.request()).unwrap();
