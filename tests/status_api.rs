@@ -185,6 +185,8 @@ fn status_metrics_health_and_dashboard() {
     let m = &v["meters"]["Meter A"];
     assert_eq!(m["state"], "polling");
     assert_eq!(m["breaker"], "closed");
+    // The secured meter's counter is shown (it is no secret) and has moved.
+    assert!(m["invocation_counter"].as_u64().unwrap() > 0, "{m}");
     let truth = MeterModel::new(60, 0)
         .truth(dlms_bridge::cosem::Obis::new(1, 0, 32, 7, 0, 255), 0)
         .unwrap();

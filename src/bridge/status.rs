@@ -51,6 +51,9 @@ pub struct MeterStatus {
     pub last_values: serde_json::Map<String, serde_json::Value>,
     /// The meter's polling interval, for health checks.
     pub interval_s: u32,
+    /// Secured meters: the next client invocation counter (not a secret; shows that it moves
+    /// and how far it is from the end of the space).
+    pub invocation_counter: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -189,6 +189,11 @@ impl Worker {
             }
             let result = reads::read_values(c, &self.targets, &mut cache);
             let now_stats = c.stats();
+            if let Some(lease) = &lease {
+                let next = lease.next.load(std::sync::atomic::Ordering::SeqCst);
+                self.status
+                    .update_meter(&name, |m| m.invocation_counter = Some(next));
+            }
             self.status
                 .update_meter(&name, |m| add_net(&mut m.net, &delta(&counted, &now_stats)));
             counted = now_stats;
@@ -273,8 +278,17 @@ impl Worker {
             Duration::ZERO
         };
         *not_before = Instant::now() + wait;
+        let hint = match e {
+            ClientError::Session(crate::dlms::session::SessionError::Rejected(_))
+                if self.config.security != "none" && self.config.frame_counter.is_none() =>
+            {
+                " (if another client used these keys, the meter's counter may be ahead of ours: \
+                 set frame_counter, e.g. 0.0.43.1.0.255)"
+            }
+            _ => "",
+        };
         warn!(
-            "meter {:?}: {e}{}",
+            "meter {:?}: {e}{hint}{}",
             self.config.name,
             if wait.is_zero() {
                 String::new()

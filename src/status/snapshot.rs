@@ -31,6 +31,7 @@ pub fn status_json(status: &Status) -> Value {
                 "skipped_slots": m.skipped_slots,
                 "breaker": if m.state == MeterState::BreakerOpen { "open" } else { "closed" },
                 "last_error": m.last_error,
+                "invocation_counter": m.invocation_counter,
                 "dlms": {
                     "bytes_sent": m.net.bytes_sent,
                     "bytes_received": m.net.bytes_received,
