@@ -4,7 +4,8 @@
 //! bytes the bridge writes to disk per hour (the outbox, from /proc/PID/io).
 //!
 //! Run: `cargo bench --bench bridge_load` (needs mosquitto). BRIDGE_LOAD_METERS="10 100 1000"
-//! and BRIDGE_LOAD_SECONDS=30 change the sizes and the measuring window.
+//! and BRIDGE_LOAD_SECONDS=30 change the sizes and the measuring window;
+//! BRIDGE_LOAD_SETTINGS="outbox.commit_interval_ms=1000" applies settings before the run.
 
 use paho_mqtt as mqtt;
 use std::process::{Child, Command, Stdio};
@@ -113,6 +114,15 @@ fn run(meters: u16, seconds: u64, port_base: u16, mqtt_port: u16) -> String {
     };
     set("mqtt.port", &mqtt_port.to_string());
     set("thingsboard.max_messages_per_second", "1000");
+    // BRIDGE_LOAD_SETTINGS="key=value,key=value": settings to compare (e.g. the commit interval).
+    for kv in std::env::var("BRIDGE_LOAD_SETTINGS")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if let Some((k, v)) = kv.split_once('=') {
+            set(k.trim(), v.trim());
+        }
+    }
     let list: Vec<serde_json::Value> = (0..meters)
         .map(|i| serde_json::json!({"name": format!("M{i:04}"), "host": "127.0.0.1", "port": port_base + i, "server_physical": 17, "interval_s": 1}))
         .collect();

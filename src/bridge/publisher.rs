@@ -64,6 +64,18 @@ pub struct Publisher {
     tokens: f64,
     last_refill: Instant,
     warned_no_token: HashSet<String>,
+    /// Write-behind publishing in progress: entries have synthetic negative ids, PUBACKs are
+    /// awaited until `direct_deadline` at most, and acknowledged ids are collected here.
+    direct_deadline: Option<Instant>,
+    direct_acked: HashSet<i64>,
+}
+
+/// How one publish ended.
+enum Delivery {
+    Acked,
+    /// Write-behind: no PUBACK within the commit interval (the broker may still take it).
+    Late,
+    Failed,
 }
 
 impl Publisher {
@@ -79,6 +91,8 @@ impl Publisher {
             tokens: 1.0,
             last_refill: Instant::now(),
             warned_no_token: HashSet::new(),
+            direct_deadline: None,
+            direct_acked: HashSet::new(),
         };
         p.reload()?;
         Ok(p)
@@ -155,8 +169,18 @@ impl Publisher {
                     }
                 }
             }
-            let due =
-                oldest_pending.elapsed() >= Duration::from_millis(self.settings.commit_interval_ms);
+            let window = Duration::from_millis(self.settings.commit_interval_ms);
+            // Write behind: after half the window (to batch), publish straight from memory and
+            // commit only what the broker has not acknowledged by the end of the window.
+            if self.settings.outbox_write_behind
+                && !closing
+                && !pending.is_empty()
+                && (oldest_pending.elapsed() >= window / 2
+                    || pending.len() >= self.settings.batch_max_readings)
+            {
+                self.publish_direct(&mut pending, oldest_pending + window);
+            }
+            let due = oldest_pending.elapsed() >= window;
             if !pending.is_empty()
                 && (closing || due || pending.len() >= self.settings.batch_max_readings)
             {
@@ -181,6 +205,43 @@ impl Publisher {
             "publisher: stopped, {} reading(s) left in the outbox",
             self.status.publisher().outbox_rows
         );
+    }
+
+    /// Write behind: publishes `pending` from memory when the outbox is empty and the broker
+    /// connected (so order is kept and an outage still goes through the outbox), waiting for
+    /// PUBACKs until `deadline`. What is acknowledged is dropped; the rest is committed now
+    /// (an unacknowledged message may still arrive: then its readings are sent twice, with the
+    /// same timestamps, as after any crash).
+    fn publish_direct(&mut self, pending: &mut Vec<NewEntry>, deadline: Instant) {
+        let publisher = self.status.publisher();
+        if !publisher.connected || publisher.outbox_rows > 0 || self.settings.mqtt_host.is_empty() {
+            return;
+        }
+        let entries: Vec<Entry> = pending
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Entry {
+                id: -(i as i64) - 1,
+                device: e.device.clone(),
+                ts_ms: e.ts_ms,
+                kind: e.kind,
+                payload: e.payload.clone(),
+            })
+            .collect();
+        self.direct_acked.clear();
+        self.direct_deadline = Some(deadline);
+        match self.settings.mode {
+            PublishMode::Gateway => self.publish_gateway(&entries, deadline),
+            PublishMode::Device => self.publish_devices(&entries, deadline),
+        };
+        self.direct_deadline = None;
+        let acked = std::mem::take(&mut self.direct_acked);
+        let mut index = 0i64;
+        pending.retain(|_| {
+            index += 1;
+            !acked.contains(&-index)
+        });
+        self.commit(pending);
     }
 
     /// The group commit. A failed commit (disk full) keeps the readings in memory and retries:
@@ -299,18 +360,25 @@ impl Publisher {
                         thingsboard::gateway_connect(d, device_type),
                         1,
                     );
-                    if !self.deliver(&client, connect_msg) {
-                        self.gateway.client = None;
-                        return progressed;
+                    match self.deliver(&client, connect_msg) {
+                        Delivery::Acked => {}
+                        Delivery::Late => return progressed,
+                        Delivery::Failed => {
+                            self.gateway.client = None;
+                            return progressed;
+                        }
                     }
                     self.gateway.announced.insert(d.to_string());
                 }
             }
-            if !self.send(&client, &msg, &device_of) {
-                self.gateway.client = None;
-                return progressed;
+            match self.send(&client, &msg, &device_of) {
+                Delivery::Acked => progressed = true,
+                Delivery::Late => return progressed,
+                Delivery::Failed => {
+                    self.gateway.client = None;
+                    return progressed;
+                }
             }
-            progressed = true;
         }
         progressed
     }
@@ -347,30 +415,37 @@ impl Publisher {
                 if Instant::now() >= deadline || !self.take_token() {
                     return progressed;
                 }
-                if !self.send(&client, &msg, &device_of) {
-                    if let Some(s) = self.per_device.get_mut(&device) {
-                        s.client = None;
+                match self.send(&client, &msg, &device_of) {
+                    Delivery::Acked => progressed = true,
+                    Delivery::Late => break,
+                    Delivery::Failed => {
+                        if let Some(s) = self.per_device.get_mut(&device) {
+                            s.client = None;
+                        }
+                        break;
                     }
-                    break;
                 }
-                progressed = true;
             }
         }
         progressed
     }
 
-    /// Publishes one message and, on PUBACK, deletes its entries.
+    /// Publishes one message and, on PUBACK, deletes its entries (or, written behind, notes
+    /// them as acknowledged).
     fn send(
         &mut self,
         client: &mqtt::AsyncClient,
         msg: &Message,
         device_of: &HashMap<i64, &str>,
-    ) -> bool {
+    ) -> Delivery {
         let m = mqtt::Message::new(msg.topic, msg.payload.clone(), 1);
-        if !self.deliver(client, m) {
-            return false;
+        match self.deliver(client, m) {
+            Delivery::Acked => {}
+            other => return other,
         }
-        if let Err(e) = self.store.outbox_delete(&msg.entry_ids) {
+        if self.direct_deadline.is_some() {
+            self.direct_acked.extend(msg.entry_ids.iter().copied());
+        } else if let Err(e) = self.store.outbox_delete(&msg.entry_ids) {
             // Published but still stored: it will be sent again, which is safe.
             error!("publisher: deleting acknowledged entries: {e}");
         }
@@ -402,20 +477,27 @@ impl Publisher {
                 m.mqtt_bytes += share;
             });
         }
-        true
+        Delivery::Acked
     }
 
-    /// Publishes with QoS 1 and waits for the PUBACK.
-    fn deliver(&mut self, client: &mqtt::AsyncClient, msg: mqtt::Message) -> bool {
-        match client.publish(msg).wait_for(ACK_TIMEOUT) {
-            Ok(_) => true,
+    /// Publishes with QoS 1 and waits for the PUBACK (written behind: until the deadline).
+    fn deliver(&mut self, client: &mqtt::AsyncClient, msg: mqtt::Message) -> Delivery {
+        let wait = match self.direct_deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(20), ACK_TIMEOUT),
+            None => ACK_TIMEOUT,
+        };
+        match client.publish(msg).wait_for(wait) {
+            Ok(_) => Delivery::Acked,
+            Err(mqtt::Error::Timeout) if self.direct_deadline.is_some() => Delivery::Late,
             Err(e) => {
                 warn!("publisher: publish failed, will retry after reconnecting: {e}");
                 self.status.update_publisher(|p| {
                     p.failed_publishes += 1;
                     p.connected = false;
                 });
-                false
+                Delivery::Failed
             }
         }
     }

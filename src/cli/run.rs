@@ -62,8 +62,9 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             _ => return Err(arg.unexpected().into()),
         }
     }
-    init_logging(level, log_file.as_ref())?;
+    // Signals first: a service manager may stop us while we are still starting.
     let stop = stop_on_signals();
+    init_logging(level, log_file.as_ref())?;
     Ok(match bridge::run(&db, stop, Arc::new(Status::default())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

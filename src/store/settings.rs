@@ -48,6 +48,9 @@ pub struct BridgeSettings {
     pub outbox_max_rows: u64,
     pub outbox_max_age_s: u64,
     pub outbox_full_policy: FullPolicy,
+    /// Write behind: readings the broker acknowledges within the commit interval are never
+    /// written to disk (SD card wear); the rest are committed as usual.
+    pub outbox_write_behind: bool,
     pub status_interval_s: u64,
     /// Status page address; empty disables it.
     pub http_bind: String,
@@ -76,6 +79,7 @@ impl Default for BridgeSettings {
             outbox_max_rows: 1_000_000,
             outbox_max_age_s: 30 * 86_400,
             outbox_full_policy: FullPolicy::DropOldest,
+            outbox_write_behind: true,
             status_interval_s: 60,
             http_bind: "127.0.0.1:8080".into(),
             api_token: None,
@@ -130,6 +134,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "readings older than this are dropped (counted and logged)",
     ),
     ("outbox.full_policy", "drop-oldest or drop-newest"),
+    (
+        "outbox.write_behind",
+        "true (default): readings acknowledged within outbox.commit_interval_ms are not written to disk; false: every reading is committed before it is published",
+    ),
     (
         "log.status_interval_s",
         "seconds between per-meter status lines",
@@ -197,6 +205,7 @@ impl BridgeSettings {
                     }
                 }
             }
+            "outbox.write_behind" => self.outbox_write_behind = boolean(key, v)?,
             "log.status_interval_s" => self.status_interval_s = parse(key, v)?,
             "http.bind" => {
                 let v = v.trim();
@@ -311,6 +320,7 @@ impl BridgeSettings {
                 }
                 .into(),
             ),
+            ("outbox.write_behind", self.outbox_write_behind.to_string()),
             ("log.status_interval_s", self.status_interval_s.to_string()),
             ("http.bind", self.http_bind.clone()),
             (
