@@ -91,11 +91,13 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         return Ok(ExitCode::FAILURE);
     }
     let stop = stop_on_signals();
+    // The meters stop after the bridge, which releases its associations first.
+    let meters_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sims = match net::spawn_tcp_meters(
         port_base,
         meters,
         |i| SimConfig::new(MeterModel::new(1, i), Framing::Hdlc),
-        stop.clone(),
+        meters_stop.clone(),
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -153,7 +155,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         db.display()
     );
     let result = bridge::run(&db, stop.clone(), Arc::new(Status::default()));
-    stop.store(true, Ordering::Relaxed);
+    meters_stop.store(true, Ordering::Relaxed);
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
