@@ -247,6 +247,15 @@ fn meters(configs: Vec<SimConfig>) -> Meters {
     out
 }
 
+/// Meters of one framing with the model seeded `seed`, one per index in `range`.
+fn simulated(range: std::ops::Range<u32>, seed: u64, framing: Framing) -> Meters {
+    meters(
+        range
+            .map(|i| SimConfig::new(MeterModel::new(seed, i), framing))
+            .collect(),
+    )
+}
+
 struct Bridge {
     child: Child,
     log: PathBuf,
@@ -429,11 +438,7 @@ fn gateway_mode_end_to_end() {
     }
     let dir = TempDir::new("gateway");
     let broker = Mosquitto::start(&dir.0);
-    let sims = meters(
-        (0..3)
-            .map(|i| SimConfig::new(MeterModel::new(40, i), Framing::Hdlc))
-            .collect(),
-    );
+    let sims = simulated(0..3, 40, Framing::Hdlc);
     let db = dir.0.join("bridge.db");
     let names = ["Meter A", "Meter B", "Meter C"];
     configure(&db, broker.port, &sims, &names, |_| {});
@@ -488,11 +493,7 @@ fn device_mode_end_to_end() {
     }
     let dir = TempDir::new("device");
     let broker = Mosquitto::start(&dir.0);
-    let sims = meters(
-        (0..2)
-            .map(|i| SimConfig::new(MeterModel::new(41, i), Framing::Wrapper))
-            .collect(),
-    );
+    let sims = simulated(0..2, 41, Framing::Wrapper);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["D1", "D2"], |m| {
         m.transport = "wrapper".into();
@@ -547,11 +548,7 @@ fn broker_outage_loses_nothing_and_keeps_order_and_timestamps() {
     }
     let dir = TempDir::new("outage");
     let mut broker = Mosquitto::start(&dir.0);
-    let sims = meters(
-        (0..2)
-            .map(|i| SimConfig::new(MeterModel::new(42, i), Framing::Hdlc))
-            .collect(),
-    );
+    let sims = simulated(0..2, 42, Framing::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["O1", "O2"], |_| {});
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
@@ -599,11 +596,7 @@ fn sigkill_loses_no_accepted_reading() {
         return;
     }
     let dir = TempDir::new("sigkill");
-    let sims = meters(
-        (0..2)
-            .map(|i| SimConfig::new(MeterModel::new(43, i), Framing::Hdlc))
-            .collect(),
-    );
+    let sims = simulated(0..2, 43, Framing::Hdlc);
     let db = dir.0.join("bridge.db");
     // First run: no broker on this port, so everything accepted stays in the outbox.
     configure(&db, free_port(), &sims, &["K1", "K2"], |_| {});
@@ -724,11 +717,7 @@ fn configuration_changes_apply_to_a_running_bridge() {
     }
     let dir = TempDir::new("live");
     let broker = Mosquitto::start(&dir.0);
-    let sims = meters(
-        (0..2)
-            .map(|i| SimConfig::new(MeterModel::new(45, i), Framing::Hdlc))
-            .collect(),
-    );
+    let sims = simulated(0..2, 45, Framing::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["First"], |_| {});
     Store::open(&db)
@@ -1262,11 +1251,7 @@ fn write_behind_keeps_acknowledged_readings_off_the_disk() {
     }
     let dir = TempDir::new("write-behind");
     let broker = Mosquitto::start(&dir.0);
-    let sims = meters(
-        (0..2)
-            .map(|i| SimConfig::new(MeterModel::new(90, i), Framing::Hdlc))
-            .collect(),
-    );
+    let sims = simulated(0..2, 90, Framing::Hdlc);
     let db = dir.0.join("bridge.db");
     let names = ["WB A", "WB B"];
     configure(&db, broker.port, &sims, &names, |_| {});
