@@ -60,16 +60,11 @@ impl Worker {
         lease: Option<&CounterLease>,
     ) -> Result<MeterTarget, ClientError> {
         let mut target = base.clone();
-        let random = |what: &str| {
-            crate::client::entropy::random_bytes::<16>().map_err(|e| {
-                ClientError::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot read /dev/urandom for the {what}: {e}"),
-                ))
-            })
+        let random = |purpose: &str| {
+            crate::client::entropy::random_bytes::<16>(purpose).map_err(ClientError::Io)
         };
         if let Authentication::HighGmac { challenge } = &mut target.session.authentication {
-            *challenge = random("HLS challenge")?.to_vec();
+            *challenge = random("the HLS challenge")?.to_vec();
         }
         let (Some(lease), Some(sec)) = (lease, target.session.security.as_mut()) else {
             return Ok(target);
@@ -86,7 +81,7 @@ impl Worker {
         sec.invocation_counter = lease.next.clone();
         sec.counter_limit = Some(lease.limit.clone());
         if self.config.dedicated_key {
-            sec.dedicated_key = Some(random("dedicated key")?);
+            sec.dedicated_key = Some(random("the dedicated key")?);
         }
         Ok(target)
     }

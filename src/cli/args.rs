@@ -183,18 +183,13 @@ impl MeterOptions {
                 }
             }
             "security" => {
-                use dlms_bridge::dlms::security::Protection;
-                self.protection = match parser.value()?.string()?.as_str() {
-                    "none" => None,
-                    "auth" => Some(Protection::Authenticated),
-                    "enc" => Some(Protection::Encrypted),
-                    "auth-enc" => Some(Protection::AuthenticatedEncrypted),
-                    other => {
-                        return Err(usage(format!(
-                            "--security: {other:?} is not none, auth, enc or auth-enc"
-                        )))
-                    }
-                }
+                let v = parser.value()?.string()?;
+                self.protection = dlms_bridge::dlms::security::Protection::from_policy(&v)
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--security: {v:?} is not none, auth, enc or auth-enc"
+                        ))
+                    })?
             }
             "system-title" => {
                 self.system_title = Some(hex_array("--system-title", &parser.value()?.string()?)?)
@@ -215,11 +210,8 @@ impl MeterOptions {
             "dedicated-key" => {
                 let v = parser.value()?.string()?;
                 self.dedicated_key = Some(if v == "random" {
-                    dlms_bridge::client::entropy::random_bytes().map_err(|e| {
-                        usage(format!(
-                            "cannot read /dev/urandom for the dedicated key: {e}"
-                        ))
-                    })?
+                    dlms_bridge::client::entropy::random_bytes("the dedicated key")
+                        .map_err(|e| usage(e.to_string()))?
                 } else {
                     hex_array("--dedicated-key", &v)?
                 })
@@ -429,11 +421,7 @@ pub fn hex_array<const N: usize>(flag: &str, s: &str) -> Result<[u8; N], UsageEr
 
 /// 16 random bytes for the HLS challenge.
 fn random_challenge() -> Result<Vec<u8>, UsageError> {
-    dlms_bridge::client::entropy::random_bytes::<16>()
+    dlms_bridge::client::entropy::random_bytes::<16>("the HLS challenge")
         .map(|b| b.to_vec())
-        .map_err(|e| {
-            usage(format!(
-                "cannot read /dev/urandom for the HLS challenge: {e}"
-            ))
-        })
+        .map_err(|e| usage(e.to_string()))
 }

@@ -3,9 +3,17 @@
 
 use std::io::{self, Read};
 
-pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+/// `N` random bytes for `purpose` (named in the error, e.g. "the HLS challenge").
+pub fn random_bytes<const N: usize>(purpose: &str) -> io::Result<[u8; N]> {
     let mut buf = [0u8; N];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read /dev/urandom for {purpose}: {e}"),
+            )
+        })?;
     Ok(buf)
 }
 
@@ -13,8 +21,8 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
 mod tests {
     #[test]
     fn two_draws_differ() {
-        let a = super::random_bytes::<16>().unwrap();
-        let b = super::random_bytes::<16>().unwrap();
+        let a = super::random_bytes::<16>("a test").unwrap();
+        let b = super::random_bytes::<16>("a test").unwrap();
         assert_ne!(a, b);
     }
 }

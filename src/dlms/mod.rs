@@ -27,12 +27,8 @@ pub(crate) use reader::Reader;
 /// Helpers shared by the protocol tests.
 #[cfg(test)]
 pub(crate) mod test_util {
-    /// Bytes from hex digits; whitespace is ignored.
+    /// Bytes from hex digits; whitespace is ignored (a test vector that is not hex panics).
     pub fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        crate::hex::parse(s).unwrap_or_else(|| panic!("not hex: {s}"))
     }
 }

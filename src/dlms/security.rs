@@ -36,6 +36,18 @@ pub enum Protection {
 }
 
 impl Protection {
+    /// A security policy by the name the CLI and the meter configuration use: "none" (no
+    /// ciphering: `Some(None)`), "auth", "enc" or "auth-enc"; `None` for any other name.
+    pub fn from_policy(name: &str) -> Option<Option<Protection>> {
+        Some(match name {
+            "none" => None,
+            "auth" => Some(Protection::Authenticated),
+            "enc" => Some(Protection::Encrypted),
+            "auth-enc" => Some(Protection::AuthenticatedEncrypted),
+            _ => return None,
+        })
+    }
+
     pub fn control_byte(self) -> u8 {
         match self {
             Protection::Authenticated => AUTHENTICATED,

@@ -320,23 +320,19 @@ impl MeterConfig {
     /// Suite-0 settings (keys, title, protection) with the counter at 0: the worker sets the
     /// counter from its reservation, and a fresh dedicated key per association.
     fn dlms_security(&self) -> std::result::Result<Option<Security>, String> {
-        let protection = match self.security.as_str() {
-            "none" => {
-                if self.dedicated_key || self.general_ciphering || self.frame_counter.is_some() {
-                    return Err(
-                        "dedicated_key, general_ciphering and frame_counter need security".into(),
-                    );
-                }
-                return Ok(None);
+        let policy = Protection::from_policy(&self.security).ok_or_else(|| {
+            format!(
+                "security {:?} is not none, auth, enc or auth-enc",
+                self.security
+            )
+        })?;
+        let Some(protection) = policy else {
+            if self.dedicated_key || self.general_ciphering || self.frame_counter.is_some() {
+                return Err(
+                    "dedicated_key, general_ciphering and frame_counter need security".into(),
+                );
             }
-            "auth" => Protection::Authenticated,
-            "enc" => Protection::Encrypted,
-            "auth-enc" => Protection::AuthenticatedEncrypted,
-            other => {
-                return Err(format!(
-                    "security {other:?} is not none, auth, enc or auth-enc"
-                ))
-            }
+            return Ok(None);
         };
         let title = self
             .system_title
