@@ -282,7 +282,7 @@ impl ClientSession {
     }
 
     /// Takes the next invocation counter; never wraps, never passes the reserved limit.
-    fn next_ic(&mut self) -> Result<u32, SessionError> {
+    fn next_ic(&self) -> Result<u32, SessionError> {
         use std::sync::atomic::Ordering;
         let Some(sec) = self.config.security.as_ref() else {
             return Ok(0);
@@ -325,7 +325,7 @@ impl ClientSession {
                 (Some(Mechanism::HighGmac), Some(challenge.clone()))
             }
         };
-        let (context, title, user_information) = match self.config.security.clone() {
+        let (context, title, user_information) = match &self.config.security {
             None => (ApplicationContext::LogicalName, None, initiate),
             Some(sec) => {
                 let ic = self.next_ic()?;
@@ -409,7 +409,7 @@ impl ClientSession {
         let sec = self
             .config
             .security
-            .clone()
+            .as_ref()
             .ok_or(SessionError::Misconfigured("HLS-GMAC needs keys"))?;
         // The counter used inside f(StoC) is consumed like any other.
         let ic = self.next_ic()?;
@@ -445,7 +445,7 @@ impl ClientSession {
 
     /// Ciphers a request APDU for the wire (unchanged without security).
     pub fn seal(&mut self, plain: &[u8]) -> Result<Vec<u8>, SessionError> {
-        let Some(sec) = self.config.security.clone() else {
+        let Some(sec) = &self.config.security else {
             return Ok(plain.to_vec());
         };
         let general = sec.general_ciphering

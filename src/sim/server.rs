@@ -120,10 +120,10 @@ struct PendingBlocks {
 }
 
 /// The security state of one association.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Ciphering {
     client_title: [u8; 8],
-    protection: Option<Protection>,
+    protection: Protection,
     dedicated_key: Option<[u8; 16]>,
     ctos: Vec<u8>,
     stoc: Vec<u8>,
@@ -198,7 +198,7 @@ impl ServerSession {
             }
             Err(_) => return Some(exception(1, 5)), // deciphering error
         };
-        let protection = c.protection.unwrap_or(Protection::AuthenticatedEncrypted);
+        let protection = c.protection;
         let dedicated = c.dedicated_key;
         let answer = self.handle_plain(&plain, now)?;
         let ic = self.next_ic();
@@ -435,7 +435,7 @@ impl ServerSession {
         let stoc: Vec<u8> = format!("SIMSTOC{ic:09}").into_bytes();
         self.ciphering = Some(Ciphering {
             client_title,
-            protection: Some(protection),
+            protection,
             dedicated_key: initiate
                 .dedicated_key
                 .as_deref()
