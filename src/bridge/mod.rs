@@ -6,9 +6,12 @@
 //! meter workers --(bounded crossbeam channel of readings)--> publisher --> SQLite outbox --> MQTT
 //! ```
 
+pub mod committer;
 pub mod counter;
 pub mod event;
+pub mod link;
 pub mod publisher;
+pub mod queue;
 pub mod schedule;
 pub mod status;
 pub mod thingsboard;
@@ -17,7 +20,8 @@ pub mod worker;
 
 use crate::store::config::MeterConfig;
 use crate::store::{Store, StoreError};
-use crossbeam_channel::{bounded, Sender};
+use committer::Committer;
+use crossbeam_channel::{bounded, unbounded, Sender};
 use log::{info, warn};
 use publisher::Publisher;
 use status::{MeterState, Status};
@@ -50,11 +54,28 @@ struct Running {
 /// Runs until `stop` is set, then releases every association, flushes the outbox and returns.
 pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), StoreError> {
     let store = Store::open(db)?;
-    let (events, rx) = bounded(CHANNEL_CAPACITY);
-    let publisher = Publisher::new(Store::open(db)?, status.clone())?;
-    let publisher = std::thread::Builder::new()
+    let (events, readings) = bounded(CHANNEL_CAPACITY);
+    // Work for the publisher is bounded by the outbox thread's queue (one batch outstanding),
+    // and wakes are few: unbounded channels, so that neither thread ever waits on the other.
+    let (to_publisher, publisher_commands) = unbounded();
+    let (answers, publisher_answers) = unbounded();
+    let publisher = Publisher::new(
+        Store::open(db)?,
+        status.clone(),
+        answers,
+        to_publisher.clone(),
+    )?;
+    let committer = Committer::new(Store::open(db)?, status.clone(), to_publisher)?;
+    let (publisher_done, publisher_ended) = bounded::<()>(1);
+    std::thread::Builder::new()
         .name("publisher".into())
-        .spawn(move || publisher.run(rx))?;
+        .spawn(move || {
+            publisher.run(publisher_commands);
+            let _ = publisher_done.send(());
+        })?;
+    let committer = std::thread::Builder::new()
+        .name("outbox".into())
+        .spawn(move || committer.run(readings, publisher_answers))?;
     let http_bind = store.settings()?.http_bind;
     let http = if http_bind.is_empty() {
         None
@@ -102,7 +123,13 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         let _ = w.handle.join();
     }
     drop(events);
-    let _ = publisher.join();
+    // The outbox thread commits what is in memory and gives a connected publisher up to 2 s;
+    // it never waits on the network. The publisher then has about a second to disconnect; a
+    // publisher stuck in the MQTT library is left behind (the process exits around it).
+    let _ = committer.join();
+    if publisher_ended.recv_timeout(Duration::from_secs(2)).is_err() {
+        warn!("publisher: did not stop within 2 s; exiting without it (nothing is lost: the outbox is committed)");
+    }
     if let Some(h) = http {
         h.stop();
     }

@@ -1,49 +1,85 @@
-//! The one publisher thread: the single writer of the outbox and the owner of the MQTT
-//! session(s).
+//! The one MQTT thread: owns the Paho clients and publishes the work the outbox thread hands
+//! it, answering each item with its [`Outcome`]. It never touches the outbox, so nothing it
+//! waits for can hold up a commit.
 //!
-//! Every loop: take readings from the channel; commit them to the outbox in one transaction
-//! when the batch is full or the oldest has waited `commit_interval_ms` (group commit); then
-//! publish the oldest outbox entries (QoS 1, in order, within the payload and rate limits) and
-//! delete each message's entries when its PUBACK arrives. While the broker is unreachable
-//! nothing is deleted; on reconnect the backlog drains in order with its original timestamps.
-//! A crash loses nothing committed; an entry published but not yet deleted when the process
-//! dies is sent again (at-least-once: ThingsBoard overwrites the same key and timestamp).
+//! Never blocked: every Paho call here returns at once (connect and publish return tokens);
+//! tokens are polled with a waker that posts to this thread's channel, so the thread sleeps
+//! until a PUBACK, a CONNACK, new work or the next deadline (connect attempt 15 s, PUBACK 10 s,
+//! reconnect backoff). Connection state per session is [`Link`]'s (pure, unit-tested).
+//!
+//! Clients are never dropped. Dropping a Paho `AsyncClient` whose token callback still holds a
+//! reference destroys the C client inside that callback, under Paho C's global mutex: the
+//! deadlock of the first version (the publisher and Paho's send/receive threads all waiting on
+//! locks, paho.mqtt.rust#239). So one client per (broker URI, client id) lives as long as the
+//! process and is reconnected; a broker change leaves the old client disconnected, not freed.
 
-use super::event::{now_ms, Event};
+use super::link::Link;
+use super::queue::{Key, Outcome, WorkItem};
 use super::status::Status;
 use super::thingsboard::{self, Message};
-use crate::store::outbox::{Entry, NewEntry};
+use crate::store::outbox::Entry;
 use crate::store::settings::{BridgeSettings, PublishMode};
 use crate::store::Store;
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 use paho_mqtt as mqtt;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+/// A message without PUBACK by then counts as not delivered, and the session is restarted.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a stopping bridge keeps publishing what is left.
-const FINAL_FLUSH: Duration = Duration::from_secs(3);
-const OUTBOX_PAGE: usize = 2000;
+/// Longest sleep (settings reload, heartbeat).
+const TICK: Duration = Duration::from_millis(500);
 
-struct Session {
-    client: Option<mqtt::AsyncClient>,
-    /// Gateway mode: devices announced with v1/gateway/connect in this MQTT session.
-    announced: HashSet<String>,
-    retry_at: Instant,
-    failures: u32,
+/// From the outbox thread.
+#[derive(Debug)]
+pub enum ToPublisher {
+    Work(Vec<WorkItem>),
+    /// A token completed or a connection changed (posted by Paho's threads through the waker).
+    Wake,
+    Stop,
 }
 
-impl Session {
-    fn new() -> Self {
-        Session {
-            client: None,
-            announced: HashSet::new(),
-            retry_at: Instant::now(),
-            failures: 0,
-        }
+/// To the outbox thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromPublisher {
+    Answers(Vec<(Key, Outcome)>),
+    /// Whether work can be taken. `false` also means: everything held was answered Retry.
+    Connected(bool),
+}
+
+/// Wakes the publisher thread when a Paho token completes.
+struct ChannelWaker(Sender<ToPublisher>);
+
+impl Wake for ChannelWaker {
+    fn wake(self: Arc<Self>) {
+        let _ = self.0.try_send(ToPublisher::Wake);
     }
+}
+
+struct InFlight {
+    token: mqtt::DeliveryToken,
+    keys: Vec<Key>,
+    deadline: Instant,
+    /// For the counters: telemetry readings per device, payload bytes.
+    per_device: Vec<(String, u64)>,
+    telemetry: bool,
+    bytes: u64,
+}
+
+struct Session {
+    client_key: (String, String),
+    link: Link,
+    connecting: Option<mqtt::ConnectToken>,
+    /// Gateway mode: devices announced with v1/gateway/connect in this MQTT session.
+    announced: HashSet<String>,
+    waiting: VecDeque<WorkItem>,
+    in_flight: Vec<InFlight>,
+    token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -55,44 +91,57 @@ struct DeviceInfo {
 pub struct Publisher {
     store: Store,
     settings: BridgeSettings,
-    devices: HashMap<String, DeviceInfo>,
     revision: i64,
+    devices: HashMap<String, DeviceInfo>,
     status: Arc<Status>,
-    gateway: Session,
-    per_device: HashMap<String, Session>,
-    /// Token bucket for the message rate limit.
+    /// Every client ever created, by (URI, client id): never dropped (see the module doc).
+    clients: HashMap<(String, String), mqtt::AsyncClient>,
+    /// None: the gateway session; Some(device): device mode.
+    sessions: HashMap<Option<String>, Session>,
+    answers: Sender<FromPublisher>,
+    waker: Waker,
+    reported_connected: bool,
     tokens: f64,
     last_refill: Instant,
     warned_no_token: HashSet<String>,
-    /// Write-behind publishing in progress: entries have synthetic negative ids, PUBACKs are
-    /// awaited until `direct_deadline` at most, and acknowledged ids are collected here.
-    direct_deadline: Option<Instant>,
-    direct_acked: HashSet<i64>,
 }
 
-/// How one publish ended.
-enum Delivery {
-    Acked,
-    /// Write-behind: no PUBACK within the commit interval (the broker may still take it).
-    Late,
-    Failed,
+fn broker_settings_changed(a: &BridgeSettings, b: &BridgeSettings) -> bool {
+    a.mqtt_host != b.mqtt_host
+        || a.mqtt_port != b.mqtt_port
+        || a.mode != b.mode
+        || a.gateway_token != b.gateway_token
+        || a.client_id != b.client_id
+        || a.mqtt_tls != b.mqtt_tls
+        || a.mqtt_ca_file != b.mqtt_ca_file
+        || a.mqtt_client_cert != b.mqtt_client_cert
+        || a.mqtt_client_key != b.mqtt_client_key
+        || a.mqtt_client_key_password != b.mqtt_client_key_password
+        || a.mqtt_verify_hostname != b.mqtt_verify_hostname
+        || a.reconnect_max_s != b.reconnect_max_s
 }
 
 impl Publisher {
-    pub fn new(store: Store, status: Arc<Status>) -> crate::store::Result<Publisher> {
+    pub fn new(
+        store: Store,
+        status: Arc<Status>,
+        answers: Sender<FromPublisher>,
+        wake: Sender<ToPublisher>,
+    ) -> crate::store::Result<Publisher> {
         let mut p = Publisher {
             settings: store.settings()?,
             store,
-            devices: HashMap::new(),
             revision: -1,
+            devices: HashMap::new(),
             status,
-            gateway: Session::new(),
-            per_device: HashMap::new(),
+            clients: HashMap::new(),
+            sessions: HashMap::new(),
+            answers,
+            waker: Waker::from(Arc::new(ChannelWaker(wake))),
+            reported_connected: false,
             tokens: 1.0,
             last_refill: Instant::now(),
             warned_no_token: HashSet::new(),
-            direct_deadline: None,
-            direct_acked: HashSet::new(),
         };
         p.reload()?;
         Ok(p)
@@ -104,19 +153,9 @@ impl Publisher {
             return Ok(());
         }
         let settings = self.store.settings()?;
-        let broker_changed = settings.mqtt_host != self.settings.mqtt_host
-            || settings.mqtt_port != self.settings.mqtt_port
-            || settings.mode != self.settings.mode
-            || settings.gateway_token != self.settings.gateway_token
-            || settings.client_id != self.settings.client_id
-            || settings.mqtt_tls != self.settings.mqtt_tls
-            || settings.mqtt_ca_file != self.settings.mqtt_ca_file
-            || settings.mqtt_client_cert != self.settings.mqtt_client_cert
-            || settings.mqtt_client_key != self.settings.mqtt_client_key
-            || settings.mqtt_client_key_password != self.settings.mqtt_client_key_password
-            || settings.mqtt_verify_hostname != self.settings.mqtt_verify_hostname;
-        if broker_changed {
-            self.disconnect_all();
+        if self.revision >= 0 && broker_settings_changed(&settings, &self.settings) {
+            info!("publisher: broker settings changed, reconnecting");
+            self.close_sessions();
         }
         self.settings = settings;
         let mode = if self.settings.mode == PublishMode::Gateway {
@@ -124,7 +163,11 @@ impl Publisher {
         } else {
             "device"
         };
+        let disabled = self.settings.mqtt_host.is_empty();
         self.status.update_publisher(|p| p.mode = mode);
+        self.status
+            .publishing_disabled
+            .store(disabled, std::sync::atomic::Ordering::Relaxed);
         self.devices = self
             .store
             .meters()?
@@ -139,52 +182,36 @@ impl Publisher {
                 )
             })
             .collect();
+        self.warned_no_token.clear();
         self.revision = revision;
         Ok(())
     }
 
-    pub fn run(mut self, events: Receiver<Event>) {
-        let mut pending: Vec<NewEntry> = Vec::new();
-        let mut oldest_pending = Instant::now();
-        let mut closing = false;
+    pub fn run(mut self, commands: Receiver<ToPublisher>) {
         let mut last_reload = Instant::now();
         loop {
-            match events.recv_timeout(Duration::from_millis(20)) {
-                Ok(ev) => {
-                    if pending.is_empty() {
-                        oldest_pending = Instant::now();
-                    }
-                    pending.push(ev.into_entry());
+            let now = Instant::now();
+            self.status
+                .update_publisher(|p| p.heartbeat = Some(std::time::Instant::now()));
+            let wait = self
+                .next_wake()
+                .map_or(TICK, |t| t.saturating_duration_since(now))
+                .min(TICK);
+            let first = match commands.recv_timeout(wait) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stop = false;
+            for cmd in first.into_iter().chain(commands.try_iter()) {
+                match cmd {
+                    ToPublisher::Work(items) => self.take_work(items),
+                    ToPublisher::Wake => {}
+                    ToPublisher::Stop => stop = true,
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => closing = true,
             }
-            while pending.len() < self.settings.batch_max_readings {
-                match events.try_recv() {
-                    Ok(ev) => pending.push(ev.into_entry()),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        closing = true;
-                        break;
-                    }
-                }
-            }
-            let window = Duration::from_millis(self.settings.commit_interval_ms);
-            // Write behind: after half the window (to batch), publish straight from memory and
-            // commit only what the broker has not acknowledged by the end of the window.
-            if self.settings.outbox_write_behind
-                && !closing
-                && !pending.is_empty()
-                && (oldest_pending.elapsed() >= window / 2
-                    || pending.len() >= self.settings.batch_max_readings)
-            {
-                self.publish_direct(&mut pending, oldest_pending + window);
-            }
-            let due = oldest_pending.elapsed() >= window;
-            if !pending.is_empty()
-                && (closing || due || pending.len() >= self.settings.batch_max_readings)
-            {
-                self.commit(&mut pending);
+            if stop {
+                break;
             }
             if last_reload.elapsed() >= Duration::from_secs(1) {
                 if let Err(e) = self.reload() {
@@ -192,92 +219,334 @@ impl Publisher {
                 }
                 last_reload = Instant::now();
             }
-            if closing {
-                break;
+            self.drive();
+        }
+        self.shutdown();
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for (id, s) in &self.sessions {
+            let wanted = s.wanted(id);
+            for t in s
+                .link
+                .next_wake()
+                .filter(|_| wanted)
+                .into_iter()
+                .chain(s.in_flight.iter().map(|f| f.deadline))
+            {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
-            self.publish_round(Instant::now() + Duration::from_millis(200));
+            if s.link.is_up() && !s.waiting.is_empty() {
+                // Rate limited: look again when a token has refilled.
+                let rate = f64::from(self.settings.max_messages_per_second.max(1));
+                let t = Instant::now() + Duration::from_secs_f64(1.0 / rate);
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
         }
-        self.commit(&mut pending);
-        self.publish_round(Instant::now() + FINAL_FLUSH);
-        self.refresh_outbox_status();
-        self.disconnect_all();
-        info!(
-            "publisher: stopped, {} reading(s) left in the outbox",
-            self.status.publisher().outbox_rows
-        );
+        next
     }
 
-    /// Write behind: publishes `pending` from memory when the outbox is empty and the broker
-    /// connected (so order is kept and an outage still goes through the outbox), waiting for
-    /// PUBACKs until `deadline`. What is acknowledged is dropped; the rest is committed now
-    /// (an unacknowledged message may still arrive: then its readings are sent twice, with the
-    /// same timestamps, as after any crash).
-    fn publish_direct(&mut self, pending: &mut Vec<NewEntry>, deadline: Instant) {
-        let publisher = self.status.publisher();
-        if !publisher.connected || publisher.outbox_rows > 0 || self.settings.mqtt_host.is_empty() {
-            return;
-        }
-        let entries: Vec<Entry> = pending
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Entry {
-                id: -(i as i64) - 1,
-                device: e.device.clone(),
-                ts_ms: e.ts_ms,
-                kind: e.kind,
-                payload: e.payload.clone(),
-            })
-            .collect();
-        self.direct_acked.clear();
-        self.direct_deadline = Some(deadline);
-        match self.settings.mode {
-            PublishMode::Gateway => self.publish_gateway(&entries, deadline),
-            PublishMode::Device => self.publish_devices(&entries, deadline),
-        };
-        self.direct_deadline = None;
-        let acked = std::mem::take(&mut self.direct_acked);
-        let mut index = 0i64;
-        pending.retain(|_| {
-            index += 1;
-            !acked.contains(&-index)
-        });
-        self.commit(pending);
-    }
-
-    /// The group commit. A failed commit (disk full) keeps the readings in memory and retries:
-    /// the meters block on the channel meanwhile rather than lose data.
-    fn commit(&mut self, pending: &mut Vec<NewEntry>) {
-        if pending.is_empty() {
-            return;
-        }
-        match self.store.outbox_insert(pending, &self.settings, now_ms()) {
-            Ok(out) => {
-                if out.dropped_full + out.dropped_age > 0 {
-                    warn!(
-                        "outbox bound reached: dropped {} reading(s) (full, policy {:?}) and {} (older than {} s)",
-                        out.dropped_full, self.settings.outbox_full_policy, out.dropped_age, self.settings.outbox_max_age_s
-                    );
-                    self.status
-                        .update_publisher(|p| p.dropped += out.dropped_full + out.dropped_age);
+    /// Sorts work into sessions (device mode: one per device token).
+    fn take_work(&mut self, items: Vec<WorkItem>) {
+        let mut parked = Vec::new();
+        for item in items {
+            let session = match self.settings.mode {
+                PublishMode::Gateway => {
+                    // Sent before the outbox thread learnt of a lost connection: give it back.
+                    if !self.sessions.get(&None).is_some_and(|s| s.link.is_up()) {
+                        parked.push((item.key, Outcome::Retry));
+                        continue;
+                    }
+                    None
                 }
-                pending.clear();
-                self.refresh_outbox_status();
+                PublishMode::Device => {
+                    let token = self
+                        .devices
+                        .get(&item.entry.device)
+                        .and_then(|d| d.token.clone());
+                    if token.is_none() {
+                        if self.warned_no_token.insert(item.entry.device.clone()) {
+                            warn!("meter {:?} has no access_token: its readings stay in the outbox (device mode)", item.entry.device);
+                        }
+                        parked.push((item.key, Outcome::Park));
+                        continue;
+                    }
+                    Some(item.entry.device.clone())
+                }
+            };
+            self.session(session).waiting.push_back(item);
+        }
+        self.answer(parked);
+    }
+
+    fn session(&mut self, id: Option<String>) -> &mut Session {
+        let settings = &self.settings;
+        let (client_id, token) = match &id {
+            None => (settings.client_id.clone(), settings.gateway_token.clone()),
+            Some(d) => (
+                format!("{}-{d}", settings.client_id),
+                self.devices.get(d).and_then(|i| i.token.clone()),
+            ),
+        };
+        let uri = super::tls::broker_uri(settings);
+        self.sessions.entry(id).or_insert_with(|| Session {
+            client_key: (uri, client_id),
+            link: Link::new(Instant::now()),
+            connecting: None,
+            announced: HashSet::new(),
+            waiting: VecDeque::new(),
+            in_flight: Vec::new(),
+            token,
+        })
+    }
+
+    fn answer(&self, list: Vec<(Key, Outcome)>) {
+        if !list.is_empty() {
+            let _ = self.answers.send(FromPublisher::Answers(list));
+        }
+    }
+
+    /// One pass over every session: connections, completions, publishing.
+    fn drive(&mut self) {
+        if self.settings.mqtt_host.is_empty() {
+            // Publishing switched off: hand everything back, take nothing.
+            self.set_connected(false);
+            let held = self.take_all_held();
+            self.answer(held);
+            return;
+        }
+        let ids: Vec<Option<String>> = self.sessions.keys().cloned().collect();
+        for id in ids {
+            self.drive_connection(&id);
+            self.poll_in_flight(&id);
+            self.publish_waiting(&id);
+        }
+        // Gateway mode: the gateway session is wanted even with no work, so that the outbox
+        // thread learns it may hand work over.
+        if self.settings.mode == PublishMode::Gateway && !self.sessions.contains_key(&None) {
+            self.session(None);
+            self.drive_connection(&None);
+        }
+        let up = match self.settings.mode {
+            PublishMode::Gateway => self.sessions.get(&None).is_some_and(|s| s.link.is_up()),
+            // Device mode: work is sorted per device, so a session is opened by its work.
+            PublishMode::Device => true,
+        };
+        self.set_connected(up);
+        let any_up = self.sessions.values().any(|s| s.link.is_up());
+        self.status.update_publisher(|p| p.connected = any_up);
+    }
+
+    fn set_connected(&mut self, up: bool) {
+        if up != self.reported_connected {
+            self.reported_connected = up;
+            let _ = self.answers.send(FromPublisher::Connected(up));
+        }
+    }
+
+    fn client(&mut self, key: &(String, String)) -> Result<mqtt::AsyncClient, String> {
+        if let Some(c) = self.clients.get(key) {
+            return Ok(c.clone());
+        }
+        let create = mqtt::CreateOptionsBuilder::new()
+            .server_uri(&key.0)
+            .client_id(&key.1)
+            // Our outbox is the persistence: Paho keeps nothing on disk.
+            .persistence(mqtt::PersistenceType::None)
+            .finalize();
+        let client = mqtt::AsyncClient::new(create).map_err(|e| e.to_string())?;
+        let waker = self.waker.clone();
+        client.set_connection_lost_callback(move |_| waker.wake_by_ref());
+        self.clients.insert(key.clone(), client.clone());
+        Ok(client)
+    }
+
+    fn drive_connection(&mut self, id: &Option<String>) {
+        let now = Instant::now();
+        let max = Duration::from_secs(self.settings.reconnect_max_s);
+        let Some(s) = self.sessions.get(id) else {
+            return;
+        };
+        let key = s.client_key.clone();
+        let wanted = s.wanted(id);
+        // Up: still connected?
+        if s.link.is_up() {
+            let alive = self.clients.get(&key).is_some_and(|c| c.is_connected());
+            if !alive {
+                warn!("publisher: connection to {} lost (readings are kept and sent again after reconnecting)", key.0);
+                self.session_lost(id, now);
+            }
+            return;
+        }
+        // Connecting: completed, failed, or overdue?
+        let overdue = s.link.attempt_overdue(now);
+        let s = self.sessions.get_mut(id).expect("looked up above");
+        if let Some(token) = s.connecting.as_mut() {
+            let mut cx = Context::from_waker(&self.waker);
+            let result = match Pin::new(token).poll(&mut cx) {
+                Poll::Ready(r) => Some(r.map(|_| ()).map_err(|e| e.to_string())),
+                Poll::Pending if overdue => Some(Err(format!(
+                    "no answer to CONNECT within {} s",
+                    super::link::CONNECT_DEADLINE.as_secs()
+                ))),
+                Poll::Pending => None,
+            };
+            match result {
+                None => {}
+                Some(Ok(())) => {
+                    s.connecting = None;
+                    let again = s.link.connected();
+                    s.announced.clear();
+                    info!("publisher: connected to {} as {:?}", key.0, key.1);
+                    self.status.update_publisher(|p| {
+                        p.connected = true;
+                        if again {
+                            p.reconnects += 1;
+                        }
+                    });
+                }
+                Some(Err(e)) => {
+                    s.connecting = None;
+                    let wait = s.link.failed(now, max);
+                    let e = super::tls::explain_failure(&self.settings, &e);
+                    warn!(
+                        "publisher: cannot connect to {}: {e} (retrying in {} s; readings are kept)",
+                        key.0,
+                        wait.as_secs()
+                    );
+                }
+            }
+            return;
+        }
+        if !(wanted && s.link.should_connect(now)) {
+            return;
+        }
+        let token = s.token.clone();
+        let attempt = self.client(&key).and_then(|client| {
+            let mut opts = mqtt::ConnectOptionsBuilder::new();
+            opts.keep_alive_interval(Duration::from_secs(30))
+                .clean_session(true)
+                .connect_timeout(Duration::from_secs(5));
+            if self.settings.mqtt_tls {
+                opts.ssl_options(super::tls::ssl_options(&self.settings)?);
+            }
+            if let Some(t) = &token {
+                opts.user_name(t);
+            }
+            Ok(client.connect(opts.finalize()))
+        });
+        let s = self.sessions.get_mut(id).expect("looked up above");
+        match attempt {
+            Ok(token) => {
+                s.link.connecting(now);
+                s.connecting = Some(token);
+                // Poll it once now so that its completion wakes this thread.
+                self.drive_connection(id);
             }
             Err(e) => {
-                error!(
-                    "outbox commit failed ({} reading(s) kept in memory, retrying): {e}",
-                    pending.len()
+                let wait = s.link.failed(now, max);
+                warn!(
+                    "publisher: cannot connect to {}: {e} (retrying in {} s; readings are kept)",
+                    key.0,
+                    wait.as_secs()
                 );
-                std::thread::sleep(Duration::from_millis(500));
             }
         }
     }
 
-    fn refresh_outbox_status(&self) {
-        if let Ok(s) = self.store.outbox_stats() {
-            self.status.update_publisher(|p| {
-                p.outbox_rows = s.rows;
-                p.oldest_unsent_ms = s.oldest_ts_ms;
+    /// The session's connection is gone: everything it held goes back as Retry.
+    fn session_lost(&mut self, id: &Option<String>, now: Instant) {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        s.link.lost(now);
+        s.announced.clear();
+        let mut back: Vec<(Key, Outcome)> = Vec::new();
+        for f in s.in_flight.drain(..) {
+            back.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
+        }
+        back.extend(s.waiting.drain(..).map(|w| (w.key, Outcome::Retry)));
+        let failed = back.len() as u64;
+        if failed > 0 {
+            self.status.update_publisher(|p| p.failed_publishes += 1);
+        }
+        self.answer(back);
+    }
+
+    fn poll_in_flight(&mut self, id: &Option<String>) {
+        let now = Instant::now();
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let mut cx = Context::from_waker(&self.waker);
+        let mut done: Vec<(Key, Outcome)> = Vec::new();
+        let mut acked: Vec<InFlight> = Vec::new();
+        let mut timed_out = false;
+        let mut failed: Option<String> = None;
+        let mut i = 0;
+        while i < s.in_flight.len() {
+            let f = &mut s.in_flight[i];
+            match Pin::new(&mut f.token).poll(&mut cx) {
+                Poll::Ready(Ok(_)) => {
+                    let f = s.in_flight.remove(i);
+                    done.extend(f.keys.iter().map(|k| (*k, Outcome::Acked)));
+                    acked.push(f);
+                }
+                Poll::Ready(Err(e)) => {
+                    let f = s.in_flight.remove(i);
+                    done.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
+                    failed = Some(e.to_string());
+                }
+                Poll::Pending if now >= f.deadline => {
+                    let f = s.in_flight.remove(i);
+                    done.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
+                    timed_out = true;
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        for f in &acked {
+            self.count_delivery(f);
+        }
+        self.answer(done);
+        if timed_out || failed.is_some() {
+            let why = failed.unwrap_or_else(|| {
+                format!("no PUBACK within {} s", ACK_TIMEOUT.as_secs())
+            });
+            warn!("publisher: publish failed ({why}); reconnecting, the readings are sent again");
+            self.status.update_publisher(|p| p.failed_publishes += 1);
+            // A session that lost PUBACKs is not trusted: start a fresh one.
+            if let Some(key) = self.sessions.get(id).map(|s| s.client_key.clone()) {
+                if let Some(c) = self.clients.get(&key) {
+                    drop(c.disconnect(None));
+                }
+            }
+            self.session_lost(id, now);
+        }
+    }
+
+    fn count_delivery(&self, f: &InFlight) {
+        let n: u64 = if f.telemetry {
+            f.per_device.iter().map(|(_, n)| n).sum()
+        } else {
+            0
+        };
+        self.status.update_publisher(|p| {
+            p.published_messages += 1;
+            p.published_readings += n;
+            p.mqtt_bytes += f.bytes;
+        });
+        let total: u64 = f.per_device.iter().map(|(_, n)| n).sum();
+        for (d, n) in &f.per_device {
+            let share = f.bytes * n / total.max(1);
+            // Never creates an entry: a meter removed meanwhile stays removed.
+            self.status.update_existing_meter(d, |m| {
+                if f.telemetry {
+                    m.published += n;
+                }
+                m.mqtt_messages += 1;
+                m.mqtt_bytes += share;
             });
         }
     }
@@ -296,285 +565,207 @@ impl Publisher {
         }
     }
 
-    /// Publishes outbox entries until `deadline`, the outbox is empty, the rate limit is
-    /// reached, or the broker fails.
-    fn publish_round(&mut self, deadline: Instant) {
-        let disabled = self.settings.mqtt_host.is_empty();
-        self.status
-            .publishing_disabled
-            .store(disabled, std::sync::atomic::Ordering::Relaxed);
-        if disabled {
+    fn publish_waiting(&mut self, id: &Option<String>) {
+        let Some(s) = self.sessions.get(id) else {
+            return;
+        };
+        if !s.link.is_up() || s.waiting.is_empty() {
             return;
         }
-        while Instant::now() < deadline {
-            let entries = match self.store.outbox_oldest(0, OUTBOX_PAGE) {
-                Ok(e) if !e.is_empty() => e,
-                Ok(_) => return,
-                Err(e) => {
-                    error!("publisher: reading the outbox: {e}");
-                    return;
-                }
-            };
-            let progressed = match self.settings.mode {
-                PublishMode::Gateway => self.publish_gateway(&entries, deadline),
-                PublishMode::Device => self.publish_devices(&entries, deadline),
-            };
-            self.refresh_outbox_status();
-            if !progressed {
-                return;
-            }
-        }
-    }
-
-    fn publish_gateway(&mut self, entries: &[Entry], deadline: Instant) -> bool {
-        let settings = self.settings.clone();
-        let Some(client) = connect(
-            &mut self.gateway,
-            &settings,
-            &settings.client_id,
-            settings.gateway_token.as_deref(),
-            &self.status,
-        ) else {
-            return false;
+        let Some(client) = self.clients.get(&s.client_key).cloned() else {
+            return;
         };
-        let device_of: HashMap<i64, &str> =
-            entries.iter().map(|e| (e.id, e.device.as_str())).collect();
-        let mut progressed = false;
-        for msg in thingsboard::gateway_messages(entries, settings.max_payload_bytes) {
-            if Instant::now() >= deadline || !self.take_token() {
+        // Entries with their position in `waiting` as id.
+        let entries: Vec<Entry> = s
+            .waiting
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Entry {
+                id: i as i64,
+                device: w.entry.device.clone(),
+                ts_ms: w.entry.ts_ms,
+                kind: w.entry.kind,
+                payload: w.entry.payload.clone(),
+            })
+            .collect();
+        let max = self.settings.max_payload_bytes;
+        let messages = match id {
+            None => thingsboard::gateway_messages(&entries, max),
+            Some(d) => thingsboard::device_messages(d, &entries, max),
+        };
+        let mut sent: HashSet<usize> = HashSet::new();
+        let mut failure = None;
+        for msg in messages {
+            if !self.take_token() {
                 break;
             }
-            let devices: HashSet<&str> = msg
-                .entry_ids
-                .iter()
-                .filter_map(|id| device_of.get(id).copied())
-                .collect();
-            for d in devices {
-                if !self.gateway.announced.contains(d) {
-                    let device_type = self
-                        .devices
-                        .get(d)
-                        .map_or("electricity-meter", |i| i.device_type.as_str());
-                    let connect_msg = mqtt::Message::new(
-                        thingsboard::GATEWAY_CONNECT,
-                        thingsboard::gateway_connect(d, device_type),
-                        1,
-                    );
-                    match self.deliver(&client, connect_msg) {
-                        Delivery::Acked => {}
-                        Delivery::Late => return progressed,
-                        Delivery::Failed => {
-                            self.gateway.client = None;
-                            return progressed;
-                        }
-                    }
-                    self.gateway.announced.insert(d.to_string());
+            if id.is_none() {
+                if let Err(e) = self.announce(&client, &msg, &entries) {
+                    failure = Some(e);
+                    break;
                 }
             }
-            match self.send(&client, &msg, &device_of) {
-                Delivery::Acked => progressed = true,
-                Delivery::Late => return progressed,
-                Delivery::Failed => {
-                    self.gateway.client = None;
-                    return progressed;
+            match self.publish(&client, id, &msg, &entries) {
+                Ok(()) => sent.extend(msg.entry_ids.iter().map(|i| *i as usize)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
                 }
             }
         }
-        progressed
+        let s = self.sessions.get_mut(id).expect("looked up above");
+        let mut i = 0;
+        s.waiting.retain(|_| {
+            i += 1;
+            !sent.contains(&(i - 1))
+        });
+        if let Some(e) = failure {
+            warn!("publisher: publish refused by the MQTT library ({e}); reconnecting");
+            self.session_lost(id, Instant::now());
+        }
     }
 
-    fn publish_devices(&mut self, entries: &[Entry], deadline: Instant) -> bool {
-        let settings = self.settings.clone();
-        let mut by_device: Vec<(String, Vec<Entry>)> = Vec::new();
-        for e in entries {
-            match by_device.iter_mut().find(|(d, _)| *d == e.device) {
-                Some((_, v)) => v.push(e.clone()),
-                None => by_device.push((e.device.clone(), vec![e.clone()])),
-            }
-        }
-        let device_of: HashMap<i64, &str> =
-            entries.iter().map(|e| (e.id, e.device.as_str())).collect();
-        let mut progressed = false;
-        for (device, list) in by_device {
-            let Some(token) = self.devices.get(&device).and_then(|i| i.token.clone()) else {
-                if self.warned_no_token.insert(device.clone()) {
-                    warn!("meter {device:?} has no access_token: its readings stay in the outbox (device mode)");
-                }
-                continue;
-            };
-            let session = self
-                .per_device
-                .entry(device.clone())
-                .or_insert_with(Session::new);
-            let client_id = format!("{}-{device}", settings.client_id);
-            let Some(client) = connect(session, &settings, &client_id, Some(&token), &self.status)
-            else {
-                continue;
-            };
-            for msg in thingsboard::device_messages(&device, &list, settings.max_payload_bytes) {
-                if Instant::now() >= deadline || !self.take_token() {
-                    return progressed;
-                }
-                match self.send(&client, &msg, &device_of) {
-                    Delivery::Acked => progressed = true,
-                    Delivery::Late => break,
-                    Delivery::Failed => {
-                        if let Some(s) = self.per_device.get_mut(&device) {
-                            s.client = None;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        progressed
-    }
-
-    /// Publishes one message and, on PUBACK, deletes its entries (or, written behind, notes
-    /// them as acknowledged).
-    fn send(
+    /// Gateway mode: v1/gateway/connect before a device's first message in this session
+    /// (QoS 1 in the same session: ThingsBoard receives it first).
+    fn announce(
         &mut self,
         client: &mqtt::AsyncClient,
         msg: &Message,
-        device_of: &HashMap<i64, &str>,
-    ) -> Delivery {
-        let m = mqtt::Message::new(msg.topic, msg.payload.clone(), 1);
-        match self.deliver(client, m) {
-            Delivery::Acked => {}
-            other => return other,
+        entries: &[Entry],
+    ) -> Result<(), String> {
+        let devices: HashSet<&str> = msg
+            .entry_ids
+            .iter()
+            .map(|i| entries[*i as usize].device.as_str())
+            .collect();
+        for d in devices {
+            let s = self.sessions.get(&None).expect("gateway session");
+            if s.announced.contains(d) {
+                continue;
+            }
+            let device_type = self
+                .devices
+                .get(d)
+                .map_or("electricity-meter", |i| i.device_type.as_str());
+            let m = mqtt::Message::new(
+                thingsboard::GATEWAY_CONNECT,
+                thingsboard::gateway_connect(d, device_type),
+                1,
+            );
+            client.try_publish(m).map_err(|e| e.to_string())?;
+            self.sessions
+                .get_mut(&None)
+                .expect("gateway session")
+                .announced
+                .insert(d.to_string());
         }
-        if self.direct_deadline.is_some() {
-            self.direct_acked.extend(msg.entry_ids.iter().copied());
-        } else if let Err(e) = self.store.outbox_delete(&msg.entry_ids) {
-            // Published but still stored: it will be sent again, which is safe.
-            error!("publisher: deleting acknowledged entries: {e}");
+        Ok(())
+    }
+
+    fn publish(
+        &mut self,
+        client: &mqtt::AsyncClient,
+        id: &Option<String>,
+        msg: &Message,
+        entries: &[Entry],
+    ) -> Result<(), String> {
+        let m = mqtt::Message::new(msg.topic, msg.payload.as_bytes(), 1);
+        let mut token = client.try_publish(m).map_err(|e| e.to_string())?;
+        // Register the waker now: the PUBACK wakes this thread.
+        let mut cx = Context::from_waker(&self.waker);
+        let ready = Pin::new(&mut token).poll(&mut cx);
+        let s = self.sessions.get_mut(id).expect("publishing on it");
+        let keys: Vec<Key> = msg
+            .entry_ids
+            .iter()
+            .map(|i| s.waiting[*i as usize].key)
+            .collect();
+        let mut per_device: Vec<(String, u64)> = Vec::new();
+        for i in &msg.entry_ids {
+            let d = &entries[*i as usize].device;
+            match per_device.iter_mut().find(|(x, _)| x == d) {
+                Some((_, n)) => *n += 1,
+                None => per_device.push((d.clone(), 1)),
+            }
         }
-        let telemetry = msg.topic.ends_with("telemetry");
-        let mut per_device: HashMap<&str, u64> = HashMap::new();
-        if telemetry {
-            for id in &msg.entry_ids {
-                if let Some(d) = device_of.get(id) {
-                    *per_device.entry(d).or_default() += 1;
+        let f = InFlight {
+            token,
+            keys,
+            deadline: Instant::now() + ACK_TIMEOUT,
+            per_device,
+            telemetry: msg.topic.ends_with("telemetry"),
+            bytes: msg.payload.len() as u64,
+        };
+        if let Poll::Ready(r) = ready {
+            // Completed already (rare): answer on the next poll pass via a fresh wake.
+            let _ = r;
+            self.waker.wake_by_ref();
+        }
+        s.in_flight.push(f);
+        Ok(())
+    }
+
+    /// Everything every session holds, as Retry.
+    fn take_all_held(&mut self) -> Vec<(Key, Outcome)> {
+        let mut back = Vec::new();
+        for s in self.sessions.values_mut() {
+            for f in s.in_flight.drain(..) {
+                back.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
+            }
+            back.extend(s.waiting.drain(..).map(|w| (w.key, Outcome::Retry)));
+        }
+        back
+    }
+
+    /// Broker settings changed: every session starts over (their clients stay allocated).
+    fn close_sessions(&mut self) {
+        for s in self.sessions.values() {
+            if s.link.is_up() {
+                if let Some(c) = self.clients.get(&s.client_key) {
+                    drop(c.disconnect(None));
                 }
             }
         }
-        let n = if telemetry {
-            msg.entry_ids.len() as u64
-        } else {
-            0
-        };
-        self.status.update_publisher(|p| {
-            p.published_messages += 1;
-            p.published_readings += n;
-            p.mqtt_bytes += msg.payload.len() as u64;
-        });
-        let total: u64 = per_device.values().sum();
-        for (d, n) in per_device {
-            let share = msg.payload.len() as u64 * n / total.max(1);
-            self.status.update_meter(d, |m| {
-                m.published += n;
-                m.mqtt_messages += 1;
-                m.mqtt_bytes += share;
-            });
-        }
-        Delivery::Acked
+        let held = self.take_all_held();
+        self.sessions.clear();
+        self.set_connected(false);
+        self.answer(held);
+        self.status.update_publisher(|p| p.connected = false);
     }
 
-    /// Publishes with QoS 1 and waits for the PUBACK (written behind: until the deadline).
-    fn deliver(&mut self, client: &mqtt::AsyncClient, msg: mqtt::Message) -> Delivery {
-        let wait = match self.direct_deadline {
-            Some(d) => d
-                .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(20), ACK_TIMEOUT),
-            None => ACK_TIMEOUT,
-        };
-        match client.publish(msg).wait_for(wait) {
-            Ok(_) => Delivery::Acked,
-            Err(mqtt::Error::Timeout) if self.direct_deadline.is_some() => Delivery::Late,
-            Err(e) => {
-                warn!("publisher: publish failed, will retry after reconnecting: {e}");
-                self.status.update_publisher(|p| {
-                    p.failed_publishes += 1;
-                    p.connected = false;
-                });
-                Delivery::Failed
+    /// Stop: wait briefly for outstanding PUBACKs, then disconnect, within about a second.
+    fn shutdown(mut self) {
+        let until = Instant::now() + Duration::from_millis(800);
+        while Instant::now() < until && self.sessions.values().any(|s| !s.in_flight.is_empty()) {
+            let ids: Vec<Option<String>> = self.sessions.keys().cloned().collect();
+            for id in &ids {
+                self.poll_in_flight(id);
             }
+            std::thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    fn disconnect_all(&mut self) {
-        for s in std::iter::once(&mut self.gateway).chain(self.per_device.values_mut()) {
-            if let Some(c) = s.client.take() {
-                let _ = c.disconnect(None).wait_for(Duration::from_secs(2));
-            }
-            s.announced.clear();
+        let held = self.take_all_held();
+        self.answer(held);
+        let tokens: Vec<mqtt::Token> = self
+            .sessions
+            .values()
+            .filter(|s| s.link.is_up())
+            .filter_map(|s| self.clients.get(&s.client_key))
+            .map(|c| c.disconnect(None))
+            .collect();
+        for t in tokens {
+            let _ = t.wait_for(Duration::from_millis(300));
         }
         self.status.update_publisher(|p| p.connected = false);
+        info!("publisher: stopped");
+        // The clients are dropped with the process, never here (see the module doc).
+        std::mem::forget(self.clients);
     }
 }
 
-/// The connected client of `session`, connecting (with backoff) when needed.
-fn connect(
-    session: &mut Session,
-    settings: &BridgeSettings,
-    client_id: &str,
-    token: Option<&str>,
-    status: &Status,
-) -> Option<mqtt::AsyncClient> {
-    if let Some(c) = &session.client {
-        if c.is_connected() {
-            return Some(c.clone());
-        }
-        session.client = None;
-        session.announced.clear();
-    }
-    if Instant::now() < session.retry_at {
-        return None;
-    }
-    let uri = super::tls::broker_uri(settings);
-    let create = mqtt::CreateOptionsBuilder::new()
-        .server_uri(&uri)
-        .client_id(client_id)
-        // Our outbox is the persistence: Paho keeps nothing on disk.
-        .persistence(mqtt::PersistenceType::None)
-        .finalize();
-    let result = mqtt::AsyncClient::new(create)
-        .map_err(|e| e.to_string())
-        .and_then(|client| {
-            let mut opts = mqtt::ConnectOptionsBuilder::new();
-            opts.keep_alive_interval(Duration::from_secs(30))
-                .clean_session(true)
-                .connect_timeout(Duration::from_secs(5));
-            if settings.mqtt_tls {
-                opts.ssl_options(super::tls::ssl_options(settings)?);
-            }
-            if let Some(t) = token {
-                opts.user_name(t);
-            }
-            client
-                .connect(opts.finalize())
-                .wait_for(Duration::from_secs(10))
-                .map(|_| client)
-                .map_err(|e| super::tls::explain_failure(settings, &e.to_string()))
-        });
-    match result {
-        Ok(client) => {
-            info!("publisher: connected to {uri} as {client_id:?}");
-            session.failures = 0;
-            session.client = Some(client.clone());
-            status.update_publisher(|p| {
-                p.connected = true;
-                p.reconnects += 1;
-            });
-            Some(client)
-        }
-        Err(e) => {
-            session.failures += 1;
-            let wait = Duration::from_secs(1 << session.failures.min(5));
-            session.retry_at = Instant::now() + wait;
-            warn!("publisher: cannot connect to {uri}: {e} (retrying in {} s; readings are kept in the outbox)", wait.as_secs());
-            status.update_publisher(|p| p.connected = false);
-            None
-        }
+impl Session {
+    /// Whether this session should be connected: the gateway session always is (so that the
+    /// outbox thread learns it may hand work over); a device session while it has work.
+    fn wanted(&self, id: &Option<String>) -> bool {
+        id.is_none() || !self.waiting.is_empty() || !self.in_flight.is_empty()
     }
 }

@@ -61,8 +61,16 @@ pub struct PublisherStatus {
     pub connected: bool,
     /// "gateway" or "device".
     pub mode: &'static str,
+    /// Readings committed to the outbox and not yet acknowledged.
     pub outbox_rows: u64,
+    /// Readings accepted and held in memory (write-behind, or waiting for a commit).
+    pub in_memory: u64,
+    /// The reading time of the oldest reading not acknowledged, in memory or in the outbox.
     pub oldest_unsent_ms: Option<i64>,
+    /// Set while outbox commits fail (disk full, I/O error): the error.
+    pub commit_error: Option<String>,
+    /// The publisher thread's last pass (it passes at least every 0.5 s unless stuck).
+    pub heartbeat: Option<std::time::Instant>,
     pub published_messages: u64,
     pub published_readings: u64,
     pub failed_publishes: u64,
@@ -101,6 +109,15 @@ impl Status {
         f(&mut self.publisher.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Updates a meter's entry only if it exists: what arrives after a meter was removed
+    /// (a late PUBACK) must not bring it back.
+    pub fn update_existing_meter(&self, name: &str, f: impl FnOnce(&mut MeterStatus)) {
+        let mut m = self.meters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = m.get_mut(name) {
+            f(entry);
+        }
+    }
+
     pub fn remove_meter(&self, name: &str) {
         self.meters
             .lock()
@@ -126,13 +143,14 @@ impl Status {
     pub fn report_lines(&self) -> Vec<String> {
         let p = self.publisher();
         let mut lines = vec![format!(
-            "publisher: {} outbox={} published={} failed={} reconnects={} dropped={}",
+            "publisher: {} outbox={} memory={} published={} failed={} reconnects={} dropped={}",
             if p.connected {
                 "connected"
             } else {
                 "disconnected"
             },
             p.outbox_rows,
+            p.in_memory,
             p.published_readings,
             p.failed_publishes,
             p.reconnects,

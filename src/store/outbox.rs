@@ -42,9 +42,11 @@ pub struct Entry {
     pub payload: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InsertOutcome {
     pub inserted: usize,
+    /// The row id of each entry given, in order (None: refused by the drop-newest bound).
+    pub ids: Vec<Option<i64>>,
     /// Refused (drop-newest) or evicted (drop-oldest) because the outbox was full.
     pub dropped_full: u64,
     /// Evicted for being older than the age bound.
@@ -65,7 +67,7 @@ impl Store {
         limits: &BridgeSettings,
         now_ms: i64,
     ) -> Result<InsertOutcome> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = InsertOutcome::default();
         let rows: u64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
         let room = limits.outbox_max_rows.saturating_sub(rows) as usize;
@@ -80,8 +82,10 @@ impl Store {
             )?;
             for e in &entries[..accepted] {
                 stmt.execute(params![e.device, e.ts_ms, e.kind.as_str(), e.payload])?;
+                out.ids.push(Some(tx.last_insert_rowid()));
             }
         }
+        out.ids.resize(entries.len(), None);
         out.inserted = accepted;
         if limits.outbox_full_policy == FullPolicy::DropOldest {
             let excess = (rows + accepted as u64).saturating_sub(limits.outbox_max_rows);
@@ -132,17 +136,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Deletes acknowledged entries, in one transaction.
-    pub fn outbox_delete(&mut self, ids: &[i64]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+    /// Deletes acknowledged entries, in one transaction; returns how many rows went.
+    pub fn outbox_delete(&mut self, ids: &[i64]) -> Result<u64> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut deleted = 0;
         {
             let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
             for id in ids {
-                stmt.execute([id])?;
+                deleted += stmt.execute([id])? as u64;
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(deleted)
     }
 
     pub fn outbox_stats(&self) -> Result<OutboxStats> {

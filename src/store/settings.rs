@@ -51,6 +51,10 @@ pub struct BridgeSettings {
     /// Write behind: readings the broker acknowledges within the commit interval are never
     /// written to disk (SD card wear); the rest are committed as usual.
     pub outbox_write_behind: bool,
+    /// The longest wait between two connect attempts (the backoff doubles up to it).
+    pub reconnect_max_s: u64,
+    /// /healthz fails when the oldest unacknowledged reading is older than this.
+    pub health_max_unsent_age_s: u64,
     pub status_interval_s: u64,
     /// Status page address; empty disables it.
     pub http_bind: String,
@@ -80,6 +84,8 @@ impl Default for BridgeSettings {
             outbox_max_age_s: 30 * 86_400,
             outbox_full_policy: FullPolicy::DropOldest,
             outbox_write_behind: true,
+            reconnect_max_s: 30,
+            health_max_unsent_age_s: 120,
             status_interval_s: 60,
             http_bind: "127.0.0.1:8080".into(),
             api_token: None,
@@ -139,8 +145,24 @@ pub const KEYS: &[(&str, &str)] = &[
         "true (default): readings acknowledged within outbox.commit_interval_ms are not written to disk; false: every reading is committed before it is published",
     ),
     (
+        "mqtt.reconnect_max_s",
+        "longest wait between broker connect attempts in seconds (the wait doubles from 1 s up to it; default 30)",
+    ),
+    (
+        "health.max_unsent_age_s",
+        "/healthz answers 503 when the oldest reading not yet acknowledged by the broker is older than this (default 120)",
+    ),
+    (
         "log.status_interval_s",
         "seconds between per-meter status lines",
+    ),
+    (
+        "http.bind",
+        "address of the status page and API (ADDRESS:PORT; empty: no status page)",
+    ),
+    (
+        "http.api_token",
+        "bearer token of the meter API (secret, at least 16 characters; empty: API off)",
     ),
 ];
 
@@ -206,6 +228,8 @@ impl BridgeSettings {
                 }
             }
             "outbox.write_behind" => self.outbox_write_behind = boolean(key, v)?,
+            "mqtt.reconnect_max_s" => self.reconnect_max_s = parse(key, v)?,
+            "health.max_unsent_age_s" => self.health_max_unsent_age_s = parse(key, v)?,
             "log.status_interval_s" => self.status_interval_s = parse(key, v)?,
             "http.bind" => {
                 let v = v.trim();
@@ -245,6 +269,15 @@ impl BridgeSettings {
         }
         if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {
             return bad("outbox.commit_interval_ms must be 1..60000");
+        }
+        if self.mqtt_port == 0 {
+            return bad("mqtt.port must be 1..65535");
+        }
+        if !(1..=3600).contains(&self.reconnect_max_s) {
+            return bad("mqtt.reconnect_max_s must be 1..3600");
+        }
+        if self.health_max_unsent_age_s == 0 {
+            return bad("health.max_unsent_age_s must be positive");
         }
         if self.outbox_max_rows == 0 || self.outbox_max_age_s == 0 || self.status_interval_s == 0 {
             return bad("outbox bounds and the status interval must be positive");
@@ -321,6 +354,11 @@ impl BridgeSettings {
                 .into(),
             ),
             ("outbox.write_behind", self.outbox_write_behind.to_string()),
+            ("mqtt.reconnect_max_s", self.reconnect_max_s.to_string()),
+            (
+                "health.max_unsent_age_s",
+                self.health_max_unsent_age_s.to_string(),
+            ),
             ("log.status_interval_s", self.status_interval_s.to_string()),
             ("http.bind", self.http_bind.clone()),
             (

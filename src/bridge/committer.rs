@@ -1,0 +1,301 @@
+//! The outbox thread: the single writer of the SQLite outbox, and the only place a reading is
+//! *accepted*. It takes readings from the meters' channel, commits them in groups, deletes what
+//! the broker acknowledged, and hands work to the publisher thread. It never calls the MQTT
+//! library, so a broker that hangs, refuses or disappears cannot delay a commit: the loss window
+//! on a crash is `outbox.commit_interval_ms`, whatever the network does.
+//!
+//! The decisions are [`Queue`]'s (pure, unit-tested); this file is the I/O around them.
+
+use super::event::{now_ms, Event};
+use super::publisher::{FromPublisher, ToPublisher};
+use super::queue::{Limits, Queue};
+use super::status::Status;
+use crate::store::settings::BridgeSettings;
+use crate::store::Store;
+use crossbeam_channel::{never, select, Receiver, Sender};
+use log::{error, info, warn};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a stopping bridge keeps handing the backlog to a connected publisher.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
+/// Longest sleep of the loop (settings reload, status refresh).
+const TICK: Duration = Duration::from_millis(500);
+
+pub struct Committer {
+    store: Store,
+    settings: BridgeSettings,
+    revision: i64,
+    status: Arc<Status>,
+    queue: Queue,
+    connected: bool,
+    to_publisher: Sender<ToPublisher>,
+    last_error_logged: Option<Instant>,
+}
+
+fn limits(s: &BridgeSettings) -> Limits {
+    Limits {
+        commit_interval: Duration::from_millis(s.commit_interval_ms),
+        batch_max: s.batch_max_readings,
+        write_behind: s.outbox_write_behind,
+        max_outstanding: s.batch_max_readings.clamp(1, 2000),
+    }
+}
+
+impl Committer {
+    pub fn new(
+        store: Store,
+        status: Arc<Status>,
+        to_publisher: Sender<ToPublisher>,
+    ) -> crate::store::Result<Committer> {
+        let stats = store.outbox_stats()?;
+        let c = Committer {
+            settings: store.settings()?,
+            revision: store.config_revision()?,
+            store,
+            status,
+            queue: Queue::new(stats.rows, stats.oldest_ts_ms),
+            connected: false,
+            to_publisher,
+            last_error_logged: None,
+        };
+        c.publish_status();
+        Ok(c)
+    }
+
+    pub fn run(mut self, events: Receiver<Event>, answers: Receiver<FromPublisher>) {
+        let mut last_tick = Instant::now();
+        let mut closing_since: Option<Instant> = None;
+        loop {
+            let l = limits(&self.settings);
+            let now = Instant::now();
+            let wake = self
+                .queue
+                .next_commit_at(&l)
+                .map_or(TICK, |t| t.saturating_duration_since(now))
+                .min(TICK);
+            let readings = if closing_since.is_none() && self.queue.has_room(&l) {
+                &events
+            } else {
+                &never()
+            };
+            select! {
+                recv(readings) -> ev => match ev {
+                    Ok(ev) => self.queue.accept(ev.into_entry(), Instant::now()),
+                    Err(_) => closing_since = Some(Instant::now()),
+                },
+                recv(answers) -> a => match a {
+                    Ok(a) => self.take_answer(a),
+                    // The publisher is gone: nothing will be acknowledged any more.
+                    Err(_) => {
+                        if closing_since.is_none() {
+                            error!("outbox: the publisher thread ended; readings are kept in the outbox");
+                        }
+                        self.connected = false;
+                        self.queue.publisher_reset();
+                    }
+                },
+                default(wake) => {}
+            }
+            // Take what else is waiting without blocking, up to a batch.
+            while closing_since.is_none() && self.queue.has_room(&l) {
+                match events.try_recv() {
+                    Ok(ev) => self.queue.accept(ev.into_entry(), Instant::now()),
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        closing_since = Some(Instant::now());
+                        break;
+                    }
+                }
+            }
+            while let Ok(a) = answers.try_recv() {
+                self.take_answer(a);
+            }
+            if last_tick.elapsed() >= TICK {
+                self.reload();
+                last_tick = Instant::now();
+            }
+            let now = Instant::now();
+            if self.queue.commit_due(now, &l) {
+                self.commit(now);
+            }
+            self.delete_acknowledged();
+            self.hand_out_work(&l);
+            self.publish_status();
+            if let Some(since) = closing_since {
+                // Stopping: everything in memory goes to disk now; then the publisher gets a
+                // short while to drain, only if it is connected.
+                if self.queue.in_memory() > 0 && self.queue.commit_due(now, &Limits { commit_interval: Duration::ZERO, ..l }) {
+                    self.commit(now);
+                }
+                let drained = self.queue.rows == 0 && self.queue.in_memory() == 0;
+                if drained || !self.connected || since.elapsed() >= FINAL_FLUSH {
+                    if self.queue.in_memory() > 0 {
+                        // Last chance (the retry backoff no longer applies).
+                        self.commit(Instant::now() + Duration::from_secs(3600));
+                    }
+                    self.delete_acknowledged();
+                    break;
+                }
+            }
+        }
+        let _ = self.to_publisher.send(ToPublisher::Stop);
+        if let Ok(s) = self.store.outbox_stats() {
+            self.queue.rows = s.rows;
+            self.queue.oldest_row_ts_ms = s.oldest_ts_ms;
+        }
+        self.publish_status();
+        info!(
+            "outbox: stopped, {} reading(s) kept in the outbox{}",
+            self.queue.rows,
+            if self.queue.in_memory() > 0 {
+                format!(
+                    ", {} LOST (the outbox could not be written)",
+                    self.queue.in_memory()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+
+    fn take_answer(&mut self, a: FromPublisher) {
+        match a {
+            FromPublisher::Answers(list) => {
+                for (key, outcome) in list {
+                    self.queue.answered(key, outcome);
+                }
+            }
+            FromPublisher::Connected(up) => {
+                self.connected = up;
+                if !up {
+                    // The publisher returned (as Retry) whatever it held.
+                    self.queue.publisher_reset();
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        match self.store.config_revision() {
+            Ok(r) if r != self.revision => match self.store.settings() {
+                Ok(s) => {
+                    self.settings = s;
+                    self.revision = r;
+                    self.queue.unpark();
+                }
+                Err(e) => warn!("outbox: reading settings: {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => warn!("outbox: reading configuration: {e}"),
+        }
+        // The count and the oldest row, as the store sees them (cheap next to a commit).
+        if let Ok(s) = self.store.outbox_stats() {
+            self.queue.oldest_row_ts_ms = s.oldest_ts_ms;
+            self.queue.rows = s.rows;
+        }
+    }
+
+    fn commit(&mut self, now: Instant) {
+        let batch = self.queue.commit_batch();
+        match self.store.outbox_insert(&batch, &self.settings, now_ms()) {
+            Ok(out) => {
+                if out.dropped_full + out.dropped_age > 0 {
+                    warn!(
+                        "outbox bound reached: dropped {} reading(s) (full, policy {:?}) and {} (older than {} s)",
+                        out.dropped_full, self.settings.outbox_full_policy, out.dropped_age, self.settings.outbox_max_age_s
+                    );
+                    self.status
+                        .update_publisher(|p| p.dropped += out.dropped_full + out.dropped_age);
+                }
+                let was_failing = self.queue.commit_failing();
+                self.queue.committed(&out.ids);
+                if self.queue.oldest_row_ts_ms.is_none() {
+                    self.queue.oldest_row_ts_ms = batch.iter().map(|e| e.ts_ms).min();
+                }
+                if out.dropped_full + out.dropped_age > 0 {
+                    if let Ok(s) = self.store.outbox_stats() {
+                        self.queue.rows = s.rows;
+                        self.queue.oldest_row_ts_ms = s.oldest_ts_ms;
+                    }
+                }
+                if was_failing {
+                    info!("outbox: commits work again ({} reading(s) committed)", batch.len());
+                    self.status.update_publisher(|p| p.commit_error = None);
+                }
+            }
+            Err(e) => {
+                self.queue.commit_failed(now);
+                // Once per 30 s: a full disk must not fill the log too.
+                if self
+                    .last_error_logged
+                    .map_or(true, |t| t.elapsed() >= Duration::from_secs(30))
+                {
+                    error!(
+                        "outbox commit failed ({} reading(s) kept in memory, retrying; published from memory while connected): {e}",
+                        batch.len()
+                    );
+                    self.last_error_logged = Some(Instant::now());
+                }
+                let msg = e.to_string();
+                self.status.update_publisher(|p| p.commit_error = Some(msg));
+            }
+        }
+    }
+
+    fn delete_acknowledged(&mut self) {
+        if self.queue.deletes().is_empty() {
+            return;
+        }
+        let ids = self.queue.deletes().to_vec();
+        match self.store.outbox_delete(&ids) {
+            Ok(n) => self.queue.deleted(n),
+            // Kept as acknowledged (never offered again) and retried on the next loop.
+            Err(e) => warn!("outbox: deleting {} acknowledged reading(s): {e}", ids.len()),
+        }
+    }
+
+    fn hand_out_work(&mut self, l: &Limits) {
+        if !self.connected {
+            return;
+        }
+        if let Some(n) = self.queue.rows_wanted(l) {
+            match self.store.outbox_oldest(0, n) {
+                Ok(rows) => {
+                    let work = self.queue.offer_rows(rows, l);
+                    self.send(work);
+                }
+                Err(e) => warn!("outbox: reading the oldest readings: {e}"),
+            }
+        }
+        let work = self.queue.offer_memory(l, self.connected);
+        self.send(work);
+    }
+
+    fn send(&mut self, work: Vec<super::queue::WorkItem>) {
+        if work.is_empty() {
+            return;
+        }
+        if self.to_publisher.send(ToPublisher::Work(work)).is_err() {
+            self.connected = false;
+            self.queue.publisher_reset();
+        }
+    }
+
+    fn publish_status(&self) {
+        let (rows, memory, oldest, failing) = (
+            self.queue.rows,
+            self.queue.in_memory() as u64,
+            self.queue.oldest_unsent_ts_ms(),
+            self.queue.commit_failing(),
+        );
+        self.status.update_publisher(|p| {
+            p.outbox_rows = rows;
+            p.in_memory = memory;
+            p.oldest_unsent_ms = oldest;
+            if !failing {
+                p.commit_error = None;
+            }
+        });
+    }
+}
