@@ -49,8 +49,13 @@ impl Committer {
         to_publisher: Sender<ToPublisher>,
     ) -> crate::store::Result<Committer> {
         let stats = store.outbox_stats()?;
+        let settings = store.settings()?;
+        status.max_unsent_age_s.store(
+            settings.health_max_unsent_age_s,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let c = Committer {
-            settings: store.settings()?,
+            settings,
             revision: store.config_revision()?,
             store,
             status,
@@ -125,7 +130,15 @@ impl Committer {
             if let Some(since) = closing_since {
                 // Stopping: everything in memory goes to disk now; then the publisher gets a
                 // short while to drain, only if it is connected.
-                if self.queue.in_memory() > 0 && self.queue.commit_due(now, &Limits { commit_interval: Duration::ZERO, ..l }) {
+                if self.queue.in_memory() > 0
+                    && self.queue.commit_due(
+                        now,
+                        &Limits {
+                            commit_interval: Duration::ZERO,
+                            ..l
+                        },
+                    )
+                {
                     self.commit(now);
                 }
                 let drained = self.queue.rows == 0 && self.queue.in_memory() == 0;
@@ -180,6 +193,10 @@ impl Committer {
         match self.store.config_revision() {
             Ok(r) if r != self.revision => match self.store.settings() {
                 Ok(s) => {
+                    self.status.max_unsent_age_s.store(
+                        s.health_max_unsent_age_s,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     self.settings = s;
                     self.revision = r;
                     self.queue.unpark();
@@ -220,7 +237,10 @@ impl Committer {
                     }
                 }
                 if was_failing {
-                    info!("outbox: commits work again ({} reading(s) committed)", batch.len());
+                    info!(
+                        "outbox: commits work again ({} reading(s) committed)",
+                        batch.len()
+                    );
                     self.status.update_publisher(|p| p.commit_error = None);
                 }
             }
@@ -251,7 +271,10 @@ impl Committer {
         match self.store.outbox_delete(&ids) {
             Ok(n) => self.queue.deleted(n),
             // Kept as acknowledged (never offered again) and retried on the next loop.
-            Err(e) => warn!("outbox: deleting {} acknowledged reading(s): {e}", ids.len()),
+            Err(e) => warn!(
+                "outbox: deleting {} acknowledged reading(s): {e}",
+                ids.len()
+            ),
         }
     }
 

@@ -127,7 +127,10 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     // it never waits on the network. The publisher then has about a second to disconnect; a
     // publisher stuck in the MQTT library is left behind (the process exits around it).
     let _ = committer.join();
-    if publisher_ended.recv_timeout(Duration::from_secs(2)).is_err() {
+    if publisher_ended
+        .recv_timeout(Duration::from_secs(2))
+        .is_err()
+    {
         warn!("publisher: did not stop within 2 s; exiting without it (nothing is lost: the outbox is committed)");
     }
     if let Some(h) = http {

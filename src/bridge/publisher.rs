@@ -511,9 +511,8 @@ impl Publisher {
         }
         self.answer(done);
         if timed_out || failed.is_some() {
-            let why = failed.unwrap_or_else(|| {
-                format!("no PUBACK within {} s", ACK_TIMEOUT.as_secs())
-            });
+            let why =
+                failed.unwrap_or_else(|| format!("no PUBACK within {} s", ACK_TIMEOUT.as_secs()));
             warn!("publisher: publish failed ({why}); reconnecting, the readings are sent again");
             self.status.update_publisher(|p| p.failed_publishes += 1);
             // A session that lost PUBACKs is not trusted: start a fresh one.

@@ -392,10 +392,16 @@ mod tests {
         let mut q = Queue::new(0, None);
         q.accept(reading(1), t0);
         q.accept(reading(2), t0);
-        assert!(q.offer_memory(&l, false).is_empty(), "not while disconnected");
+        assert!(
+            q.offer_memory(&l, false).is_empty(),
+            "not while disconnected"
+        );
         let work = q.offer_memory(&l, true);
         assert_eq!(work.len(), 2);
-        assert!(q.offer_memory(&l, true).is_empty(), "offered once at a time");
+        assert!(
+            q.offer_memory(&l, true).is_empty(),
+            "offered once at a time"
+        );
         q.answered(work[0].key, Outcome::Acked);
         q.answered(work[1].key, Outcome::Acked);
         assert_eq!(q.in_memory(), 0);
@@ -465,7 +471,10 @@ mod tests {
         q.accept(reading(5), t0);
         q.commit_failed(t0);
         assert!(q.commit_failing());
-        assert!(!q.commit_due(t0 + Duration::from_millis(300), &l), "backs off");
+        assert!(
+            !q.commit_due(t0 + Duration::from_millis(300), &l),
+            "backs off"
+        );
         assert!(q.commit_due(t0 + Duration::from_millis(600), &l));
         assert_eq!(q.oldest_unsent_ts_ms(), Some(5), "memory counts as unsent");
         // Disk full: published from memory even without write-behind.
@@ -484,10 +493,12 @@ mod tests {
             q.commit_failed(t0);
         }
         assert!(q.commit_due(t0 + Duration::from_secs(5), &limits(true)));
-        assert!(!q.has_room(&Limits {
-            batch_max: 0,
-            ..limits(true)
-        }) || q.in_memory() < 1000);
+        assert!(
+            !q.has_room(&Limits {
+                batch_max: 0,
+                ..limits(true)
+            }) || q.in_memory() < 1000
+        );
     }
 
     #[test]

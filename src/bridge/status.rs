@@ -86,6 +86,8 @@ pub struct Status {
     pub started: std::time::Instant,
     /// Publishing switched off (no broker configured): the outbox alone counts as working.
     pub publishing_disabled: std::sync::atomic::AtomicBool,
+    /// `health.max_unsent_age_s`, kept current by the outbox thread.
+    pub max_unsent_age_s: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Status {
@@ -95,6 +97,7 @@ impl Default for Status {
             publisher: Mutex::default(),
             started: std::time::Instant::now(),
             publishing_disabled: std::sync::atomic::AtomicBool::new(false),
+            max_unsent_age_s: std::sync::atomic::AtomicU64::new(120),
         }
     }
 }

@@ -25,6 +25,9 @@ pub fn init_logging(level: log::LevelFilter, file: Option<&PathBuf>) -> Result<(
         .set_time_format_rfc3339()
         .set_thread_level(log::LevelFilter::Off)
         .set_target_level(log::LevelFilter::Off)
+        // Paho C's trace prints the connect options, user_name (the ThingsBoard token)
+        // included: the bridge logs every connection event itself.
+        .add_filter_ignore_str("paho_mqtt")
         .build();
     let writer: Box<dyn std::io::Write + Send> = match file {
         Some(p) => Box::new(

@@ -86,7 +86,12 @@ pub(super) fn handle(
     let Some(token) = token else {
         return error(403, "the API is disabled: set http.api_token to enable it");
     };
-    match auth.and_then(|a| a.strip_prefix("Bearer ")) {
+    // The scheme name is case-insensitive (RFC 7235 section 2.1).
+    let presented = auth.and_then(|a| {
+        let (scheme, token) = a.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    match presented {
         Some(given) if same(given.trim().as_bytes(), token.as_bytes()) => {}
         _ => {
             return error(401, "missing or wrong bearer token").with_header(

@@ -113,13 +113,22 @@ fn route(
     store: &mut Option<crate::store::Store>,
 ) -> std::io::Result<()> {
     let url = request.url().split('?').next().unwrap_or("").to_string();
-    let method = request.method().clone();
+    // HEAD is GET without the body (RFC 9110 9.3.2; tiny_http leaves the body out).
+    let method = match request.method() {
+        Method::Head => Method::Get,
+        m => m.clone(),
+    };
     let response = match (&method, url.as_str()) {
         (Method::Get, "/status") => json_response(200, &snapshot::status_json(status)),
         (Method::Get, "/metrics") => Response::from_string(metrics::render(status))
             .with_header(header("Content-Type", "text/plain; version=0.0.4"))
             .with_chunked_threshold(usize::MAX),
-        (Method::Get, "/healthz") => match snapshot::health(status) {
+        (Method::Get, "/healthz") => match snapshot::health(
+            status,
+            status
+                .max_unsent_age_s
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ) {
             Ok(()) => Response::from_string("ok\n").with_status_code(200),
             Err(why) => Response::from_string(format!("unhealthy: {why}\n")).with_status_code(503),
         },

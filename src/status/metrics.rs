@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4).
 
-use super::snapshot::status_json;
-use crate::bridge::status::Status;
+use crate::bridge::event::now_ms;
+use crate::bridge::status::{MeterStatus, Status};
 use std::fmt::Write;
 
 fn escape(label: &str) -> String {
@@ -11,9 +11,90 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A per-meter series: name, help, kind, and the figure read from the typed status.
+type MeterSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&MeterStatus) -> u64,
+);
+
+const PER_METER: [MeterSeries; 12] = [
+    ("meter_cycles_total", "Poll cycles.", "counter", |m| {
+        m.cycles
+    }),
+    (
+        "meter_successes_total",
+        "Successful poll cycles.",
+        "counter",
+        |m| m.successes,
+    ),
+    (
+        "meter_failures_total",
+        "Failed poll cycles.",
+        "counter",
+        |m| m.failures,
+    ),
+    (
+        "meter_consecutive_failures",
+        "Failures since the last success.",
+        "gauge",
+        |m| u64::from(m.consecutive_failures),
+    ),
+    (
+        "meter_reconnects_total",
+        "Connections made to the meter.",
+        "counter",
+        |m| m.reconnects,
+    ),
+    (
+        "meter_dlms_bytes_sent_total",
+        "DLMS bytes sent to the meter.",
+        "counter",
+        |m| m.net.bytes_sent,
+    ),
+    (
+        "meter_dlms_bytes_received_total",
+        "DLMS bytes received from the meter.",
+        "counter",
+        |m| m.net.bytes_received,
+    ),
+    (
+        "meter_dlms_timeouts_total",
+        "Answers that did not come in time.",
+        "counter",
+        |m| m.net.timeouts,
+    ),
+    (
+        "meter_dlms_checksum_errors_total",
+        "HDLC frames with a bad HCS or FCS.",
+        "counter",
+        |m| m.net.checksum_errors,
+    ),
+    (
+        "meter_published_total",
+        "Readings of the meter acknowledged by the broker.",
+        "counter",
+        |m| m.published,
+    ),
+    (
+        "meter_mqtt_messages_total",
+        "MQTT messages carrying readings of the meter.",
+        "counter",
+        |m| m.mqtt_messages,
+    ),
+    (
+        "meter_mqtt_bytes_total",
+        "The meter's share of MQTT payload bytes.",
+        "counter",
+        |m| m.mqtt_bytes,
+    ),
+];
+
+/// Renders from the typed status (no JSON in between).
 pub fn render(status: &Status) -> String {
-    let s = status_json(status);
-    let p = &s["publisher"];
+    let p = status.publisher();
+    let now = now_ms();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, value: f64| {
         let _ = writeln!(out, "# HELP dlms_bridge_{name} {help}\n# TYPE dlms_bridge_{name} {kind}\ndlms_bridge_{name} {value}");
@@ -22,138 +103,81 @@ pub fn render(status: &Status) -> String {
         "uptime_seconds",
         "Seconds since the bridge started.",
         "gauge",
-        s["uptime_s"].as_f64().unwrap_or(0.0),
+        status.started.elapsed().as_secs() as f64,
     );
     gauge(
         "mqtt_connected",
         "1 when the publisher is connected to the broker.",
         "gauge",
-        f64::from(u8::from(p["connected"].as_bool() == Some(true))),
+        f64::from(u8::from(p.connected)),
     );
     gauge(
         "outbox_readings",
-        "Readings waiting in the outbox.",
+        "Readings accepted and not yet acknowledged by the broker (outbox and memory).",
         "gauge",
-        p["outbox_depth"].as_f64().unwrap_or(0.0),
+        (p.outbox_rows + p.in_memory) as f64,
+    );
+    gauge(
+        "memory_readings",
+        "Readings accepted and held in memory (not committed).",
+        "gauge",
+        p.in_memory as f64,
     );
     gauge(
         "outbox_oldest_age_seconds",
-        "Age of the oldest unsent reading.",
+        "Age of the oldest reading not yet acknowledged by the broker.",
         "gauge",
-        p["oldest_unsent_age_s"].as_f64().unwrap_or(0.0),
+        p.oldest_unsent_ms
+            .map_or(0.0, |t| ((now - t) / 1000).max(0) as f64),
+    );
+    gauge(
+        "outbox_commit_failing",
+        "1 while outbox commits fail (disk full, I/O error).",
+        "gauge",
+        f64::from(u8::from(p.commit_error.is_some())),
     );
     gauge(
         "published_readings_total",
         "Readings acknowledged by the broker.",
         "counter",
-        p["published_readings"].as_f64().unwrap_or(0.0),
+        p.published_readings as f64,
     );
     gauge(
         "published_messages_total",
         "MQTT messages acknowledged by the broker.",
         "counter",
-        p["published_messages"].as_f64().unwrap_or(0.0),
+        p.published_messages as f64,
     );
     gauge(
         "publish_failures_total",
         "Publishes that failed.",
         "counter",
-        p["failed"].as_f64().unwrap_or(0.0),
+        p.failed_publishes as f64,
     );
     gauge(
         "mqtt_reconnects_total",
-        "MQTT connections made.",
+        "MQTT reconnections after a connection was lost (the first connection is not one).",
         "counter",
-        p["reconnects"].as_f64().unwrap_or(0.0),
+        p.reconnects as f64,
     );
     gauge(
         "outbox_dropped_total",
         "Readings dropped by the outbox bounds.",
         "counter",
-        p["dropped"].as_f64().unwrap_or(0.0),
+        p.dropped as f64,
     );
-    let per_meter: [(&str, &str, &str, &[&str]); 12] = [
-        ("meter_cycles_total", "Poll cycles.", "counter", &["cycles"]),
-        (
-            "meter_successes_total",
-            "Successful poll cycles.",
-            "counter",
-            &["successes"],
-        ),
-        (
-            "meter_failures_total",
-            "Failed poll cycles.",
-            "counter",
-            &["failures"],
-        ),
-        (
-            "meter_consecutive_failures",
-            "Failures since the last success.",
-            "gauge",
-            &["consecutive_failures"],
-        ),
-        (
-            "meter_reconnects_total",
-            "Connections made to the meter.",
-            "counter",
-            &["reconnects"],
-        ),
-        (
-            "meter_dlms_bytes_sent_total",
-            "DLMS bytes sent to the meter.",
-            "counter",
-            &["dlms", "bytes_sent"],
-        ),
-        (
-            "meter_dlms_bytes_received_total",
-            "DLMS bytes received from the meter.",
-            "counter",
-            &["dlms", "bytes_received"],
-        ),
-        (
-            "meter_dlms_timeouts_total",
-            "Answers that did not come in time.",
-            "counter",
-            &["dlms", "timeouts"],
-        ),
-        (
-            "meter_dlms_checksum_errors_total",
-            "HDLC frames with a bad HCS or FCS.",
-            "counter",
-            &["dlms", "checksum_errors"],
-        ),
-        (
-            "meter_published_total",
-            "Readings of the meter acknowledged by the broker.",
-            "counter",
-            &["mqtt", "published"],
-        ),
-        (
-            "meter_mqtt_messages_total",
-            "MQTT messages carrying readings of the meter.",
-            "counter",
-            &["mqtt", "messages"],
-        ),
-        (
-            "meter_mqtt_bytes_total",
-            "The meter's share of MQTT payload bytes.",
-            "counter",
-            &["mqtt", "bytes"],
-        ),
-    ];
-    let meters = s["meters"].as_object().cloned().unwrap_or_default();
-    for (name, help, kind, path) in per_meter {
+    let meters = status.meters();
+    for (name, help, kind, figure) in PER_METER {
         let _ = writeln!(
             out,
             "# HELP dlms_bridge_{name} {help}\n# TYPE dlms_bridge_{name} {kind}"
         );
         for (meter, m) in &meters {
-            let v = path.iter().fold(m, |v, k| &v[*k]);
             let _ = writeln!(
                 out,
                 "dlms_bridge_{name}{{meter=\"{}\"}} {}",
                 escape(meter),
-                v.as_f64().unwrap_or(0.0)
+                figure(m)
             );
         }
     }

@@ -55,8 +55,12 @@ pub fn status_json(status: &Status) -> Value {
             "connected": p.connected,
             "publishing_enabled": !status.publishing_disabled.load(Ordering::Relaxed),
             "mode": p.mode,
-            "outbox_depth": p.outbox_rows,
+            // Accepted and not acknowledged: committed rows plus readings held in memory.
+            "outbox_depth": p.outbox_rows + p.in_memory,
+            "outbox_rows": p.outbox_rows,
+            "in_memory": p.in_memory,
             "oldest_unsent_age_s": p.oldest_unsent_ms.map(|t| ((now - t) / 1000).max(0)),
+            "commit_error": p.commit_error,
             "published_messages": p.published_messages,
             "published_readings": p.published_readings,
             "failed": p.failed_publishes,
@@ -68,14 +72,41 @@ pub fn status_json(status: &Status) -> Value {
     })
 }
 
-/// `Ok` when the publisher works (connected, or publishing switched off) and at least one meter
-/// read successfully within three of its intervals; else the reason.
-pub fn health(status: &Status) -> Result<(), String> {
+/// Whether a publisher heartbeat this old means the thread is stuck (it passes every 0.5 s).
+const PUBLISHER_STUCK_S: u64 = 30;
+
+/// `Ok` when readings flow: outbox commits work, the publisher thread is alive and connected
+/// (or publishing is switched off), no accepted reading has waited longer than
+/// `max_unsent_age_s` for its PUBACK, and at least one meter read successfully within three of
+/// its intervals; else the first reason found.
+pub fn health(status: &Status, max_unsent_age_s: u64) -> Result<(), String> {
     let p = status.publisher();
-    if !p.connected && !status.publishing_disabled.load(Ordering::Relaxed) {
+    let publishing = !status.publishing_disabled.load(Ordering::Relaxed);
+    if let Some(e) = &p.commit_error {
+        return Err(format!(
+            "outbox commits failing ({e}); readings held in memory"
+        ));
+    }
+    if p.heartbeat
+        .is_some_and(|t| t.elapsed().as_secs() > PUBLISHER_STUCK_S)
+    {
+        return Err(format!(
+            "publisher thread has not run for over {PUBLISHER_STUCK_S} s"
+        ));
+    }
+    if !p.connected && publishing {
         return Err("publisher not connected to the broker".into());
     }
     let now = now_ms();
+    if let Some(oldest) = p.oldest_unsent_ms.filter(|_| publishing) {
+        let age_s = ((now - oldest) / 1000).max(0) as u64;
+        if age_s > max_unsent_age_s {
+            return Err(format!(
+                "oldest unacknowledged reading is {age_s} s old (health.max_unsent_age_s {max_unsent_age_s}); {} waiting",
+                p.outbox_rows + p.in_memory
+            ));
+        }
+    }
     let fresh = status.meters().values().any(|m| {
         m.last_success_ms
             .is_some_and(|t| now - t <= 3 * 1000 * i64::from(m.interval_s.max(1)) + 10_000)

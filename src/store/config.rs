@@ -466,7 +466,9 @@ impl Store {
     /// Adds a meter; returns its id.
     pub fn add_meter(&mut self, m: &MeterConfig) -> Result<i64> {
         m.validate()?;
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let id = insert_meter(&tx, m)?;
         tx.commit()?;
         Ok(id)
@@ -483,7 +485,9 @@ impl Store {
         m.id = existing.id;
         m.keep_secrets_of(&existing);
         m.validate()?;
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM measurements WHERE meter_id = ?1", [m.id])?;
         write_meter(&tx, &m, m.id)?;
         tx.commit()?;
@@ -524,7 +528,9 @@ impl Store {
                 )));
             }
         }
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for m in &meters {
             match m.id {
                 Some(id) => {

@@ -26,7 +26,9 @@ impl Store {
         at_least: u32,
         size: u32,
     ) -> Result<Range<u32>> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let stored: Option<i64> = tx
             .query_row(
                 "SELECT reserved_until FROM invocation_counters WHERE meter = ?1 AND key_id = ?2",

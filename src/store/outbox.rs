@@ -67,7 +67,9 @@ impl Store {
         limits: &BridgeSettings,
         now_ms: i64,
     ) -> Result<InsertOutcome> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = InsertOutcome::default();
         let rows: u64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
         let room = limits.outbox_max_rows.saturating_sub(rows) as usize;
@@ -138,7 +140,9 @@ impl Store {
 
     /// Deletes acknowledged entries, in one transaction; returns how many rows went.
     pub fn outbox_delete(&mut self, ids: &[i64]) -> Result<u64> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut deleted = 0;
         {
             let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;

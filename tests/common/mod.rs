@@ -1,0 +1,499 @@
+//! The harness the integration tests share: temp dirs, free loopback ports, waiting for
+//! conditions, a real mosquitto, a QoS 1 subscriber, simulated meters and the bridge process
+//! (always reaped on drop). A test that cannot run here prints "skipped" and why; CI sets
+//! DLMS_BRIDGE_REQUIRE_INTEROP=1 so that a missing peer fails the run instead.
+#![allow(dead_code)]
+
+use dlms_bridge::cosem::Obis;
+use dlms_bridge::sim::model::{self, MeterModel};
+use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
+use dlms_bridge::store::config::MeterConfig;
+use dlms_bridge::store::Store;
+use paho_mqtt as mqtt;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dlms-bridge");
+
+pub fn required() -> bool {
+    std::env::var("DLMS_BRIDGE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+pub fn have_mosquitto() -> bool {
+    let ok = Command::new("mosquitto")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok || !required(), "mosquitto is required here");
+    if !ok {
+        eprintln!("skipped: mosquitto is not installed");
+    }
+    ok
+}
+
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("dlms-bridge-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Mosquitto {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub conf: PathBuf,
+}
+
+impl Mosquitto {
+    pub fn start(dir: &Path) -> Mosquitto {
+        Mosquitto::start_with(dir, "")
+    }
+
+    /// With `extra` configuration lines (more listeners) after the plain loopback listener.
+    pub fn start_with(dir: &Path, extra: &str) -> Mosquitto {
+        let mut m = Mosquitto::prepare(dir, free_port(), extra);
+        m.restart();
+        m
+    }
+
+    /// Configured on `port` but not started (a broker that comes up later: `restart`).
+    pub fn prepare(dir: &Path, port: u16, extra: &str) -> Mosquitto {
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "allow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlistener {port} 127.0.0.1\n{extra}",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        Mosquitto {
+            child: None,
+            port,
+            conf,
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.child = Some(
+            Command::new("mosquitto")
+                .arg("-c")
+                .arg(&self.conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let port = self.port;
+        wait_for("mosquitto", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// SIGTERM: mosquitto saves its persistent sessions.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A QoS 1 subscriber with a persistent session, reconnecting across broker restarts.
+pub struct Subscriber {
+    pub messages: Arc<Mutex<Vec<(String, Value)>>>,
+    pub stop: Arc<AtomicBool>,
+    pub handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Subscriber {
+    pub fn start(port: u16, topic: &'static str) -> Subscriber {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s) = (messages.clone(), stop.clone());
+        let ready = Arc::new(AtomicBool::new(false));
+        let r = ready.clone();
+        let id = format!("e2e-sub-{port}");
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let cli = mqtt::Client::new(
+                    mqtt::CreateOptionsBuilder::new()
+                        .server_uri(format!("tcp://127.0.0.1:{port}"))
+                        .client_id(&id)
+                        .persistence(mqtt::PersistenceType::None)
+                        .finalize(),
+                )
+                .unwrap();
+                let rx = cli.start_consuming();
+                let opts = mqtt::ConnectOptionsBuilder::new()
+                    .clean_session(false)
+                    .finalize();
+                if cli.connect(opts).is_err() || cli.subscribe(topic, 1).is_err() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                r.store(true, Ordering::Relaxed);
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Some(msg)) => {
+                            let v: Value =
+                                serde_json::from_slice(msg.payload()).unwrap_or(Value::Null);
+                            m.lock().unwrap().push((msg.topic().to_string(), v));
+                        }
+                        Ok(None) => break, // disconnected
+                        Err(_) if s.load(Ordering::Relaxed) => break,
+                        Err(_) if !cli.is_connected() => break,
+                        Err(_) => {}
+                    }
+                }
+                let _ = cli.disconnect(
+                    mqtt::DisconnectOptionsBuilder::new()
+                        .timeout(Duration::from_secs(1))
+                        .finalize(),
+                );
+            }
+        });
+        wait_for("subscriber", Duration::from_secs(10), || {
+            ready.load(Ordering::Relaxed)
+        });
+        Subscriber {
+            messages,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn messages(&self) -> Vec<(String, Value)> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    pub fn finish(mut self) -> Vec<(String, Value)> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.messages()
+    }
+}
+
+pub struct Meters {
+    pub stop: Arc<AtomicBool>,
+    pub ports: Vec<u16>,
+    pub models: Vec<MeterModel>,
+    pub counters: Vec<Arc<SimCounters>>,
+}
+
+impl Drop for Meters {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+pub fn meters(configs: Vec<SimConfig>) -> Meters {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut out = Meters {
+        stop: stop.clone(),
+        ports: vec![],
+        models: vec![],
+        counters: vec![],
+    };
+    for c in configs {
+        let l = net::bind_ephemeral().unwrap();
+        out.ports.push(l.local_addr().unwrap().port());
+        out.models.push(c.model.clone());
+        let counters = Arc::new(SimCounters::default());
+        out.counters.push(counters.clone());
+        let s = stop.clone();
+        std::thread::spawn(move || net::serve_tcp(l, c, counters, s));
+    }
+    out
+}
+
+/// Meters of one framing with the model seeded `seed`, one per index in `range`.
+pub fn simulated(range: std::ops::Range<u32>, seed: u64, framing: Framing) -> Meters {
+    meters(
+        range
+            .map(|i| SimConfig::new(MeterModel::new(seed, i), framing))
+            .collect(),
+    )
+}
+
+pub struct Bridge {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Bridge {
+    pub fn start(db: &Path, dir: &Path) -> Bridge {
+        Bridge::start_with_args(db, dir, &[])
+    }
+
+    /// With more `run` arguments (e.g. `--log-level debug`).
+    pub fn start_with_args(db: &Path, dir: &Path, args: &[&str]) -> Bridge {
+        // One log per process: a later bridge must not be judged by an earlier one's lines.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let log = dir.join(format!(
+            "bridge-{}.log",
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let child = Command::new(BIN)
+            .args(["run", "--db"])
+            .arg(db)
+            .arg("--log-file")
+            .arg(&log)
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Bridge { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the process must be gone within 10 s with success.
+    pub fn terminate(&mut self) -> String {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "bridge exit {status}: {}", self.log());
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "bridge did not stop: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "stop took {:?}",
+            start.elapsed()
+        );
+        self.log()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Bridge {
+    /// A failed assertion must not leave a bridge running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn configure(
+    db: &Path,
+    mqtt_port: u16,
+    meters: &Meters,
+    names: &[&str],
+    tweak: impl Fn(&mut MeterConfig),
+) {
+    let mut store = Store::open(db).unwrap();
+    store
+        .set_setting("mqtt.port", &mqtt_port.to_string())
+        .unwrap();
+    store
+        .set_setting("outbox.commit_interval_ms", "50")
+        .unwrap();
+    for (name, port) in names.iter().zip(&meters.ports) {
+        let mut m = MeterConfig::tcp(name, "127.0.0.1", *port);
+        m.server_physical = Some(17);
+        m.interval_s = 1;
+        m.response_timeout_ms = 500;
+        m.inter_frame_timeout_ms = 500;
+        tweak(&mut m);
+        store.add_meter(&m).unwrap();
+    }
+}
+
+/// The simulator's value as the nearest f64 of the exact decimal raw x 10^scaler.
+pub fn truth(model: &MeterModel, obis: Obis) -> f64 {
+    let t = model.truth(obis, 0).unwrap();
+    format!("{}e{}", t.raw, t.scaler).parse().unwrap()
+}
+
+/// Gateway telemetry per device, in arrival order: (ts, values).
+pub fn gateway_readings(msgs: &[(String, Value)]) -> BTreeMap<String, Vec<(i64, Value)>> {
+    let mut out: BTreeMap<String, Vec<(i64, Value)>> = BTreeMap::new();
+    for (topic, v) in msgs {
+        if topic != "v1/gateway/telemetry" {
+            continue;
+        }
+        for (device, list) in v.as_object().expect("telemetry is an object") {
+            for item in list.as_array().expect("a device's telemetry is an array") {
+                let ts = item["ts"].as_i64().expect("ts");
+                out.entry(device.clone())
+                    .or_default()
+                    .push((ts, item["values"].clone()));
+            }
+        }
+    }
+    out
+}
+
+pub fn check_values(model: &MeterModel, ts: i64, values: &Value) {
+    assert_eq!(
+        values["voltage_l1"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 32, 7, 0, 255))
+    );
+    assert_eq!(
+        values["current_l3"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 71, 7, 0, 255))
+    );
+    assert_eq!(
+        values["frequency"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 14, 7, 0, 255))
+    );
+    assert_eq!(
+        values["power_factor"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 13, 7, 0, 255))
+    );
+    assert_eq!(
+        values["active_power"].as_i64().unwrap() as f64,
+        truth(model, Obis::new(1, 0, 1, 7, 0, 255))
+    );
+    let energy = values["active_energy_import"].as_i64().unwrap();
+    let t = ts / 1000;
+    let lo = model.truth(model::ENERGY_IMPORT, t - 2).unwrap().raw;
+    let hi = model.truth(model::ENERGY_IMPORT, t + 2).unwrap().raw;
+    assert!(
+        (lo..=hi).contains(&energy),
+        "energy {energy} not in {lo}..={hi}"
+    );
+    let keys = values.as_object().unwrap();
+    assert!(keys.len() >= 10, "the default measurement set: {values}");
+    if let Some(columns) = keys.get("profile_columns") {
+        assert_eq!(columns.as_array().map(Vec::len), Some(3), "{columns}");
+    }
+}
+
+/// Per device: strictly increasing timestamps (no duplicates, original order) and no gap
+/// longer than `max_gap_ms`.
+pub fn check_continuity(readings: &[(i64, Value)], max_gap_ms: i64, what: &str) {
+    for w in readings.windows(2) {
+        assert!(
+            w[1].0 > w[0].0,
+            "{what}: timestamps not increasing: {} then {}",
+            w[0].0,
+            w[1].0
+        );
+        assert!(
+            w[1].0 - w[0].0 <= max_gap_ms,
+            "{what}: gap of {} ms",
+            w[1].0 - w[0].0
+        );
+    }
+}
+
+/// SIGTERM, and the process must be gone within `limit` with success. Returns the log.
+pub fn terminate_within(bridge: &mut Bridge, limit: Duration) -> String {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(bridge.child.id().to_string())
+        .status();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = bridge.child.try_wait().unwrap() {
+            assert!(status.success(), "bridge exit {status}: {}", bridge.log());
+            break;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "bridge did not stop within {limit:?} of SIGTERM: {}",
+            bridge.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bridge.log()
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status code, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (code, body)
+}
+
+/// Readings per device must each carry a distinct timestamp (no reading delivered twice).
+pub fn assert_no_duplicates(readings: &BTreeMap<String, Vec<(i64, Value)>>) {
+    for (device, list) in readings {
+        let mut seen = std::collections::HashSet::new();
+        for (ts, _) in list {
+            assert!(seen.insert(*ts), "{device}: reading {ts} delivered twice");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The runtime under broker faults, as an unattended gateway meets them: a broker that is
+//! down when the bridge boots and comes up later, a second outage, a broker that accepts TCP
+//! and never answers (black hole), a broker that never acknowledges (PUBACK lost). In every
+//! state readings keep being committed, SIGTERM ends the process within 5 s, and /healthz tells
+//! the truth. Real processes on loopback; mosquitto is the broker.
+
+mod common;
+
+use common::*;
+use dlms_bridge::sim::net::Framing;
+use dlms_bridge::store::Store;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn setting(db: &Path, key: &str, value: &str) {
+    Store::open(db).unwrap().set_setting(key, value).unwrap();
+}
+
+fn outbox_rows(db: &Path) -> u64 {
+    Store::open(db).unwrap().outbox_stats().unwrap().rows
+}
+
+#[test]
+fn broker_down_at_boot_then_up_then_a_second_outage_loses_nothing() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("boot-outage");
+    let mut broker = Mosquitto::prepare(&dir.0, free_port(), "");
+    // The subscriber's persistent session exists before the bridge publishes anything.
+    broker.restart();
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    broker.stop();
+    let sims = simulated(0..2, 60, Framing::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["B1", "B2"], |_| {});
+    let reconnect_max_s = 4;
+    setting(&db, "mqtt.reconnect_max_s", &reconnect_max_s.to_string());
+    let started = dlms_bridge::bridge::event::now_ms();
+    let mut bridge = Bridge::start(&db, &dir.0);
+    // Down for 25 s at boot: past the 16-20 s where the first version froze for good.
+    std::thread::sleep(Duration::from_secs(25));
+    assert!(
+        outbox_rows(&db) >= 30,
+        "readings are committed while the broker is down ({}): {}",
+        outbox_rows(&db),
+        bridge.log()
+    );
+    broker.restart();
+    let up = Instant::now();
+    wait_for(
+        "the first readings after the broker came up",
+        Duration::from_secs(reconnect_max_s + 5),
+        || gateway_readings(&sub.messages()).len() == 2,
+    );
+    eprintln!("connected {:?} after the broker came up", up.elapsed());
+    wait_for("backlog drained", Duration::from_secs(20), || {
+        outbox_rows(&db) == 0
+    });
+    // A second outage, 12 s.
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(12));
+    broker.restart();
+    let up = Instant::now();
+    let before = sub.messages().len();
+    wait_for(
+        "readings after the second outage",
+        Duration::from_secs(reconnect_max_s + 5),
+        || sub.messages().len() > before,
+    );
+    eprintln!("reconnected {:?} after the second outage", up.elapsed());
+    wait_for("second backlog drained", Duration::from_secs(20), || {
+        outbox_rows(&db) == 0
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let log = terminate_within(&mut bridge, Duration::from_secs(5));
+    let readings = gateway_readings(&sub.finish());
+    for (i, name) in ["B1", "B2"].iter().enumerate() {
+        let r = &readings[*name];
+        // Every second of the run is there, the outages included, with its own timestamp.
+        assert!(
+            r.first().unwrap().0 - started < 3000,
+            "{name}: the readings taken while the broker was down at boot arrive: {log}"
+        );
+        check_continuity(r, 1600, name);
+        for (ts, v) in r {
+            check_values(&sims.models[i], *ts, v);
+        }
+    }
+    assert!(
+        !log.contains("reconnects=0") || log.contains("connected to"),
+        "{log}"
+    );
+}
+
+/// Accepts TCP connections and never answers (a broker behind a dead NAT, a firewall that
+/// drops after the handshake).
+fn black_hole() -> (u16, Arc<AtomicBool>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while !s.load(Ordering::Relaxed) {
+            if let Ok((c, _)) = l.accept() {
+                held.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (port, stop)
+}
+
+#[test]
+fn a_black_hole_broker_neither_holds_up_commits_nor_stop() {
+    let dir = TempDir::new("black-hole");
+    let (port, hole) = black_hole();
+    let sims = simulated(0..2, 61, Framing::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, port, &sims, &["H1", "H2"], |_| {});
+    let http = free_port();
+    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("first commits", Duration::from_secs(10), || {
+        outbox_rows(&db) >= 2
+    });
+    // The first version's connect() blocked the commit loop for 10 s at a time: now the
+    // outbox grows with every poll (2 meters at 1 s) whatever the broker does.
+    let (t0, n0) = (Instant::now(), outbox_rows(&db));
+    std::thread::sleep(Duration::from_secs(12));
+    let grown = outbox_rows(&db) - n0;
+    let expected = 2 * t0.elapsed().as_secs();
+    assert!(
+        grown + 3 >= expected,
+        "{grown} readings committed in {:?} (expected about {expected}): {}",
+        t0.elapsed(),
+        bridge.log()
+    );
+    let (code, body) = http_get(http, "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("not connected"), "{body}");
+    let (_, status) = http_get(http, "/status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(status["publisher"]["outbox_depth"].as_u64().unwrap() >= grown);
+    assert!(status["publisher"]["oldest_unsent_age_s"].as_u64().unwrap() >= 12);
+    // Stop while a connect attempt hangs.
+    let log = terminate_within(&mut bridge, Duration::from_secs(5));
+    assert!(log.contains("cannot connect"), "{log}");
+    hole.store(true, Ordering::Relaxed);
+}
+
+/// Answers CONNECT with CONNACK and then swallows everything: PUBACKs never come.
+fn no_puback_broker(l: TcpListener, stop: Arc<AtomicBool>) {
+    l.set_nonblocking(true).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((mut c, _)) = l.accept() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            c.set_nonblocking(false).unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let mut acked = false;
+            while !s.load(Ordering::Relaxed) {
+                match c.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if !acked && buf[0] == 0x10 {
+                            let _ = c.write_all(&[0x20, 0x02, 0x00, 0x00]);
+                            acked = true;
+                        }
+                        let _ = n;
+                    }
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn lost_pubacks_turn_health_red_and_the_readings_arrive_later() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("no-puback");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let fake = std::thread::spawn(move || no_puback_broker(l, s));
+    let sims = simulated(0..1, 62, Framing::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, port, &sims, &["P1"], |_| {});
+    let http = free_port();
+    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
+    setting(&db, "health.max_unsent_age_s", "4");
+    setting(&db, "mqtt.reconnect_max_s", "2");
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for(
+        "healthy at first (connected, reading)",
+        Duration::from_secs(10),
+        || http_get(http, "/status").1.contains("\"connected\":true"),
+    );
+    // Readings are published and never acknowledged: within the threshold (4 s) plus a poll,
+    // health must say so.
+    wait_for(
+        "/healthz 503 for unacknowledged readings",
+        Duration::from_secs(10),
+        || {
+            let (code, body) = http_get(http, "/healthz");
+            code == 503 && body.contains("unacknowledged")
+        },
+    );
+    let (_, metrics) = http_get(http, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("dlms_bridge_outbox_oldest_age_seconds ")
+                && l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() > 4.0),
+        "{metrics}"
+    );
+    // No PUBACK within 10 s: the session is given up and the readings offered again.
+    wait_for("the PUBACK timeout", Duration::from_secs(15), || {
+        bridge.log().contains("no PUBACK within 10 s")
+    });
+    // The broker is replaced by one that acknowledges: everything arrives, health recovers.
+    stop.store(true, Ordering::Relaxed);
+    fake.join().unwrap();
+    let mut broker = Mosquitto::prepare(&dir.0, port, "");
+    broker.restart();
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    wait_for("/healthz 200 again", Duration::from_secs(30), || {
+        http_get(http, "/healthz").0 == 200
+    });
+    let log = terminate_within(&mut bridge, Duration::from_secs(5));
+    let readings = gateway_readings(&sub.finish());
+    assert!(!readings["P1"].is_empty());
+    assert_eq!(outbox_rows(&db), 0, "{log}");
+}
+
+#[test]
+fn the_gateway_token_never_reaches_the_log_at_debug_level() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("token-log");
+    let broker = Mosquitto::start(&dir.0);
+    let sims = simulated(0..1, 63, Framing::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["T1"], |_| {});
+    let token = "GATEWAY-TOKEN-0123456789";
+    setting(&db, "thingsboard.gateway_token", token);
+    let sub = Subscriber::start(broker.port, "v1/gateway/#");
+    let mut bridge = Bridge::start_with_args(&db, &dir.0, &["--log-level", "debug"]);
+    wait_for("readings", Duration::from_secs(15), || {
+        !gateway_readings(&sub.messages()).is_empty()
+    });
+    let log = terminate_within(&mut bridge, Duration::from_secs(5));
+    assert!(
+        log.contains("DEBUG") || log.contains("connected to"),
+        "{log}"
+    );
+    assert!(!log.contains(token), "the token is in the log:\n{log}");
+}
