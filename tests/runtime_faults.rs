@@ -275,3 +275,96 @@ fn the_gateway_token_never_reaches_the_log_at_debug_level() {
     );
     assert!(!log.contains(token), "the token is in the log:\n{log}");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn idle_connections_and_endless_headers_cannot_take_the_page_or_the_bridge_down() {
+    let dir = TempDir::new("http-flood");
+    let sims = simulated(0..1, 64, Framing::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, free_port(), &sims, &["F1"], |_| {});
+    setting(&db, "mqtt.host", "");
+    let http = free_port();
+    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
+    // The bridge under an open-file limit of 256 (the first version's tiny_http panicked at
+    // "Too many open files" and took the process down).
+    let log = dir.0.join("flood.log");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec {} run --db {} --log-file {}",
+            BIN,
+            db.display(),
+            log.display()
+        ))
+        .spawn()
+        .unwrap();
+    wait_for("the status page", Duration::from_secs(10), || {
+        http_get(http, "/healthz").0 != 0
+    });
+    let cycles = || -> u64 {
+        let (_, body) = http_get(http, "/status");
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["meters"]["F1"]["cycles"].as_u64())
+            .unwrap_or(0)
+    };
+    // 400 idle connections, held open: more than the bridge has descriptors.
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", http)) {
+            idle.push(c);
+        }
+    }
+    let before = Instant::now();
+    wait_for(
+        "the page to answer again with the idle connections still open",
+        Duration::from_secs(15),
+        || http_get(http, "/status").0 == 200,
+    );
+    eprintln!(
+        "page answered {:?} after 400 idle connections",
+        before.elapsed()
+    );
+    let c0 = cycles();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(cycles() >= c0 + 2, "the meter keeps its 1 s slots");
+    drop(idle);
+    // An endless header line: refused after 16 KiB, memory stays flat.
+    let rss0 = rss_kib(child.id());
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(b"GET /status HTTP/1.1\r\nX-Endless: ");
+    let block = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        if s.write_all(&block).is_err() {
+            break;
+        }
+        sent += block.len();
+    }
+    assert!(sent < 64 << 20, "the gate kept reading an endless header");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let grown = rss_kib(child.id()).saturating_sub(rss0);
+    assert!(grown < 2048, "RSS grew {grown} KiB");
+    assert_ne!(http_get(http, "/healthz").0, 0, "the page still answers");
+    assert!(child.try_wait().unwrap().is_none(), "the bridge is alive");
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(5), "SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,10 +1,12 @@
 //! The tiny_http server: two threads calling the blocking `recv`, `unblock()` on shutdown.
 
+use super::gate::Gate;
 use super::{api, metrics, snapshot};
 use crate::bridge::status::Status;
 use log::{info, warn};
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tiny_http::{Header, Method, Request, Response, Server};
@@ -16,21 +18,39 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 
 pub struct StatusServer {
     server: Arc<Server>,
+    gate: Gate,
+    socket: PathBuf,
     threads: Vec<JoinHandle<()>>,
     pub addr: std::net::SocketAddr,
+}
+
+/// tiny_http listens on a private Unix socket behind the gate (`gate.rs`), in a directory of
+/// its own (mode 0700) under the temporary directory; tiny_http removes the socket when it is
+/// dropped. (Not an abstract name: tiny_http's `Drop` unwraps a path name.)
+fn inner_listener() -> std::io::Result<(UnixListener, PathBuf)> {
+    use std::os::unix::fs::DirBuilderExt;
+    static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "dlms-bridge-{}-{}",
+        std::process::id(),
+        STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let path = dir.join("http.sock");
+    Ok((UnixListener::bind(&path)?, path))
 }
 
 impl StatusServer {
     /// Binds `bind` and serves until [`StatusServer::stop`].
     pub fn start(bind: &str, status: Arc<Status>, db: &Path) -> std::io::Result<StatusServer> {
+        let (inner, socket) = inner_listener()?;
         let server = Arc::new(
-            Server::from_listener(listener(bind)?, None)
+            Server::from_listener(inner, None)
                 .map_err(|e| std::io::Error::other(format!("{bind}: {e}")))?,
         );
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
+        let gate = Gate::start(listener(bind)?, socket.clone())?;
+        let addr = gate.addr;
         info!("status page on http://{addr}/");
         let mut threads = Vec::new();
         for i in 0..THREADS {
@@ -43,17 +63,24 @@ impl StatusServer {
         }
         Ok(StatusServer {
             server,
+            gate,
+            socket,
             threads,
             addr,
         })
     }
 
     pub fn stop(self) {
+        self.gate.stop();
         for _ in &self.threads {
             self.server.unblock();
         }
         for t in self.threads {
             let _ = t.join();
+        }
+        drop(self.server);
+        if let Some(dir) = self.socket.parent() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! (configuration) opens the database.
 
 mod api;
+pub mod gate;
 mod http;
 mod metrics;
 mod snapshot;

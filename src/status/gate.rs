@@ -1,0 +1,271 @@
+//! The front gate of the status page: bounds what one client can cost before tiny_http sees it.
+//!
+//! tiny_http accepts without limit (a thread and two descriptors per connection), buffers a
+//! request head of any length, and ends its accept loop for good on the first accept error
+//! (EMFILE at the open-file limit). So the public TCP port is ours: this gate accepts, refuses
+//! past [`MAX_CONNECTIONS`] with a 503 (no thread spent), reads the request head within
+//! [`MAX_HEAD`] bytes and [`HEAD_DEADLINE`], forces `Connection: close`, and passes the request
+//! to tiny_http over a private Unix socket, then copies the answer back. An accept error is
+//! logged and retried: the listener survives running out of descriptors.
+
+use log::warn;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Connections served at once; more are answered 503 and closed.
+pub const MAX_CONNECTIONS: usize = 32;
+/// The longest request head (request line and headers).
+pub const MAX_HEAD: usize = 16 * 1024;
+/// The time a client has to send its request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// The largest request body passed on (meter imports are small).
+pub const MAX_BODY: u64 = 1 << 20;
+/// Per-connection threads only copy bytes.
+const STACK: usize = 64 * 1024;
+
+/// What the head reader found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// The head (ending in CRLFCRLF, `Connection` replaced by `close`), its body length, and
+    /// any bytes read past it.
+    Complete {
+        head: Vec<u8>,
+        content_length: u64,
+        extra: Vec<u8>,
+    },
+    TooLarge,
+    Malformed,
+}
+
+/// Pure: parses a buffered request head (sans-I/O). `None`: need more bytes.
+pub fn parse_head(buf: &[u8]) -> Option<Head> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (buf.len() > MAX_HEAD).then_some(Head::TooLarge);
+    };
+    if end + 4 > MAX_HEAD {
+        return Some(Head::TooLarge);
+    }
+    let Ok(text) = std::str::from_utf8(&buf[..end]) else {
+        return Some(Head::Malformed);
+    };
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or("");
+    if request_line.split(' ').count() != 3 {
+        return Some(Head::Malformed);
+    }
+    let mut head = String::with_capacity(end + 24);
+    head.push_str(request_line);
+    head.push_str("\r\n");
+    let mut content_length = 0;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Some(Head::Malformed);
+        };
+        if name.eq_ignore_ascii_case("connection") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            match value.trim().parse() {
+                Ok(n) => content_length = n,
+                Err(_) => return Some(Head::Malformed),
+            }
+        }
+        head.push_str(line);
+        head.push_str("\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    Some(Head::Complete {
+        head: head.into_bytes(),
+        content_length,
+        extra: buf[end + 4..].to_vec(),
+    })
+}
+
+pub struct Gate {
+    stop: Arc<AtomicBool>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Gate {
+    /// Serves `listener`, passing requests to the Unix socket at `inner`.
+    pub fn start(listener: TcpListener, inner: PathBuf) -> std::io::Result<Gate> {
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let active = Arc::new(AtomicUsize::new(0));
+        std::thread::Builder::new()
+            .name("http-gate".into())
+            .spawn(move || accept_loop(&listener, &inner, &active, &s))?;
+        Ok(Gate { stop, addr })
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+fn accept_loop(listener: &TcpListener, inner: &Path, active: &Arc<AtomicUsize>, stop: &AtomicBool) {
+    let mut last_warning: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let mut client = match listener.accept() {
+            Ok((c, _)) => c,
+            Err(e) => {
+                // EMFILE/ENFILE and the like: keep listening, slower, and say so now and then.
+                if last_warning.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
+                    warn!("status page: cannot accept a connection ({e}); still listening");
+                    last_warning = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            let _ = client.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = client.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+            );
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let (a, path) = (active.clone(), inner.to_path_buf());
+        let spawned = std::thread::Builder::new()
+            .name("http-conn".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                let _ = serve(client, &path);
+                a.fetch_sub(1, Ordering::Relaxed);
+            });
+        if spawned.is_err() {
+            active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn reply(client: &mut TcpStream, status: &str) -> std::io::Result<()> {
+    client.write_all(
+        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+fn serve(mut client: TcpStream, inner: &Path) -> std::io::Result<()> {
+    let deadline = Instant::now() + HEAD_DEADLINE;
+    client.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let head = loop {
+        if let Some(h) = parse_head(&buf) {
+            break h;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return reply(&mut client, "408 Request Timeout");
+        }
+        client.set_read_timeout(Some(left))?;
+        match client.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return reply(&mut client, "408 Request Timeout")
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let (head, content_length, extra) = match head {
+        Head::Complete {
+            head,
+            content_length,
+            extra,
+        } => (head, content_length, extra),
+        Head::TooLarge => return reply(&mut client, "431 Request Header Fields Too Large"),
+        Head::Malformed => return reply(&mut client, "400 Bad Request"),
+    };
+    if content_length > MAX_BODY {
+        return reply(&mut client, "413 Content Too Large");
+    }
+    let mut upstream = UnixStream::connect(inner)?;
+    upstream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    upstream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    upstream.write_all(&head)?;
+    // The body: what came with the head, then the rest, exactly Content-Length bytes.
+    let first = extra.len().min(content_length as usize);
+    upstream.write_all(&extra[..first])?;
+    let mut rest = content_length - first as u64;
+    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    while rest > 0 {
+        let n = client.read(&mut chunk[..(rest.min(2048) as usize)])?;
+        if n == 0 {
+            break;
+        }
+        upstream.write_all(&chunk[..n])?;
+        rest -= n as u64;
+    }
+    std::io::copy(&mut upstream, &mut client)?;
+    let _ = client.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_rewritten_to_close_and_keeps_what_follows() {
+        let h = parse_head(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabcGET").unwrap();
+        let Head::Complete {
+            head,
+            content_length,
+            extra,
+        } = h
+        else {
+            panic!("{h:?}")
+        };
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!((content_length, extra.as_slice()), (3, &b"abcGET"[..]));
+    }
+
+    #[test]
+    fn incomplete_heads_wait_and_endless_ones_are_refused() {
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+        let endless = vec![b'a'; MAX_HEAD + 1];
+        assert_eq!(parse_head(&endless), Some(Head::TooLarge));
+        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        long.extend(vec![b'a'; MAX_HEAD]);
+        long.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(parse_head(&long), Some(Head::TooLarge));
+    }
+
+    #[test]
+    fn malformed_heads_are_refused() {
+        assert_eq!(parse_head(b"GARBAGE\r\n\r\n"), Some(Head::Malformed));
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"),
+            Some(Head::Malformed)
+        );
+        assert_eq!(
+            parse_head(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Some(Head::Malformed)
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\n\xff: x\r\n\r\n"),
+            Some(Head::Malformed)
+        );
+    }
+}
