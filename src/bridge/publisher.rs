@@ -63,6 +63,9 @@ impl Wake for ChannelWaker {
 
 struct InFlight {
     token: mqtt::DeliveryToken,
+    /// The token's result when it was already complete at the first poll (a poll takes the
+    /// result out of the token: it must not be polled again).
+    ready: Option<Result<(), String>>,
     keys: Vec<Key>,
     deadline: Instant,
     /// For the counters: telemetry readings per device, payload bytes.
@@ -487,8 +490,14 @@ impl Publisher {
         let mut i = 0;
         while i < s.in_flight.len() {
             let f = &mut s.in_flight[i];
-            match Pin::new(&mut f.token).poll(&mut cx) {
-                Poll::Ready(Ok(_)) => {
+            let polled = match f.ready.take() {
+                Some(r) => Poll::Ready(r),
+                None => Pin::new(&mut f.token)
+                    .poll(&mut cx)
+                    .map(|r| r.map_err(|e| e.to_string())),
+            };
+            match polled {
+                Poll::Ready(Ok(())) => {
                     let f = s.in_flight.remove(i);
                     done.extend(f.keys.iter().map(|k| (*k, Outcome::Acked)));
                     acked.push(f);
@@ -496,7 +505,7 @@ impl Publisher {
                 Poll::Ready(Err(e)) => {
                     let f = s.in_flight.remove(i);
                     done.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
-                    failed = Some(e.to_string());
+                    failed = Some(e);
                 }
                 Poll::Pending if now >= f.deadline => {
                     let f = s.in_flight.remove(i);
@@ -687,19 +696,23 @@ impl Publisher {
                 None => per_device.push((d.clone(), 1)),
             }
         }
+        let ready = match ready {
+            Poll::Ready(r) => {
+                // Answered at once (usually refused by the library): handled on the next pass.
+                self.waker.wake_by_ref();
+                Some(r.map_err(|e| e.to_string()))
+            }
+            Poll::Pending => None,
+        };
         let f = InFlight {
             token,
+            ready,
             keys,
             deadline: Instant::now() + ACK_TIMEOUT,
             per_device,
             telemetry: msg.topic.ends_with("telemetry"),
             bytes: msg.payload.len() as u64,
         };
-        if let Poll::Ready(r) = ready {
-            // Completed already (rare): answer on the next poll pass via a fresh wake.
-            let _ = r;
-            self.waker.wake_by_ref();
-        }
         s.in_flight.push(f);
         Ok(())
     }

@@ -295,31 +295,9 @@ impl Bridge {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, and the process must be gone within 10 s with success.
+    /// SIGTERM, and the process must be gone within 8 s with success.
     pub fn terminate(&mut self) -> String {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "bridge exit {status}: {}", self.log());
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "bridge did not stop: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(8),
-            "stop took {:?}",
-            start.elapsed()
-        );
-        self.log()
+        terminate_within(self, Duration::from_secs(8))
     }
 
     pub fn kill9(&mut self) {
