@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 
 /// A message without PUBACK by then counts as not delivered, and the session is restarted.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages one session may have unacknowledged (announcements included). Paho C refuses a
+/// publish past its command buffer (100 by default: "Max buffered messages"), measured with 100
+/// meters whose first gateway batch was 100 announcements and a telemetry message.
+const MAX_IN_FLIGHT: usize = 50;
 /// Longest sleep (settings reload, heartbeat).
 const TICK: Duration = Duration::from_millis(500);
 
@@ -535,6 +539,9 @@ impl Publisher {
     }
 
     fn count_delivery(&self, f: &InFlight) {
+        if f.keys.is_empty() {
+            return;
+        }
         let n: u64 = if f.telemetry {
             f.per_device.iter().map(|(_, n)| n).sum()
         } else {
@@ -604,6 +611,11 @@ impl Publisher {
         let mut sent: HashSet<usize> = HashSet::new();
         let mut failure = None;
         for msg in messages {
+            let busy = self.sessions.get(id).map_or(0, |s| s.in_flight.len());
+            // Room for this message and for announcing each of its devices.
+            if busy + msg.entry_ids.len().min(MAX_IN_FLIGHT) + 1 > MAX_IN_FLIGHT && busy > 0 {
+                break;
+            }
             if !self.take_token() {
                 break;
             }
@@ -660,12 +672,24 @@ impl Publisher {
                 thingsboard::gateway_connect(d, device_type),
                 1,
             );
-            client.try_publish(m).map_err(|e| e.to_string())?;
-            self.sessions
-                .get_mut(&None)
-                .expect("gateway session")
-                .announced
-                .insert(d.to_string());
+            let mut token = client.try_publish(m).map_err(|e| e.to_string())?;
+            let mut cx = Context::from_waker(&self.waker);
+            let ready = match Pin::new(&mut token).poll(&mut cx) {
+                Poll::Ready(r) => Some(r.map_err(|e| e.to_string())),
+                Poll::Pending => None,
+            };
+            let s = self.sessions.get_mut(&None).expect("gateway session");
+            s.announced.insert(d.to_string());
+            // Tracked like any message (it takes a place in Paho's buffer), carrying no entries.
+            s.in_flight.push(InFlight {
+                token,
+                ready,
+                keys: Vec::new(),
+                deadline: Instant::now() + ACK_TIMEOUT,
+                per_device: Vec::new(),
+                telemetry: false,
+                bytes: 0,
+            });
         }
         Ok(())
     }
