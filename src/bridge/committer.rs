@@ -128,24 +128,17 @@ impl Committer {
             self.hand_out_work(&l);
             self.publish_status();
             if let Some(since) = closing_since {
-                // Stopping: everything in memory goes to disk now; then the publisher gets a
-                // short while to drain, only if it is connected.
-                if self.queue.in_memory() > 0
-                    && self.queue.commit_due(
-                        now,
-                        &Limits {
-                            commit_interval: Duration::ZERO,
-                            ..l
-                        },
-                    )
-                {
+                // Stopping: everything in memory goes to disk now (unless a failed commit is
+                // backing off); then the publisher gets a short while to drain, only if it is
+                // connected.
+                if self.queue.commit_allowed(now) {
                     self.commit(now);
                 }
                 let drained = self.queue.rows == 0 && self.queue.in_memory() == 0;
                 if drained || !self.connected || since.elapsed() >= FINAL_FLUSH {
                     if self.queue.in_memory() > 0 {
-                        // Last chance (the retry backoff no longer applies).
-                        self.commit(Instant::now() + Duration::from_secs(3600));
+                        // Last chance, whatever the backoff.
+                        self.commit(Instant::now());
                     }
                     self.delete_acknowledged();
                     break;
@@ -153,10 +146,7 @@ impl Committer {
             }
         }
         let _ = self.to_publisher.send(ToPublisher::Stop);
-        if let Ok(s) = self.store.outbox_stats() {
-            self.queue.rows = s.rows;
-            self.queue.oldest_row_ts_ms = s.oldest_ts_ms;
-        }
+        self.refresh_row_stats();
         self.publish_status();
         info!(
             "outbox: stopped, {} reading(s) kept in the outbox{}",
@@ -206,10 +196,14 @@ impl Committer {
             Ok(_) => {}
             Err(e) => warn!("outbox: reading configuration: {e}"),
         }
-        // The count and the oldest row, as the store sees them (cheap next to a commit).
+        self.refresh_row_stats();
+    }
+
+    /// The count and the oldest row, as the store sees them (corrects what the queue tracks).
+    fn refresh_row_stats(&mut self) {
         if let Ok(s) = self.store.outbox_stats() {
-            self.queue.oldest_row_ts_ms = s.oldest_ts_ms;
             self.queue.rows = s.rows;
+            self.queue.oldest_row_ts_ms = s.oldest_ts_ms;
         }
     }
 
@@ -231,17 +225,14 @@ impl Committer {
                     self.queue.oldest_row_ts_ms = batch.iter().map(|e| e.ts_ms).min();
                 }
                 if out.dropped_full + out.dropped_age > 0 {
-                    if let Ok(s) = self.store.outbox_stats() {
-                        self.queue.rows = s.rows;
-                        self.queue.oldest_row_ts_ms = s.oldest_ts_ms;
-                    }
+                    self.refresh_row_stats();
                 }
+                // (publish_status clears the reported error now that commits work.)
                 if was_failing {
                     info!(
                         "outbox: commits work again ({} reading(s) committed)",
                         batch.len()
                     );
-                    self.status.update_publisher(|p| p.commit_error = None);
                 }
             }
             Err(e) => {

@@ -371,7 +371,6 @@ impl Publisher {
 
     fn drive_connection(&mut self, id: &Option<String>) {
         let now = Instant::now();
-        let max = Duration::from_secs(self.settings.reconnect_max_s);
         let Some(s) = self.sessions.get(id) else {
             return;
         };
@@ -406,22 +405,14 @@ impl Publisher {
                     let again = s.link.connected();
                     s.announced.clear();
                     info!("publisher: connected to {} as {:?}", key.0, key.1);
-                    self.status.update_publisher(|p| {
-                        p.connected = true;
-                        if again {
-                            p.reconnects += 1;
-                        }
-                    });
+                    if again {
+                        self.status.update_publisher(|p| p.reconnects += 1);
+                    }
                 }
                 Some(Err(e)) => {
                     s.connecting = None;
-                    let wait = s.link.failed(now, max);
                     let e = super::tls::explain_failure(&self.settings, &e);
-                    warn!(
-                        "publisher: cannot connect to {}: {e} (retrying in {} s; readings are kept)",
-                        key.0,
-                        wait.as_secs()
-                    );
+                    self.connect_failed(id, now, &e);
                 }
             }
             return;
@@ -451,15 +442,22 @@ impl Publisher {
                 // Poll it once now so that its completion wakes this thread.
                 self.drive_connection(id);
             }
-            Err(e) => {
-                let wait = s.link.failed(now, max);
-                warn!(
-                    "publisher: cannot connect to {}: {e} (retrying in {} s; readings are kept)",
-                    key.0,
-                    wait.as_secs()
-                );
-            }
+            Err(e) => self.connect_failed(id, now, &e),
         }
+    }
+
+    /// An attempt failed: back off and say when the next comes.
+    fn connect_failed(&mut self, id: &Option<String>, now: Instant, why: &str) {
+        let max = Duration::from_secs(self.settings.reconnect_max_s);
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let wait = s.link.failed(now, max);
+        warn!(
+            "publisher: cannot connect to {}: {why} (retrying in {} s; readings are kept)",
+            s.client_key.0,
+            wait.as_secs()
+        );
     }
 
     /// The session's connection is gone: everything it held goes back as Retry.
@@ -469,11 +467,7 @@ impl Publisher {
         };
         s.link.lost(now);
         s.announced.clear();
-        let mut back: Vec<(Key, Outcome)> = Vec::new();
-        for f in s.in_flight.drain(..) {
-            back.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
-        }
-        back.extend(s.waiting.drain(..).map(|w| (w.key, Outcome::Retry)));
+        let back = s.take_held();
         let failed = back.len() as u64;
         if failed > 0 {
             self.status.update_publisher(|p| p.failed_publishes += 1);
@@ -672,24 +666,11 @@ impl Publisher {
                 thingsboard::gateway_connect(d, device_type),
                 1,
             );
-            let mut token = client.try_publish(m).map_err(|e| e.to_string())?;
-            let mut cx = Context::from_waker(&self.waker);
-            let ready = match Pin::new(&mut token).poll(&mut cx) {
-                Poll::Ready(r) => Some(r.map_err(|e| e.to_string())),
-                Poll::Pending => None,
-            };
+            // Tracked like any message (it takes a place in Paho's buffer), carrying no entries.
+            let f = self.start_delivery(client, m, Vec::new(), Vec::new(), false, 0)?;
             let s = self.sessions.get_mut(&None).expect("gateway session");
             s.announced.insert(d.to_string());
-            // Tracked like any message (it takes a place in Paho's buffer), carrying no entries.
-            s.in_flight.push(InFlight {
-                token,
-                ready,
-                keys: Vec::new(),
-                deadline: Instant::now() + ACK_TIMEOUT,
-                per_device: Vec::new(),
-                telemetry: false,
-                bytes: 0,
-            });
+            s.in_flight.push(f);
         }
         Ok(())
     }
@@ -701,12 +682,7 @@ impl Publisher {
         msg: &Message,
         entries: &[Entry],
     ) -> Result<(), String> {
-        let m = mqtt::Message::new(msg.topic, msg.payload.as_bytes(), 1);
-        let mut token = client.try_publish(m).map_err(|e| e.to_string())?;
-        // Register the waker now: the PUBACK wakes this thread.
-        let mut cx = Context::from_waker(&self.waker);
-        let ready = Pin::new(&mut token).poll(&mut cx);
-        let s = self.sessions.get_mut(id).expect("publishing on it");
+        let s = self.sessions.get(id).expect("publishing on it");
         let keys: Vec<Key> = msg
             .entry_ids
             .iter()
@@ -720,37 +696,61 @@ impl Publisher {
                 None => per_device.push((d.clone(), 1)),
             }
         }
-        let ready = match ready {
+        let m = mqtt::Message::new(msg.topic, msg.payload.as_bytes(), 1);
+        let f = self.start_delivery(
+            client,
+            m,
+            keys,
+            per_device,
+            msg.topic.ends_with("telemetry"),
+            msg.payload.len() as u64,
+        )?;
+        self.sessions
+            .get_mut(id)
+            .expect("publishing on it")
+            .in_flight
+            .push(f);
+        Ok(())
+    }
+
+    /// Publishes `m` (QoS 1) and polls its token once, so that the PUBACK wakes this thread.
+    /// A token answered at once (usually refused by the library) keeps its result, handled on
+    /// the next pass: a poll takes the result out of the token.
+    fn start_delivery(
+        &self,
+        client: &mqtt::AsyncClient,
+        m: mqtt::Message,
+        keys: Vec<Key>,
+        per_device: Vec<(String, u64)>,
+        telemetry: bool,
+        bytes: u64,
+    ) -> Result<InFlight, String> {
+        let mut token = client.try_publish(m).map_err(|e| e.to_string())?;
+        let mut cx = Context::from_waker(&self.waker);
+        let ready = match Pin::new(&mut token).poll(&mut cx) {
             Poll::Ready(r) => {
-                // Answered at once (usually refused by the library): handled on the next pass.
                 self.waker.wake_by_ref();
                 Some(r.map_err(|e| e.to_string()))
             }
             Poll::Pending => None,
         };
-        let f = InFlight {
+        Ok(InFlight {
             token,
             ready,
             keys,
             deadline: Instant::now() + ACK_TIMEOUT,
             per_device,
-            telemetry: msg.topic.ends_with("telemetry"),
-            bytes: msg.payload.len() as u64,
-        };
-        s.in_flight.push(f);
-        Ok(())
+            telemetry,
+            bytes,
+        })
     }
 
     /// Everything every session holds, as Retry.
     fn take_all_held(&mut self) -> Vec<(Key, Outcome)> {
-        let mut back = Vec::new();
-        for s in self.sessions.values_mut() {
-            for f in s.in_flight.drain(..) {
-                back.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
-            }
-            back.extend(s.waiting.drain(..).map(|w| (w.key, Outcome::Retry)));
-        }
-        back
+        self.sessions
+            .values_mut()
+            .flat_map(|s| s.take_held())
+            .collect()
     }
 
     /// Broker settings changed: every session starts over (their clients stay allocated).
@@ -799,6 +799,16 @@ impl Publisher {
 }
 
 impl Session {
+    /// Everything this session holds (in flight and waiting), as Retry.
+    fn take_held(&mut self) -> Vec<(Key, Outcome)> {
+        let mut back: Vec<(Key, Outcome)> = Vec::new();
+        for f in self.in_flight.drain(..) {
+            back.extend(f.keys.iter().map(|k| (*k, Outcome::Retry)));
+        }
+        back.extend(self.waiting.drain(..).map(|w| (w.key, Outcome::Retry)));
+        back
+    }
+
     /// Whether this session should be connected: the gateway session always is (so that the
     /// outbox thread learns it may hand work over); a device session while it has work.
     fn wanted(&self, id: &Option<String>) -> bool {

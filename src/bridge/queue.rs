@@ -131,16 +131,19 @@ impl Queue {
         }
     }
 
+    /// Whether there is something to commit and no failed commit is backing off.
+    pub fn commit_allowed(&self, now: Instant) -> bool {
+        !self.memory.is_empty() && !self.commit_retry_at.is_some_and(|t| now < t)
+    }
+
     /// Whether a group commit is due now.
     pub fn commit_due(&self, now: Instant, limits: &Limits) -> bool {
         let Some(oldest) = self.memory.front() else {
             return false;
         };
-        if self.commit_retry_at.is_some_and(|t| now < t) {
-            return false;
-        }
-        self.memory.len() >= limits.batch_max
-            || now.saturating_duration_since(oldest.accepted) >= limits.commit_interval
+        self.commit_allowed(now)
+            && (self.memory.len() >= limits.batch_max
+                || now.saturating_duration_since(oldest.accepted) >= limits.commit_interval)
     }
 
     /// When the next commit could become due (for the outbox thread's wait).
