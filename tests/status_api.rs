@@ -1,13 +1,15 @@
 //! The status page and admin API of a running bridge (in-process, publishing off): every
 //! endpoint, authentication, bad input, unknown meters, and that no secret is ever returned.
 
+mod common;
+
+use common::{free_port, http};
 use dlms_bridge::bridge::{self, status::Status};
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
 use dlms_bridge::store::config::MeterConfig;
 use dlms_bridge::store::Store;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,14 +53,6 @@ impl Drop for Running {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(name: &str, token: Option<&str>, meter_reachable: bool) -> Running {
@@ -125,35 +119,6 @@ fn start(name: &str, token: Option<&str>, meter_reachable: bool) -> Running {
         _sim_stop: sim_stop,
         sim_port,
     }
-}
-
-/// A minimal HTTP/1.1 client: (status code, body).
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<&str>,
-) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.unwrap_or("");
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
 }
 
 fn no_secrets(body: &str) {

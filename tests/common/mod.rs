@@ -442,28 +442,42 @@ pub fn terminate_within(bridge: &mut Bridge, limit: Duration) -> String {
     bridge.log()
 }
 
-/// A plain HTTP/1.1 GET on loopback: (status code, body).
-pub fn http_get(port: u16, path: &str) -> (u16, String) {
+/// A minimal HTTP/1.1 client on loopback, one request per connection: (status code, body);
+/// (0, "") when nothing listens.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let code = text
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let body = body.unwrap_or("");
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let _ = write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let body = out
         .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
+}
+
+/// `http` GET without credentials.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http(port, "GET", path, None, None)
 }
 
 /// Readings per device must each carry a distinct timestamp (no reading delivered twice).
