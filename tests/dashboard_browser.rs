@@ -3,9 +3,9 @@
 //! this test (DLMS_BRIDGE_REQUIRE_INTEROP=1); elsewhere it skips with a note without it.
 
 use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
-use dlms_bridge::store::config::MeterConfig;
 use dlms_bridge::store::Store;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,9 +5,9 @@ mod common;
 
 use common::{free_port, http};
 use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
-use dlms_bridge::store::config::MeterConfig;
 use dlms_bridge::store::Store;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -90,13 +90,13 @@ fn start(name: &str, token: Option<&str>, meter_reachable: bool) -> Running {
         m.interval_s = 1;
         m.response_timeout_ms = 300;
         m.connect_timeout_ms = 300;
-        m.auth = "high-gmac".into();
-        m.password = Some(SECRETS[0].into());
-        m.access_token = Some(SECRETS[1].into());
-        m.security = "auth-enc".into();
-        m.system_title = Some("4252494447453031".into());
-        m.encryption_key = Some(EK.into());
-        m.authentication_key = Some(AK.into());
+        m.set("auth", "high-gmac").unwrap();
+        m.set("password", SECRETS[0]).unwrap();
+        m.set("access_token", SECRETS[1]).unwrap();
+        m.set("security", "auth-enc").unwrap();
+        m.set("system_title", "4252494447453031").unwrap();
+        m.set("encryption_key", EK).unwrap();
+        m.set("authentication_key", AK).unwrap();
         store.add_meter(&m).unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -276,7 +276,7 @@ fn api_crud_with_authentication_and_live_effect() {
         Some(r#"{"name": "B", "host": "127.0.0.1"}"#),
     );
     assert_eq!(code, 400);
-    assert!(body.contains("host and port"), "{body}");
+    assert!(body.contains("host needs port"), "{body}");
     let (code, _) = http(
         r.port,
         "POST",
@@ -362,7 +362,7 @@ fn api_crud_with_authentication_and_live_effect() {
     // The secrets survived the edits without ever being returned.
     let store = Store::open(&r.dir.join("bridge.db")).unwrap();
     assert_eq!(
-        store.meter("Meter B").unwrap().password.as_deref(),
+        store.meter("Meter B").unwrap().get("password").as_deref(),
         Some(SECRETS[0])
     );
     assert_eq!(http(r.port, "DELETE", "/api/meters/2", a, None).0, 200);

@@ -18,7 +18,7 @@ pub mod thingsboard;
 pub mod tls;
 pub mod worker;
 
-use crate::store::config::MeterConfig;
+use crate::config::MeterConfig;
 use crate::store::{Store, StoreError};
 use committer::Committer;
 use crossbeam_channel::{bounded, unbounded, Sender};
@@ -54,6 +54,7 @@ struct Running {
 /// Runs until `stop` is set, then releases every association, flushes the outbox and returns.
 pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), StoreError> {
     let store = Store::open(db)?;
+    let _lock = store.lock_for_run()?;
     let (events, readings) = bounded(CHANNEL_CAPACITY);
     // Work for the publisher is bounded by the outbox thread's queue (one batch outstanding),
     // and wakes are few: unbounded channels, so that neither thread ever waits on the other.
@@ -179,12 +180,8 @@ fn reconcile(
             continue;
         }
         let (stop_tx, stop_rx) = bounded(1);
-        let Some(worker) =
-            worker::Worker::new(config.clone(), events.clone(), stop_rx, status.clone(), db)
-        else {
-            warn!("meter {:?}: invalid measurements, not started", config.name);
-            continue;
-        };
+        let worker =
+            worker::Worker::new(config.clone(), events.clone(), stop_rx, status.clone(), db);
         match std::thread::Builder::new()
             .name(format!("meter-{id}"))
             .stack_size(worker_stack())

@@ -184,7 +184,7 @@ impl Publisher {
                     m.name,
                     DeviceInfo {
                         device_type: m.device_type,
-                        token: m.access_token,
+                        token: m.access_token.map(|t| t.0),
                     },
                 )
             })

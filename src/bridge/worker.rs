@@ -8,9 +8,9 @@ use super::schedule::{Backoff, Breaker, Schedule};
 use super::status::{add_net, MeterState, Status};
 use crate::client::reads::{self, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, MeterTarget, NetStats, Transport};
+use crate::config::values::Ciphering;
+use crate::config::MeterConfig;
 use crate::cosem::Obis;
-use crate::dlms::session::Authentication;
-use crate::store::config::MeterConfig;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{info, warn};
 use serde_json::{json, Map, Value};
@@ -39,16 +39,20 @@ impl Worker {
         stop: Receiver<()>,
         status: Arc<Status>,
         db: &std::path::Path,
-    ) -> Option<Worker> {
-        let targets = config.targets().ok()?;
-        Some(Worker {
+    ) -> Worker {
+        let targets = config
+            .measurements
+            .iter()
+            .map(|m| Target::new(m.class_id, m.obis, m.attribute))
+            .collect();
+        Worker {
             config,
             targets,
             events,
             stop,
             status,
             db: db.to_path_buf(),
-        })
+        }
     }
 
     /// The target of one association: a fresh HLS challenge and dedicated key each time, the
@@ -59,18 +63,13 @@ impl Worker {
         base: &MeterTarget,
         lease: Option<&CounterLease>,
     ) -> Result<MeterTarget, ClientError> {
-        let mut target = base.clone();
-        let random = |purpose: &str| {
-            crate::client::entropy::random_bytes::<16>(purpose).map_err(ClientError::Io)
-        };
-        if let Authentication::HighGmac { challenge } = &mut target.session.authentication {
-            *challenge = random("the HLS challenge")?.to_vec();
-        }
+        let mut target = crate::config::fresh_association(base, self.config.dedicated_key)
+            .map_err(ClientError::Io)?;
         let (Some(lease), Some(sec)) = (lease, target.session.security.as_mut()) else {
             return Ok(target);
         };
         let mut at_least = 0;
-        if let Some(obis) = self.config.frame_counter_obis() {
+        if let Some(obis) = self.config.frame_counter {
             match crate::client::frame_counter::next_counter_from_meter(base, obis) {
                 Ok(n) => at_least = n,
                 // The stored counter may still be ahead of the meter's: try with it.
@@ -80,9 +79,6 @@ impl Worker {
         lease.ensure(at_least)?;
         sec.invocation_counter = lease.next.clone();
         sec.counter_limit = Some(lease.limit.clone());
-        if self.config.dedicated_key {
-            sec.dedicated_key = Some(random("the dedicated key")?);
-        }
         Ok(target)
     }
 
@@ -102,7 +98,7 @@ impl Worker {
 
     pub fn run(self) {
         let name = self.config.name.clone();
-        let Ok(target) = self.config.target() else {
+        let Some(target) = self.config.target() else {
             warn!("meter {name:?}: invalid configuration, not polled");
             return;
         };
@@ -275,7 +271,8 @@ impl Worker {
         *not_before = Instant::now() + wait;
         let hint = match e {
             ClientError::Session(crate::dlms::session::SessionError::Rejected(_))
-                if self.config.security != "none" && self.config.frame_counter.is_none() =>
+                if self.config.security != Ciphering::None
+                    && self.config.frame_counter.is_none() =>
             {
                 " (if another client used these keys, the meter's counter may be ahead of ours: \
                  set frame_counter, e.g. 0.0.43.1.0.255)"

@@ -5,9 +5,9 @@
 use super::args::{parse_num, usage, UsageError};
 use super::run::{init_logging, stop_on_signals};
 use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Framing, SimConfig};
-use dlms_bridge::store::config::MeterConfig;
 use dlms_bridge::store::Store;
 use lexopt::prelude::*;
 use log::{info, warn};

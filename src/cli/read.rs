@@ -1,40 +1,42 @@
 //! `dlms-bridge read`: reads values, a profile, or the object list from one meter and prints
 //! one JSON object per line on stdout; errors go to stderr, one line each.
 
-use super::args::{usage, MeterOptions, UsageError};
+use super::args::{parse_num, usage, AfterYesNo, MeterFlags, UsageError};
 use dlms_bridge::client::json;
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target};
 use dlms_bridge::client::{ClientError, MeterTarget};
+use dlms_bridge::config::meter::parse_object;
+use dlms_bridge::config::MeterConfig;
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::dlms::axdr::{format_rfc3339, parse_rfc3339, DateTime};
 use lexopt::prelude::*;
 use serde_json::{json, Map, Value as Json};
 use std::process::ExitCode;
 
-pub const HELP: &str = "\
+fn help() -> String {
+    format!(
+        "\
 dlms-bridge read --host HOST --port PORT [--transport hdlc|wrapper] OBIS[:CLASS:ATTRIBUTE] ...
-dlms-bridge read --serial DEVICE [--baud 9600] [--mode-e] OBIS ...
+dlms-bridge read --serial DEVICE [--mode-e] OBIS ...
 dlms-bridge read ... --profile OBIS [--from 2026-11-24T00:00:00Z --to 2026-11-24T06:00:00Z]
 dlms-bridge read ... --list-objects
 dlms-bridge read ... --set-clock now|2026-11-24T06:00:00Z
 
-  --client-address N     client SAP (default 16, public)
-  --server-logical N     server logical address / wrapper wPort (default 1)
-  --server-physical N    HDLC physical address, or none (default 17)
-  --auth none|low|high-gmac   authentication (low = LLS, needs --password; high-gmac needs keys)
-  --security none|auth|enc|auth-enc   suite-0 ciphering (glo- APDUs)
-  --system-title HEX --encryption-key HEX --authentication-key HEX   8, 16, 16 bytes
-  --invocation-counter N      first counter to use (default: the time in seconds)
-  --frame-counter OBIS   start above the meter's frame counter (e.g. 0.0.43.1.0.255), read
-                         first over the public client (SAP 16)
-  --dedicated-key HEX|random  a dedicated key for this association (ded- ciphering)
-  --general-ciphering    general-glo/ded ciphering when the meter grants general-protection
-  --timeout-ms N         time to wait for an answer (default 5000)
-  --inter-frame-timeout-ms N   time to wait for each further segment (default: --timeout-ms)
-  --baud N --data-bits 7|8 --parity none|even|odd --stop-bits 1|2   serial line (9600 8N1)
-  --retries N            reconnects on time-outs and broken links (default 2)
-  --max-info N           HDLC max information field (default 128)
-  OBIS defaults to CLASS:ATTRIBUTE 3:2 (register value, scaled by its scaler_unit)";
+  OBIS defaults to CLASS:ATTRIBUTE 3:2 (register value, scaled by its scaler_unit)
+  --retries N                reconnects on time-outs and broken links (default 2)
+  --invocation-counter N     first counter to use with --security (default: the time in seconds)
+meter flags, as for `meter add` (the same defaults):
+{}",
+        super::args::meter_flags_help(&[
+            "name",
+            "enabled",
+            "interval_s",
+            "inactivity_timeout_s",
+            "device_type",
+            "access_token"
+        ])
+    )
+}
 
 enum Mode {
     Values(Vec<Target>),
@@ -45,32 +47,27 @@ enum Mode {
 
 /// `OBIS[:CLASS:ATTRIBUTE]`
 fn parse_target(s: &str) -> Result<Target, UsageError> {
-    let mut parts = s.rsplitn(3, ':').collect::<Vec<_>>();
-    parts.reverse();
-    // "1-0:32.7.0*255" itself contains a colon: split only when the last two parts are numbers.
-    let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit() || b == b'-');
-    let (obis, class, attr) = match parts.as_slice() {
-        [head, c, a] if numeric(c) && numeric(a) && !c.contains('-') => {
-            (head.to_string(), c.parse().ok(), a.parse().ok())
-        }
-        _ => (s.to_string(), Some(3), Some(2)),
-    };
-    let obis: Obis = obis.parse().map_err(|e| usage(format!("{e}")))?;
-    match (class, attr) {
-        (Some(c), Some(a)) => Ok(Target::new(c, obis, a)),
-        _ => Err(usage(format!("{s}: CLASS and ATTRIBUTE must be numbers"))),
-    }
+    let (obis, class, attribute) = parse_object(s).map_err(usage)?;
+    Ok(Target::new(class, obis, attribute))
 }
 
 pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
-    let mut opts = MeterOptions::default();
+    let mut flags = MeterFlags::anonymous(
+        MeterConfig {
+            name: "read".into(),
+            ..MeterConfig::default()
+        },
+        AfterYesNo::LeaveForNext,
+    );
+    let (mut retries, mut invocation_counter) = (2u32, None);
     let mut targets = Vec::new();
     let (mut profile, mut from, mut to, mut list, mut set_clock) = (None, None, None, false, None);
     while let Some(arg) = parser.next()? {
         match arg {
-            Long(name) if MeterOptions::is_shared(name) => {
-                let name = name.to_string();
-                opts.take(&name, &mut parser)?;
+            Long("retries") => retries = parse_num("--retries", parser.value()?)?,
+            Long("invocation-counter") => {
+                invocation_counter =
+                    Some(parse_num::<u32>("--invocation-counter", parser.value()?)?)
             }
             Long("profile") => profile = Some(parser.value()?.string()?),
             Long("from") => from = Some(parser.value()?.string()?),
@@ -78,8 +75,14 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("list-objects") => list = true,
             Long("set-clock") => set_clock = Some(parser.value()?.string()?),
             Long("help") | Short('h') => {
-                println!("{HELP}");
+                print!("{}", help());
                 return Ok(ExitCode::SUCCESS);
+            }
+            Long(name) => {
+                let name = name.to_string();
+                if !flags.take(&name, &mut parser)? {
+                    return Err(usage(format!("--{name} is not a read option")));
+                }
             }
             Value(v) => targets.push(parse_target(&v.string()?)?),
             _ => return Err(arg.unexpected().into()),
@@ -126,8 +129,22 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     if from.is_some() && !matches!(mode, Mode::Profile { .. }) {
         return Err(usage("--from/--to apply to --profile"));
     }
-    let target = opts.target()?;
-    if let (Some(obis), Some(sec)) = (opts.frame_counter, &target.session.security) {
+    let meter = flags.finish()?;
+    let dedicated_key = meter.dedicated_key;
+    let base = meter
+        .target()
+        .ok_or_else(|| usage("the meter flags do not describe a meter"))?;
+    let target = dlms_bridge::config::fresh_association(&base, dedicated_key)
+        .map_err(|e| usage(e.to_string()))?;
+    if let Some(sec) = &target.session.security {
+        // Without a stored counter, the time in seconds is a counter that never goes back
+        // between runs (at most one run per second; the bridge persists its counters).
+        let first =
+            invocation_counter.unwrap_or_else(|| now().clamp(1, i64::from(u32::MAX)) as u32);
+        sec.invocation_counter
+            .store(first, std::sync::atomic::Ordering::SeqCst);
+    }
+    if let (Some(obis), Some(sec)) = (meter.frame_counter, &target.session.security) {
         match dlms_bridge::client::frame_counter::next_counter_from_meter(&target, obis) {
             Ok(next) => {
                 sec.invocation_counter
@@ -136,7 +153,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Err(e) => return Ok(fail(&target, e)),
         }
     }
-    Ok(execute(&target, opts.retries, mode))
+    Ok(execute(&target, retries, mode))
 }
 
 fn now() -> i64 {

@@ -71,7 +71,11 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     Ok(match bridge::run(&db, stop, Arc::new(Status::default())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{}: {e}", db.display());
+            // Once: in the log file if there is one (a service's only record), and on stderr
+            // (which is the log when there is no file).
+            if log_file.is_some() {
+                log::error!("{}: {e}", db.display());
+            }
             eprintln!("dlms-bridge: {}: {e}", db.display());
             ExitCode::FAILURE
         }

@@ -2,25 +2,26 @@
 //! probing each with a real SNRM/AARQ, then reads the serial number and logical device name
 //! where the association allows. One JSON line per meter found.
 
-use super::args::{usage, MeterOptions, TransportKind, UsageError};
+use super::args::{usage, AfterYesNo, MeterFlags, UsageError};
 use dlms_bridge::client::json;
 use dlms_bridge::client::reads::{self, Target};
 use dlms_bridge::client::{Endpoint, MeterTarget};
+use dlms_bridge::config::values::{word_of, Transport};
+use dlms_bridge::config::MeterConfig;
 use dlms_bridge::cosem::Obis;
-use dlms_bridge::dlms::session::SessionConfig;
 use lexopt::prelude::*;
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::time::Duration;
 
 pub const HELP: &str = "\
 dlms-bridge scan --hosts 127.0.0.1-127.0.0.20 --ports 3333,4059,4061 [--transport hdlc|wrapper]
   --hosts   one address, a range A-B (or A-N for the last octet), or a comma list of those
   --ports   comma list of ports (ranges P-Q allowed)
   without --transport, each port is tried with HDLC, then the wrapper
-  other options as for `read` (addresses, --auth, --timeout-ms, default 1000 here)";
+  other options as for `read` (addresses, --auth, ...); the time-outs default to 1000 ms here
+  (a probe of an address where nothing answers costs one connect time-out)";
 
 /// The most addresses x ports one scan may probe: a typo must not become a sweep.
 const MAX_PROBES: usize = 65_536;
@@ -77,23 +78,30 @@ fn parse_ports(spec: &str) -> Result<Vec<u16>, UsageError> {
 }
 
 pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
-    let mut opts = MeterOptions {
-        timeout_ms: 1000,
-        retries: 0,
-        ..MeterOptions::default()
-    };
+    let mut flags = MeterFlags::anonymous(
+        MeterConfig {
+            name: "scan".into(),
+            connect_timeout_ms: 1000,
+            response_timeout_ms: 1000,
+            inter_frame_timeout_ms: 1000,
+            ..MeterConfig::default()
+        },
+        AfterYesNo::Refuse,
+    );
     let (mut hosts, mut ports) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
-            Long(name) if MeterOptions::is_shared(name) => {
-                let name = name.to_string();
-                opts.take(&name, &mut parser)?;
-            }
             Long("hosts") => hosts = Some(parse_hosts(&parser.value()?.string()?)?),
             Long("ports") => ports = Some(parse_ports(&parser.value()?.string()?)?),
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
+            }
+            Long(name) => {
+                let name = name.to_string();
+                if !flags.take(&name, &mut parser)? {
+                    return Err(usage(format!("--{name} is not a scan option")));
+                }
             }
             _ => return Err(arg.unexpected().into()),
         }
@@ -108,22 +116,23 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             hosts.len() * ports.len()
         )));
     }
-    if opts.host.is_some() || opts.serial.is_some() {
-        return Err(usage("scan takes --hosts/--ports, not --host/--serial"));
+    if ["host", "port", "serial"]
+        .iter()
+        .any(|f| flags.was_given(f))
+    {
+        return Err(usage(
+            "scan takes --hosts/--ports, not --host/--port/--serial",
+        ));
     }
-    let kinds = match opts.transport {
-        Some(k) => vec![k],
-        None => vec![TransportKind::Hdlc, TransportKind::Wrapper],
+    let transports = if flags.was_given("transport") {
+        vec![flags.meter.transport]
+    } else {
+        vec![Transport::Hdlc, Transport::Wrapper]
     };
-    let mut probes = Vec::new();
-    for kind in &kinds {
-        probes.push((*kind, opts.framing(*kind)?));
-    }
-    let session = SessionConfig {
-        authentication: opts.authentication()?,
-        ..SessionConfig::default()
-    };
-    let options = opts.connection_options()?;
+    // Checked once, on the first address, so that a bad combination is one usage error.
+    flags.meter.host = Some(hosts[0].to_string());
+    flags.meter.port = Some(ports[0]);
+    let template = flags.finish()?;
     let work: Vec<(Ipv4Addr, u16)> = hosts
         .iter()
         .flat_map(|h| ports.iter().map(move |p| (*h, *p)))
@@ -136,18 +145,20 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 let Some((host, port)) = next.lock().ok().and_then(|mut it| it.next()) else {
                     return;
                 };
-                for (kind, framing) in &probes {
-                    let target = MeterTarget {
-                        endpoint: Endpoint::Tcp {
-                            host: host.to_string(),
-                            port,
-                        },
-                        framing: *framing,
-                        session: session.clone(),
-                        options: options.clone(),
-                        connect_timeout: Duration::from_millis(opts.timeout_ms),
+                for transport in &transports {
+                    let meter = MeterConfig {
+                        host: Some(host.to_string()),
+                        port: Some(port),
+                        transport: *transport,
+                        ..template.clone()
                     };
-                    if let Some(line) = probe(&target, *kind) {
+                    let Some(target) = meter.target() else {
+                        continue;
+                    };
+                    let Ok(target) = dlms_bridge::config::fresh_association(&target, false) else {
+                        continue;
+                    };
+                    if let Some(line) = probe(&target, *transport) {
                         let _ = super::write_lines(&[line.to_string()]);
                         *found.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                         break;
@@ -162,7 +173,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
 }
 
 /// One probe: `None` if nothing DLMS answers there.
-fn probe(target: &MeterTarget, kind: TransportKind) -> Option<serde_json::Value> {
+fn probe(target: &MeterTarget, transport: Transport) -> Option<serde_json::Value> {
     let mut conn = target.connect().ok()?;
     let identity = [
         Target::new(1, Obis::new(0, 0, 96, 1, 0, 255), 2),
@@ -176,7 +187,7 @@ fn probe(target: &MeterTarget, kind: TransportKind) -> Option<serde_json::Value>
     let line = json!({
         "host": host,
         "port": port,
-        "transport": match kind { TransportKind::Hdlc => "hdlc", TransportKind::Wrapper => "wrapper" },
+        "transport": word_of(transport),
         "serial_number": field(0),
         "logical_device_name": field(1),
     });

@@ -29,8 +29,18 @@ impl TcpTransport {
         let addr: SocketAddr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, format!("{host} does not resolve"))
         })?;
-        let stream = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
+        // Callers name the endpoint: the message says only what happened.
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+            let why = if timed_out(&e) {
+                format!(
+                    "TCP connect timed out after {} ms (nothing answered)",
+                    timeout.as_millis()
+                )
+            } else {
+                format!("TCP connect failed: {e}")
+            };
+            io::Error::new(e.kind(), why)
+        })?;
         stream.set_nodelay(true)?;
         Ok(TcpTransport { stream })
     }
@@ -90,7 +100,7 @@ impl SerialTransport {
             .flow_control(serialport::FlowControl::None)
             .timeout(Duration::from_millis(100))
             .open()
-            .map_err(|e| io::Error::other(format!("{}: {e}", s.path)))?;
+            .map_err(|e| io::Error::other(format!("cannot open the serial line: {e}")))?;
         Ok(SerialTransport { port })
     }
 

@@ -3,7 +3,10 @@
 //! refused entirely while no token is set. Passwords and tokens are accepted, never returned.
 
 use super::http::json_response;
-use crate::store::config::{Measurement, MeterConfig};
+use crate::config::json::{
+    apply_json, from_json, measurements_from_json, measurements_json, to_json, Secrets,
+};
+use crate::config::{ConfigError, MeterConfig};
 use crate::store::{Store, StoreError};
 use serde_json::{json, Value};
 use std::io::Cursor;
@@ -15,10 +18,19 @@ fn error(code: u16, msg: impl Into<String>) -> Reply {
     json_response(code, &json!({"error": msg.into()}))
 }
 
+fn config_error(e: &ConfigError) -> Reply {
+    json_response(
+        400,
+        &json!({"error": e.to_string(), "field": e.field_name()}),
+    )
+}
+
+/// The HTTP status from the kind of error, never from its wording.
 fn store_error(e: StoreError) -> Reply {
     match e {
         StoreError::NotFound(m) => error(404, format!("{m} not found")),
-        StoreError::Invalid(m) if m.contains("exists already") => error(409, m),
+        StoreError::Conflict(m) => error(409, m),
+        StoreError::Config(e) => config_error(&e),
         StoreError::Invalid(m) => error(400, m),
         other => error(500, other.to_string()),
     }
@@ -56,20 +68,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// A meter as the API shows it: secrets replaced by whether they are set.
 pub(super) fn public(m: &MeterConfig) -> Value {
-    let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("password_set".into(), json!(m.password.is_some()));
-        o.insert("access_token_set".into(), json!(m.access_token.is_some()));
-        o.insert(
-            "encryption_key_set".into(),
-            json!(m.encryption_key.is_some()),
-        );
-        o.insert(
-            "authentication_key_set".into(),
-            json!(m.authentication_key.is_some()),
-        );
-    }
-    v
+    to_json(m, Secrets::SetOrNot)
 }
 
 pub(super) fn handle(
@@ -116,9 +115,7 @@ pub(super) fn handle(
             Err(e) => store_error(e),
         },
         (Method::Post, []) => {
-            let m: MeterConfig = match parse(body)
-                .and_then(|v| serde_json::from_value(v).map_err(|e| error(400, e.to_string())))
-            {
+            let m = match parse(body).and_then(|v| from_json(&v).map_err(|e| config_error(&e))) {
                 Ok(m) => m,
                 Err(r) => return r,
             };
@@ -137,27 +134,14 @@ pub(super) fn handle(
                 Ok(_) => return error(400, "PATCH takes a JSON object of fields"),
                 Err(r) => return r,
             };
-            let current = match store.meter(id) {
+            let mut m = match store.meter(id) {
                 Ok(m) => m,
                 Err(e) => return store_error(e),
             };
-            // Merge the patch over the stored meter (secrets included, which serialisation
-            // leaves out), then validate the whole.
-            let mut merged = match serde_json::to_value(&current) {
-                Ok(Value::Object(o)) => o,
-                _ => return error(500, "cannot serialise the meter"),
-            };
-            for (k, v) in patch {
-                if k == "id" {
-                    continue;
-                }
-                merged.insert(k, v);
+            // Only the fields given change; the whole is then checked.
+            if let Err(e) = apply_json(&mut m, &patch) {
+                return config_error(&e.of_meter(&m.name));
             }
-            let mut m: MeterConfig = match serde_json::from_value(Value::Object(merged)) {
-                Ok(m) => m,
-                Err(e) => return error(400, e.to_string()),
-            };
-            m.id = current.id;
             match store.update_meter(&m) {
                 Ok(()) => json_response(200, &public(&m)),
                 Err(e) => store_error(e),
@@ -168,12 +152,12 @@ pub(super) fn handle(
             Err(e) => store_error(e),
         },
         (Method::Get, [id, "measurements"]) => match store.meter(id) {
-            Ok(m) => json_response(200, &json!(m.measurements)),
+            Ok(m) => json_response(200, &measurements_json(&m.measurements)),
             Err(e) => store_error(e),
         },
         (Method::Put, [id, "measurements"]) => {
-            let list: Vec<Measurement> = match parse(body)
-                .and_then(|v| serde_json::from_value(v).map_err(|e| error(400, e.to_string())))
+            let list = match parse(body)
+                .and_then(|v| measurements_from_json(&v).map_err(|e| config_error(&e)))
             {
                 Ok(l) => l,
                 Err(r) => return r,
@@ -184,7 +168,7 @@ pub(super) fn handle(
             };
             m.measurements = list;
             match store.update_meter(&m) {
-                Ok(()) => json_response(200, &json!(m.measurements)),
+                Ok(()) => json_response(200, &measurements_json(&m.measurements)),
                 Err(e) => store_error(e),
             }
         }

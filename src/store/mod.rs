@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod lock;
 pub mod outbox;
 mod schema;
 pub mod settings;
@@ -23,7 +24,17 @@ pub enum StoreError {
     Io(std::io::Error),
     /// Configuration that does not make sense; nothing was changed.
     Invalid(String),
+    /// A meter's configuration refused by the model; nothing was changed.
+    Config(crate::config::ConfigError),
+    /// The name is taken; nothing was changed.
+    Conflict(String),
     NotFound(String),
+    /// The file is not a dlms-bridge database; it was left as it is.
+    Foreign(String),
+    /// Another `dlms-bridge run` holds the database.
+    Locked {
+        pid: Option<i64>,
+    },
     /// The database was written by a newer dlms-bridge.
     TooNew {
         found: i64,
@@ -36,8 +47,14 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Sqlite(e) => write!(f, "database: {e}"),
             StoreError::Io(e) => write!(f, "database file: {e}"),
-            StoreError::Invalid(m) => write!(f, "{m}"),
+            StoreError::Invalid(m) | StoreError::Conflict(m) => write!(f, "{m}"),
+            StoreError::Config(e) => write!(f, "{e}"),
             StoreError::NotFound(m) => write!(f, "{m} not found"),
+            StoreError::Foreign(m) => write!(f, "not a dlms-bridge database: {m}; it was left untouched"),
+            StoreError::Locked { pid } => {
+                let who = pid.map_or("another dlms-bridge".to_string(), |p| format!("another dlms-bridge (pid {p})"));
+                write!(f, "{who} is running on this database; stop it first (two would poll the same meters and take turns on the broker)")
+            }
             StoreError::TooNew { found, supported } => write!(
                 f,
                 "database schema version {found} is newer than this dlms-bridge supports ({supported}); upgrade dlms-bridge"
@@ -50,7 +67,18 @@ impl std::error::Error for StoreError {}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e)
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                StoreError::Foreign("not an SQLite file".into())
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for StoreError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        StoreError::Config(e)
     }
 }
 
@@ -73,15 +101,22 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(StoreError::Foreign(
+                "an empty file (remove it to start with an empty configuration)".into(),
+            ));
+        }
         let conn = Connection::open(path)?;
         restrict_permissions(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        schema::check_ours(&conn)?;
         // WAL: readers (CLI, status) never block the publisher. synchronous=FULL: a committed
         // reading survives power loss, not only a crash; group commit keeps fsyncs rare.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&conn)?;
+        config::add_missing_columns(&conn)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),

@@ -110,7 +110,51 @@ const MIGRATIONS: &[&str] = &[
         reserved_until INTEGER NOT NULL CHECK (reserved_until BETWEEN 0 AND 4294967295),
         PRIMARY KEY (meter, key_id)
     );",
+    // 3: which process runs on this database (for the message a second `run` gets).
+    "CREATE TABLE runner (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, started_s INTEGER NOT NULL);",
 ];
+
+/// `PRAGMA application_id` of our databases ("DLMB"): tells ours from other SQLite files.
+const APPLICATION_ID: i64 = 0x444C_4D42;
+
+/// Refuses a SQLite file that is not ours (before anything is written to it). Databases of
+/// earlier versions carry no application id: they are known by their tables.
+pub(super) fn check_ours(conn: &Connection) -> Result<()> {
+    let id: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    if id == APPLICATION_ID {
+        return Ok(());
+    }
+    if id != 0 {
+        return Err(StoreError::Foreign(format!(
+            "an SQLite database of another application (application id {id:#x})"
+        )));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let ours = ["config_revision", "meters", "outbox"]
+        .iter()
+        .all(|t| tables.iter().any(|have| have == t));
+    if !tables.is_empty() && !ours {
+        let mut shown = tables
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if tables.len() > 5 {
+            shown.push_str(", ...");
+        }
+        return Err(StoreError::Foreign(format!(
+            "an SQLite database with other tables ({shown})"
+        )));
+    }
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -153,6 +197,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::values::{AuthKind, Ciphering};
 
     #[test]
     fn migrates_once_and_refuses_newer() {
@@ -191,10 +236,10 @@ mod tests {
         let store = crate::store::Store::open(&path).unwrap();
         let m = store.meter("old").unwrap();
         assert_eq!(
-            (m.auth.as_str(), m.password.as_deref()),
-            ("low", Some("pw"))
+            (m.auth, m.password.map(|p| p.0)),
+            (AuthKind::Low, Some("pw".to_string()))
         );
-        assert_eq!(m.security, "none");
+        assert_eq!(m.security, Ciphering::None);
         assert_eq!(m.measurements.len(), 1, "measurements survive the rebuild");
         let fk: bool = store
             .conn

@@ -4,10 +4,10 @@
 //! DLMS_BRIDGE_REQUIRE_INTEROP=1 so that a missing peer fails the run instead.
 #![allow(dead_code)]
 
+use dlms_bridge::config::MeterConfig;
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::sim::model::{self, MeterModel};
 use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
-use dlms_bridge::store::config::MeterConfig;
 use dlms_bridge::store::Store;
 use paho_mqtt as mqtt;
 use serde_json::Value;

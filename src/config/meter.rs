@@ -1,0 +1,331 @@
+//! One meter's configuration, typed. Values are checked one by one where they enter (the
+//! field parsers in `fields.rs`); [`MeterConfig::validate`] checks how they combine. A meter
+//! that passed it builds its [`MeterTarget`](crate::client::MeterTarget) without failing.
+
+use super::error::{quoted, ConfigError};
+use super::values::{AuthKind, Ciphering, Parity, Secret, Transport};
+
+use crate::cosem::Obis;
+
+/// One telemetry key and where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measurement {
+    pub key: String,
+    pub obis: Obis,
+    pub class_id: u16,
+    pub attribute: i8,
+}
+
+impl Measurement {
+    /// A register's value (class 3, attribute 2).
+    pub fn register(key: &str, obis: Obis) -> Measurement {
+        Measurement {
+            key: key.to_string(),
+            obis,
+            class_id: 3,
+            attribute: 2,
+        }
+    }
+
+    /// `KEY=OBIS[:CLASS:ATTR]`, as `--measure` takes it.
+    pub fn parse_spec(v: &str) -> Result<Measurement, ConfigError> {
+        let (key, spec) = v.split_once('=').ok_or_else(|| {
+            ConfigError::field(
+                "measurements",
+                format!("{} is not KEY=OBIS[:CLASS:ATTR]", quoted(v)),
+            )
+        })?;
+        let (obis, class, attribute) = split_object(spec);
+        Measurement::from_parts(key, obis, class, attribute)
+    }
+
+    /// From its four parts as text (the API's and the database's form).
+    pub fn from_parts(
+        key: &str,
+        obis: &str,
+        class: &str,
+        attribute: &str,
+    ) -> Result<Measurement, ConfigError> {
+        let fail = |m: String| ConfigError::field("measurements", m);
+        let key = super::values::label(key, 64).map_err(|m| fail(format!("key {m}")))?;
+        let obis: Obis = obis.parse().map_err(|e| fail(format!("{key}: {e}")))?;
+        let class_id = super::values::bounded::<u16>(class, 1, u16::MAX)
+            .map_err(|m| fail(format!("{key}: class {m}")))?;
+        let attribute = super::values::bounded::<i8>(attribute, 1, i8::MAX)
+            .map_err(|m| fail(format!("{key}: attribute {m}")))?;
+        Ok(Measurement {
+            key,
+            obis,
+            class_id,
+            attribute,
+        })
+    }
+}
+
+/// `OBIS[:CLASS:ATTR]` into its parts (class 3, attribute 2 if not given). An OBIS code's
+/// own colon (`1-0:32.7.0`) is told apart by the numbers after it.
+pub fn split_object(spec: &str) -> (&str, &str, &str) {
+    let mut parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+    parts.reverse();
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    match parts.as_slice() {
+        [o, c, a] if digits(c) && digits(a) && !c.contains('-') => (o, c, a),
+        _ => (spec, "3", "2"),
+    }
+}
+
+/// `OBIS[:CLASS:ATTR]` as a read target (`dlms-bridge read`'s arguments).
+pub fn parse_object(spec: &str) -> Result<(Obis, u16, i8), String> {
+    let (obis, class, attribute) = split_object(spec);
+    let obis: Obis = obis.parse().map_err(|e| format!("{e}"))?;
+    let class = super::values::bounded::<u16>(class, 1, u16::MAX)
+        .map_err(|m| format!("{spec}: class {m}"))?;
+    let attribute = super::values::bounded::<i8>(attribute, i8::MIN, i8::MAX)
+        .map_err(|m| format!("{spec}: attribute {m}"))?;
+    Ok((obis, class, attribute))
+}
+
+/// The measurements a new meter gets when none are given: the usual 3-phase set.
+pub fn default_measurements() -> Vec<Measurement> {
+    [
+        ("voltage_l1", [1, 0, 32, 7, 0, 255]),
+        ("voltage_l2", [1, 0, 52, 7, 0, 255]),
+        ("voltage_l3", [1, 0, 72, 7, 0, 255]),
+        ("current_l1", [1, 0, 31, 7, 0, 255]),
+        ("current_l2", [1, 0, 51, 7, 0, 255]),
+        ("current_l3", [1, 0, 71, 7, 0, 255]),
+        ("active_power", [1, 0, 1, 7, 0, 255]),
+        ("frequency", [1, 0, 14, 7, 0, 255]),
+        ("active_energy_import", [1, 0, 1, 8, 0, 255]),
+        ("power_factor", [1, 0, 13, 7, 0, 255]),
+    ]
+    .into_iter()
+    .map(|(key, obis)| Measurement::register(key, Obis(obis)))
+    .collect()
+}
+
+/// A meter: where it is, how to address and authenticate to it, what to read and how often.
+/// Every field is defined once, in `fields.rs` (name, flag, help, parser, default shown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterConfig {
+    /// The database row; `None` until stored.
+    pub id: Option<i64>,
+    pub name: String,
+    pub enabled: bool,
+    pub transport: Transport,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub serial_device: Option<String>,
+    pub baud: u32,
+    pub data_bits: u8,
+    pub parity: Parity,
+    pub stop_bits: u8,
+    pub mode_e: bool,
+    pub client_address: u8,
+    pub server_logical: u16,
+    /// `None`: a one-byte server address (logical only).
+    pub server_physical: Option<u16>,
+    pub auth: AuthKind,
+    pub password: Option<Secret<String>>,
+    pub security: Ciphering,
+    pub system_title: Option<[u8; 8]>,
+    pub encryption_key: Option<Secret<[u8; 16]>>,
+    pub authentication_key: Option<Secret<[u8; 16]>>,
+    pub dedicated_key: bool,
+    pub general_ciphering: bool,
+    pub frame_counter: Option<Obis>,
+    pub connect_timeout_ms: u32,
+    pub response_timeout_ms: u32,
+    pub inter_frame_timeout_ms: u32,
+    pub max_info: u16,
+    pub interval_s: u32,
+    pub inactivity_timeout_s: u32,
+    pub device_type: String,
+    pub access_token: Option<Secret<String>>,
+    pub measurements: Vec<Measurement>,
+}
+
+impl Default for MeterConfig {
+    /// The defaults every path shares (`meter add`, `read`, `scan`, the API, import): the
+    /// addressing `dlms-bridge simulate` and most meters answer (client 16, logical 1,
+    /// physical 17), none of the secrets.
+    fn default() -> Self {
+        MeterConfig {
+            id: None,
+            name: String::new(),
+            enabled: true,
+            transport: Transport::Hdlc,
+            host: None,
+            port: None,
+            serial_device: None,
+            baud: 9600,
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            mode_e: false,
+            client_address: 16,
+            server_logical: 1,
+            server_physical: Some(17),
+            auth: AuthKind::None,
+            password: None,
+            security: Ciphering::None,
+            system_title: None,
+            encryption_key: None,
+            authentication_key: None,
+            dedicated_key: false,
+            general_ciphering: false,
+            frame_counter: None,
+            connect_timeout_ms: 5000,
+            response_timeout_ms: 5000,
+            inter_frame_timeout_ms: 5000,
+            max_info: 128,
+            interval_s: 60,
+            inactivity_timeout_s: 120,
+            device_type: "electricity-meter".to_string(),
+            access_token: None,
+            measurements: default_measurements(),
+        }
+    }
+}
+
+impl MeterConfig {
+    /// A meter with every default, reached over TCP.
+    pub fn tcp(name: &str, host: &str, port: u16) -> MeterConfig {
+        MeterConfig {
+            name: name.to_string(),
+            host: Some(host.to_string()),
+            port: Some(port),
+            ..MeterConfig::default()
+        }
+    }
+
+    /// How the fields combine (each value was checked when it was parsed); errors name the
+    /// meter.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::field("name", "is required"));
+        }
+        self.combination().map_err(|e| e.of_meter(&self.name))
+    }
+
+    /// [`MeterConfig::validate`] for a meter that has no name yet (`read`, `scan`).
+    pub fn combination(&self) -> Result<(), ConfigError> {
+        let err = ConfigError::new;
+        match (&self.host, self.port, &self.serial_device) {
+            (Some(_), Some(_), None) => {}
+            (None, None, Some(_)) => {
+                if self.transport == Transport::Wrapper {
+                    return Err(err("{transport} wrapper is for TCP; serial lines use hdlc"));
+                }
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err(err(
+                    "give either {host} and {port}, or {serial_device}, not both (none clears one)",
+                ))
+            }
+            (Some(_), None, None) => return Err(err("{host} needs {port}")),
+            (None, Some(_), None) => return Err(err("{port} needs {host}")),
+            _ => return Err(err("give either {host} and {port}, or {serial_device}")),
+        }
+        if self.mode_e && self.serial_device.is_none() {
+            return Err(err(
+                "{mode_e} applies to serial meters ({serial_device}) only",
+            ));
+        }
+        match (self.auth, &self.password) {
+            (AuthKind::Low, None) => return Err(err("{auth} low needs a {password}")),
+            (AuthKind::HighGmac, _) if self.security == Ciphering::None => {
+                return Err(err(
+                    "{auth} high-gmac needs {security} auth, enc or auth-enc and its keys",
+                ))
+            }
+            _ => {}
+        }
+        if self.security == Ciphering::None {
+            if self.dedicated_key || self.general_ciphering || self.frame_counter.is_some() {
+                return Err(err(
+                    "{dedicated_key}, {general_ciphering} and {frame_counter} need {security}",
+                ));
+            }
+        } else if self.system_title.is_none()
+            || self.encryption_key.is_none()
+            || self.authentication_key.is_none()
+        {
+            return Err(err(
+                "{security} needs {system_title}, {encryption_key} and {authentication_key}",
+            ));
+        }
+        let mut keys = std::collections::HashSet::new();
+        for m in &self.measurements {
+            if !keys.insert(m.key.as_str()) {
+                return Err(ConfigError::field(
+                    "measurements",
+                    format!("key {} appears twice", quoted(&m.key)),
+                ));
+            }
+        }
+        if self.measurements.is_empty() {
+            return Err(ConfigError::field("measurements", "needs at least one"));
+        }
+        Ok(())
+    }
+
+    /// The TCP or serial endpoint as people write it.
+    pub fn endpoint_text(&self) -> String {
+        match (&self.host, self.port, &self.serial_device) {
+            (Some(h), Some(p), _) => format!("{h}:{p}"),
+            (_, _, Some(d)) => d.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_are_refused_with_a_reason() {
+        let good = MeterConfig::tcp("M", "127.0.0.1", 1);
+        assert_eq!(good.validate(), Ok(()));
+        type Mutation = fn(&mut MeterConfig);
+        let cases: &[(Mutation, &str)] = &[
+            (
+                |m| m.serial_device = Some("/dev/ttyUSB0".into()),
+                "not both",
+            ),
+            (|m| m.port = None, "host needs port"),
+            (|m| m.auth = AuthKind::Low, "needs a password"),
+            (|m| m.auth = AuthKind::HighGmac, "high-gmac needs security"),
+            (|m| m.security = Ciphering::Auth, "needs system_title"),
+            (|m| m.dedicated_key = true, "need security"),
+            (|m| m.mode_e = true, "serial meters"),
+            (|m| m.measurements.clear(), "at least one"),
+            (
+                |m| m.measurements[1].key = "voltage_l1".into(),
+                "appears twice",
+            ),
+        ];
+        for (mutate, needle) in cases {
+            let mut m = good.clone();
+            mutate(&mut m);
+            let err = m.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+            assert!(err.starts_with("meter \"M\": "), "{err}");
+        }
+    }
+
+    #[test]
+    fn measurement_specs() {
+        let m = Measurement::parse_spec("e=1-0:1.8.0*255:3:2").unwrap();
+        assert_eq!(
+            (m.key.as_str(), m.obis, m.class_id),
+            ("e", Obis([1, 0, 1, 8, 0, 255]), 3)
+        );
+        let clock = Measurement::parse_spec("t=0-0:1.0.0:8:2").unwrap();
+        assert_eq!(clock.class_id, 8);
+        assert!(Measurement::parse_spec("v").is_err());
+        assert!(Measurement::parse_spec("v=1.2.3").is_err());
+        assert!(Measurement::parse_spec("v=1-0:32.7.0:3:0").is_err());
+    }
+}
