@@ -8,29 +8,14 @@
 //! BRIDGE_LOAD_SETTINGS="outbox.commit_interval_ms=1000" applies settings before the run.
 
 use paho_mqtt as mqtt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dlms-bridge");
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let start = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none()
-            && start.elapsed() < Duration::from_secs(15)
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Proc, BIN};
 
 fn proc_cpu_s(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -52,11 +37,7 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
 }
 
 fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(60), "port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_port(port, Duration::from_secs(60));
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -218,6 +199,9 @@ fn run(meters: u16, seconds: u64, port_base: u16, mqtt_port: u16) -> String {
 }
 
 fn main() {
+    if !common::bench_or_skip("bridge_load", &["mosquitto"]) {
+        return;
+    }
     let sizes: Vec<u16> = std::env::var("BRIDGE_LOAD_METERS")
         .unwrap_or_else(|_| "10 100 1000".into())
         .split_whitespace()

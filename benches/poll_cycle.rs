@@ -7,6 +7,9 @@
 //! Run: `cargo bench --bench poll_cycle` (set POLL_CYCLES to change the cycle count). The
 //! Gurux row needs `pip install gurux-dlms`. Figures go in docs/benchmarks.md.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use dlms_bridge::client::reads::{self, ScalerCache, Target};
 use dlms_bridge::client::{Connection, ConnectionOptions, Framing, TcpTransport};
 use dlms_bridge::dlms::hdlc::ServerAddress;
@@ -140,6 +143,9 @@ fn gurux(port: u16, transport: &'static str, cycles: u64) -> Option<Row> {
 }
 
 fn main() {
+    if !common::bench_or_skip("poll_cycle", &[]) {
+        return;
+    }
     let cycles: u64 = std::env::var("POLL_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -4,40 +4,16 @@
 //!
 //! Run: `cargo bench --bench status_load` (needs wrk). STATUS_LOAD_SECONDS=15 sets each phase.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dlms-bridge");
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let t = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Proc, BIN};
 
 fn get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+    common::http_get(port, path).1
 }
 
 /// (total cycles, total skipped slots, meters polling)
@@ -53,12 +29,15 @@ fn schedule(port: u16) -> (u64, u64, usize) {
 }
 
 fn main() {
+    if !common::bench_or_skip("status_load", &["wrk"]) {
+        return;
+    }
     let seconds: u64 = std::env::var("STATUS_LOAD_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
     let meters = 100u16;
-    let (port_base, http_port) = (27000u16, 28080u16);
+    let (port_base, http_port) = (common::free_ports(meters), common::free_port());
     let dir = std::env::temp_dir().join(format!("dlms-bridge-status-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

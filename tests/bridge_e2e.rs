@@ -6,10 +6,11 @@
 mod common;
 
 use common::*;
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::sim::model::MeterModel;
-use dlms_bridge::sim::net::{Fault, Framing, SimConfig};
+use dlms_bridge::sim::net::{Fault, SimConfig};
 use dlms_bridge::store::Store;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -25,7 +26,7 @@ fn gateway_mode_end_to_end() {
     }
     let dir = TempDir::new("gateway");
     let broker = Mosquitto::start(&dir.0);
-    let sims = simulated(0..3, 40, Framing::Hdlc);
+    let sims = simulated(0..3, 40, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     let names = ["Meter A", "Meter B", "Meter C"];
     configure(&db, broker.port, &sims, &names, |_| {});
@@ -82,7 +83,7 @@ fn device_mode_end_to_end() {
     }
     let dir = TempDir::new("device");
     let broker = Mosquitto::start(&dir.0);
-    let sims = simulated(0..2, 41, Framing::Wrapper);
+    let sims = simulated(0..2, 41, Transport::Wrapper);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["D1", "D2"], |m| {
         m.set("transport", "wrapper").unwrap();
@@ -137,7 +138,7 @@ fn broker_outage_loses_nothing_and_keeps_order_and_timestamps() {
     }
     let dir = TempDir::new("outage");
     let mut broker = Mosquitto::start(&dir.0);
-    let sims = simulated(0..2, 42, Framing::Hdlc);
+    let sims = simulated(0..2, 42, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["O1", "O2"], |_| {});
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
@@ -185,7 +186,7 @@ fn sigkill_loses_no_accepted_reading() {
         return;
     }
     let dir = TempDir::new("sigkill");
-    let sims = simulated(0..2, 43, Framing::Hdlc);
+    let sims = simulated(0..2, 43, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     // First run: no broker on this port, so everything accepted stays in the outbox.
     configure(&db, free_port(), &sims, &["K1", "K2"], |_| {});
@@ -237,13 +238,13 @@ fn faulty_meters_recover_without_disturbing_the_others() {
     }
     let dir = TempDir::new("faults");
     let broker = Mosquitto::start(&dir.0);
-    let healthy = SimConfig::new(MeterModel::new(44, 0), Framing::Hdlc);
-    let mut silent = SimConfig::new(MeterModel::new(44, 1), Framing::Hdlc);
+    let healthy = SimConfig::new(MeterModel::new(44, 0), Transport::Hdlc);
+    let mut silent = SimConfig::new(MeterModel::new(44, 1), Transport::Hdlc);
     silent.fault = Fault::Silence;
     silent.fault_limit = Some(4);
-    let mut garbage = SimConfig::new(MeterModel::new(44, 2), Framing::Hdlc);
+    let mut garbage = SimConfig::new(MeterModel::new(44, 2), Transport::Hdlc);
     garbage.fault = Fault::Garbage;
-    let mut dropping = SimConfig::new(MeterModel::new(44, 3), Framing::Hdlc);
+    let mut dropping = SimConfig::new(MeterModel::new(44, 3), Transport::Hdlc);
     dropping.fault = Fault::DropMidBlock;
     dropping.fault_limit = Some(3);
     dropping.server.max_receive_pdu = 48; // the profile columns (60 bytes) then need blocks
@@ -305,7 +306,7 @@ fn configuration_changes_apply_to_a_running_bridge() {
     }
     let dir = TempDir::new("live");
     let broker = Mosquitto::start(&dir.0);
-    let sims = simulated(0..2, 45, Framing::Hdlc);
+    let sims = simulated(0..2, 45, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["First"], |_| {});
     Store::open(&db)
@@ -477,7 +478,7 @@ mod secured {
     const EK: &str = "000102030405060708090A0B0C0D0E0F";
     const AK: &str = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF";
 
-    fn secured(framing: Framing, seed: u32, hls: bool) -> (SimConfig, ServerSecurity) {
+    fn secured(framing: Transport, seed: u32, hls: bool) -> (SimConfig, ServerSecurity) {
         let security = ServerSecurity::new(
             Keys {
                 block_cipher: dlms_bridge::hex::array(EK).unwrap(),
@@ -521,8 +522,8 @@ mod secured {
         }
         let dir = TempDir::new("secured");
         let broker = Mosquitto::start(&dir.0);
-        let (hdlc, hdlc_sec) = secured(Framing::Hdlc, 0, true);
-        let (wrapper, wrapper_sec) = secured(Framing::Wrapper, 1, false);
+        let (hdlc, hdlc_sec) = secured(Transport::Hdlc, 0, true);
+        let (wrapper, wrapper_sec) = secured(Transport::Wrapper, 1, false);
         let sims = meters(vec![hdlc, wrapper]);
         let db = dir.0.join("bridge.db");
         configure(&db, broker.port, &sims, &[], |_| {});
@@ -764,7 +765,10 @@ mod tls {
         wait_for("the TLS listener", Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
         });
-        let sims = meters(vec![SimConfig::new(MeterModel::new(80, 0), Framing::Hdlc)]);
+        let sims = meters(vec![SimConfig::new(
+            MeterModel::new(80, 0),
+            Transport::Hdlc,
+        )]);
         let db = dir.0.join("bridge.db");
         configure(&db, broker.port, &sims, &["Meter T"], |_| {});
         let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
@@ -839,7 +843,7 @@ fn write_behind_keeps_acknowledged_readings_off_the_disk() {
     }
     let dir = TempDir::new("write-behind");
     let broker = Mosquitto::start(&dir.0);
-    let sims = simulated(0..2, 90, Framing::Hdlc);
+    let sims = simulated(0..2, 90, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     let names = ["WB A", "WB B"];
     configure(&db, broker.port, &sims, &names, |_| {});

@@ -5,41 +5,15 @@ use dlms_bridge::cosem::Obis;
 use dlms_bridge::sim::model::MeterModel;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dlms-bridge");
+mod common;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free loopback port range start (bind, note, release).
-fn free_ports(n: u16) -> u16 {
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        drop(l);
-        if p < 60_000 && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
-            return p;
-        }
-    }
-}
+use common::{free_ports, Proc, BIN};
 
 fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "simulator did not start on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_port(port, Duration::from_secs(10));
 }
 
 fn simulate(args: &[&str]) -> Proc {

@@ -3,6 +3,7 @@
 
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target, Value};
 use dlms_bridge::client::{ClientError, Connection, ConnectionOptions, Framing, TcpTransport};
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::dlms::hdlc::ServerAddress;
 use dlms_bridge::dlms::session::{Authentication, SessionConfig};
@@ -40,13 +41,13 @@ fn sim(config: SimConfig) -> Sim {
     }
 }
 
-fn framing(f: net::Framing) -> Framing {
+fn framing(f: Transport) -> Framing {
     match f {
-        net::Framing::Hdlc => Framing::Hdlc {
+        Transport::Hdlc => Framing::Hdlc {
             client: 16,
             server: ServerAddress::new(1, Some(17)),
         },
-        net::Framing::Wrapper => Framing::Wrapper {
+        Transport::Wrapper => Framing::Wrapper {
             client: 16,
             server: 1,
         },
@@ -104,7 +105,7 @@ fn assert_truth(
 
 #[test]
 fn registers_over_hdlc_and_wrapper() {
-    for framing in [net::Framing::Hdlc, net::Framing::Wrapper] {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
         let s = sim(SimConfig::new(MeterModel::new(7, 0), framing));
         let mut conn = connect(&s, Authentication::None).unwrap();
         let targets = eight_registers();
@@ -126,7 +127,7 @@ fn registers_over_hdlc_and_wrapper() {
 
 #[test]
 fn profile_needs_blocks_and_segments() {
-    for framing in [net::Framing::Hdlc, net::Framing::Wrapper] {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
         let s = sim(SimConfig::new(MeterModel::new(3, 1), framing));
         let mut conn = connect(&s, Authentication::None).unwrap();
         let mut cache = ScalerCache::default();
@@ -153,7 +154,7 @@ fn profile_needs_blocks_and_segments() {
         let stats = conn.stats();
         // capture_objects, scalers, values, then ~6 blocks of 1 KiB.
         assert!(stats.round_trips >= 8, "block transfer expected: {stats:?}");
-        if framing == net::Framing::Hdlc {
+        if framing == Transport::Hdlc {
             assert!(
                 stats.frames_received > 40,
                 "segmentation expected: {stats:?}"
@@ -184,7 +185,7 @@ fn profile_needs_blocks_and_segments() {
 
 #[test]
 fn clock_objects_and_other_classes() {
-    let s = sim(SimConfig::new(MeterModel::new(9, 2), net::Framing::Hdlc));
+    let s = sim(SimConfig::new(MeterModel::new(9, 2), Transport::Hdlc));
     let mut conn = connect(&s, Authentication::None).unwrap();
     let clock = reads::read_clock(&mut conn).unwrap().unwrap();
     assert!((clock.to_unix().unwrap() - now()).abs() <= 2);
@@ -225,7 +226,7 @@ fn clock_objects_and_other_classes() {
 
 #[test]
 fn low_level_security() {
-    let mut config = SimConfig::new(MeterModel::new(1, 0), net::Framing::Wrapper);
+    let mut config = SimConfig::new(MeterModel::new(1, 0), Transport::Wrapper);
     config.server.password = Some(b"12345678".to_vec());
     let s = sim(config);
     assert!(connect(&s, Authentication::Low(b"12345678".to_vec())).is_ok());
@@ -240,7 +241,7 @@ fn low_level_security() {
 
 #[test]
 fn wrong_address_is_reported_as_no_answer() {
-    let s = sim(SimConfig::new(MeterModel::new(1, 0), net::Framing::Hdlc));
+    let s = sim(SimConfig::new(MeterModel::new(1, 0), Transport::Hdlc));
     let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(1)).unwrap();
     let options = ConnectionOptions {
         response_timeout: Duration::from_millis(300),
@@ -294,16 +295,16 @@ fn every_fault_kind_is_recovered_from() {
         (Fault::DisconnectedMode, 1, Some(1)),
         (Fault::FrameReject, 2, Some(1)),
     ];
-    for framing in [net::Framing::Hdlc, net::Framing::Wrapper] {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
         for (fault, every, limit) in faults {
-            if framing == net::Framing::Wrapper
+            if framing == Transport::Wrapper
                 && matches!(fault, Fault::DisconnectedMode | Fault::FrameReject)
             {
                 continue; // HDLC-only faults
             }
             // The wrapper has no checksum: garbage or a corrupted copy kills the connection,
             // so there it is injected once and recovered from by reconnecting.
-            let limit = if framing == net::Framing::Wrapper
+            let limit = if framing == Transport::Wrapper
                 && matches!(fault, Fault::Garbage | Fault::BadCrc)
             {
                 Some(1)
@@ -328,7 +329,7 @@ fn every_fault_kind_is_recovered_from() {
 
 #[test]
 fn dropped_connection_mid_block_is_recovered_from() {
-    for framing in [net::Framing::Hdlc, net::Framing::Wrapper] {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
         let mut config = SimConfig::new(MeterModel::new(5, 4), framing);
         config.fault = Fault::DropMidBlock;
         config.fault_limit = Some(1);
@@ -364,7 +365,7 @@ fn dropped_connection_mid_block_is_recovered_from() {
 
 #[test]
 fn a_late_answer_is_never_taken_for_the_next_one() {
-    for framing in [net::Framing::Hdlc, net::Framing::Wrapper] {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
         let mut config = SimConfig::new(MeterModel::new(8, 0), framing);
         config.fault = Fault::Slow(Duration::from_millis(1200));
         config.fault_limit = Some(1);
@@ -396,7 +397,7 @@ mod security {
         authentication: *b"fedcba9876543210",
     };
 
-    fn secure_sim(framing: net::Framing, hls: bool) -> Sim {
+    fn secure_sim(framing: Transport, hls: bool) -> Sim {
         let mut config = SimConfig::new(MeterModel::new(13, 0), framing);
         config.server.security = Some(ServerSecurity::new(KEYS, *b"SIMMETER", hls));
         sim(config)
@@ -444,7 +445,7 @@ mod security {
 
     #[test]
     fn hls_gmac_with_authenticated_encryption_over_hdlc_and_wrapper() {
-        for f in [net::Framing::Hdlc, net::Framing::Wrapper] {
+        for f in [Transport::Hdlc, Transport::Wrapper] {
             let s = secure_sim(f, true);
             let counter = Arc::new(AtomicU32::new(100));
             let mut conn = secure_connect(
@@ -491,7 +492,7 @@ mod security {
             Protection::Encrypted,
             Protection::AuthenticatedEncrypted,
         ] {
-            let s = secure_sim(net::Framing::Wrapper, false);
+            let s = secure_sim(Transport::Wrapper, false);
             let mut conn = secure_connect(&s, KEYS, p, false, Arc::new(AtomicU32::new(1))).unwrap();
             let clock = reads::read_clock(&mut conn).unwrap().unwrap();
             assert!((clock.to_unix().unwrap() - now()).abs() <= 2, "{p:?}");
@@ -500,7 +501,7 @@ mod security {
 
     #[test]
     fn wrong_keys_and_plain_clients_are_refused_clearly() {
-        let s = secure_sim(net::Framing::Hdlc, true);
+        let s = secure_sim(Transport::Hdlc, true);
         let mut wrong_ek = KEYS;
         wrong_ek.block_cipher[0] ^= 1;
         let e = secure_connect(
@@ -567,7 +568,7 @@ mod security {
 
     #[test]
     fn dedicated_key_and_general_ciphering_in_every_combination() {
-        for f in [net::Framing::Hdlc, net::Framing::Wrapper] {
+        for f in [Transport::Hdlc, Transport::Wrapper] {
             for (dedicated, general) in [(false, true), (true, false), (true, true)] {
                 let s = secure_sim(f, true);
                 let mut conn = secure_connect_with(
@@ -608,7 +609,7 @@ mod security {
     fn a_lost_counter_is_refused_then_recovered_from_the_frame_counter() {
         use dlms_bridge::client::frame_counter::{next_counter_from_meter, DEFAULT_FRAME_COUNTER};
         use dlms_bridge::client::{Endpoint, MeterTarget};
-        let s = secure_sim(net::Framing::Wrapper, true);
+        let s = secure_sim(Transport::Wrapper, true);
         let counter = Arc::new(AtomicU32::new(500));
         let mut conn = secure_connect(
             &s,

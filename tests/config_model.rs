@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use dlms_bridge::config::fields::FIELDS;
-use dlms_bridge::sim::net::Framing;
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::store::Store;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -34,7 +34,7 @@ fn stdout(o: &Output) -> String {
 fn a_meter_added_with_only_host_and_port_is_read_with_the_defaults_read_uses() {
     let dir = TempDir::new("defaults");
     let db = dir.0.join("bridge.db");
-    let sims = simulated(0..1, 5, Framing::Hdlc);
+    let sims = simulated(0..1, 5, Transport::Hdlc);
     let port = sims.ports[0].to_string();
     let add = cli(
         &db,
@@ -72,6 +72,37 @@ fn a_meter_added_with_only_host_and_port_is_read_with_the_defaults_read_uses() {
         serde_json::from_str::<Value>(&body)
             .is_ok_and(|s| s["meters"]["A"]["successes"].as_u64() > Some(0))
     });
+    // Live fields (interval, measurements) are taken up without a new association.
+    let edit = cli(
+        &db,
+        &[
+            "meter",
+            "edit",
+            "A",
+            "--interval-s",
+            "2",
+            "--measure",
+            "volts=1-0:32.7.0",
+        ],
+    );
+    assert!(edit.status.success(), "{}", stderr(&edit));
+    wait_for("the edited measurements", Duration::from_secs(20), || {
+        let (_, body) = http_get(http_port, "/status");
+        serde_json::from_str::<Value>(&body)
+            .is_ok_and(|s| s["meters"]["A"]["values"].get("volts").is_some())
+    });
+    let (_, body) = http_get(http_port, "/status");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["meters"]["A"]["reconnects"], json!(1), "{body}");
+    assert!(bridge.log().contains("applied live"), "{}", bridge.log());
+    // A change of address is not live: the meter's thread restarts.
+    let edit = cli(&db, &["meter", "edit", "A", "--client-address", "1"]);
+    assert!(edit.status.success(), "{}", stderr(&edit));
+    wait_for(
+        &format!("the restart in {}", bridge.log.display()),
+        Duration::from_secs(10),
+        || bridge.log().contains("configuration changed or removed"),
+    );
     drop(bridge);
     // Every help text states the default the code uses.
     for cmd in ["meter", "read"] {

@@ -3,9 +3,10 @@
 //! this test (DLMS_BRIDGE_REQUIRE_INTEROP=1); elsewhere it skips with a note without it.
 
 use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
-use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
+use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
 use dlms_bridge::store::Store;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,7 +79,7 @@ fn dashboard_shows_meters_and_updates() {
         std::thread::spawn(move || {
             net::serve_tcp(
                 l,
-                SimConfig::new(MeterModel::new(70, i), Framing::Hdlc),
+                SimConfig::new(MeterModel::new(70, i), Transport::Hdlc),
                 Arc::new(SimCounters::default()),
                 s,
             )

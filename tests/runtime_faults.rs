@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use dlms_bridge::sim::net::Framing;
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::store::Store;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -35,7 +35,7 @@ fn broker_down_at_boot_then_up_then_a_second_outage_loses_nothing() {
     broker.restart();
     let sub = Subscriber::start(broker.port, "v1/gateway/#");
     broker.stop();
-    let sims = simulated(0..2, 60, Framing::Hdlc);
+    let sims = simulated(0..2, 60, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["B1", "B2"], |_| {});
     let reconnect_max_s = 4;
@@ -121,7 +121,7 @@ fn black_hole() -> (u16, Arc<AtomicBool>) {
 fn a_black_hole_broker_neither_holds_up_commits_nor_stop() {
     let dir = TempDir::new("black-hole");
     let (port, hole) = black_hole();
-    let sims = simulated(0..2, 61, Framing::Hdlc);
+    let sims = simulated(0..2, 61, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, port, &sims, &["H1", "H2"], |_| {});
     let http = free_port();
@@ -201,7 +201,7 @@ fn lost_pubacks_turn_health_red_and_the_readings_arrive_later() {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let fake = std::thread::spawn(move || no_puback_broker(l, s));
-    let sims = simulated(0..1, 62, Framing::Hdlc);
+    let sims = simulated(0..1, 62, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, port, &sims, &["P1"], |_| {});
     let http = free_port();
@@ -258,7 +258,7 @@ fn the_gateway_token_never_reaches_the_log_at_debug_level() {
     }
     let dir = TempDir::new("token-log");
     let broker = Mosquitto::start(&dir.0);
-    let sims = simulated(0..1, 63, Framing::Hdlc);
+    let sims = simulated(0..1, 63, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["T1"], |_| {});
     let token = "GATEWAY-TOKEN-0123456789";
@@ -288,7 +288,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn idle_connections_and_endless_headers_cannot_take_the_page_or_the_bridge_down() {
     let dir = TempDir::new("http-flood");
-    let sims = simulated(0..1, 64, Framing::Hdlc);
+    let sims = simulated(0..1, 64, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, free_port(), &sims, &["F1"], |_| {});
     setting(&db, "mqtt.host", "");

@@ -5,9 +5,10 @@ mod common;
 
 use common::{free_port, http};
 use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
-use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
+use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
 use dlms_bridge::store::Store;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ const SECRETS: [&str; 5] = ["meter-password-1", "device-token-2", TOKEN, EK, AK]
 /// The meter is secured (HLS-GMAC, authenticated encryption): its keys are secrets too.
 fn secured_sim() -> SimConfig {
     let key = |h: &str| dlms_bridge::hex::array::<16>(h).unwrap();
-    let mut c = SimConfig::new(MeterModel::new(60, 0), Framing::Hdlc);
+    let mut c = SimConfig::new(MeterModel::new(60, 0), Transport::Hdlc);
     c.server.security = Some(dlms_bridge::sim::server::ServerSecurity::new(
         dlms_bridge::dlms::security::Keys {
             block_cipher: key(EK),

@@ -47,7 +47,7 @@ fn worker_stack() -> usize {
 
 struct Running {
     config: MeterConfig,
-    stop: Sender<()>,
+    control: Sender<worker::Control>,
     handle: JoinHandle<()>,
 }
 
@@ -118,7 +118,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     info!("stopping: releasing {} meter(s)", workers.len());
     let all: Vec<Running> = workers.into_values().collect();
     for w in &all {
-        let _ = w.stop.send(());
+        let _ = w.control.send(worker::Control::Stop);
     }
     for w in all {
         let _ = w.handle.join();
@@ -155,18 +155,32 @@ fn reconcile(
         .into_iter()
         .filter_map(|m| Some((m.id?, m)))
         .collect();
-    let stale: Vec<i64> = workers
-        .iter()
-        .filter(|(id, r)| wanted.get(id) != Some(&r.config) || !r.config.enabled)
-        .map(|(id, _)| *id)
-        .collect();
+    let mut stale = Vec::new();
+    for (id, r) in workers.iter_mut() {
+        match wanted.get(id) {
+            Some(new) if *new == r.config => {}
+            // Only fields a running meter takes up between polls: no reconnection.
+            Some(new)
+                if new.enabled
+                    && crate::config::fields::changed(&r.config, new)
+                        .iter()
+                        .all(|f| f.live)
+                    && r.control
+                        .try_send(worker::Control::Update(Box::new(new.clone())))
+                        .is_ok() =>
+            {
+                r.config = new.clone();
+            }
+            _ => stale.push(*id),
+        }
+    }
     for id in stale {
         if let Some(r) = workers.remove(&id) {
             info!(
                 "meter {:?}: configuration changed or removed, stopping its thread",
                 r.config.name
             );
-            let _ = r.stop.send(());
+            let _ = r.control.send(worker::Control::Stop);
             let _ = r.handle.join();
             status.remove_meter(&r.config.name);
         }
@@ -179,9 +193,15 @@ fn reconcile(
         if workers.contains_key(&id) {
             continue;
         }
-        let (stop_tx, stop_rx) = bounded(1);
-        let worker =
-            worker::Worker::new(config.clone(), events.clone(), stop_rx, status.clone(), db);
+        // Bounded: a stop and a few updates; the supervisor never waits on a meter thread.
+        let (control_tx, control_rx) = bounded(8);
+        let worker = worker::Worker::new(
+            config.clone(),
+            events.clone(),
+            control_rx,
+            status.clone(),
+            db,
+        );
         match std::thread::Builder::new()
             .name(format!("meter-{id}"))
             .stack_size(worker_stack())
@@ -192,7 +212,7 @@ fn reconcile(
                     id,
                     Running {
                         config,
-                        stop: stop_tx,
+                        control: control_tx,
                         handle,
                     },
                 );

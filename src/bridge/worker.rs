@@ -23,11 +23,36 @@ const FAILURES_BEFORE_BACKOFF: u32 = 3;
 const MAX_RECONNECTS_PER_HOUR: usize = 30;
 const BREAKER_PAUSE: Duration = Duration::from_secs(15 * 60);
 
+/// What the supervisor tells a meter's thread.
+pub enum Control {
+    Stop,
+    /// A new configuration that differs only in live fields.
+    Update(Box<MeterConfig>),
+}
+
+enum Wake {
+    Due,
+    Stop,
+    Update(Box<MeterConfig>),
+}
+
+fn targets_of(config: &MeterConfig) -> Vec<Target> {
+    config
+        .measurements
+        .iter()
+        .map(|m| Target::new(m.class_id, m.obis, m.attribute))
+        .collect()
+}
+
+fn interval_of(config: &MeterConfig) -> Duration {
+    Duration::from_secs(u64::from(config.interval_s))
+}
+
 pub struct Worker {
     config: MeterConfig,
     targets: Vec<Target>,
     events: Sender<Event>,
-    stop: Receiver<()>,
+    control: Receiver<Control>,
     status: Arc<Status>,
     db: std::path::PathBuf,
 }
@@ -36,20 +61,16 @@ impl Worker {
     pub fn new(
         config: MeterConfig,
         events: Sender<Event>,
-        stop: Receiver<()>,
+        control: Receiver<Control>,
         status: Arc<Status>,
         db: &std::path::Path,
     ) -> Worker {
-        let targets = config
-            .measurements
-            .iter()
-            .map(|m| Target::new(m.class_id, m.obis, m.attribute))
-            .collect();
+        let targets = targets_of(&config);
         Worker {
             config,
             targets,
             events,
-            stop,
+            control,
             status,
             db: db.to_path_buf(),
         }
@@ -82,13 +103,28 @@ impl Worker {
         Ok(target)
     }
 
-    /// Sleeps until `t` or a stop request; false when asked to stop.
-    fn sleep_until(&self, t: Instant) -> bool {
+    /// Sleeps until `t`, a stop request or a live change of configuration.
+    fn sleep_until(&self, t: Instant) -> Wake {
         let wait = t.saturating_duration_since(Instant::now());
-        !matches!(
-            self.stop.recv_timeout(wait),
-            Ok(()) | Err(RecvTimeoutError::Disconnected)
-        )
+        match self.control.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => Wake::Due,
+            Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => Wake::Stop,
+            Ok(Control::Update(config)) => Wake::Update(config),
+        }
+    }
+
+    /// Takes up a change of live fields only (`config::fields`: interval, measurements,
+    /// device type, token) without touching the association.
+    fn apply_live(&mut self, config: MeterConfig, schedule: &mut Schedule) {
+        if config.interval_s != self.config.interval_s {
+            *schedule = Schedule::new(Instant::now(), interval_of(&config));
+        }
+        self.targets = targets_of(&config);
+        info!(
+            "meter {:?}: configuration change applied live (association kept)",
+            config.name
+        );
+        self.config = config;
     }
 
     fn set_state(&self, state: MeterState) {
@@ -96,7 +132,7 @@ impl Worker {
             .update_meter(&self.config.name, |m| m.state = state);
     }
 
-    pub fn run(self) {
+    pub fn run(mut self) {
         let name = self.config.name.clone();
         let Some(target) = self.config.target() else {
             warn!("meter {name:?}: invalid configuration, not polled");
@@ -107,11 +143,7 @@ impl Worker {
             .security
             .as_ref()
             .map(|sec| CounterLease::new(&name, &sec.keys, self.db.clone()));
-        let interval = Duration::from_secs(u64::from(self.config.interval_s));
-        // Keep the association between polls only if the next poll comes before the meter's
-        // inactivity timeout would drop it (Microstar meters drop it after 180 s).
-        let keep_open = self.config.interval_s < self.config.inactivity_timeout_s;
-        let mut schedule = Schedule::new(Instant::now(), interval);
+        let mut schedule = Schedule::new(Instant::now(), interval_of(&self.config));
         let mut backoff = Backoff::new(
             Duration::from_secs(2),
             Duration::from_secs(300),
@@ -131,8 +163,13 @@ impl Worker {
             target.endpoint, self.config.interval_s
         );
         loop {
-            if !self.sleep_until(schedule.due().max(not_before)) {
-                break;
+            match self.sleep_until(schedule.due().max(not_before)) {
+                Wake::Due => {}
+                Wake::Stop => break,
+                Wake::Update(config) => {
+                    self.apply_live(*config, &mut schedule);
+                    continue;
+                }
             }
             let skipped = schedule.advance(Instant::now());
             if skipped > 0 {
@@ -234,6 +271,9 @@ impl Worker {
                         }
                         m.last_error = errors.first().cloned();
                     });
+                    // Keep the association between polls only if the next poll comes before
+                    // the meter's inactivity timeout would drop it (Microstar: 180 s).
+                    let keep_open = self.config.interval_s < self.config.inactivity_timeout_s;
                     if !keep_open {
                         if let Some(mut c) = conn.take() {
                             c.release();

@@ -5,9 +5,10 @@
 use super::args::{parse_num, usage, UsageError};
 use super::run::{init_logging, stop_on_signals};
 use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
-use dlms_bridge::sim::net::{self, Framing, SimConfig};
+use dlms_bridge::sim::net::{self, SimConfig};
 use dlms_bridge::store::Store;
 use lexopt::prelude::*;
 use log::{info, warn};
@@ -96,7 +97,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let sims = match net::spawn_tcp_meters(
         port_base,
         meters,
-        |i| SimConfig::new(MeterModel::new(1, i), Framing::Hdlc),
+        |i| SimConfig::new(MeterModel::new(1, i), Transport::Hdlc),
         meters_stop.clone(),
     ) {
         Ok(s) => s,

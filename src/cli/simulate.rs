@@ -2,8 +2,9 @@
 //! device (a pseudo-terminal in tests), until interrupted or `--duration-s` passes.
 
 use super::args::{parse_num, usage, UsageError};
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::sim::model::MeterModel;
-use dlms_bridge::sim::net::{self, Fault, Framing, SimConfig, SimCounters};
+use dlms_bridge::sim::net::{self, Fault, SimConfig, SimCounters};
 use lexopt::prelude::*;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +23,7 @@ dlms-bridge simulate --serial DEVICE [--mode-e] ...
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
 pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
-    let (mut meters, mut port_base, mut framing, mut seed) = (3u16, 4061u16, Framing::Hdlc, 1u64);
+    let (mut meters, mut port_base, mut framing, mut seed) = (3u16, 4061u16, Transport::Hdlc, 1u64);
     let (mut password, mut fault, mut fault_every, mut profile_days) =
         (None, Fault::None, 1u64, 2u32);
     let (mut max_info, mut pdu, mut duration, mut serial, mut mode_e) =
@@ -33,15 +34,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("meters") => meters = parse_num("--meters", parser.value()?)?,
             Long("port-base") => port_base = parse_num("--port-base", parser.value()?)?,
             Long("transport") => {
-                framing = match parser.value()?.string()?.as_str() {
-                    "hdlc" => Framing::Hdlc,
-                    "wrapper" => Framing::Wrapper,
-                    other => {
-                        return Err(usage(format!(
-                            "--transport: {other:?} is not hdlc or wrapper"
-                        )))
-                    }
-                }
+                framing = dlms_bridge::config::values::word(&parser.value()?.string()?)
+                    .map_err(|e| usage(format!("--transport: {e}")))?
             }
             Long("seed") => seed = parse_num("--seed", parser.value()?)?,
             Long("password") => password = Some(parser.value()?.string()?.into_bytes()),

@@ -4,6 +4,7 @@
 
 use super::model::MeterModel;
 use super::server::{ServerConfig, ServerSession};
+use crate::config::values::Transport;
 use crate::dlms::hdlc::{
     Control, Deframer, Frame, Link, LinkEvent, LinkParams, RawAddress, ServerAddress,
 };
@@ -13,12 +14,6 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    Hdlc,
-    Wrapper,
-}
 
 /// A misbehaviour injected into every `every`-th answer to a data request (GET/SET).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +57,7 @@ impl std::str::FromStr for Fault {
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    pub framing: Framing,
+    pub framing: Transport,
     pub server: ServerConfig,
     pub model: MeterModel,
     pub fault: Fault,
@@ -78,7 +73,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    pub fn new(model: MeterModel, framing: Framing) -> Self {
+    pub fn new(model: MeterModel, framing: Transport) -> Self {
         SimConfig {
             framing,
             server: ServerConfig::default(),
@@ -213,8 +208,8 @@ pub fn serve_stream<S: SimStream>(
     }
     let mut session = ServerSession::new(config.model.clone(), config.server.clone());
     match config.framing {
-        Framing::Hdlc => serve_hdlc(&mut conn, &mut session, stop),
-        Framing::Wrapper => serve_wrapper(&mut conn, &mut session, stop),
+        Transport::Hdlc => serve_hdlc(&mut conn, &mut session, stop),
+        Transport::Wrapper => serve_wrapper(&mut conn, &mut session, stop),
     }
 }
 

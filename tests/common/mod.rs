@@ -4,10 +4,11 @@
 //! DLMS_BRIDGE_REQUIRE_INTEROP=1 so that a missing peer fails the run instead.
 #![allow(dead_code)]
 
+use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::sim::model::{self, MeterModel};
-use dlms_bridge::sim::net::{self, Framing, SimConfig, SimCounters};
+use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
 use dlms_bridge::store::Store;
 use paho_mqtt as mqtt;
 use serde_json::Value;
@@ -49,8 +50,70 @@ impl TempDir {
 }
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::env::var_os("KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
+}
+
+/// A child process that is always stopped and reaped: SIGTERM on drop, up to 15 s for a
+/// clean exit, then SIGKILL.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while self.0.try_wait().ok().flatten().is_none()
+            && start.elapsed() < Duration::from_secs(15)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The first of `n` consecutive free loopback ports (for `simulate --port-base`).
+pub fn free_ports(n: u16) -> u16 {
+    loop {
+        let p = free_port();
+        if p < 60_000 && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            return p;
+        }
+    }
+}
+
+/// Waits until something listens on the loopback `port`.
+pub fn wait_port(port: u16, timeout: Duration) {
+    wait_for(&format!("a listener on port {port}"), timeout, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+/// Benchmarks measure only under `cargo bench` (which passes `--bench`) and where the
+/// programs they drive are installed; otherwise (e.g. `cargo test --all-targets`) they say
+/// "skipped" and why, and succeed.
+pub fn bench_or_skip(name: &str, programs: &[&str]) -> bool {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("{name}: skipped (a benchmark: run it with cargo bench --bench {name})");
+        return false;
+    }
+    for p in programs {
+        let found = Command::new(p)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            println!("{name}: skipped ({p} is not installed)");
+            return false;
+        }
+    }
+    true
 }
 
 pub fn free_port() -> u16 {
@@ -253,7 +316,7 @@ pub fn meters(configs: Vec<SimConfig>) -> Meters {
 }
 
 /// Meters of one framing with the model seeded `seed`, one per index in `range`.
-pub fn simulated(range: std::ops::Range<u32>, seed: u64, framing: Framing) -> Meters {
+pub fn simulated(range: std::ops::Range<u32>, seed: u64, framing: Transport) -> Meters {
     meters(
         range
             .map(|i| SimConfig::new(MeterModel::new(seed, i), framing))
