@@ -10,7 +10,7 @@ use super::event::{now_ms, Event};
 use super::publisher::{FromPublisher, ToPublisher};
 use super::queue::{Limits, Queue};
 use super::status::Status;
-use crate::store::settings::BridgeSettings;
+use crate::config::settings::BridgeSettings;
 use crate::store::Store;
 use crossbeam_channel::{never, select, Receiver, Sender};
 use log::{error, info, warn};

@@ -2,7 +2,7 @@
 //! what to fix. Paho reports every TLS failure as a bare connect failure, so the files are
 //! checked before connecting and a failed handshake is told apart from an unreachable broker.
 
-use crate::store::settings::BridgeSettings;
+use crate::config::settings::BridgeSettings;
 use paho_mqtt as mqtt;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;

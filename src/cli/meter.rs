@@ -7,7 +7,6 @@ use dlms_bridge::config::fields;
 use dlms_bridge::config::json::{to_json, Secrets};
 use dlms_bridge::config::values::word_of;
 use dlms_bridge::config::MeterConfig;
-use dlms_bridge::store::settings::KEYS;
 use dlms_bridge::store::{Store, StoreError};
 use lexopt::prelude::*;
 use serde_json::json;
@@ -181,9 +180,7 @@ pub fn settings(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("help") | Short('h') => {
                 print!("{}", help());
                 println!("settings:");
-                for (k, d) in KEYS {
-                    println!("  {k:40} {d}");
-                }
+                print!("{}", dlms_bridge::config::settings::help_lines());
                 return Ok(ExitCode::SUCCESS);
             }
             Value(v) => pos.push(v.string()?),

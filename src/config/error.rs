@@ -99,9 +99,14 @@ fn shown_name(field: &str, naming: Naming) -> String {
     }
 }
 
-/// A user's value quoted for a message template (its braces are not placeholders).
+/// A user's value quoted for a message (`ConfigError::field` escapes the braces in it).
 pub fn quoted(value: &str) -> String {
-    format!("{value:?}").replace('{', "{{")
+    format!("{value:?}")
+}
+
+/// A whole message without placeholders, from text that may hold braces.
+pub fn literal(message: &str) -> String {
+    message.replace('{', "{{")
 }
 
 impl fmt::Display for ConfigError {
@@ -128,6 +133,8 @@ mod tests {
             "meter \"A\": give either --host and --port, or --serial"
         );
         let e = ConfigError::field("port", "\"{host}\" is not 1..65535");
+        let odd = ConfigError::new(literal("unknown field \"{port}\""));
+        assert_eq!(odd.render(Naming::Flags), "unknown field \"{port}\"");
         assert_eq!(e.field_name(), Some("port"));
         assert_eq!(
             e.render(Naming::Flags),

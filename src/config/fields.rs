@@ -588,7 +588,9 @@ impl MeterConfig {
     pub fn set(&mut self, field: &str, value: &str) -> Result<(), ConfigError> {
         match find(field) {
             Some(f) => f.apply(self, Some(value)),
-            None => Err(ConfigError::new(format!("unknown field {field:?}"))),
+            None => Err(ConfigError::new(super::error::literal(&format!(
+                "unknown field {field:?}"
+            )))),
         }
     }
 
@@ -627,7 +629,11 @@ pub fn apply_flag(m: &mut MeterConfig, flag: &str, value: &str) -> Result<(), Co
     let targets: Vec<&Field> = match (find_flag(flag), SHORTHANDS.iter().find(|s| s.0 == flag)) {
         (Some(f), _) => vec![f],
         (None, Some((_, _, names))) => names.iter().filter_map(|n| find(n)).collect(),
-        (None, None) => return Err(ConfigError::new(format!("--{flag} is not a meter option"))),
+        (None, None) => {
+            return Err(ConfigError::new(super::error::literal(&format!(
+                "--{flag} is not a meter option"
+            ))))
+        }
     };
     for f in targets {
         let v = (value == "none" && f.optional)

@@ -1,7 +1,7 @@
 //! Meters as JSON (the API, `meter import|export|show`), through the field table: the same
 //! parsers and messages as the command line.
 
-use super::error::{quoted, ConfigError};
+use super::error::{literal, quoted, ConfigError};
 use super::fields::{Kind, FIELDS};
 use super::meter::{Measurement, MeterConfig};
 use serde_json::{json, Map, Value};
@@ -73,11 +73,11 @@ pub fn apply_json(m: &mut MeterConfig, o: &Map<String, Value>) -> Result<(), Con
                 .any(|f| f.name == key || (f.secret && key == &format!("{}_set", f.name)));
         if !shown_by_us {
             let known: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
-            return Err(ConfigError::new(format!(
+            return Err(ConfigError::new(literal(&format!(
                 "unknown field {}; known: {}, measurements",
                 quoted(key),
                 known.join(", ")
-            )));
+            ))));
         }
     }
     for f in FIELDS {

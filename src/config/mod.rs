@@ -9,6 +9,7 @@ pub mod error;
 pub mod fields;
 pub mod json;
 pub mod meter;
+pub mod settings;
 pub mod target;
 pub mod values;
 

@@ -5,8 +5,8 @@
 //! `outbox_dropped_full` / `outbox_dropped_age`) and reported to the caller to log: the outbox
 //! never loses data silently.
 
-use super::settings::{BridgeSettings, FullPolicy};
 use super::{Result, Store};
+use crate::config::settings::{BridgeSettings, FullPolicy};
 use rusqlite::params;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,484 @@
+//! Bridge-wide settings (MQTT broker, ThingsBoard mode and limits, outbox bounds, health, the
+//! status page), each defined once in [`SETTINGS`]: its key, help, parser and how it is
+//! shown. `settings show|set`, `settings --help`, the unknown-key message and the database
+//! (`store::settings`) all go through the table.
+
+use super::error::quoted;
+use super::values::{boolean, bounded};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishMode {
+    /// One MQTT session with the gateway token; meters are gateway devices.
+    Gateway,
+    /// One MQTT session per meter, with the meter's own access token.
+    Device,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Delete the oldest readings to make room (the default: recent data matters most).
+    DropOldest,
+    /// Refuse new readings while full.
+    DropNewest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeSettings {
+    /// Publishing is off when empty: readings stay in the outbox.
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    pub client_id: String,
+    /// MQTT over TLS (mqtts; brokers listen on 8883 for it).
+    pub mqtt_tls: bool,
+    /// PEM file of the CA(s) that signed the broker's certificate; empty: the system's CAs.
+    pub mqtt_ca_file: String,
+    /// PEM client certificate and private key (X.509 device authentication in ThingsBoard);
+    /// both or neither.
+    pub mqtt_client_cert: String,
+    pub mqtt_client_key: String,
+    pub mqtt_client_key_password: Option<String>,
+    /// Check that the broker's certificate names `mqtt_host` (on unless a test lab says so).
+    pub mqtt_verify_hostname: bool,
+    pub mode: PublishMode,
+    pub gateway_token: Option<String>,
+    /// ThingsBoard's default maximum MQTT payload is 64 KiB.
+    pub max_payload_bytes: usize,
+    pub max_messages_per_second: u32,
+    /// Readings per group commit, and the longest a reading waits for its commit.
+    pub batch_max_readings: usize,
+    pub commit_interval_ms: u64,
+    pub outbox_max_rows: u64,
+    pub outbox_max_age_s: u64,
+    pub outbox_full_policy: FullPolicy,
+    /// Write behind: readings the broker acknowledges within the commit interval are never
+    /// written to disk (SD card wear); the rest are committed as usual.
+    pub outbox_write_behind: bool,
+    /// The longest wait between two connect attempts (the backoff doubles up to it).
+    pub reconnect_max_s: u64,
+    /// /healthz fails when the oldest unacknowledged reading is older than this.
+    pub health_max_unsent_age_s: u64,
+    pub status_interval_s: u64,
+    /// Status page address; empty disables it.
+    pub http_bind: String,
+    /// Bearer token of the admin API; the API is refused entirely while unset.
+    pub api_token: Option<String>,
+}
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        BridgeSettings {
+            mqtt_host: "127.0.0.1".into(),
+            mqtt_port: 1883,
+            client_id: "dlms-bridge".into(),
+            mqtt_tls: false,
+            mqtt_ca_file: String::new(),
+            mqtt_client_cert: String::new(),
+            mqtt_client_key: String::new(),
+            mqtt_client_key_password: None,
+            mqtt_verify_hostname: true,
+            mode: PublishMode::Gateway,
+            gateway_token: None,
+            max_payload_bytes: 65_536,
+            max_messages_per_second: 50,
+            batch_max_readings: 500,
+            commit_interval_ms: 200,
+            outbox_max_rows: 1_000_000,
+            outbox_max_age_s: 30 * 86_400,
+            outbox_full_policy: FullPolicy::DropOldest,
+            outbox_write_behind: true,
+            reconnect_max_s: 30,
+            health_max_unsent_age_s: 120,
+            status_interval_s: 60,
+            http_bind: "127.0.0.1:8080".into(),
+            api_token: None,
+        }
+    }
+}
+
+/// One setting: its key, what it means, and how it is parsed and shown.
+pub struct Setting {
+    pub key: &'static str,
+    pub help: &'static str,
+    /// Accepted and stored; shown only as "(set)" or "(not set)".
+    pub secret: bool,
+    set: fn(&mut BridgeSettings, &str) -> Result<(), String>,
+    get: fn(&BridgeSettings) -> String,
+}
+
+impl Setting {
+    /// The value as `settings show` prints it (secrets masked).
+    pub fn shown(&self, s: &BridgeSettings) -> String {
+        let v = (self.get)(s);
+        match (self.secret, v.is_empty()) {
+            (true, true) => "(not set)".into(),
+            (true, false) => "(set)".into(),
+            (false, _) => v,
+        }
+    }
+
+    pub fn default_shown(&self) -> String {
+        match (self.get)(&BridgeSettings::default()) {
+            v if v.is_empty() => "empty".into(),
+            v => v,
+        }
+    }
+}
+
+fn word<T: Copy>(v: &str, words: &[(T, &str)]) -> Result<T, String> {
+    words
+        .iter()
+        .find(|(_, w)| *w == v)
+        .map(|(t, _)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = words.iter().map(|(_, w)| *w).collect();
+            format!("{} is not {}", quoted(v), names.join(" or "))
+        })
+}
+
+fn word_of<T: Copy + PartialEq>(t: T, words: &[(T, &'static str)]) -> String {
+    words
+        .iter()
+        .find(|(w, _)| *w == t)
+        .map_or(String::new(), |(_, n)| n.to_string())
+}
+
+const MODES: &[(PublishMode, &str)] = &[
+    (PublishMode::Gateway, "gateway"),
+    (PublishMode::Device, "device"),
+];
+const POLICIES: &[(FullPolicy, &str)] = &[
+    (FullPolicy::DropOldest, "drop-oldest"),
+    (FullPolicy::DropNewest, "drop-newest"),
+];
+
+fn optional(v: &str) -> Option<String> {
+    Some(v.to_string()).filter(|t| !t.is_empty())
+}
+
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        key: "mqtt.host",
+        help: "broker host (empty: do not publish, keep readings in the outbox)",
+        secret: false,
+        set: |s, v| {
+            s.mqtt_host = v.trim().to_string();
+            Ok(())
+        },
+        get: |s| s.mqtt_host.clone(),
+    },
+    Setting {
+        key: "mqtt.port",
+        help: "broker port",
+        secret: false,
+        set: |s, v| {
+            s.mqtt_port = bounded(v, 1, u16::MAX)?;
+            Ok(())
+        },
+        get: |s| s.mqtt_port.to_string(),
+    },
+    Setting {
+        key: "mqtt.client_id",
+        help: "MQTT client id (gateway mode)",
+        secret: false,
+        set: |s, v| {
+            s.client_id = super::values::label(v, 128)?;
+            Ok(())
+        },
+        get: |s| s.client_id.clone(),
+    },
+    Setting {
+        key: "mqtt.tls",
+        help: "true: MQTT over TLS (set mqtt.port to the broker's TLS port, usually 8883)",
+        secret: false,
+        set: |s, v| {
+            s.mqtt_tls = boolean(v)?;
+            Ok(())
+        },
+        get: |s| s.mqtt_tls.to_string(),
+    },
+    Setting {
+        key: "mqtt.ca_file",
+        help: "PEM file of the CA that signed the broker's certificate (empty: system CAs)",
+        secret: false,
+        set: |s, v| {
+            s.mqtt_ca_file = v.trim().to_string();
+            Ok(())
+        },
+        get: |s| s.mqtt_ca_file.clone(),
+    },
+    Setting {
+        key: "mqtt.client_cert",
+        help: "PEM client certificate for X.509 authentication (with mqtt.client_key)",
+        secret: false,
+        set: |s, v| {
+            s.mqtt_client_cert = v.trim().to_string();
+            Ok(())
+        },
+        get: |s| s.mqtt_client_cert.clone(),
+    },
+    Setting {
+        key: "mqtt.client_key",
+        help: "PEM private key of mqtt.client_cert",
+        secret: false,
+        set: |s, v| {
+            s.mqtt_client_key = v.trim().to_string();
+            Ok(())
+        },
+        get: |s| s.mqtt_client_key.clone(),
+    },
+    Setting {
+        key: "mqtt.client_key_password",
+        help: "password of an encrypted mqtt.client_key",
+        secret: true,
+        set: |s, v| {
+            s.mqtt_client_key_password = optional(v);
+            Ok(())
+        },
+        get: |s| s.mqtt_client_key_password.clone().unwrap_or_default(),
+    },
+    Setting {
+        key: "mqtt.verify_hostname",
+        help: "false: accept a trusted certificate for another host name (test labs only)",
+        secret: false,
+        set: |s, v| {
+            s.mqtt_verify_hostname = boolean(v)?;
+            Ok(())
+        },
+        get: |s| s.mqtt_verify_hostname.to_string(),
+    },
+    Setting {
+        key: "mqtt.reconnect_max_s",
+        help: "longest wait between broker connect attempts (the wait doubles from 1 s up to it)",
+        secret: false,
+        set: |s, v| {
+            s.reconnect_max_s = bounded(v, 1, 3600)?;
+            Ok(())
+        },
+        get: |s| s.reconnect_max_s.to_string(),
+    },
+    Setting {
+        key: "thingsboard.mode",
+        help: "gateway (one session, the gateway token) or device (one session per meter)",
+        secret: false,
+        set: |s, v| {
+            s.mode = word(v, MODES)?;
+            Ok(())
+        },
+        get: |s| word_of(s.mode, MODES),
+    },
+    Setting {
+        key: "thingsboard.gateway_token",
+        help: "gateway device access token",
+        secret: true,
+        set: |s, v| {
+            s.gateway_token = optional(v);
+            Ok(())
+        },
+        get: |s| s.gateway_token.clone().unwrap_or_default(),
+    },
+    Setting {
+        key: "thingsboard.max_payload_bytes",
+        help: "largest MQTT payload (ThingsBoard's default limit is 64 KiB)",
+        secret: false,
+        set: |s, v| {
+            s.max_payload_bytes = bounded(v, 1024, 256 * 1024 * 1024)?;
+            Ok(())
+        },
+        get: |s| s.max_payload_bytes.to_string(),
+    },
+    Setting {
+        key: "thingsboard.max_messages_per_second",
+        help: "publish rate limit",
+        secret: false,
+        set: |s, v| {
+            s.max_messages_per_second = bounded(v, 1, 100_000)?;
+            Ok(())
+        },
+        get: |s| s.max_messages_per_second.to_string(),
+    },
+    Setting {
+        key: "outbox.batch_max_readings",
+        help: "readings per group commit",
+        secret: false,
+        set: |s, v| {
+            s.batch_max_readings = bounded(v, 1, 1_000_000)?;
+            Ok(())
+        },
+        get: |s| s.batch_max_readings.to_string(),
+    },
+    Setting {
+        key: "outbox.commit_interval_ms",
+        help: "longest wait before a reading is committed",
+        secret: false,
+        set: |s, v| {
+            s.commit_interval_ms = bounded(v, 1, 60_000)?;
+            Ok(())
+        },
+        get: |s| s.commit_interval_ms.to_string(),
+    },
+    Setting {
+        key: "outbox.max_rows",
+        help: "outbox bound in readings",
+        secret: false,
+        set: |s, v| {
+            s.outbox_max_rows = bounded(v, 1, u64::MAX)?;
+            Ok(())
+        },
+        get: |s| s.outbox_max_rows.to_string(),
+    },
+    Setting {
+        key: "outbox.max_age_s",
+        help: "readings older than this are dropped (counted and logged)",
+        secret: false,
+        set: |s, v| {
+            s.outbox_max_age_s = bounded(v, 1, u64::MAX)?;
+            Ok(())
+        },
+        get: |s| s.outbox_max_age_s.to_string(),
+    },
+    Setting {
+        key: "outbox.full_policy",
+        help: "drop-oldest or drop-newest",
+        secret: false,
+        set: |s, v| {
+            s.outbox_full_policy = word(v, POLICIES)?;
+            Ok(())
+        },
+        get: |s| word_of(s.outbox_full_policy, POLICIES),
+    },
+    Setting {
+        key: "outbox.write_behind",
+        help: "true: readings acknowledged within outbox.commit_interval_ms are not written to disk; false: every reading is committed before it is published",
+        secret: false,
+        set: |s, v| {
+            s.outbox_write_behind = boolean(v)?;
+            Ok(())
+        },
+        get: |s| s.outbox_write_behind.to_string(),
+    },
+    Setting {
+        key: "health.max_unsent_age_s",
+        help: "/healthz answers 503 when the oldest reading not yet acknowledged by the broker is older than this",
+        secret: false,
+        set: |s, v| {
+            s.health_max_unsent_age_s = bounded(v, 1, u64::MAX)?;
+            Ok(())
+        },
+        get: |s| s.health_max_unsent_age_s.to_string(),
+    },
+    Setting {
+        key: "log.status_interval_s",
+        help: "seconds between per-meter status lines",
+        secret: false,
+        set: |s, v| {
+            s.status_interval_s = bounded(v, 1, u64::MAX)?;
+            Ok(())
+        },
+        get: |s| s.status_interval_s.to_string(),
+    },
+    Setting {
+        key: "http.bind",
+        help: "address of the status page and API (ADDRESS:PORT; empty: no status page)",
+        secret: false,
+        set: |s, v| {
+            let v = v.trim();
+            if !v.is_empty() && v.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!(
+                    "{} is not ADDRESS:PORT (e.g. 127.0.0.1:8080)",
+                    quoted(v)
+                ));
+            }
+            s.http_bind = v.to_string();
+            Ok(())
+        },
+        get: |s| s.http_bind.clone(),
+    },
+    Setting {
+        key: "http.api_token",
+        help: "bearer token of the meter API (at least 16 characters; empty: API off)",
+        secret: true,
+        set: |s, v| {
+            if !v.is_empty() && (v.len() < 16 || v.chars().any(|c| c.is_control() || c == ' ')) {
+                return Err("use at least 16 characters, no blanks or control characters".into());
+            }
+            s.api_token = optional(v);
+            Ok(())
+        },
+        get: |s| s.api_token.clone().unwrap_or_default(),
+    },
+];
+
+pub fn find(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+impl BridgeSettings {
+    /// Sets one setting from text; a bad value changes nothing and says why.
+    pub fn apply(&mut self, key: &str, v: &str) -> Result<(), String> {
+        let Some(setting) = find(key) else {
+            let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+            return Err(format!(
+                "unknown setting {}; known: {}",
+                quoted(key),
+                known.join(", ")
+            ));
+        };
+        (setting.set)(self, v).map_err(|e| format!("{key}: {e}"))
+    }
+
+    /// (key, value) for display; secrets masked.
+    pub fn shown(&self) -> Vec<(&'static str, String)> {
+        SETTINGS.iter().map(|s| (s.key, s.shown(self))).collect()
+    }
+}
+
+/// One help line per setting, with its default.
+pub fn help_lines() -> String {
+    SETTINGS
+        .iter()
+        .map(|s| {
+            format!(
+                "  {:38} {} (default {})\n",
+                s.key,
+                s.help,
+                s.default_shown()
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_round_trips_its_default_and_refuses_nonsense() {
+        for s in SETTINGS {
+            let mut b = BridgeSettings::default();
+            let v = (s.get)(&b);
+            if !v.is_empty() {
+                b.apply(s.key, &v).unwrap();
+                assert_eq!(b, BridgeSettings::default(), "{}", s.key);
+            }
+        }
+        let mut b = BridgeSettings::default();
+        for (k, v) in [
+            ("mqtt.port", "0"),
+            ("mqtt.tls", "ture"),
+            ("thingsboard.mode", "both"),
+            ("outbox.max_rows", "0"),
+            ("mqtt.reconnect_max_s", "3601"),
+            ("http.bind", "localhost"),
+            ("http.api_token", "short"),
+        ] {
+            let e = b.apply(k, v).unwrap_err();
+            assert!(e.starts_with(&format!("{k}: ")), "{e}");
+        }
+        assert_eq!(b, BridgeSettings::default(), "nothing changed");
+        assert!(b
+            .apply("mqtt.hots", "x")
+            .unwrap_err()
+            .contains("http.api_token"));
+        assert!(help_lines().contains("mqtt.port") && help_lines().contains("(default 1883)"));
+    }
+}
