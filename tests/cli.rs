@@ -317,7 +317,7 @@ fn pty_pair(name: &str) -> Option<PtyPair> {
     let child = match child {
         Ok(c) => Proc(c),
         Err(e) => {
-            let required = std::env::var("DLMS_BRIDGE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+            let required = common::required();
             assert!(!required, "socat is required here: {e}");
             eprintln!("skipped: no socat ({e})");
             return None;

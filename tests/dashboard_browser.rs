@@ -2,6 +2,9 @@
 //! simulated meters with their values, and updates itself. CI installs chromium and requires
 //! this test (DLMS_BRIDGE_REQUIRE_INTEROP=1); elsewhere it skips with a note without it.
 
+mod common;
+
+use common::{free_port, wait_port, TempDir};
 use dlms_bridge::bridge::{self, status::Status};
 use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
@@ -11,7 +14,7 @@ use dlms_bridge::store::Store;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn chromium() -> Option<&'static str> {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
@@ -23,7 +26,7 @@ fn chromium() -> Option<&'static str> {
             return Some(c);
         }
     }
-    let required = std::env::var("DLMS_BRIDGE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+    let required = common::required();
     assert!(!required, "chromium is required here");
     eprintln!("skipped: no chromium");
     None
@@ -67,9 +70,8 @@ fn cycles_of(dom: &str, meter: &str) -> Option<u64> {
 #[test]
 fn dashboard_shows_meters_and_updates() {
     let Some(browser) = chromium() else { return };
-    let dir = std::env::temp_dir().join(format!("dlms-bridge-browser-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = TempDir::new("browser");
+    let dir = temp.0.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let mut ports = Vec::new();
     for i in 0..2 {
@@ -85,11 +87,7 @@ fn dashboard_shows_meters_and_updates() {
             )
         });
     }
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let http_port = free_port();
     let db = dir.join("bridge.db");
     {
         let mut store = Store::open(&db).unwrap();
@@ -108,11 +106,7 @@ fn dashboard_shows_meters_and_updates() {
     let (bs, d) = (bridge_stop.clone(), db.clone());
     let bridge =
         std::thread::spawn(move || bridge::run(&d, bs, Arc::new(Status::default())).unwrap());
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_port(http_port, Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(2));
     let url = format!("http://127.0.0.1:{http_port}/");
     let first = dump_dom(browser, &url, &dir.join("profile1"));

@@ -5,6 +5,8 @@
 //! (GXDLMSSecureServer) with HLS-GMAC and authenticated encryption, over both framings. CI makes the test mandatory
 //! (DLMS_BRIDGE_REQUIRE_INTEROP=1); elsewhere it skips with a note if the package is missing.
 
+mod common;
+
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target, Value};
 use dlms_bridge::client::{Connection, ConnectionOptions, Framing, TcpTransport};
 use dlms_bridge::cosem::Obis;
@@ -26,9 +28,7 @@ impl Drop for Server {
     }
 }
 
-fn required() -> bool {
-    std::env::var("DLMS_BRIDGE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
+use common::required;
 
 /// The values the script serves, or `None` (skip) where gurux-dlms is not installed.
 fn served_values() -> Option<serde_json::Value> {
@@ -46,10 +46,7 @@ fn served_values() -> Option<serde_json::Value> {
 }
 
 fn start(transport: &str, secure: bool) -> (Server, u16) {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::free_port();
     let port_text = port.to_string();
     let mut args = vec![SCRIPT, "--port", &port_text, "--transport", transport];
     if secure {

@@ -2,25 +2,18 @@
 //! (start-stop-daemon, pidfile), and install.sh stages every board for every init system.
 //! shellcheck runs in CI (.ci/run).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dlms-bridge");
+mod common;
+
+use common::{free_port, wait_port, TempDir, BIN};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn temp(name: &str) -> TempDir {
-    let p = std::env::temp_dir().join(format!("dlms-bridge-init-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    TempDir(p)
+    TempDir::new(&format!("init-{name}"))
 }
 
 fn sysv(dir: &Path, action: &str) -> Output {
@@ -56,20 +49,13 @@ fn sysv_start_status_restart_stop() {
         .output()
         .is_err()
     {
-        assert!(
-            std::env::var("DLMS_BRIDGE_REQUIRE_INTEROP").is_err(),
-            "start-stop-daemon is required here"
-        );
+        assert!(!common::required(), "start-stop-daemon is required here");
         eprintln!("skipped: no start-stop-daemon");
         return;
     }
     let d = temp("sysv");
     let dir = &d.0;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     std::fs::write(
         dir.join("defaults"),
         format!(
@@ -101,14 +87,7 @@ fn sysv_start_status_restart_stop() {
     );
     let first = pid(dir).expect("pidfile");
     assert!(alive(first));
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the bridge's status page did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_port(port, Duration::from_secs(10));
     let status = sysv(dir, "status");
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains(&format!("running (pid {first})")));
