@@ -151,8 +151,37 @@ fn a_black_hole_broker_neither_holds_up_commits_nor_stop() {
     assert!(status["publisher"]["oldest_unsent_age_s"].as_u64().unwrap() >= 12);
     // Stop while a connect attempt hangs.
     let log = terminate_within(&mut bridge, Duration::from_secs(5));
-    assert!(log.contains("cannot connect"), "{log}");
+    // Said as what it is: the port answers TCP, MQTT never answers.
+    assert!(
+        log.contains("accepts TCP connections but no CONNACK came")
+            || log.contains("no answer to CONNECT within"),
+        "{log}"
+    );
+    assert!(!log.contains("TCP connect timeout"), "{log}");
     hole.store(true, Ordering::Relaxed);
+}
+
+#[test]
+fn a_refused_token_is_reported_as_such() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("refused");
+    let broker = Mosquitto::start_with(&dir.0, "allow_anonymous false\n");
+    let sims = simulated(0..1, 62, Transport::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["R1"], |_| {});
+    setting(&db, "thingsboard.gateway_token", "NOT-A-VALID-TOKEN");
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("the refusal in the log", Duration::from_secs(15), || {
+        bridge.log().contains("refused the connection")
+    });
+    let log = bridge.terminate();
+    assert!(log.contains("the access token is wrong"), "{log}");
+    assert!(
+        !log.contains(": (0)") && !log.contains("NOT-A-VALID-TOKEN"),
+        "{log}"
+    );
 }
 
 /// Answers CONNECT with CONNACK and then swallows everything: PUBACKs never come.

@@ -6,6 +6,7 @@
 //! meter workers --(bounded crossbeam channel of readings)--> publisher --> SQLite outbox --> MQTT
 //! ```
 
+pub mod broker_error;
 pub mod committer;
 pub mod counter;
 pub mod event;

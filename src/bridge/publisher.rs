@@ -390,8 +390,13 @@ impl Publisher {
         let s = self.sessions.get_mut(id).expect("looked up above");
         if let Some(token) = s.connecting.as_mut() {
             let mut cx = Context::from_waker(&self.waker);
+            let settings = &self.settings;
             let result = match Pin::new(token).poll(&mut cx) {
-                Poll::Ready(r) => Some(r.map(|_| ()).map_err(|e| e.to_string())),
+                Poll::Ready(r) => Some(r.map(|_| ()).map_err(|e| {
+                    super::broker_error::describe(&e, settings, || {
+                        super::broker_error::port_open(settings)
+                    })
+                })),
                 Poll::Pending if overdue => Some(Err(format!(
                     "no answer to CONNECT within {} s",
                     super::link::CONNECT_DEADLINE.as_secs()
@@ -411,7 +416,6 @@ impl Publisher {
                 }
                 Some(Err(e)) => {
                     s.connecting = None;
-                    let e = super::tls::explain_failure(&self.settings, &e);
                     self.connect_failed(id, now, &e);
                 }
             }

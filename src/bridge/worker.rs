@@ -7,7 +7,7 @@ use super::event::{now_ms, Event, Reading};
 use super::schedule::{Backoff, Breaker, Schedule};
 use super::status::{add_net, MeterState, Status};
 use crate::client::reads::{self, ScalerCache, Target};
-use crate::client::{json, ClientError, Connection, MeterTarget, NetStats, Transport};
+use crate::client::{json, ClientError, Connection, Heard, MeterTarget, NetStats, Transport};
 use crate::config::values::Ciphering;
 use crate::config::MeterConfig;
 use crate::cosem::Obis;
@@ -194,6 +194,16 @@ impl Worker {
                         conn = Some(c);
                     }
                     Err(e) => {
+                        // The failed connection's own counters went with it: keep what the
+                        // error says (a time-out, and any frames with bad checksums).
+                        if let ClientError::NoAnswer { heard, .. } = &e {
+                            self.status.update_meter(&name, |m| {
+                                m.net.timeouts += 1;
+                                if let Heard::BadChecksums(n) = heard {
+                                    m.net.checksum_errors += n;
+                                }
+                            });
+                        }
                         self.failed(&e, &mut failures, &mut backoff, &mut not_before);
                         if breaker.record_reconnect(Instant::now()) {
                             warn!("meter {name:?}: too many reconnects in an hour, pausing for {} min", BREAKER_PAUSE.as_secs() / 60);

@@ -4,7 +4,7 @@
 //! A [`Connection`] is one association: opened with SNRM/UA (HDLC) and AARQ/AARE, used for
 //! GET/SET/ACTION, and released with RLRQ and DISC on every exit path (`Drop` included).
 
-use super::error::ClientError;
+use super::error::{ClientError, Heard};
 use super::transport::Transport;
 use crate::dlms::axdr::Data;
 use crate::dlms::hdlc::{
@@ -75,6 +75,13 @@ enum Framer {
     },
 }
 
+/// Where a wait for an answer started: what had arrived by then.
+#[derive(Debug, Clone, Copy, Default)]
+struct WaitMark {
+    bytes: u64,
+    checksum_errors: u64,
+}
+
 pub struct Connection<T: Transport> {
     transport: T,
     framer: Framer,
@@ -82,6 +89,7 @@ pub struct Connection<T: Transport> {
     options: ConnectionOptions,
     stats: NetStats,
     open: bool,
+    wait: WaitMark,
 }
 
 impl<T: Transport> Connection<T> {
@@ -123,6 +131,7 @@ impl<T: Transport> Connection<T> {
             session: ClientSession::new(session),
             options,
             stats: NetStats::default(),
+            wait: WaitMark::default(),
             open: false,
         };
         conn.connect_link()?;
@@ -166,6 +175,7 @@ impl<T: Transport> Connection<T> {
         };
         link.connect();
         self.flush()?;
+        self.mark_wait();
         let deadline = Instant::now() + self.options.response_timeout;
         loop {
             let Framer::Hdlc { link, deframer } = &mut self.framer else {
@@ -182,6 +192,40 @@ impl<T: Transport> Connection<T> {
                 }
             }
             self.receive(deadline, "SNRM", self.options.response_timeout)?;
+        }
+    }
+
+    fn checksum_errors(&self) -> u64 {
+        match &self.framer {
+            Framer::Hdlc { deframer, .. } => deframer.stats().checksum_errors,
+            Framer::Wrapper { .. } => 0,
+        }
+    }
+
+    /// A wait for an answer starts (or starts again after progress).
+    fn mark_wait(&mut self) {
+        self.wait = WaitMark {
+            bytes: self.stats.bytes_received,
+            checksum_errors: self.checksum_errors(),
+        };
+    }
+
+    /// What arrived since the wait started.
+    fn heard(&self) -> Heard {
+        let bad = self.checksum_errors() - self.wait.checksum_errors;
+        let bytes = self.stats.bytes_received - self.wait.bytes;
+        let pending = match &self.framer {
+            Framer::Hdlc { deframer, .. } => deframer.buffered(),
+            Framer::Wrapper { decoder, .. } => decoder.buffered(),
+        } as u64;
+        if bad > 0 {
+            Heard::BadChecksums(bad)
+        } else if bytes == 0 {
+            Heard::Nothing
+        } else if pending > 0 {
+            Heard::Incomplete(pending)
+        } else {
+            Heard::Unframed(bytes)
         }
     }
 
@@ -208,7 +252,11 @@ impl<T: Transport> Connection<T> {
         let now = Instant::now();
         if now >= deadline {
             self.stats.timeouts += 1;
-            return Err(ClientError::NoAnswer { waiting_for, after });
+            return Err(ClientError::NoAnswer {
+                waiting_for,
+                after,
+                heard: self.heard(),
+            });
         }
         let mut buf = [0u8; 2048];
         let n = self.transport.recv(&mut buf, deadline - now)?;
@@ -251,6 +299,7 @@ impl<T: Transport> Connection<T> {
     fn receive_apdu(&mut self, waiting_for: &'static str) -> Result<Vec<u8>, ClientError> {
         let mut deadline = Instant::now() + self.options.response_timeout;
         let mut after = self.options.response_timeout;
+        self.mark_wait();
         loop {
             match &mut self.framer {
                 Framer::Hdlc { link, deframer } => {
@@ -273,6 +322,7 @@ impl<T: Transport> Connection<T> {
                         self.flush()?;
                         after = self.options.inter_frame_timeout;
                         deadline = Instant::now() + after;
+                        self.mark_wait();
                     }
                 }
                 Framer::Wrapper {
@@ -388,5 +438,82 @@ impl<T: Transport> Connection<T> {
 impl<T: Transport> Drop for Connection<T> {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dlms::hdlc::ServerAddress;
+
+    /// Answers every request with the same bytes once, then silence.
+    struct Scripted(Option<Vec<u8>>);
+
+    impl Transport for Scripted {
+        fn send(&mut self, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+            match self.0.take() {
+                Some(bytes) => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    Ok(bytes.len())
+                }
+                None => {
+                    std::thread::sleep(timeout.min(Duration::from_millis(5)));
+                    Ok(0)
+                }
+            }
+        }
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        crate::hex::parse(s).unwrap()
+    }
+
+    /// What the SNRM wait ends with, for these bytes from the meter.
+    fn snrm_outcome(answer: Option<Vec<u8>>) -> Result<(), ClientError> {
+        let options = ConnectionOptions {
+            response_timeout: Duration::from_millis(60),
+            ..ConnectionOptions::default()
+        };
+        let framing = Framing::Hdlc {
+            client: 16,
+            server: ServerAddress::new(1, None),
+        };
+        Connection::open(Scripted(answer), framing, SessionConfig::default(), options).map(|_| ())
+    }
+
+    #[test]
+    fn a_wait_without_an_answer_says_what_did_arrive() {
+        // dlms-cosem 25.1.0's UA (tests/vectors/independent.json, hdlc_ua_from_meter).
+        let ua = hex("7EA01E210373C37A818012050180060180070400000001080400000001533B7E");
+        let heard = |answer| match snrm_outcome(answer) {
+            Err(ClientError::NoAnswer { heard, .. }) => heard,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(heard(None), Heard::Nothing);
+        let mut flipped = ua.clone();
+        flipped[12] ^= 0x01;
+        assert_eq!(heard(Some(flipped)), Heard::BadChecksums(1));
+        assert_eq!(heard(Some(ua[..10].to_vec())), Heard::Incomplete(10));
+        assert_eq!(heard(Some(b"hello".to_vec())), Heard::Unframed(5));
+        // The good UA passes the SNRM wait; the AARQ wait then hears nothing.
+        match snrm_outcome(Some(ua)) {
+            Err(ClientError::NoAnswer {
+                waiting_for, heard, ..
+            }) => assert_eq!((waiting_for, heard), ("AARQ", Heard::Nothing)),
+            other => panic!("{other:?}"),
+        }
+        let text = ClientError::NoAnswer {
+            waiting_for: "GET",
+            after: Duration::from_millis(800),
+            heard: Heard::BadChecksums(2),
+        }
+        .to_string();
+        assert!(
+            text.contains("failed its checksum") && !text.contains("addresses"),
+            "{text}"
+        );
     }
 }

@@ -8,15 +8,30 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+/// What arrived during a wait that ended without an answer: told apart because the causes
+/// differ (silence: wrong address or framing; bad checksums: line noise or a wrong baud rate;
+/// a frame still incomplete: a slow line or meter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    Nothing,
+    /// Frames rejected for a bad HCS or FCS.
+    BadChecksums(u64),
+    /// Bytes that held no frame at all.
+    Unframed(u64),
+    /// Part of a frame, still incomplete at the deadline (bytes buffered).
+    Incomplete(u64),
+}
+
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientError {
     /// Connecting or reading/writing failed.
     Io(io::Error),
-    /// Nothing (valid) came back in time.
+    /// Nothing valid came back in time; `heard` says what did.
     NoAnswer {
         waiting_for: &'static str,
         after: Duration,
+        heard: Heard,
     },
     /// The meter closed the connection.
     Closed,
@@ -33,20 +48,34 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Io(e) => write!(f, "I/O error: {e}"),
-            ClientError::NoAnswer { waiting_for, after } => {
-                write!(
-                    f,
-                    "no answer from the meter to {waiting_for} within {} ms",
-                    after.as_millis()
-                )?;
-                if *waiting_for == "SNRM" || *waiting_for == "AARQ" {
-                    // Meters answer wrong addresses and wrong framing with silence.
-                    write!(
+            ClientError::NoAnswer {
+                waiting_for,
+                after,
+                heard,
+            } => {
+                let ms = after.as_millis();
+                match heard {
+                    Heard::Nothing => {
+                        write!(f, "no answer from the meter to {waiting_for} within {ms} ms")?;
+                        if *waiting_for == "SNRM" || *waiting_for == "AARQ" {
+                            // Meters answer wrong addresses and wrong framing with silence.
+                            write!(f, " (check the client/server addresses and the transport: hdlc or wrapper)")?;
+                        }
+                        Ok(())
+                    }
+                    Heard::BadChecksums(n) => write!(
                         f,
-                        " (check the client/server addresses and the transport: hdlc or wrapper)"
-                    )?;
+                        "the answer to {waiting_for} failed its checksum within {ms} ms ({n} frame(s) with a bad HCS/FCS: line noise, or a wrong baud rate or parity)"
+                    ),
+                    Heard::Unframed(n) => write!(
+                        f,
+                        "{n} byte(s) came back to {waiting_for} within {ms} ms but no valid frame (check the transport: hdlc or wrapper, and the line settings)"
+                    ),
+                    Heard::Incomplete(n) => write!(
+                        f,
+                        "the answer to {waiting_for} was still incomplete after {ms} ms ({n} byte(s) of it received: a slow line or meter; raise the response or inter-frame time-out)"
+                    ),
                 }
-                Ok(())
             }
             ClientError::Closed => write!(f, "the meter closed the connection"),
             ClientError::Link(LinkError::DisconnectedMode) => {

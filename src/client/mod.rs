@@ -12,6 +12,6 @@ pub mod target;
 pub mod transport;
 
 pub use connection::{Connection, ConnectionOptions, Framing, NetStats};
-pub use error::ClientError;
+pub use error::{ClientError, Heard};
 pub use target::{Endpoint, MeterTarget};
 pub use transport::{SerialSettings, SerialTransport, TcpTransport, Transport};

@@ -2,7 +2,7 @@
 //! the transport chosen at run time (TCP, serial, serial with mode E sign-on).
 
 use super::connection::{Connection, ConnectionOptions, Framing};
-use super::error::ClientError;
+use super::error::{ClientError, Heard};
 use super::mode_e;
 use super::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
 use crate::dlms::session::SessionConfig;
@@ -117,6 +117,11 @@ pub fn mode_e_sign_on(
             return Err(ClientError::NoAnswer {
                 waiting_for: "IEC 62056-21 sign-on",
                 after: timeout,
+                heard: if line.is_empty() {
+                    Heard::Nothing
+                } else {
+                    Heard::Incomplete(line.len() as u64)
+                },
             });
         }
         let n = port.recv(&mut buf, deadline - now)?;

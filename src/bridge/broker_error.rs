@@ -1,0 +1,74 @@
+//! Why a connection to the broker failed, in words that point at the cause. Paho's own texts
+//! mislead: a refused token reads "(0)", and a port that accepts TCP but never answers
+//! CONNECT reads "TCP connect timeout".
+
+use crate::config::settings::BridgeSettings;
+use paho_mqtt as mqtt;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Whether the broker's port accepts a TCP connection now (asked only after a failure).
+pub fn port_open(settings: &BridgeSettings) -> bool {
+    (settings.mqtt_host.as_str(), settings.mqtt_port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+}
+
+/// The sentence for a failed connect; `port_open` is asked only where it tells causes apart.
+pub fn describe(
+    e: &mqtt::Error,
+    settings: &BridgeSettings,
+    port_open: impl Fn() -> bool,
+) -> String {
+    use mqtt::ConnectReturnCode::{BadUserNameOrPassword, NotAuthorized};
+    match e {
+        mqtt::Error::ConnectReturn(code @ (BadUserNameOrPassword | NotAuthorized)) => format!(
+            "the broker refused the connection ({code}): the access token is wrong, or its \
+             device was deleted (thingsboard.gateway_token, or the meter's access_token in \
+             device mode)"
+        ),
+        mqtt::Error::ConnectReturn(code) => {
+            format!("the broker refused the connection ({code})")
+        }
+        mqtt::Error::TcpConnectTimeout | mqtt::Error::TcpTlsConnectFailure if settings.mqtt_tls => {
+            super::tls::explain_failure(settings, &e.to_string())
+        }
+        mqtt::Error::TcpConnectTimeout if port_open() => "the broker's port accepts TCP \
+             connections but no CONNACK came (not an MQTT broker, or one that hangs)"
+            .to_string(),
+        mqtt::Error::TcpConnectTimeout => {
+            "TCP connect timed out: the broker's host does not answer (down, unreachable or \
+             firewalled)"
+                .to_string()
+        }
+        mqtt::Error::TcpTlsConnectFailure => {
+            "TCP connect failed (connection refused: is the broker running on this port?)"
+                .to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_names_its_cause() {
+        let s = BridgeSettings::default();
+        let refused = mqtt::Error::ConnectReturn(mqtt::ConnectReturnCode::NotAuthorized);
+        let text = describe(&refused, &s, || unreachable!());
+        assert!(
+            text.contains("Not Authorized") && text.contains("access token"),
+            "{text}"
+        );
+        assert!(!text.contains("(0)"));
+        let hangs = describe(&mqtt::Error::TcpConnectTimeout, &s, || true);
+        assert!(hangs.contains("no CONNACK"), "{hangs}");
+        let down = describe(&mqtt::Error::TcpConnectTimeout, &s, || false);
+        assert!(down.contains("does not answer"), "{down}");
+        assert!(describe(&mqtt::Error::TcpTlsConnectFailure, &s, || false).contains("refused"));
+    }
+}
