@@ -124,7 +124,11 @@ pub(super) fn json_response(
     code: u16,
     body: &serde_json::Value,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_string(body.to_string())
+    json_bytes_response(code, serde_json::to_vec(body).unwrap_or_default())
+}
+
+pub(super) fn json_bytes_response(code: u16, body: Vec<u8>) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_data(body)
         .with_status_code(code)
         .with_header(header("Content-Type", "application/json"))
         .with_header(header("Cache-Control", "no-store"))
@@ -146,7 +150,7 @@ fn route(
         m => m.clone(),
     };
     let response = match (&method, url.as_str()) {
-        (Method::Get, "/status") => json_response(200, &snapshot::status_json(status)),
+        (Method::Get, "/status") => json_bytes_response(200, snapshot::status_document(status)),
         (Method::Get, "/metrics") => Response::from_string(metrics::render(status))
             .with_header(header("Content-Type", "text/plain; version=0.0.4"))
             .with_chunked_threshold(usize::MAX),

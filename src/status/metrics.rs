@@ -166,20 +166,22 @@ pub fn render(status: &Status) -> String {
         "counter",
         p.dropped as f64,
     );
-    let meters = status.meters();
     for (name, help, kind, figure) in PER_METER {
         let _ = writeln!(
             out,
             "# HELP dlms_bridge_{name} {help}\n# TYPE dlms_bridge_{name} {kind}"
         );
-        for (meter, m) in &meters {
-            let _ = writeln!(
-                out,
-                "dlms_bridge_{name}{{meter=\"{}\"}} {}",
-                escape(meter),
-                figure(m)
-            );
-        }
+        // One metric at a time under the lock: no copy of every meter's status.
+        status.with_meters(|meters| {
+            for (meter, m) in meters {
+                let _ = writeln!(
+                    out,
+                    "dlms_bridge_{name}{{meter=\"{}\"}} {}",
+                    escape(meter),
+                    figure(m)
+                );
+            }
+        });
     }
     out
 }

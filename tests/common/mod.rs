@@ -152,11 +152,19 @@ impl Mosquitto {
 
     /// Configured on `port` but not started (a broker that comes up later: `restart`).
     pub fn prepare(dir: &Path, port: u16, extra: &str) -> Mosquitto {
+        // Started as root, mosquitto drops to its own user: it must be able to write its
+        // persistence file and log here, or subscriber sessions do not survive a restart and a
+        // fast publisher's first messages after it reach nobody.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777));
+        }
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "allow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlistener {port} 127.0.0.1\n{extra}",
+                "allow_anonymous true\npersistence true\npersistence_location {0}/\nautosave_interval 1\nlog_dest file {0}/mosquitto.log\nlog_type all\nlistener {port} 127.0.0.1\n{extra}",
                 dir.display()
             ),
         )
