@@ -397,3 +397,115 @@ fn idle_connections_and_endless_headers_cannot_take_the_page_or_the_bridge_down(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A damaged page in the outbox (a bad SD card sector): the bridge rebuilds the outbox from
+/// what can be read, counts and logs what was lost, and goes on publishing; the first version
+/// logged "malformed" twice a second forever and published nothing.
+#[test]
+fn a_damaged_outbox_is_rebuilt_and_publishing_goes_on() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("damaged-outbox");
+    let broker = Mosquitto::start(&dir.0);
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let sims = simulated(0..1, 63, Transport::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["D1"], |_| {});
+    let http = free_port();
+    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
+    // A backlog of 2,000 readings from an earlier outage, then a damaged page among them.
+    let total = 2000i64;
+    let now = dlms_bridge::bridge::event::now_ms();
+    let (leaf, page_size) = {
+        let mut store = Store::open(&db).unwrap();
+        let entries: Vec<_> = (0..total)
+            .map(|i| dlms_bridge::store::outbox::NewEntry {
+                device: "D1".into(),
+                ts_ms: now - 3_600_000 + i * 1000,
+                kind: dlms_bridge::store::outbox::EntryKind::Telemetry,
+                payload: format!("{{\"backlog\":{i},\"pad\":\"{}\"}}", "x".repeat(150)),
+            })
+            .collect();
+        let settings = store.settings().unwrap();
+        store.outbox_insert(&entries, &settings, now).unwrap();
+        drop(store);
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let leaf: i64 = conn
+            .query_row(
+                "SELECT pageno FROM dbstat WHERE name = 'outbox' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1 OFFSET 30",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        (leaf, page_size)
+    };
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = ((leaf - 1) * page_size) as usize;
+    bytes[at..at + 64].fill(0xFF);
+    std::fs::write(&db, bytes).unwrap();
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("the rebuild in the log", Duration::from_secs(20), || {
+        bridge.log().contains("the database file is damaged")
+    });
+    let log = bridge.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("moved to a fresh outbox"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let number = |after: &str| -> i64 {
+        line.split(after)
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Rows delivered before the damaged page was reached were already deleted.
+    let (kept, lost) = (number(" reading(s) moved"), number(" lost on damaged"));
+    assert!(kept + lost <= total, "{line}");
+    assert!(lost > 0 && lost < 100, "{line}");
+    let kept = total - lost;
+    let backlog = |msgs: &[(String, serde_json::Value)]| {
+        gateway_readings(msgs)
+            .get("D1")
+            .map(|r| r.iter().filter(|(_, v)| v.get("backlog").is_some()).count())
+            .unwrap_or(0) as i64
+    };
+    wait_for(
+        "the kept backlog delivered",
+        Duration::from_secs(60),
+        || backlog(&sub.messages()) >= kept,
+    );
+    wait_for("new readings delivered", Duration::from_secs(20), || {
+        gateway_readings(&sub.messages())
+            .get("D1")
+            .is_some_and(|r| r.iter().any(|(_, v)| v.get("voltage_l1").is_some()))
+    });
+    let (_, status) = http_get(http, "/status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["publisher"]["dropped"],
+        serde_json::json!(lost),
+        "{status}"
+    );
+    let log = bridge.terminate();
+    assert!(
+        !log.contains("malformed\n") || log.matches("malformed").count() < 5,
+        "{log}"
+    );
+    let msgs = sub.finish();
+    assert_eq!(backlog(&msgs), kept, "each readable reading once: {line}");
+    let distinct: std::collections::BTreeSet<i64> = gateway_readings(&msgs)["D1"]
+        .iter()
+        .filter_map(|(_, v)| v.get("backlog")?.as_i64())
+        .collect();
+    assert_eq!(distinct.len() as i64, kept);
+}

@@ -11,7 +11,7 @@ use super::publisher::{FromPublisher, ToPublisher};
 use super::queue::{Limits, Queue};
 use super::status::Status;
 use crate::config::settings::BridgeSettings;
-use crate::store::Store;
+use crate::store::{outbox, Store, StoreError};
 use crossbeam_channel::{never, select, Receiver, Sender};
 use log::{error, info, warn};
 use std::sync::Arc;
@@ -31,6 +31,7 @@ pub struct Committer {
     connected: bool,
     to_publisher: Sender<ToPublisher>,
     last_error_logged: Option<Instant>,
+    last_quarantine: Option<Instant>,
 }
 
 fn limits(s: &BridgeSettings) -> Limits {
@@ -42,13 +43,46 @@ fn limits(s: &BridgeSettings) -> Limits {
     }
 }
 
+/// A damaged outbox (SQLITE_CORRUPT: a bad SD card sector, a torn write on a cheap card) is
+/// replaced at once by a fresh one holding every reading that can still be read; the readings
+/// on damaged pages are counted as dropped and logged. The alternative, exiting so that the
+/// service manager restarts the bridge, would only repeat: the damage stays in the file.
+fn quarantine(store: &mut Store, status: &Status, e: &StoreError) -> bool {
+    let now_s = now_ms() / 1000;
+    match store.outbox_quarantine(now_s) {
+        Ok(q) => {
+            error!(
+                "outbox: the database file is damaged ({e}): {} reading(s) moved to a fresh outbox, {} lost on damaged pages{}",
+                q.kept,
+                q.lost,
+                q.left_as.map_or(String::new(), |t| format!(
+                    " (the damaged table is kept as {t}; the file should be replaced when convenient)"
+                ))
+            );
+            status.update_publisher(|p| p.dropped += q.lost);
+            true
+        }
+        Err(e2) => {
+            error!("outbox: the database file is damaged ({e}) and the outbox could not be rebuilt ({e2}); readings are kept in memory");
+            false
+        }
+    }
+}
+
 impl Committer {
     pub fn new(
         store: Store,
         status: Arc<Status>,
         to_publisher: Sender<ToPublisher>,
     ) -> crate::store::Result<Committer> {
-        let stats = store.outbox_stats()?;
+        let mut store = store;
+        let stats = match store.outbox_stats() {
+            Err(e) if outbox::is_corrupt(&e) => {
+                quarantine(&mut store, &status, &e);
+                store.outbox_stats()?
+            }
+            other => other?,
+        };
         let settings = store.settings()?;
         status.max_unsent_age_s.store(
             settings.health_max_unsent_age_s,
@@ -63,6 +97,7 @@ impl Committer {
             connected: false,
             to_publisher,
             last_error_logged: None,
+            last_quarantine: None,
         };
         c.publish_status();
         Ok(c)
@@ -200,6 +235,18 @@ impl Committer {
     }
 
     /// The count and the oldest row, as the store sees them (corrects what the queue tracks).
+    /// At most one rebuild a minute: damage that comes back at once (a failing card) must not
+    /// turn into a loop of rebuilds; meanwhile the readings stay in memory.
+    fn may_quarantine(&mut self) -> bool {
+        let ok = self
+            .last_quarantine
+            .map_or(true, |t| t.elapsed() >= Duration::from_secs(60));
+        if ok {
+            self.last_quarantine = Some(Instant::now());
+        }
+        ok
+    }
+
     fn refresh_row_stats(&mut self) {
         if let Ok(s) = self.store.outbox_stats() {
             self.queue.rows = s.rows;
@@ -235,6 +282,12 @@ impl Committer {
                     );
                 }
             }
+            Err(e) if outbox::is_corrupt(&e) && self.may_quarantine() => {
+                self.queue.commit_failed(now);
+                if quarantine(&mut self.store, &self.status, &e) {
+                    self.refresh_row_stats();
+                }
+            }
             Err(e) => {
                 self.queue.commit_failed(now);
                 // Once per 30 s: a full disk must not fill the log too.
@@ -262,6 +315,11 @@ impl Committer {
         match self.store.outbox_delete(&ids) {
             Ok(n) => self.queue.deleted(n),
             // Kept as acknowledged (never offered again) and retried on the next loop.
+            Err(e) if outbox::is_corrupt(&e) && self.may_quarantine() => {
+                if quarantine(&mut self.store, &self.status, &e) {
+                    self.refresh_row_stats();
+                }
+            }
             Err(e) => warn!(
                 "outbox: deleting {} acknowledged reading(s): {e}",
                 ids.len()
@@ -278,6 +336,11 @@ impl Committer {
                 Ok(rows) => {
                     let work = self.queue.offer_rows(rows, l);
                     self.send(work);
+                }
+                Err(e) if outbox::is_corrupt(&e) && self.may_quarantine() => {
+                    if quarantine(&mut self.store, &self.status, &e) {
+                        self.refresh_row_stats();
+                    }
                 }
                 Err(e) => warn!("outbox: reading the oldest readings: {e}"),
             }

@@ -7,7 +7,7 @@
 
 use super::{Result, Store};
 use crate::config::settings::{BridgeSettings, FullPolicy};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -59,6 +59,18 @@ pub struct OutboxStats {
     pub oldest_ts_ms: Option<i64>,
 }
 
+fn row_count(conn: &rusqlite::Connection) -> Result<u64> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM counters WHERE name = 'outbox_rows'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .unwrap_or(0)
+        .max(0) as u64)
+}
+
 impl Store {
     /// Commits `entries` in one transaction (the group commit), then applies the bounds.
     pub fn outbox_insert(
@@ -71,7 +83,7 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = InsertOutcome::default();
-        let rows: u64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+        let rows = row_count(&tx)?;
         let room = limits.outbox_max_rows.saturating_sub(rows) as usize;
         let accepted = match limits.outbox_full_policy {
             FullPolicy::DropNewest => room.min(entries.len()),
@@ -99,7 +111,19 @@ impl Store {
             }
         }
         let cutoff = now_ms - (limits.outbox_max_age_s as i64).saturating_mul(1000);
-        out.dropped_age = tx.execute("DELETE FROM outbox WHERE ts_ms < ?1", [cutoff])? as u64;
+        // Readings are stored in time order: only when the oldest is past the bound is there
+        // anything to delete, found from the low ids on (no scan of the whole outbox).
+        let oldest: Option<i64> = tx
+            .query_row("SELECT ts_ms FROM outbox ORDER BY id LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if oldest.is_some_and(|t| t < cutoff) {
+            out.dropped_age = tx.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 100000) AND ts_ms < ?1",
+                [cutoff],
+            )? as u64;
+        }
         for (name, n) in [
             ("outbox_dropped_full", out.dropped_full),
             ("outbox_dropped_age", out.dropped_age),
@@ -154,15 +178,18 @@ impl Store {
         Ok(deleted)
     }
 
+    /// The row count (kept by triggers) and the time of the first row (readings are stored
+    /// in time order): both without reading the outbox through.
     pub fn outbox_stats(&self) -> Result<OutboxStats> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*), MIN(ts_ms) FROM outbox", [], |r| {
-                Ok(OutboxStats {
-                    rows: r.get(0)?,
-                    oldest_ts_ms: r.get(1)?,
+        Ok(OutboxStats {
+            rows: row_count(&self.conn)?,
+            oldest_ts_ms: self
+                .conn
+                .query_row("SELECT ts_ms FROM outbox ORDER BY id LIMIT 1", [], |r| {
+                    r.get(0)
                 })
-            })?)
+                .optional()?,
+        })
     }
 
     pub fn counter(&self, name: &str) -> Result<u64> {
@@ -171,6 +198,136 @@ impl Store {
             [name],
             |r| r.get(0),
         )?)
+    }
+}
+
+/// What quarantining a damaged outbox kept and lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantine {
+    /// Readings read back from the damaged table into a fresh outbox.
+    pub kept: u64,
+    /// Readings the damaged pages held (the count before, less what was kept).
+    pub lost: u64,
+    /// The damaged table, if SQLite could not drop it (kept, renamed, for forensics).
+    pub left_as: Option<String>,
+}
+
+/// Whether the error says the database file is damaged (SQLITE_CORRUPT).
+pub fn is_corrupt(e: &super::StoreError) -> bool {
+    matches!(e, super::StoreError::Sqlite(err)
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt))
+}
+
+type Row = (i64, String, i64, String, String);
+
+/// Up to `limit` whole rows after `after`, in id order.
+fn read_from(
+    conn: &rusqlite::Connection,
+    table: &str,
+    after: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, device, ts_ms, kind, payload FROM {table} WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map([after, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })?;
+    rows.collect()
+}
+
+/// The smallest id at or above which the damaged table reads again (the first whole row after
+/// it can be read), given that the first row after `after` cannot; `None` if nothing after
+/// `after` can be read.
+fn past_the_damage(conn: &rusqlite::Connection, table: &str, after: i64) -> Option<i64> {
+    let readable = |x: i64| read_from(conn, table, x, 1).is_ok();
+    let (mut bad, mut step) = (after, 1i64);
+    let good = loop {
+        let x = after.checked_add(step)?;
+        if readable(x) {
+            break x;
+        }
+        bad = x;
+        step = step.checked_mul(2)?;
+    };
+    let (mut lo, mut hi) = (bad, good);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if readable(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+impl Store {
+    /// Replaces a damaged outbox (SQLITE_CORRUPT) by a fresh one holding every reading that
+    /// can still be read, in order with its id; the readings on damaged pages are lost and
+    /// counted. The damaged table is dropped, or kept renamed if SQLite cannot drop it.
+    /// Everything else in the file (meters, settings, counters) is left as it is.
+    pub fn outbox_quarantine(&mut self, now_s: i64) -> Result<Quarantine> {
+        let before = row_count(&self.conn).unwrap_or(0);
+        let damaged = format!("outbox_damaged_{now_s}");
+        // A read that meets a damaged page poisons the write transaction it is in (SQLite
+        // then refuses every write of that transaction): reads and writes alternate, each
+        // write in its own transaction.
+        self.conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             DROP TRIGGER IF EXISTS outbox_rows_ins;
+             DROP TRIGGER IF EXISTS outbox_rows_del;
+             ALTER TABLE outbox RENAME TO {damaged};
+             {}
+             INSERT OR REPLACE INTO sqlite_sequence (name, seq)
+                 SELECT 'outbox', seq FROM sqlite_sequence WHERE name = '{damaged}';
+             COMMIT;",
+            super::schema::OUTBOX_TABLE
+        ))?;
+        let mut kept = 0u64;
+        let mut after = i64::MIN;
+        // Batches while they read; at a failure, row by row to the damage, then past it.
+        let mut batch = 500;
+        loop {
+            match read_from(&self.conn, &damaged, after, batch) {
+                Ok(rows) if rows.is_empty() => break,
+                Ok(rows) => {
+                    let tx = self
+                        .conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    {
+                        let mut insert = tx.prepare_cached(
+                            "INSERT INTO outbox (id, device, ts_ms, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?;
+                        for (id, device, ts, kind, payload) in &rows {
+                            insert.execute(params![id, device, ts, kind, payload])?;
+                            after = *id;
+                        }
+                    }
+                    tx.commit()?;
+                    kept += rows.len() as u64;
+                    batch = 500;
+                }
+                Err(_) if batch > 1 => batch = 1,
+                Err(_) => match past_the_damage(&self.conn, &damaged, after) {
+                    Some(x) => after = x,
+                    None => break,
+                },
+            }
+        }
+        self.conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {} COMMIT;",
+            super::schema::OUTBOX_ROW_COUNT
+        ))?;
+        let dropped = self
+            .conn
+            .execute_batch(&format!("DROP TABLE {damaged}"))
+            .is_ok();
+        Ok(Quarantine {
+            kept,
+            lost: before.saturating_sub(kept),
+            left_as: (!dropped).then_some(damaged),
+        })
     }
 }
 
@@ -256,5 +413,74 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.outbox_stats().unwrap().rows, 1);
+    }
+
+    #[test]
+    fn a_damaged_outbox_page_is_quarantined_and_the_rest_kept() {
+        let dir = crate::store::tempdir::TempDir::new("corrupt");
+        let path = dir.path().join("bridge.db");
+        let total = 3000u64;
+        let (leaf, page_size) = {
+            let mut store = Store::open(&path).unwrap();
+            let big = "x".repeat(150);
+            for chunk in 0..(total / 500) {
+                let batch: Vec<NewEntry> = (0..500)
+                    .map(|i| NewEntry {
+                        payload: format!("{{\"v\":{},\"pad\":\"{big}\"}}", chunk * 500 + i),
+                        ..entry("A", 1_000_000 + (chunk * 500 + i) as i64)
+                    })
+                    .collect();
+                store
+                    .outbox_insert(&batch, &BridgeSettings::default(), 1_000_000)
+                    .unwrap();
+            }
+            let leaf: i64 = store
+                .conn
+                .query_row(
+                    "SELECT pageno FROM dbstat WHERE name = 'outbox' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1 OFFSET 20",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let page_size: i64 = store
+                .conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .unwrap();
+            store
+                .conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+            (leaf, page_size)
+        };
+        // Garbage over the leaf's header and cell pointers: SQLITE_CORRUPT when it is read.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = ((leaf - 1) * page_size) as usize;
+        bytes[at..at + 64].fill(0xFF);
+        std::fs::write(&path, bytes).unwrap();
+        let mut store = Store::open(&path).unwrap();
+        let err = store.outbox_oldest(0, 10_000).unwrap_err();
+        assert!(is_corrupt(&err), "{err}");
+        let q = match store.outbox_quarantine(1) {
+            Ok(q) => q,
+            Err(e) => panic!("quarantine: {e:?}"),
+        };
+        assert_eq!(q.kept + q.lost, total, "{q:?}");
+        assert!(
+            q.lost > 0 && q.lost < 100,
+            "{q:?}: one page's readings lost"
+        );
+        let rows = store.outbox_oldest(0, 10_000).unwrap();
+        assert_eq!(rows.len() as u64, q.kept);
+        assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "in order");
+        assert_eq!(store.outbox_stats().unwrap().rows, q.kept);
+        let last = rows.last().unwrap().id;
+        let out = store
+            .outbox_insert(
+                &[entry("A", 5_000_000)],
+                &BridgeSettings::default(),
+                5_000_000,
+            )
+            .unwrap();
+        assert!(out.ids[0].unwrap() > last, "ids keep growing");
     }
 }

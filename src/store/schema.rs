@@ -112,7 +112,26 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: which process runs on this database (for the message a second `run` gets).
     "CREATE TABLE runner (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, started_s INTEGER NOT NULL);",
+    // 4: the outbox's row count kept by triggers: COUNT(*) walked every page of a large
+    // backlog on every group commit.
+    OUTBOX_ROW_COUNT,
 ];
+
+/// The outbox row counter and its triggers (also re-created when a corrupt outbox is
+/// quarantined).
+pub(super) const OUTBOX_ROW_COUNT: &str = "
+    INSERT OR REPLACE INTO counters (name, value) VALUES ('outbox_rows', (SELECT COUNT(*) FROM outbox));
+    CREATE TRIGGER outbox_rows_ins AFTER INSERT ON outbox BEGIN UPDATE counters SET value = value + 1 WHERE name = 'outbox_rows'; END;
+    CREATE TRIGGER outbox_rows_del AFTER DELETE ON outbox BEGIN UPDATE counters SET value = value - 1 WHERE name = 'outbox_rows'; END;";
+
+/// The outbox table as migration 1 created it.
+pub(super) const OUTBOX_TABLE: &str = "CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        device TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'telemetry' CHECK (kind IN ('telemetry', 'attributes')),
+        payload TEXT NOT NULL
+    );";
 
 /// `PRAGMA application_id` of our databases ("DLMB"): tells ours from other SQLite files.
 const APPLICATION_ID: i64 = 0x444C_4D42;
