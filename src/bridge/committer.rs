@@ -160,6 +160,9 @@ impl Committer {
                 self.commit(now);
             }
             self.delete_acknowledged();
+            if self.queue.probe_due(now) {
+                self.probe_disk(now);
+            }
             self.hand_out_work(&l);
             self.publish_status();
             if let Some(since) = closing_since {
@@ -235,6 +238,35 @@ impl Committer {
     }
 
     /// The count and the oldest row, as the store sees them (corrects what the queue tracks).
+    /// Once per 30 s: a full disk must not fill the log too.
+    fn should_log_error(&mut self) -> bool {
+        let due = self
+            .last_error_logged
+            .map_or(true, |t| t.elapsed() >= Duration::from_secs(30));
+        if due {
+            self.last_error_logged = Some(Instant::now());
+        }
+        due
+    }
+
+    /// After failed commits, a write that succeeded ends the failing state.
+    fn writes_work_again(&mut self, how: &str) {
+        if self.queue.commit_failing() {
+            self.queue.write_succeeded();
+            self.status.update_publisher(|p| p.commit_error = None);
+            info!("outbox: commits work again ({how} succeeded)");
+        }
+    }
+
+    /// Commits are failing and nothing waits to be committed: a small write tells whether
+    /// the disk takes writes again.
+    fn probe_disk(&mut self, now: Instant) {
+        match self.store.outbox_probe_write(now_ms()) {
+            Ok(()) => self.writes_work_again("a test write"),
+            Err(_) => self.queue.commit_failed(now),
+        }
+    }
+
     /// At most one rebuild a minute: damage that comes back at once (a failing card) must not
     /// turn into a loop of rebuilds; meanwhile the readings stay in memory.
     fn may_quarantine(&mut self) -> bool {
@@ -290,16 +322,11 @@ impl Committer {
             }
             Err(e) => {
                 self.queue.commit_failed(now);
-                // Once per 30 s: a full disk must not fill the log too.
-                if self
-                    .last_error_logged
-                    .map_or(true, |t| t.elapsed() >= Duration::from_secs(30))
-                {
+                if self.should_log_error() {
                     error!(
                         "outbox commit failed ({} reading(s) kept in memory, retrying; published from memory while connected): {e}",
                         batch.len()
                     );
-                    self.last_error_logged = Some(Instant::now());
                 }
                 let msg = e.to_string();
                 self.status.update_publisher(|p| p.commit_error = Some(msg));
@@ -313,17 +340,25 @@ impl Committer {
         }
         let ids = self.queue.deletes().to_vec();
         match self.store.outbox_delete(&ids) {
-            Ok(n) => self.queue.deleted(n),
+            Ok(n) => {
+                self.queue.deleted(n);
+                self.writes_work_again("deleting acknowledged readings");
+            }
             // Kept as acknowledged (never offered again) and retried on the next loop.
             Err(e) if outbox::is_corrupt(&e) && self.may_quarantine() => {
                 if quarantine(&mut self.store, &self.status, &e) {
                     self.refresh_row_stats();
                 }
             }
-            Err(e) => warn!(
-                "outbox: deleting {} acknowledged reading(s): {e}",
-                ids.len()
-            ),
+            // Kept as acknowledged (never offered again) and retried; said once per 30 s.
+            Err(e) => {
+                if self.should_log_error() {
+                    warn!(
+                        "outbox: deleting {} acknowledged reading(s) (retrying): {e}",
+                        ids.len()
+                    );
+                }
+            }
         }
     }
 

@@ -187,6 +187,22 @@ impl Queue {
         self.commit_retry_at = Some(now + wait.min(Duration::from_secs(5)));
     }
 
+    /// A write other than a commit succeeded (a delete, a probe): the disk takes writes again.
+    /// With write-behind a healthy broker acknowledges everything before its commit is due,
+    /// so without this the failing state (and /healthz 503) would outlive the full disk.
+    pub fn write_succeeded(&mut self) {
+        self.commit_failures = 0;
+        self.commit_retry_at = None;
+    }
+
+    /// Whether to probe the disk with a small write: commits are failing, nothing is waiting
+    /// to be committed (that commit would be the probe), and the backoff has passed.
+    pub fn probe_due(&self, now: Instant) -> bool {
+        self.commit_failing()
+            && self.memory.is_empty()
+            && !self.commit_retry_at.is_some_and(|t| now < t)
+    }
+
     /// The publisher's answers.
     pub fn answered(&mut self, key: Key, outcome: Outcome) {
         match key {
@@ -542,5 +558,20 @@ mod tests {
         q.accept(reading(1), Instant::now());
         q.committed(&[None]);
         assert_eq!((q.in_memory(), q.rows), (0, 0));
+    }
+
+    #[test]
+    fn a_successful_delete_or_probe_ends_the_failing_state() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(0, None);
+        q.commit_failed(t0);
+        assert!(q.commit_failing());
+        assert!(!q.probe_due(t0), "backing off");
+        assert!(
+            q.probe_due(t0 + Duration::from_secs(1)),
+            "nothing in memory: probe"
+        );
+        q.write_succeeded();
+        assert!(!q.commit_failing() && !q.probe_due(t0 + Duration::from_secs(1)));
     }
 }

@@ -162,6 +162,15 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// A small write that succeeds only if the disk takes writes (after commits failed).
+    pub fn outbox_probe_write(&mut self, now_ms: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO counters (name, value) VALUES ('outbox_write_probe', ?1)",
+            [now_ms],
+        )?;
+        Ok(())
+    }
+
     /// Deletes acknowledged entries, in one transaction; returns how many rows went.
     pub fn outbox_delete(&mut self, ids: &[i64]) -> Result<u64> {
         let tx = self
