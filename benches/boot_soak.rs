@@ -30,7 +30,7 @@ fn boot(run: u64, down_s: u64) -> Result<(f64, usize, i64), String> {
     let sims = simulated(0..1, 80 + run, Transport::Hdlc);
     let db = dir.0.join("bridge.db");
     configure(&db, broker.port, &sims, &["S1"], |_| {});
-    let started = dlms_bridge::bridge::event::now_ms();
+    let started = dlms_bridge::clock::now_ms();
     let mut bridge = Bridge::start(&db, &dir.0);
     std::thread::sleep(Duration::from_secs(down_s));
     broker.restart();

@@ -11,6 +11,7 @@
 #[cfg(feature = "runtime")]
 pub mod bridge;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod cosem;
 pub mod dlms;

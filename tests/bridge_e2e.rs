@@ -147,7 +147,7 @@ fn broker_outage_loses_nothing_and_keeps_order_and_timestamps() {
         gateway_readings(&sub.messages()).len() == 2
     });
     broker.stop();
-    let down_from = dlms_bridge::bridge::event::now_ms();
+    let down_from = dlms_bridge::clock::now_ms();
     std::thread::sleep(Duration::from_secs(5));
     let store = Store::open(&db).unwrap();
     assert!(
@@ -155,7 +155,7 @@ fn broker_outage_loses_nothing_and_keeps_order_and_timestamps() {
         "readings wait in the outbox while the broker is down"
     );
     broker.restart();
-    let up_at = dlms_bridge::bridge::event::now_ms();
+    let up_at = dlms_bridge::clock::now_ms();
     wait_for("backlog drained", Duration::from_secs(30), || {
         store.outbox_stats().unwrap().rows == 0
     });

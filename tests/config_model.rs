@@ -452,7 +452,7 @@ fn every_field_round_trips_and_is_refused_alike_on_every_path() {
     // The API server alone, in this process: no meter is polled, no serial line opened.
     let server = dlms_bridge::status::StatusServer::start(
         &bind,
-        std::sync::Arc::new(dlms_bridge::bridge::status::Status::default()),
+        std::sync::Arc::new(dlms_bridge::status::state::Status::default()),
         &api_db,
     )
     .unwrap();

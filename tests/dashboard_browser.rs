@@ -5,11 +5,12 @@
 mod common;
 
 use common::{free_port, wait_port, TempDir};
-use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::bridge;
 use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
+use dlms_bridge::status::state::Status;
 use dlms_bridge::store::Store;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

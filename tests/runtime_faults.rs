@@ -40,7 +40,7 @@ fn broker_down_at_boot_then_up_then_a_second_outage_loses_nothing() {
     configure(&db, broker.port, &sims, &["B1", "B2"], |_| {});
     let reconnect_max_s = 4;
     setting(&db, "mqtt.reconnect_max_s", &reconnect_max_s.to_string());
-    let started = dlms_bridge::bridge::event::now_ms();
+    let started = dlms_bridge::clock::now_ms();
     let mut bridge = Bridge::start(&db, &dir.0);
     // Down for 25 s at boot: past the 16-20 s where the first version froze for good.
     std::thread::sleep(Duration::from_secs(25));
@@ -416,7 +416,7 @@ fn a_damaged_outbox_is_rebuilt_and_publishing_goes_on() {
     setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
     // A backlog of 2,000 readings from an earlier outage, then a damaged page among them.
     let total = 2000i64;
-    let now = dlms_bridge::bridge::event::now_ms();
+    let now = dlms_bridge::clock::now_ms();
     let (leaf, page_size) = {
         let mut store = Store::open(&db).unwrap();
         let entries: Vec<_> = (0..total)

@@ -68,7 +68,7 @@ fn a_broker_restarted_every_5_s_for_a_minute_loses_nothing() {
     setting(&db, "mqtt.reconnect_max_s", "2");
     let http = free_port();
     setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
-    let started = dlms_bridge::bridge::event::now_ms();
+    let started = dlms_bridge::clock::now_ms();
     let mut bridge = Bridge::start(&db, &dir.0);
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(60) {
@@ -105,7 +105,7 @@ fn a_five_minute_outage_loses_nothing() {
     let http = free_port();
     setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
     setting(&db, "health.max_unsent_age_s", "30");
-    let started = dlms_bridge::bridge::event::now_ms();
+    let started = dlms_bridge::clock::now_ms();
     let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("healthy", Duration::from_secs(15), || health(http) == 200);
     broker.stop();
@@ -181,7 +181,7 @@ fn a_full_disk_during_an_outage_loses_nothing() {
     let http = free_port();
     setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
     setting(&db, "mqtt.reconnect_max_s", "2");
-    let started = dlms_bridge::bridge::event::now_ms();
+    let started = dlms_bridge::clock::now_ms();
     let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("healthy", Duration::from_secs(15), || health(http) == 200);
     broker.stop();
@@ -212,7 +212,7 @@ fn a_full_disk_during_an_outage_loses_nothing() {
             names.iter().all(|n| {
                 r.get(*n).is_some_and(|l| {
                     l.last()
-                        .is_some_and(|x| x.0 > dlms_bridge::bridge::event::now_ms() - 5000)
+                        .is_some_and(|x| x.0 > dlms_bridge::clock::now_ms() - 5000)
                 })
             })
         },

@@ -4,11 +4,12 @@
 mod common;
 
 use common::{free_port, http};
-use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::bridge;
 use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
+use dlms_bridge::status::state::Status;
 use dlms_bridge::store::Store;
 use serde_json::{json, Value};
 use std::path::PathBuf;

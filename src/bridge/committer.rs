@@ -6,11 +6,12 @@
 //!
 //! The decisions are [`Queue`]'s (pure, unit-tested); this file is the I/O around them.
 
-use super::event::{now_ms, Event};
+use super::event::Event;
 use super::publisher::{FromPublisher, ToPublisher};
 use super::queue::{Limits, Queue};
-use super::status::Status;
+use crate::clock::now_ms;
 use crate::config::settings::BridgeSettings;
+use crate::status::state::Status;
 use crate::store::{outbox, Store, StoreError};
 use crossbeam_channel::{never, select, Receiver, Sender};
 use log::{error, info, warn};

@@ -15,9 +15,9 @@
 
 use super::link::Link;
 use super::queue::{Key, Outcome, WorkItem};
-use super::status::Status;
 use super::thingsboard::{self, Message};
 use crate::config::settings::{BridgeSettings, PublishMode};
+use crate::status::state::Status;
 use crate::store::outbox::Entry;
 use crate::store::Store;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};

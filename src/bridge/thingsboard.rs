@@ -11,7 +11,7 @@
 //! rather than it blocking the outbox forever).
 
 use crate::store::outbox::{Entry, EntryKind};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 pub const GATEWAY_CONNECT: &str = "v1/gateway/connect";
 pub const GATEWAY_TELEMETRY: &str = "v1/gateway/telemetry";
@@ -33,88 +33,126 @@ pub fn gateway_connect(device: &str, device_type: &str) -> String {
     json!({"device": device, "type": device_type}).to_string()
 }
 
-fn values_of(e: &Entry) -> Value {
-    serde_json::from_str(&e.payload).unwrap_or_else(|_| Value::Object(Map::new()))
+/// The entry's values as JSON object text, embedded as it is stored: the outbox holds the
+/// text the worker wrote, so it is checked (a damaged row must not break a whole message), not
+/// parsed into a tree and written again.
+fn values_of(e: &Entry) -> &str {
+    let p = e.payload.trim();
+    let object =
+        p.starts_with('{') && serde_json::from_str::<&serde_json::value::RawValue>(p).is_ok();
+    if object {
+        p
+    } else {
+        "{}"
+    }
 }
 
-fn ts_values(e: &Entry) -> Value {
-    json!({"ts": e.ts_ms, "values": values_of(e)})
+/// `{"ts":...,"values":{...}}`
+fn ts_values(e: &Entry) -> String {
+    format!("{{\"ts\":{},\"values\":{}}}", e.ts_ms, values_of(e))
 }
 
-/// A gateway message being filled: its kind, its device -> content map, its entry ids, and
-/// its approximate size in bytes.
-type Pending = (EntryKind, Map<String, Value>, Vec<i64>, usize);
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A gateway message being filled: per device (in first-seen order) its items, the entry ids,
+/// and the message's size in bytes so far.
+struct Pending {
+    kind: EntryKind,
+    devices: Vec<(String, Vec<String>)>,
+    ids: Vec<i64>,
+    size: usize,
+}
+
+impl Pending {
+    fn new(kind: EntryKind) -> Pending {
+        Pending {
+            kind,
+            devices: Vec::new(),
+            ids: Vec::new(),
+            size: 2,
+        }
+    }
+
+    fn has(&self, device: &str) -> bool {
+        self.devices.iter().any(|(d, _)| d == device)
+    }
+
+    fn into_message(self) -> Message {
+        let members: Vec<String> = self
+            .devices
+            .into_iter()
+            .map(|(device, items)| match self.kind {
+                EntryKind::Telemetry => format!("{}:[{}]", quoted(&device), items.join(",")),
+                // One attributes entry per device and message (see `collides`).
+                EntryKind::Attributes => format!("{}:{}", quoted(&device), items.join(",")),
+            })
+            .collect();
+        Message {
+            topic: if self.kind == EntryKind::Telemetry {
+                GATEWAY_TELEMETRY
+            } else {
+                GATEWAY_ATTRIBUTES
+            },
+            payload: format!("{{{}}}", members.join(",")),
+            entry_ids: self.ids,
+            device: None,
+        }
+    }
+}
 
 /// Packs entries (in outbox order) into gateway messages within `max_payload` bytes.
 pub fn gateway_messages(entries: &[Entry], max_payload: usize) -> Vec<Message> {
     let mut out = Vec::new();
     let mut current: Option<Pending> = None;
-    let flush = |c: &mut Option<Pending>, out: &mut Vec<Message>| {
-        if let Some((kind, map, ids, _)) = c.take() {
-            out.push(Message {
-                topic: if kind == EntryKind::Telemetry {
-                    GATEWAY_TELEMETRY
-                } else {
-                    GATEWAY_ATTRIBUTES
-                },
-                payload: Value::Object(map).to_string(),
-                entry_ids: ids,
-                device: None,
-            });
-        }
-    };
     for e in entries {
         let item = if e.kind == EntryKind::Telemetry {
             ts_values(e)
         } else {
-            values_of(e)
+            values_of(e).to_string()
         };
         // Size of this entry in the message: the item, the device key, separators.
-        let cost = item.to_string().len() + e.device.len() + 8;
-        let fits = matches!(&current, Some((kind, _, _, size)) if *kind == e.kind && size + cost <= max_payload);
+        let cost = item.len() + e.device.len() + 8;
+        let fits = current
+            .as_ref()
+            .is_some_and(|c| c.kind == e.kind && c.size + cost <= max_payload);
         // Attributes of one device are merged into one object: two in one message would
         // collide, so a second attribute entry for the same device starts a new message.
-        let collides = matches!(&current, Some((EntryKind::Attributes, map, _, _)) if map.contains_key(&e.device));
+        let collides = current
+            .as_ref()
+            .is_some_and(|c| c.kind == EntryKind::Attributes && c.has(&e.device));
         if !fits || collides {
-            flush(&mut current, &mut out);
+            out.extend(current.take().map(Pending::into_message));
         }
-        let (_, map, ids, size) =
-            current.get_or_insert_with(|| (e.kind, Map::new(), Vec::new(), 2));
-        match e.kind {
-            EntryKind::Telemetry => {
-                if let Value::Array(list) = map
-                    .entry(e.device.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()))
-                {
-                    list.push(item);
-                }
-            }
-            EntryKind::Attributes => {
-                map.insert(e.device.clone(), item);
-            }
+        let c = current.get_or_insert_with(|| Pending::new(e.kind));
+        match c.devices.iter_mut().find(|(d, _)| *d == e.device) {
+            Some((_, items)) => items.push(item),
+            None => c.devices.push((e.device.clone(), vec![item])),
         }
-        ids.push(e.id);
-        *size += cost;
+        c.ids.push(e.id);
+        c.size += cost;
     }
-    flush(&mut current, &mut out);
+    out.extend(current.map(Pending::into_message));
     out
 }
 
 /// Packs one device's entries (in order) into device-API messages within `max_payload`.
 pub fn device_messages(device: &str, entries: &[Entry], max_payload: usize) -> Vec<Message> {
     let mut out = Vec::new();
-    let mut batch: Vec<Value> = Vec::new();
+    let mut batch: Vec<String> = Vec::new();
     let mut ids = Vec::new();
     let mut size = 2;
     let flush =
-        |batch: &mut Vec<Value>, ids: &mut Vec<i64>, size: &mut usize, out: &mut Vec<Message>| {
+        |batch: &mut Vec<String>, ids: &mut Vec<i64>, size: &mut usize, out: &mut Vec<Message>| {
             if !batch.is_empty() {
                 out.push(Message {
                     topic: DEVICE_TELEMETRY,
-                    payload: Value::Array(std::mem::take(batch)).to_string(),
+                    payload: format!("[{}]", batch.join(",")),
                     entry_ids: std::mem::take(ids),
                     device: Some(device.to_string()),
                 });
+                batch.clear();
             }
             *size = 2;
         };
@@ -130,7 +168,7 @@ pub fn device_messages(device: &str, entries: &[Entry], max_payload: usize) -> V
             continue;
         }
         let item = ts_values(e);
-        let cost = item.to_string().len() + 1;
+        let cost = item.len() + 1;
         if size + cost > max_payload {
             flush(&mut batch, &mut ids, &mut size, &mut out);
         }
@@ -145,6 +183,7 @@ pub fn device_messages(device: &str, entries: &[Entry], max_payload: usize) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn e(id: i64, device: &str, ts: i64, kind: EntryKind, payload: &str) -> Entry {
         Entry {
@@ -257,5 +296,19 @@ mod tests {
         );
         assert_eq!(msgs[1].topic, DEVICE_ATTRIBUTES);
         assert_eq!(msgs[1].payload, r#"{"model":"X"}"#);
+    }
+
+    #[test]
+    fn a_damaged_payload_goes_out_empty_and_names_are_escaped() {
+        let entries = [
+            e(1, "Meter \"Q\"", 1000, EntryKind::Telemetry, "{\"a\":1"),
+            e(2, "Meter \"Q\"", 2000, EntryKind::Telemetry, r#"{"a":2}"#),
+        ];
+        let msgs = gateway_messages(&entries, 65_536);
+        let v: Value = serde_json::from_str(&msgs[0].payload).unwrap();
+        assert_eq!(
+            v,
+            json!({"Meter \"Q\"": [{"ts": 1000, "values": {}}, {"ts": 2000, "values": {"a": 2}}]})
+        );
     }
 }

@@ -3,14 +3,15 @@
 //! breaker that pauses a meter reconnecting too often; none of it touches other meters.
 
 use super::counter::CounterLease;
-use super::event::{now_ms, Event, Reading};
+use super::event::{Event, Reading};
 use super::schedule::{Backoff, Breaker, Schedule};
-use super::status::{add_net, MeterState, Status};
 use crate::client::reads::{self, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, Heard, MeterTarget, NetStats, Transport};
+use crate::clock::now_ms;
 use crate::config::values::Ciphering;
 use crate::config::MeterConfig;
 use crate::cosem::Obis;
+use crate::status::state::{add_net, MeterState, Status};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{info, warn};
 use serde_json::{json, Map, Value};

@@ -4,11 +4,12 @@
 
 use super::args::{parse_num, usage, UsageError};
 use super::run::{init_logging, stop_on_signals};
-use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::bridge;
 use dlms_bridge::config::values::Transport;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, SimConfig};
+use dlms_bridge::status::state::Status;
 use dlms_bridge::store::Store;
 use lexopt::prelude::*;
 use log::{info, warn};

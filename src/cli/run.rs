@@ -1,7 +1,8 @@
 //! `dlms-bridge run`: the bridge, until SIGTERM or SIGINT.
 
 use super::args::{usage, UsageError};
-use dlms_bridge::bridge::{self, status::Status};
+use dlms_bridge::bridge;
+use dlms_bridge::status::state::Status;
 use lexopt::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;

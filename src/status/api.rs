@@ -2,7 +2,7 @@
 //! up from the database). Protected by a bearer token from the settings (`http.api_token`);
 //! refused entirely while no token is set. Passwords and tokens are accepted, never returned.
 
-use super::http::json_response;
+use super::response::json_response;
 use crate::config::json::{
     apply_json, from_json, measurements_from_json, measurements_json, to_json, Secrets,
 };

@@ -1,15 +1,16 @@
 //! The tiny_http server: two threads calling the blocking `recv`, `unblock()` on shutdown.
 
 use super::gate::Gate;
+use super::response::{header, json_bytes_response, json_response};
 use super::{api, metrics, snapshot};
-use crate::bridge::status::Status;
+use crate::status::state::Status;
 use log::{info, warn};
 use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Method, Request, Response, Server};
 
 const THREADS: usize = 2;
 /// The largest request body accepted (meter imports are small).
@@ -112,29 +113,6 @@ fn serve(server: &Server, status: &Status, db: &Path) {
             warn!("status page: {e}");
         }
     }
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|_| {
-        Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).unwrap_or_else(|_| unreachable!())
-    })
-}
-
-pub(super) fn json_response(
-    code: u16,
-    body: &serde_json::Value,
-) -> Response<std::io::Cursor<Vec<u8>>> {
-    json_bytes_response(code, serde_json::to_vec(body).unwrap_or_default())
-}
-
-pub(super) fn json_bytes_response(code: u16, body: Vec<u8>) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_data(body)
-        .with_status_code(code)
-        .with_header(header("Content-Type", "application/json"))
-        .with_header(header("Cache-Control", "no-store"))
-        // Always a Content-Length: tiny_http would switch large bodies to chunked encoding,
-        // which simple monitoring scripts do not expect.
-        .with_chunked_threshold(usize::MAX)
 }
 
 fn route(

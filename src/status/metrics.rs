@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4).
 
-use crate::bridge::event::now_ms;
-use crate::bridge::status::{MeterStatus, Status};
+use crate::clock::now_ms;
+use crate::status::state::{MeterStatus, Status};
 use std::fmt::Write;
 
 fn escape(label: &str) -> String {

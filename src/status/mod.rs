@@ -7,7 +7,9 @@ mod api;
 pub mod gate;
 mod http;
 mod metrics;
+mod response;
 mod snapshot;
+pub mod state;
 
 pub use http::StatusServer;
 pub use snapshot::{health, status_json};

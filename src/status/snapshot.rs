@@ -1,8 +1,8 @@
 //! The status snapshot as JSON, and the health verdict.
 
-use crate::bridge::event::now_ms;
-use crate::bridge::status::{MeterState, MeterStatus, Status};
+use crate::clock::now_ms;
 use crate::dlms::axdr::format_rfc3339;
+use crate::status::state::{MeterState, MeterStatus, Status};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
