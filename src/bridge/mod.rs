@@ -11,6 +11,7 @@ pub mod committer;
 pub mod counter;
 pub mod event;
 pub mod link;
+pub mod poll;
 pub mod publisher;
 pub mod queue;
 pub mod schedule;

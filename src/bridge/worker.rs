@@ -4,7 +4,7 @@
 
 use super::counter::CounterLease;
 use super::event::{Event, Reading};
-use super::schedule::{Backoff, Breaker, Schedule};
+use super::poll::{Failed, PollCycle, Step, BREAKER_PAUSE};
 use crate::client::reads::{self, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, Heard, MeterTarget, NetStats, Transport};
 use crate::clock::now_ms;
@@ -17,12 +17,6 @@ use log::{info, warn};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Consecutive failures before the worker backs off (before that it retries every slot).
-const FAILURES_BEFORE_BACKOFF: u32 = 3;
-/// Reconnects per hour that open the breaker, and how long it stays open.
-const MAX_RECONNECTS_PER_HOUR: usize = 30;
-const BREAKER_PAUSE: Duration = Duration::from_secs(15 * 60);
 
 /// What the supervisor tells a meter's thread.
 pub enum Control {
@@ -116,9 +110,9 @@ impl Worker {
 
     /// Takes up a change of live fields only (`config::fields`: interval, measurements,
     /// device type, token) without touching the association.
-    fn apply_live(&mut self, config: MeterConfig, schedule: &mut Schedule) {
+    fn apply_live(&mut self, config: MeterConfig, cycle: &mut PollCycle) {
         if config.interval_s != self.config.interval_s {
-            *schedule = Schedule::new(Instant::now(), interval_of(&config));
+            cycle.set_interval(Instant::now(), interval_of(&config));
         }
         self.targets = targets_of(&config);
         info!(
@@ -144,46 +138,40 @@ impl Worker {
             .security
             .as_ref()
             .map(|sec| CounterLease::new(&name, &sec.keys, self.db.clone()));
-        let mut schedule = Schedule::new(Instant::now(), interval_of(&self.config));
-        let mut backoff = Backoff::new(
-            Duration::from_secs(2),
-            Duration::from_secs(300),
-            name.bytes()
-                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
-        );
-        let mut breaker = Breaker::new(MAX_RECONNECTS_PER_HOUR, BREAKER_PAUSE);
+        let seed = name
+            .bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let mut cycle = PollCycle::new(Instant::now(), interval_of(&self.config), seed);
         let mut conn: Option<Connection<Box<dyn Transport>>> = None;
         // Traffic of the current connection already added to the status.
         let mut counted = NetStats::default();
         let mut cache = ScalerCache::default();
         let mut identity_sent = false;
-        let mut failures: u32 = 0;
-        let mut not_before = Instant::now();
         info!(
             "meter {name:?}: polling {} every {} s",
             target.endpoint, self.config.interval_s
         );
         loop {
-            match self.sleep_until(schedule.due().max(not_before)) {
+            match self.sleep_until(cycle.wake_at()) {
                 Wake::Due => {}
                 Wake::Stop => break,
                 Wake::Update(config) => {
-                    self.apply_live(*config, &mut schedule);
+                    self.apply_live(*config, &mut cycle);
                     continue;
                 }
             }
-            let skipped = schedule.advance(Instant::now());
-            if skipped > 0 {
+            let slot = cycle.begin(Instant::now());
+            if slot.skipped > 0 {
                 self.status
-                    .update_meter(&name, |m| m.skipped_slots += skipped);
+                    .update_meter(&name, |m| m.skipped_slots += slot.skipped);
             }
-            if breaker.is_open(Instant::now()) {
+            if slot.step == Step::Paused {
                 self.set_state(MeterState::BreakerOpen);
                 continue;
             }
             let ts_ms = now_ms();
             self.status.update_meter(&name, |m| m.cycles += 1);
-            if conn.is_none() {
+            if slot.step == Step::Connect {
                 self.set_state(MeterState::Connecting);
                 let opened = self
                     .association_target(&target, lease.as_ref())
@@ -193,6 +181,8 @@ impl Worker {
                         cache.clear();
                         counted = NetStats::default();
                         conn = Some(c);
+                        cycle.connected();
+                        self.status.update_meter(&name, |m| m.reconnects += 1);
                     }
                     Err(e) => {
                         // The failed connection's own counters went with it: keep what the
@@ -205,21 +195,22 @@ impl Worker {
                                 }
                             });
                         }
-                        self.failed(&e, &mut failures, &mut backoff, &mut not_before);
-                        if breaker.record_reconnect(Instant::now()) {
+                        let f = cycle.connect_failed(Instant::now());
+                        self.report_failure(&e, f);
+                        if f.breaker_opened {
                             warn!("meter {name:?}: too many reconnects in an hour, pausing for {} min", BREAKER_PAUSE.as_secs() / 60);
                             self.set_state(MeterState::BreakerOpen);
                         }
                         continue;
                     }
                 }
-                self.status.update_meter(&name, |m| m.reconnects += 1);
             }
             let Some(c) = conn.as_mut() else { continue };
             if let Some(lease) = &lease {
                 // Room for this cycle's counters, reserved before they are used.
                 if let Err(e) = lease.ensure(0) {
-                    self.failed(&e, &mut failures, &mut backoff, &mut not_before);
+                    let f = cycle.read_failed(Instant::now(), false);
+                    self.report_failure(&e, f);
                     continue;
                 }
             }
@@ -238,64 +229,24 @@ impl Worker {
             counted = now_stats;
             match result {
                 Ok(values) => {
-                    let mut map = Map::new();
-                    let mut errors = Vec::new();
-                    for ((meas, t), v) in self
-                        .config
-                        .measurements
-                        .iter()
-                        .zip(&self.targets)
-                        .zip(values)
-                    {
-                        match v {
-                            Ok(v) => {
-                                map.insert(meas.key.clone(), json::value(&v).0);
-                            }
-                            Err(e) => errors.push(format!("{} ({}): {e}", meas.key, t.obis)),
-                        }
+                    if !self.deliver(ts_ms, values) {
+                        break;
                     }
-                    if !errors.is_empty() {
-                        warn!("meter {name:?}: {}", errors.join("; "));
-                    }
-                    failures = 0;
-                    let got = !map.is_empty();
-                    let latest = map.clone();
-                    if got {
-                        let reading = Event::Reading(Reading {
-                            device: name.clone(),
-                            ts_ms,
-                            values: map,
-                        });
-                        // Blocks if the publisher is behind: backpressure, not loss.
-                        if self.events.send(reading).is_err() {
-                            break;
-                        }
-                    }
-                    self.status.update_meter(&name, |m| {
-                        m.state = MeterState::Polling;
-                        m.successes += 1;
-                        m.consecutive_failures = 0;
-                        if got {
-                            m.readings_sent += 1;
-                            m.last_success_ms = Some(ts_ms);
-                            m.last_values = latest;
-                        }
-                        m.last_error = errors.first().cloned();
-                    });
                     // Keep the association between polls only if the next poll comes before
                     // the meter's inactivity timeout would drop it (Microstar: 180 s).
                     let keep_open = self.config.interval_s < self.config.inactivity_timeout_s;
-                    if !keep_open {
+                    if cycle.read_ok(keep_open) {
                         if let Some(mut c) = conn.take() {
                             c.release();
                         }
                     }
                 }
                 Err(e) => {
-                    if e.is_transient() {
+                    let f = cycle.read_failed(Instant::now(), e.is_transient());
+                    if !cycle.is_open() {
                         conn = None; // dropped: released best-effort, reconnected next slot
                     }
-                    self.failed(&e, &mut failures, &mut backoff, &mut not_before);
+                    self.report_failure(&e, f);
                 }
             }
         }
@@ -305,21 +256,59 @@ impl Worker {
         info!("meter {name:?}: stopped");
     }
 
-    fn failed(
-        &self,
-        e: &ClientError,
-        failures: &mut u32,
-        backoff: &mut Backoff,
-        not_before: &mut Instant,
-    ) {
-        *failures += 1;
-        let n = *failures;
-        let wait = if n >= FAILURES_BEFORE_BACKOFF {
-            backoff.delay(n - FAILURES_BEFORE_BACKOFF + 1)
-        } else {
-            Duration::ZERO
-        };
-        *not_before = Instant::now() + wait;
+    /// A successful read: the values go to the outbox thread and the status. `false` when the
+    /// bridge is stopping (the channel is closed).
+    fn deliver(&self, ts_ms: i64, values: Vec<Result<reads::Value, reads::ReadError>>) -> bool {
+        let name = &self.config.name;
+        let mut map = Map::new();
+        let mut errors = Vec::new();
+        for ((meas, t), v) in self
+            .config
+            .measurements
+            .iter()
+            .zip(&self.targets)
+            .zip(values)
+        {
+            match v {
+                Ok(v) => {
+                    map.insert(meas.key.clone(), json::value(&v).0);
+                }
+                Err(e) => errors.push(format!("{} ({}): {e}", meas.key, t.obis)),
+            }
+        }
+        if !errors.is_empty() {
+            warn!("meter {name:?}: {}", errors.join("; "));
+        }
+        let got = !map.is_empty();
+        let latest = map.clone();
+        if got {
+            let reading = Event::Reading(Reading {
+                device: name.clone(),
+                ts_ms,
+                values: map,
+            });
+            // Blocks if the outbox thread is behind: backpressure, not loss.
+            if self.events.send(reading).is_err() {
+                return false;
+            }
+        }
+        self.status.update_meter(name, |m| {
+            m.state = MeterState::Polling;
+            m.successes += 1;
+            m.consecutive_failures = 0;
+            if got {
+                m.readings_sent += 1;
+                m.last_success_ms = Some(ts_ms);
+                m.last_values = latest;
+            }
+            m.last_error = errors.first().cloned();
+        });
+        true
+    }
+
+    /// Logs a failure and puts it in the status.
+    fn report_failure(&self, e: &ClientError, f: Failed) {
+        let (n, wait) = (f.consecutive, f.wait);
         let hint = match e {
             ClientError::Session(crate::dlms::session::SessionError::Rejected(_))
                 if self.config.security != Ciphering::None
