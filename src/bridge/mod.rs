@@ -95,11 +95,14 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     let mut revision = -1;
     let mut last_report = Instant::now();
     info!("bridge running with database {}", db.display());
+    let mut interval = 60;
     while !stop.load(Ordering::Relaxed) {
+        // One small read per 200 ms; meters and settings only when something changed.
         match store.config_revision() {
             Ok(r) if r != revision => match store.meters() {
                 Ok(meters) => {
                     reconcile(&mut workers, meters, &events, &status, db);
+                    interval = store.settings().map_or(interval, |s| s.status_interval_s);
                     revision = r;
                 }
                 Err(e) => warn!("reading meters: {e}"),
@@ -107,7 +110,6 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
             Ok(_) => {}
             Err(e) => warn!("reading configuration: {e}"),
         }
-        let interval = store.settings().map_or(60, |s| s.status_interval_s);
         if last_report.elapsed() >= Duration::from_secs(interval) {
             for line in status.report_lines() {
                 info!("status: {line}");
