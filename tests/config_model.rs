@@ -425,6 +425,7 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "inactivity_timeout_s" => (vec![("3", vec![])], vec!["0"]),
         "device_type" => (vec![("heat meter", vec![])], vec![" x"]),
         "access_token" => (vec![("A1b2C3", vec![])], vec!["a\u{1}"]),
+        "rpc_write" => (vec![("true", vec![])], vec!["sure"]),
         other => panic!("no samples for field {other}: add them here"),
     }
 }

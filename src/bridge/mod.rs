@@ -14,6 +14,8 @@ pub mod link;
 pub mod poll;
 pub mod publisher;
 pub mod queue;
+pub mod rpc;
+pub mod rpc_exec;
 pub mod schedule;
 pub mod thingsboard;
 pub mod tls;
@@ -61,13 +63,15 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     // and wakes are few: unbounded channels, so that neither thread ever waits on the other.
     let (to_publisher, publisher_commands) = unbounded();
     let (answers, publisher_answers) = unbounded();
+    let routes: Routes = Arc::default();
     let publisher = Publisher::new(
         Store::open(db)?,
         status.clone(),
         answers,
         to_publisher.clone(),
+        routes.clone(),
     )?;
-    let committer = Committer::new(Store::open(db)?, status.clone(), to_publisher)?;
+    let committer = Committer::new(Store::open(db)?, status.clone(), to_publisher.clone())?;
     let (publisher_done, publisher_ended) = bounded::<()>(1);
     std::thread::Builder::new()
         .name("publisher".into())
@@ -92,6 +96,15 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         }
     };
     let mut workers: HashMap<i64, Running> = HashMap::new();
+    let mut rpc_queue = store.settings()?.rpc_queue;
+    let spawn = |rpc_queue| Spawn {
+        events: &events,
+        status: &status,
+        db,
+        routes: &routes,
+        to_publisher: &to_publisher,
+        rpc_queue,
+    };
     let mut revision = -1;
     let mut last_report = Instant::now();
     info!("bridge running with database {}", db.display());
@@ -101,8 +114,11 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         match store.config_revision() {
             Ok(r) if r != revision => match store.meters() {
                 Ok(meters) => {
-                    reconcile(&mut workers, meters, &events, &status, db);
-                    interval = store.settings().map_or(interval, |s| s.status_interval_s);
+                    if let Ok(s) = store.settings() {
+                        interval = s.status_interval_s;
+                        rpc_queue = s.rpc_queue;
+                    }
+                    reconcile(&mut workers, meters, &spawn(rpc_queue));
                     revision = r;
                 }
                 Err(e) => warn!("reading meters: {e}"),
@@ -146,14 +162,31 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     Ok(())
 }
 
+/// Meter threads' RPC queues by meter name: the supervisor keeps it, the publisher routes
+/// ThingsBoard RPCs through it.
+pub type Routes = Arc<std::sync::Mutex<HashMap<String, Sender<rpc::RpcCall>>>>;
+
+/// What a new meter thread is given.
+struct Spawn<'a> {
+    events: &'a Sender<Event>,
+    status: &'a Arc<Status>,
+    db: &'a Path,
+    routes: &'a Routes,
+    to_publisher: &'a Sender<publisher::ToPublisher>,
+    rpc_queue: usize,
+}
+
 /// Starts, stops and restarts meter threads to match the configuration.
-fn reconcile(
-    workers: &mut HashMap<i64, Running>,
-    meters: Vec<MeterConfig>,
-    events: &Sender<Event>,
-    status: &Arc<Status>,
-    db: &Path,
-) {
+fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spawn: &Spawn<'_>) {
+    let (events, status, db) = (spawn.events, spawn.status, spawn.db);
+    let route = |name: &str, queue: Option<Sender<rpc::RpcCall>>| {
+        if let Ok(mut r) = spawn.routes.lock() {
+            match queue {
+                Some(q) => r.insert(name.to_string(), q),
+                None => r.remove(name),
+            };
+        }
+    };
     let wanted: HashMap<i64, MeterConfig> = meters
         .into_iter()
         .filter_map(|m| Some((m.id?, m)))
@@ -183,6 +216,7 @@ fn reconcile(
                 "meter {:?}: configuration changed or removed, stopping its thread",
                 r.config.name
             );
+            route(&r.config.name, None);
             let _ = r.control.send(worker::Control::Stop);
             let _ = r.handle.join();
             status.remove_meter(&r.config.name);
@@ -198,10 +232,15 @@ fn reconcile(
         }
         // Bounded: a stop and a few updates; the supervisor never waits on a meter thread.
         let (control_tx, control_rx) = bounded(8);
+        let (rpc_tx, rpc_rx) = bounded(spawn.rpc_queue);
         let worker = worker::Worker::new(
             config.clone(),
             events.clone(),
             control_rx,
+            worker::RpcPorts {
+                calls: rpc_rx,
+                replies: spawn.to_publisher.clone(),
+            },
             status.clone(),
             db,
         );
@@ -211,6 +250,7 @@ fn reconcile(
             .spawn(move || worker.run())
         {
             Ok(handle) => {
+                route(&config.name, Some(rpc_tx));
                 workers.insert(
                     id,
                     Running {

@@ -65,6 +65,12 @@ impl PollCycle {
         self.schedule = Schedule::new(now, interval);
     }
 
+    /// A slot now (an RPC asked for a poll): the schedule restarts from `now`.
+    pub fn poll_now(&mut self, now: Instant) {
+        self.schedule = Schedule::new(now, self.schedule.interval());
+        self.not_before = now;
+    }
+
     /// When the next slot starts (a backoff may push it past the schedule).
     pub fn wake_at(&self) -> Instant {
         self.schedule.due().max(self.not_before)

@@ -43,6 +43,18 @@ const TICK: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub enum ToPublisher {
     Work(Vec<WorkItem>),
+    /// A message from the broker (posted by Paho's thread): an RPC request. `session`: the
+    /// device whose session it came in on (device mode), `None` for the gateway's.
+    Incoming {
+        session: Option<String>,
+        topic: String,
+        payload: Vec<u8>,
+    },
+    /// A meter thread's answer to an RPC.
+    RpcReply {
+        reply: super::rpc::ReplyTo,
+        result: Result<serde_json::Value, String>,
+    },
     /// A token completed or a connection changed (posted by Paho's threads through the waker).
     Wake,
     Stop,
@@ -55,6 +67,8 @@ pub enum FromPublisher {
     /// Whether work can be taken. `false` also means: everything held was answered Retry.
     Connected(bool),
 }
+
+mod rpc_route;
 
 /// Wakes the publisher thread when a Paho token completes.
 struct ChannelWaker(Sender<ToPublisher>);
@@ -111,6 +125,12 @@ pub struct Publisher {
     tokens: f64,
     last_refill: Instant,
     warned_no_token: HashSet<String>,
+    /// Meter threads' RPC queues, by meter name (kept by the supervisor).
+    routes: super::Routes,
+    /// This thread's own channel, for Paho's message callbacks.
+    inbox: Sender<ToPublisher>,
+    /// RPCs handed to meters and not answered yet, with their deadline.
+    pending_rpcs: HashMap<String, (super::rpc::ReplyTo, Instant, String)>,
 }
 
 fn broker_settings_changed(a: &BridgeSettings, b: &BridgeSettings) -> bool {
@@ -134,6 +154,7 @@ impl Publisher {
         status: Arc<Status>,
         answers: Sender<FromPublisher>,
         wake: Sender<ToPublisher>,
+        routes: super::Routes,
     ) -> crate::store::Result<Publisher> {
         let mut p = Publisher {
             settings: store.settings()?,
@@ -144,7 +165,10 @@ impl Publisher {
             clients: HashMap::new(),
             sessions: HashMap::new(),
             answers,
-            waker: Waker::from(Arc::new(ChannelWaker(wake))),
+            waker: Waker::from(Arc::new(ChannelWaker(wake.clone()))),
+            routes,
+            inbox: wake,
+            pending_rpcs: HashMap::new(),
             reported_connected: false,
             tokens: 1.0,
             last_refill: Instant::now(),
@@ -202,6 +226,9 @@ impl Publisher {
                 .update_publisher(|p| p.heartbeat = Some(std::time::Instant::now()));
             let wait = self
                 .next_wake()
+                .into_iter()
+                .chain(self.next_rpc_deadline())
+                .min()
                 .map_or(TICK, |t| t.saturating_duration_since(now))
                 .min(TICK);
             let first = match commands.recv_timeout(wait) {
@@ -214,6 +241,12 @@ impl Publisher {
                 match cmd {
                     ToPublisher::Work(items) => self.take_work(items),
                     ToPublisher::Wake => {}
+                    ToPublisher::Incoming {
+                        session,
+                        topic,
+                        payload,
+                    } => self.incoming(session, &topic, &payload),
+                    ToPublisher::RpcReply { reply, result } => self.rpc_answered(reply, result),
                     ToPublisher::Stop => stop = true,
                 }
             }
@@ -227,6 +260,7 @@ impl Publisher {
                 last_reload = Instant::now();
             }
             self.drive();
+            self.expire_rpcs();
         }
         self.shutdown();
     }
@@ -330,10 +364,26 @@ impl Publisher {
             self.publish_waiting(&id);
         }
         // Gateway mode: the gateway session is wanted even with no work, so that the outbox
-        // thread learns it may hand work over.
+        // thread learns it may hand work over (and RPCs arrive).
         if self.settings.mode == PublishMode::Gateway && !self.sessions.contains_key(&None) {
             self.session(None);
             self.drive_connection(&None);
+        }
+        // Device mode: every meter with a token has its session, for its RPCs.
+        if self.settings.mode == PublishMode::Device {
+            let missing: Vec<String> = self
+                .devices
+                .iter()
+                .filter(|(d, info)| {
+                    info.token.is_some() && !self.sessions.contains_key(&Some((*d).clone()))
+                })
+                .map(|(d, _)| d.clone())
+                .collect();
+            for d in missing {
+                let id = Some(d);
+                self.session(id.clone());
+                self.drive_connection(&id);
+            }
         }
         let up = match self.settings.mode {
             PublishMode::Gateway => self.sessions.get(&None).is_some_and(|s| s.link.is_up()),
@@ -352,7 +402,11 @@ impl Publisher {
         }
     }
 
-    fn client(&mut self, key: &(String, String)) -> Result<mqtt::AsyncClient, String> {
+    fn client(
+        &mut self,
+        key: &(String, String),
+        session: &Option<String>,
+    ) -> Result<mqtt::AsyncClient, String> {
         if let Some(c) = self.clients.get(key) {
             return Ok(c.clone());
         }
@@ -365,6 +419,17 @@ impl Publisher {
         let client = mqtt::AsyncClient::new(create).map_err(|e| e.to_string())?;
         let waker = self.waker.clone();
         client.set_connection_lost_callback(move |_| waker.wake_by_ref());
+        // RPC requests: handed to this thread, never handled on Paho's.
+        let (inbox, session) = (self.inbox.clone(), session.clone());
+        client.set_message_callback(move |_, msg| {
+            if let Some(m) = msg {
+                let _ = inbox.send(ToPublisher::Incoming {
+                    session: session.clone(),
+                    topic: m.topic().to_string(),
+                    payload: m.payload().to_vec(),
+                });
+            }
+        });
         self.clients.insert(key.clone(), client.clone());
         Ok(client)
     }
@@ -410,6 +475,16 @@ impl Publisher {
                     let again = s.link.connected();
                     s.announced.clear();
                     info!("publisher: connected to {} as {:?}", key.0, key.1);
+                    if let Some(c) = self.clients.get(&key) {
+                        // RPC requests to the meters (gateway API) and to this session's
+                        // device (device API; in gateway mode: the gateway itself).
+                        let topics: &[&str] = if id.is_none() {
+                            &[super::rpc::GATEWAY_RPC, super::rpc::DEVICE_RPC_REQUESTS]
+                        } else {
+                            &[super::rpc::DEVICE_RPC_REQUESTS]
+                        };
+                        drop(c.subscribe_many(topics, &vec![1; topics.len()]));
+                    }
                     if again {
                         self.status.update_publisher(|p| p.reconnects += 1);
                     }
@@ -425,7 +500,7 @@ impl Publisher {
             return;
         }
         let token = s.token.clone();
-        let attempt = self.client(&key).and_then(|client| {
+        let attempt = self.client(&key, id).and_then(|client| {
             let mut opts = mqtt::ConnectOptionsBuilder::new();
             opts.keep_alive_interval(Duration::from_secs(30))
                 .clean_session(true)
@@ -816,6 +891,10 @@ impl Session {
     /// Whether this session should be connected: the gateway session always is (so that the
     /// outbox thread learns it may hand work over); a device session while it has work.
     fn wanted(&self, id: &Option<String>) -> bool {
-        id.is_none() || !self.waiting.is_empty() || !self.in_flight.is_empty()
+        // Device sessions with a token stay up for their RPCs too.
+        id.is_none()
+            || self.token.is_some()
+            || !self.waiting.is_empty()
+            || !self.in_flight.is_empty()
     }
 }

@@ -22,6 +22,10 @@ impl Schedule {
         }
     }
 
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     pub fn due(&self) -> Instant {
         self.start + self.interval * self.next as u32
     }

@@ -5,6 +5,8 @@
 use super::counter::CounterLease;
 use super::event::{Event, Reading};
 use super::poll::{Failed, PollCycle, Step, BREAKER_PAUSE};
+use super::publisher::ToPublisher;
+use super::rpc::{MeterCall, RpcCall};
 use crate::client::reads::{self, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, Heard, MeterTarget, NetStats, Transport};
 use crate::clock::now_ms;
@@ -29,6 +31,16 @@ enum Wake {
     Due,
     Stop,
     Update(Box<MeterConfig>),
+    Rpc(RpcCall),
+}
+
+/// The meter's association as the thread holds it between slots.
+#[derive(Default)]
+struct Assoc {
+    conn: Option<Connection<Box<dyn Transport>>>,
+    /// Traffic of the current connection already added to the status.
+    counted: NetStats,
+    cache: ScalerCache,
 }
 
 fn targets_of(config: &MeterConfig) -> Vec<Target> {
@@ -48,8 +60,16 @@ pub struct Worker {
     targets: Vec<Target>,
     events: Sender<Event>,
     control: Receiver<Control>,
+    rpc: Receiver<RpcCall>,
+    to_publisher: Sender<ToPublisher>,
     status: Arc<Status>,
     db: std::path::PathBuf,
+}
+
+/// Where a worker gets its RPCs and sends their answers.
+pub struct RpcPorts {
+    pub calls: Receiver<RpcCall>,
+    pub replies: Sender<ToPublisher>,
 }
 
 impl Worker {
@@ -57,6 +77,7 @@ impl Worker {
         config: MeterConfig,
         events: Sender<Event>,
         control: Receiver<Control>,
+        rpc: RpcPorts,
         status: Arc<Status>,
         db: &std::path::Path,
     ) -> Worker {
@@ -66,6 +87,8 @@ impl Worker {
             targets,
             events,
             control,
+            rpc: rpc.calls,
+            to_publisher: rpc.replies,
             status,
             db: db.to_path_buf(),
         }
@@ -98,13 +121,24 @@ impl Worker {
         Ok(target)
     }
 
-    /// Sleeps until `t`, a stop request or a live change of configuration.
+    /// Sleeps until `t`, a stop request, a live change of configuration or an RPC.
     fn sleep_until(&self, t: Instant) -> Wake {
         let wait = t.saturating_duration_since(Instant::now());
-        match self.control.recv_timeout(wait) {
-            Err(RecvTimeoutError::Timeout) => Wake::Due,
-            Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => Wake::Stop,
-            Ok(Control::Update(config)) => Wake::Update(config),
+        crossbeam_channel::select! {
+            recv(self.control) -> c => match c {
+                Ok(Control::Stop) | Err(_) => Wake::Stop,
+                Ok(Control::Update(config)) => Wake::Update(config),
+            },
+            recv(self.rpc) -> r => match r {
+                Ok(call) => Wake::Rpc(call),
+                // The publisher is gone: only stop requests matter now.
+                Err(_) => match self.control.recv_timeout(wait) {
+                    Err(RecvTimeoutError::Timeout) => Wake::Due,
+                    Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => Wake::Stop,
+                    Ok(Control::Update(config)) => Wake::Update(config),
+                },
+            },
+            default(wait) => Wake::Due,
         }
     }
 
@@ -142,10 +176,7 @@ impl Worker {
             .bytes()
             .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
         let mut cycle = PollCycle::new(Instant::now(), interval_of(&self.config), seed);
-        let mut conn: Option<Connection<Box<dyn Transport>>> = None;
-        // Traffic of the current connection already added to the status.
-        let mut counted = NetStats::default();
-        let mut cache = ScalerCache::default();
+        let mut assoc = Assoc::default();
         let mut identity_sent = false;
         info!(
             "meter {name:?}: polling {} every {} s",
@@ -157,6 +188,10 @@ impl Worker {
                 Wake::Stop => break,
                 Wake::Update(config) => {
                     self.apply_live(*config, &mut cycle);
+                    continue;
+                }
+                Wake::Rpc(call) => {
+                    self.serve_rpc(call, &mut assoc, &mut cycle, &target, lease.as_ref());
                     continue;
                 }
             }
@@ -171,41 +206,14 @@ impl Worker {
             }
             let ts_ms = now_ms();
             self.status.update_meter(&name, |m| m.cycles += 1);
-            if slot.step == Step::Connect {
-                self.set_state(MeterState::Connecting);
-                let opened = self
-                    .association_target(&target, lease.as_ref())
-                    .and_then(|t| t.connect());
-                match opened {
-                    Ok(c) => {
-                        cache.clear();
-                        counted = NetStats::default();
-                        conn = Some(c);
-                        cycle.connected();
-                        self.status.update_meter(&name, |m| m.reconnects += 1);
-                    }
-                    Err(e) => {
-                        // The failed connection's own counters went with it: keep what the
-                        // error says (a time-out, and any frames with bad checksums).
-                        if let ClientError::NoAnswer { heard, .. } = &e {
-                            self.status.update_meter(&name, |m| {
-                                m.net.timeouts += 1;
-                                if let Heard::BadChecksums(n) = heard {
-                                    m.net.checksum_errors += n;
-                                }
-                            });
-                        }
-                        let f = cycle.connect_failed(Instant::now());
-                        self.report_failure(&e, f);
-                        if f.breaker_opened {
-                            warn!("meter {name:?}: too many reconnects in an hour, pausing for {} min", BREAKER_PAUSE.as_secs() / 60);
-                            self.set_state(MeterState::BreakerOpen);
-                        }
-                        continue;
-                    }
-                }
+            if slot.step == Step::Connect
+                && !self.open(&mut assoc, &mut cycle, &target, lease.as_ref())
+            {
+                continue;
             }
-            let Some(c) = conn.as_mut() else { continue };
+            let Some(c) = assoc.conn.as_mut() else {
+                continue;
+            };
             if let Some(lease) = &lease {
                 // Room for this cycle's counters, reserved before they are used.
                 if let Err(e) = lease.ensure(0) {
@@ -217,16 +225,8 @@ impl Worker {
             if !identity_sent {
                 identity_sent = self.send_identity(c, ts_ms);
             }
-            let result = reads::read_values(c, &self.targets, &mut cache);
-            let now_stats = c.stats();
-            if let Some(lease) = &lease {
-                let next = lease.next.load(std::sync::atomic::Ordering::SeqCst);
-                self.status
-                    .update_meter(&name, |m| m.invocation_counter = Some(next));
-            }
-            self.status
-                .update_meter(&name, |m| add_net(&mut m.net, &delta(&counted, &now_stats)));
-            counted = now_stats;
+            let result = reads::read_values(c, &self.targets, &mut assoc.cache);
+            self.count_traffic(&mut assoc, lease.as_ref());
             match result {
                 Ok(values) => {
                     if !self.deliver(ts_ms, values) {
@@ -236,7 +236,7 @@ impl Worker {
                     // the meter's inactivity timeout would drop it (Microstar: 180 s).
                     let keep_open = self.config.interval_s < self.config.inactivity_timeout_s;
                     if cycle.read_ok(keep_open) {
-                        if let Some(mut c) = conn.take() {
+                        if let Some(mut c) = assoc.conn.take() {
                             c.release();
                         }
                     }
@@ -244,16 +244,144 @@ impl Worker {
                 Err(e) => {
                     let f = cycle.read_failed(Instant::now(), e.is_transient());
                     if !cycle.is_open() {
-                        conn = None; // dropped: released best-effort, reconnected next slot
+                        assoc.conn = None; // dropped: released best-effort, reconnected next slot
                     }
                     self.report_failure(&e, f);
                 }
             }
         }
-        if let Some(mut c) = conn.take() {
+        if let Some(mut c) = assoc.conn.take() {
             c.release();
         }
         info!("meter {name:?}: stopped");
+    }
+
+    /// Opens the association; false (reported, backing off) if that failed.
+    fn open(
+        &self,
+        assoc: &mut Assoc,
+        cycle: &mut PollCycle,
+        target: &MeterTarget,
+        lease: Option<&CounterLease>,
+    ) -> bool {
+        let name = &self.config.name;
+        self.set_state(MeterState::Connecting);
+        match self
+            .association_target(target, lease)
+            .and_then(|t| t.connect())
+        {
+            Ok(c) => {
+                assoc.cache.clear();
+                assoc.counted = NetStats::default();
+                assoc.conn = Some(c);
+                cycle.connected();
+                self.status.update_meter(name, |m| m.reconnects += 1);
+                true
+            }
+            Err(e) => {
+                // The failed connection's own counters went with it: keep what the error
+                // says (a time-out, and any frames with bad checksums).
+                if let ClientError::NoAnswer { heard, .. } = &e {
+                    self.status.update_meter(name, |m| {
+                        m.net.timeouts += 1;
+                        if let Heard::BadChecksums(n) = heard {
+                            m.net.checksum_errors += n;
+                        }
+                    });
+                }
+                let f = cycle.connect_failed(Instant::now());
+                self.report_failure(&e, f);
+                if f.breaker_opened {
+                    warn!(
+                        "meter {name:?}: too many reconnects in an hour, pausing for {} min",
+                        BREAKER_PAUSE.as_secs() / 60
+                    );
+                    self.set_state(MeterState::BreakerOpen);
+                }
+                false
+            }
+        }
+    }
+
+    /// Adds the connection's traffic since the last count to the status.
+    fn count_traffic(&self, assoc: &mut Assoc, lease: Option<&CounterLease>) {
+        let Some(c) = assoc.conn.as_ref() else { return };
+        let now_stats = c.stats();
+        if let Some(lease) = lease {
+            let next = lease.next.load(std::sync::atomic::Ordering::SeqCst);
+            self.status
+                .update_meter(&self.config.name, |m| m.invocation_counter = Some(next));
+        }
+        let d = delta(&assoc.counted, &now_stats);
+        self.status
+            .update_meter(&self.config.name, |m| add_net(&mut m.net, &d));
+        assoc.counted = now_stats;
+    }
+
+    /// Runs one RPC between polls, on the open association (opened for it if needed), and
+    /// sends the answer back. Never a second association to the meter.
+    fn serve_rpc(
+        &mut self,
+        call: RpcCall,
+        assoc: &mut Assoc,
+        cycle: &mut PollCycle,
+        target: &MeterTarget,
+        lease: Option<&CounterLease>,
+    ) {
+        let started = Instant::now();
+        if started >= call.deadline {
+            return; // already answered "timeout" by the publisher
+        }
+        let result = if call.call.writes() && !self.config.rpc_write {
+            Err(format!(
+                "{} writes to the meter, and this meter's rpc_write is false (dlms-bridge meter edit {:?} --rpc-write true)",
+                call.method, self.config.name
+            ))
+        } else if call.call == MeterCall::PollNow {
+            // The next slot now: readings go out as from any poll.
+            cycle.poll_now(started);
+            Ok(serde_json::json!({"polled": true}))
+        } else if assoc.conn.is_none() && !self.open(assoc, cycle, target, lease) {
+            Err(format!(
+                "cannot reach the meter: {}",
+                self.status
+                    .meter(&self.config.name)
+                    .and_then(|m| m.last_error)
+                    .unwrap_or_default()
+            ))
+        } else {
+            let max_rows = call.max_rows;
+            let outcome = match assoc.conn.as_mut() {
+                Some(c) => super::rpc_exec::execute(c, &mut assoc.cache, &call.call, max_rows),
+                None => Err(super::rpc_exec::ExecError::Refused("no association".into())),
+            };
+            self.count_traffic(assoc, lease);
+            match outcome {
+                Ok(v) => Ok(v),
+                Err(super::rpc_exec::ExecError::Link(e)) => {
+                    let f = cycle.read_failed(Instant::now(), true);
+                    assoc.conn = None;
+                    let text = e.to_string();
+                    self.report_failure(&e, f);
+                    Err(text)
+                }
+                Err(super::rpc_exec::ExecError::Refused(m)) => Err(m),
+            }
+        };
+        info!(
+            "rpc: meter {:?} {} -> {} in {} ms",
+            self.config.name,
+            call.method,
+            match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("error: {e}"),
+            },
+            started.elapsed().as_millis()
+        );
+        let _ = self.to_publisher.send(ToPublisher::RpcReply {
+            reply: call.reply,
+            result,
+        });
     }
 
     /// A successful read: the values go to the outbox thread and the status. `false` when the

@@ -581,6 +581,22 @@ pub static FIELDS: &[Field] = &[
         clear: |m| m.access_token = None,
         get: |m| m.access_token.as_ref().map(|t| t.0.clone()),
     },
+    Field {
+        name: "rpc_write",
+        flag: "rpc-write",
+        value: "true|false",
+        help: "allow ThingsBoard RPCs that write to the meter (clock, relay, set, action)",
+        kind: Kind::Bool,
+        secret: false,
+        optional: false,
+        live: true,
+        set: |m, v| {
+            m.rpc_write = boolean(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(m.rpc_write),
+    },
 ];
 
 impl MeterConfig {
@@ -708,5 +724,36 @@ mod tests {
             .apply(&mut m, None)
             .unwrap();
         assert_eq!(m.server_physical, None);
+    }
+
+    /// Every member of `MeterConfig` (but the row id and the measurements) is in `FIELDS`:
+    /// a member without an entry would be neither stored nor settable.
+    #[test]
+    fn every_member_has_a_field() {
+        let shown = format!("{:?}", MeterConfig::default());
+        let inner = &shown[shown.find('{').unwrap() + 1..shown.rfind('}').unwrap()];
+        let (mut depth, mut members, mut start) = (0i32, Vec::new(), 0usize);
+        for (i, c) in inner.char_indices() {
+            match c {
+                '{' | '[' | '(' => depth += 1,
+                '}' | ']' | ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    members.push(inner[start..i].trim().to_string());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        members.push(inner[start..].trim().to_string());
+        for m in members {
+            let name = m.split(':').next().unwrap().trim();
+            if name == "id" || name == "measurements" {
+                continue;
+            }
+            assert!(
+                find(name).is_some(),
+                "MeterConfig::{name} has no entry in FIELDS"
+            );
+        }
     }
 }

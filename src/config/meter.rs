@@ -142,6 +142,9 @@ pub struct MeterConfig {
     pub inactivity_timeout_s: u32,
     pub device_type: String,
     pub access_token: Option<Secret<String>>,
+    /// ThingsBoard RPCs that write to the meter (set_clock, set, action, disconnect,
+    /// reconnect) are refused unless this is true.
+    pub rpc_write: bool,
     pub measurements: Vec<Measurement>,
 }
 
@@ -183,6 +186,7 @@ impl Default for MeterConfig {
             inactivity_timeout_s: 120,
             device_type: "electricity-meter".to_string(),
             access_token: None,
+            rpc_write: false,
             measurements: default_measurements(),
         }
     }

@@ -62,6 +62,15 @@ pub struct BridgeSettings {
     pub http_bind: String,
     /// Bearer token of the admin API; the API is refused entirely while unset.
     pub api_token: Option<String>,
+    /// Whether a ThingsBoard shared attribute may set a meter's `rpc_write`.
+    pub allow_remote_rpc_write: bool,
+    /// RPCs waiting per meter; more are answered "busy".
+    pub rpc_queue: usize,
+    pub rpc_timeout_s: u64,
+    /// Rows a read_profile RPC returns at most.
+    pub rpc_max_rows: usize,
+    /// Seconds between the gateway's own telemetry messages (0: none).
+    pub stats_interval_s: u64,
 }
 
 impl Default for BridgeSettings {
@@ -91,6 +100,11 @@ impl Default for BridgeSettings {
             status_interval_s: 60,
             http_bind: "127.0.0.1:8080".into(),
             api_token: None,
+            allow_remote_rpc_write: false,
+            rpc_queue: 8,
+            rpc_timeout_s: 30,
+            rpc_max_rows: 1000,
+            stats_interval_s: 60,
         }
     }
 }
@@ -405,6 +419,56 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         get: |s| s.api_token.clone().unwrap_or_default(),
+    },
+    Setting {
+        key: "thingsboard.allow_remote_rpc_write",
+        help: "true: a shared attribute may set a meter's rpc_write (unlock relay and clock RPCs from ThingsBoard)",
+        secret: false,
+        set: |s, v| {
+            s.allow_remote_rpc_write = boolean(v)?;
+            Ok(())
+        },
+        get: |s| s.allow_remote_rpc_write.to_string(),
+    },
+    Setting {
+        key: "thingsboard.stats_interval_s",
+        help: "seconds between the gateway's own telemetry (0: none)",
+        secret: false,
+        set: |s, v| {
+            s.stats_interval_s = bounded(v, 0, 86_400)?;
+            Ok(())
+        },
+        get: |s| s.stats_interval_s.to_string(),
+    },
+    Setting {
+        key: "rpc.queue",
+        help: "RPCs waiting per meter; more are answered busy",
+        secret: false,
+        set: |s, v| {
+            s.rpc_queue = bounded(v, 1, 64)?;
+            Ok(())
+        },
+        get: |s| s.rpc_queue.to_string(),
+    },
+    Setting {
+        key: "rpc.timeout_s",
+        help: "an RPC not answered in this time gets a timeout error (a late answer is dropped)",
+        secret: false,
+        set: |s, v| {
+            s.rpc_timeout_s = bounded(v, 1, 600)?;
+            Ok(())
+        },
+        get: |s| s.rpc_timeout_s.to_string(),
+    },
+    Setting {
+        key: "rpc.max_rows",
+        help: "rows a read_profile RPC returns at most (then truncated: true)",
+        secret: false,
+        set: |s, v| {
+            s.rpc_max_rows = bounded(v, 1, 100_000)?;
+            Ok(())
+        },
+        get: |s| s.rpc_max_rows.to_string(),
     },
 ];
 

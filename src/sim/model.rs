@@ -16,10 +16,13 @@ pub const CLASS_DEMAND_REGISTER: u16 = 5;
 pub const CLASS_PROFILE_GENERIC: u16 = 7;
 pub const CLASS_CLOCK: u16 = 8;
 pub const CLASS_ASSOCIATION_LN: u16 = 15;
+/// Disconnect control (Blue Book 4.5.8): the supply relay.
+pub const CLASS_DISCONNECT_CONTROL: u16 = 70;
 
 pub const SERIAL_NUMBER: Obis = Obis::new(0, 0, 96, 1, 0, 255);
 pub const LOGICAL_DEVICE_NAME: Obis = Obis::new(0, 0, 42, 0, 0, 255);
 pub const CLOCK: Obis = Obis::new(0, 0, 1, 0, 0, 255);
+pub const DISCONNECT_CONTROL: Obis = Obis::new(0, 0, 96, 3, 10, 255);
 pub const ASSOCIATION: Obis = Obis::new(0, 0, 40, 0, 0, 255);
 pub const LOAD_PROFILE: Obis = Obis::new(1, 0, 99, 1, 0, 255);
 pub const ENERGY_IMPORT: Obis = Obis::new(1, 0, 1, 8, 0, 255);
@@ -356,6 +359,7 @@ impl MeterModel {
             (CLASS_DATA, SERIAL_NUMBER),
             (CLASS_DATA, LOGICAL_DEVICE_NAME),
             (CLASS_CLOCK, CLOCK),
+            (CLASS_DISCONNECT_CONTROL, DISCONNECT_CONTROL),
             (CLASS_ASSOCIATION_LN, ASSOCIATION),
             (CLASS_PROFILE_GENERIC, LOAD_PROFILE),
             (CLASS_EXTENDED_REGISTER, MAX_DEMAND),

@@ -12,7 +12,7 @@
 //! counter 0.0.43.1.0.255: the last invocation counter received from the management client,
 //! which the meter tracks across associations and refuses to see repeated.
 
-use super::model::{MeterModel, CLASS_CLOCK, CLOCK};
+use super::model::{MeterModel, CLASS_CLOCK, CLASS_DISCONNECT_CONTROL, CLOCK, DISCONNECT_CONTROL};
 use crate::dlms::acse::{
     Aare, Aarq, ApplicationContext, AssociationResult, Mechanism, ReleaseReason,
     ResultSourceDiagnostic, Rlre,
@@ -98,6 +98,9 @@ pub struct ServerConfig {
     pub security: Option<ServerSecurity>,
     pub max_receive_pdu: u16,
     pub conformance: Conformance,
+    /// The disconnect control's state (Blue Book 4.5.8 control_state: 0 disconnected,
+    /// 1 connected, 2 ready for reconnection), shared by every connection to this meter.
+    pub relay: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             security: None,
             max_receive_pdu: 1024,
             conformance: SERVER_CONFORMANCE,
+            relay: Arc::new(1.into()),
         }
     }
 }
@@ -258,6 +262,10 @@ impl ServerSession {
             Apdu::SetRequest(req) => Some(match self.association {
                 None => exception(1, 1),
                 Some(_) => self.set(req, now),
+            }),
+            Apdu::ActionRequest(req) => Some(match self.association {
+                None => exception(1, 1),
+                Some(_) => self.action(req),
             }),
             _ => Some(exception(2, 2)),
         }
@@ -517,12 +525,25 @@ impl ServerSession {
             .as_ref()
             .map(ServerSecurity::last_received_counter);
         let public = self.public;
+        let relay = self.config.relay.clone();
         let read = |a: &AttributeDescriptor, access: &Option<_>| -> GetDataResult {
             match frame_counter {
                 Some(ic) if (a.class_id, a.instance, a.attribute) == (1, FRAME_COUNTER, 2) => {
                     Ok(Data::DoubleLongUnsigned(ic))
                 }
                 Some(_) if public => Err(DataAccessResult::READ_WRITE_DENIED),
+                _ if (a.class_id, a.instance) == (CLASS_DISCONNECT_CONTROL, DISCONNECT_CONTROL)
+                    && a.attribute > 1 =>
+                {
+                    let state = relay.load(std::sync::atomic::Ordering::SeqCst);
+                    match a.attribute {
+                        2 => Ok(Data::Boolean(state == 1)),
+                        3 => Ok(Data::Enum(state)),
+                        // control_mode 2: remote disconnect and reconnect allowed.
+                        4 => Ok(Data::Enum(2)),
+                        _ => Err(DataAccessResult::OBJECT_UNDEFINED),
+                    }
+                }
                 _ => self
                     .model
                     .get(a.class_id, a.instance, a.attribute, access.as_ref(), now),
@@ -639,6 +660,44 @@ impl ServerSession {
             DataAccessResult::OBJECT_UNDEFINED
         };
         SetResponse::Normal { invoke, result }.encode()
+    }
+}
+
+impl ServerSession {
+    /// Disconnect control methods 1 (remote_disconnect) and 2 (remote_reconnect), each with
+    /// an integer(0) parameter (Blue Book 4.5.8).
+    fn action(&mut self, req: ActionRequest) -> Vec<u8> {
+        let ActionRequest::Normal { invoke, method, .. } = req else {
+            return exception(1, 2);
+        };
+        let result = if (method.class_id, method.instance)
+            == (CLASS_DISCONNECT_CONTROL, DISCONNECT_CONTROL)
+        {
+            let to = match method.method {
+                1 => Some(0),
+                2 => Some(1),
+                _ => None,
+            };
+            match to {
+                Some(state) => {
+                    self.config
+                        .relay
+                        .store(state, std::sync::atomic::Ordering::SeqCst);
+                    DataAccessResult::SUCCESS
+                }
+                None => DataAccessResult::OBJECT_UNDEFINED,
+            }
+        } else if self.model.has_object(method.class_id, method.instance) {
+            DataAccessResult::READ_WRITE_DENIED
+        } else {
+            DataAccessResult::OBJECT_UNDEFINED
+        };
+        ActionResponse::Normal {
+            invoke,
+            result,
+            return_parameters: None,
+        }
+        .encode()
     }
 }
 

@@ -224,6 +224,13 @@ impl Store {
         serde_json::to_string_pretty(&meters).map_err(|e| StoreError::Invalid(e.to_string()))
     }
 
+    /// Makes every reader of the configuration read it again (`reload`).
+    pub fn bump_config_revision(&mut self) -> Result<()> {
+        self.conn
+            .execute("UPDATE config_revision SET revision = revision + 1", [])?;
+        Ok(())
+    }
+
     /// Changes whenever meters, measurements or settings change (maintained by triggers).
     pub fn config_revision(&self) -> Result<i64> {
         Ok(self

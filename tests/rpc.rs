@@ -1,0 +1,291 @@
+//! ThingsBoard RPC end to end: mosquitto stands in for ThingsBoard, a test client publishes
+//! requests on ThingsBoard's topics and reads the answers; the meter is the simulator (with
+//! its class 70 relay). Gateway mode and device mode.
+
+mod common;
+
+use common::*;
+use dlms_bridge::config::values::Transport;
+use dlms_bridge::store::Store;
+use paho_mqtt as mqtt;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A client playing ThingsBoard: publishes requests, collects every message on `topics`.
+struct Tb {
+    client: mqtt::Client,
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Tb {
+    fn connect(port: u16, topics: &[&str]) -> Tb {
+        let client = mqtt::Client::new(
+            mqtt::CreateOptionsBuilder::new()
+                .server_uri(format!("tcp://127.0.0.1:{port}"))
+                .client_id(format!("tb-{port}"))
+                .persistence(mqtt::PersistenceType::None)
+                .finalize(),
+        )
+        .unwrap();
+        let rx = client.start_consuming();
+        client.connect(None).unwrap();
+        for t in topics {
+            client.subscribe(t, 1).unwrap();
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for msg in rx.iter().flatten() {
+                let v = serde_json::from_slice(msg.payload()).unwrap_or(Value::Null);
+                s.lock().unwrap().push((msg.topic().to_string(), v));
+            }
+        });
+        Tb { client, seen }
+    }
+
+    fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(mqtt::Message::new(topic, payload, 1))
+            .unwrap();
+    }
+
+    /// Gateway API: the answer to request `id` for `device`.
+    fn gateway(&self, device: &str, id: i64, method: &str, params: Value) -> Value {
+        let req = json!({"device": device, "data": {"id": id, "method": method, "params": params}});
+        self.publish("v1/gateway/rpc", &req.to_string());
+        self.answer(|t, v| {
+            t == "v1/gateway/rpc" && v["id"] == json!(id) && v["device"] == json!(device)
+        })["data"]
+            .clone()
+    }
+
+    /// Device API: the answer on `v1/devices/me/rpc/response/{id}`.
+    fn device(&self, id: i64, method: &str, params: Value) -> Value {
+        self.publish(
+            &format!("v1/devices/me/rpc/request/{id}"),
+            &json!({"method": method, "params": params}).to_string(),
+        );
+        let topic = format!("v1/devices/me/rpc/response/{id}");
+        self.answer(|t, _| t == topic)
+    }
+
+    fn answer(&self, matches: impl Fn(&str, &Value) -> bool) -> Value {
+        let mut found = None;
+        wait_for("the RPC answer", Duration::from_secs(15), || {
+            found = self
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(t, v)| matches(t, v))
+                .map(|(_, v)| v.clone());
+            found.is_some()
+        });
+        found.unwrap()
+    }
+}
+
+fn setting(db: &Path, key: &str, value: &str) {
+    Store::open(db).unwrap().set_setting(key, value).unwrap();
+}
+
+fn cli(db: &Path, args: &[&str]) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn result(v: &Value) -> &Value {
+    assert!(v.get("error").is_none(), "an error: {v}");
+    &v["result"]
+}
+
+fn error(v: &Value) -> String {
+    v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {v}"))
+        .to_string()
+}
+
+#[test]
+fn gateway_mode_rpc_reads_sets_the_clock_and_operates_the_relay() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("rpc-gateway");
+    let broker = Mosquitto::start(&dir.0);
+    let tb = Tb::connect(
+        broker.port,
+        &["v1/gateway/rpc", "v1/devices/me/rpc/response/+"],
+    );
+    let sims = simulated(0..1, 90, Transport::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["Meter A"], |_| {});
+    let http = free_port();
+    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("connected and polling", Duration::from_secs(15), || {
+        bridge.log().contains("publisher: connected")
+            && http_get(http, "/status").1.contains("\"successes\":")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Reads: exact values from the simulator.
+    let serial = tb.gateway(
+        "Meter A",
+        1,
+        "read",
+        json!({"obis": "0-0:96.1.0", "class": 1}),
+    );
+    assert_eq!(
+        result(&serial)["value"],
+        json!(sims.models[0].serial_number())
+    );
+    let volts = tb.gateway("Meter A", 2, "read", json!({"obis": "1-0:32.7.0"}));
+    assert_eq!(result(&volts)["unit"], json!("V"), "{volts}");
+    let v = result(&volts)["value"].as_f64().unwrap();
+    assert!((180.0..280.0).contains(&v), "{volts}");
+    let many = tb.gateway(
+        "Meter A",
+        3,
+        "read_many",
+        json!(["1-0:32.7.0", "1-0:31.7.0", "1-0:99.9.9"]),
+    );
+    let list = result(&many).as_array().unwrap().clone();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[1]["unit"], json!("A"));
+    assert!(
+        list[2]["error"].as_str().unwrap().contains("not found"),
+        "{many}"
+    );
+    let profile = tb.gateway(
+        "Meter A",
+        4,
+        "read_profile",
+        json!({"obis": "1-0:99.1.0", "from": "2020-01-01T00:00:00Z"}),
+    );
+    let rows = result(&profile)["rows"].as_array().unwrap().len();
+    assert!(rows > 0, "{profile}");
+
+    // The clock: read; set refused without rpc_write; allowed with it (a live field).
+    let clock = tb.gateway("Meter A", 5, "get_clock", json!({}));
+    assert!(
+        result(&clock)["drift_s"].as_i64().unwrap().abs() <= 2,
+        "{clock}"
+    );
+    let refused = tb.gateway(
+        "Meter A",
+        6,
+        "set_clock",
+        json!({"time": "2026-01-01T00:00:00Z"}),
+    );
+    assert!(error(&refused).contains("rpc_write is false"), "{refused}");
+    cli(&db, &["meter", "edit", "Meter A", "--rpc-write", "true"]);
+    wait_for("rpc_write applied", Duration::from_secs(10), || {
+        bridge.log().contains("applied live")
+    });
+    let set = tb.gateway(
+        "Meter A",
+        7,
+        "set_clock",
+        json!({"time": "2026-01-01T00:00:00Z"}),
+    );
+    let after = result(&set)["drift_after_s"].as_i64().unwrap();
+    assert!(after < -1_000_000, "the meter's clock is in January: {set}");
+    let back = tb.gateway("Meter A", 8, "set_clock", json!({"time": "now"}));
+    assert!(
+        result(&back)["drift_after_s"].as_i64().unwrap().abs() <= 2,
+        "{back}"
+    );
+
+    // The relay (class 70).
+    let state = tb.gateway("Meter A", 9, "relay_state", json!({}));
+    assert_eq!(result(&state)["output_state"], json!(true), "{state}");
+    let off = tb.gateway("Meter A", 10, "disconnect", json!({}));
+    assert_eq!(
+        result(&off)["control_state"],
+        json!("disconnected"),
+        "{off}"
+    );
+    let state = tb.gateway("Meter A", 11, "relay_state", json!({}));
+    assert_eq!(result(&state)["output_state"], json!(false));
+    let on = tb.gateway("Meter A", 12, "reconnect", json!({}));
+    assert_eq!(result(&on)["output_state"], json!(true), "{on}");
+
+    // Errors: one clear sentence each, and the bridge goes on.
+    let e = tb.gateway("Nobody", 13, "read", json!({"obis": "1-0:32.7.0"}));
+    assert!(error(&e).contains("no meter named"), "{e}");
+    let e = tb.gateway("Meter A", 14, "fly", json!({}));
+    assert!(error(&e).contains("unknown method"), "{e}");
+    let e = tb.gateway("Meter A", 15, "read", json!({"obis": "nonsense"}));
+    assert!(error(&e).contains("OBIS"), "{e}");
+    tb.publish("v1/gateway/rpc", "{this is not json");
+    let e = tb.answer(|t, v| {
+        t == "v1/gateway/rpc"
+            && v["data"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("malformed JSON"))
+    });
+    assert!(e["data"]["error"].is_string());
+    let polled = tb.gateway("Meter A", 16, "poll_now", json!({}));
+    assert_eq!(result(&polled)["polled"], json!(true));
+
+    // The gateway itself (device API on the gateway's session).
+    let pong = tb.device(17, "ping", json!({}));
+    assert_eq!(result(&pong)["pong"], json!(true), "{pong}");
+    let meters = tb.device(18, "meters", json!({}));
+    assert_eq!(result(&meters)[0]["name"], json!("Meter A"), "{meters}");
+    let status = tb.device(19, "status", json!({}));
+    assert!(result(&status)["meters"]["Meter A"].is_object());
+
+    // The 1 s schedule was kept through all of it.
+    let (_, body) = http_get(http, "/status");
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["meters"]["Meter A"]["skipped_slots"], json!(0), "{body}");
+    let log = bridge.terminate();
+    assert!(
+        log.contains("rpc: meter \"Meter A\" disconnect -> ok"),
+        "{log}"
+    );
+}
+
+#[test]
+fn device_mode_rpc_on_the_meters_own_session() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("rpc-device");
+    let broker = Mosquitto::start(&dir.0);
+    let tb = Tb::connect(broker.port, &["v1/devices/me/rpc/response/+"]);
+    let sims = simulated(0..1, 91, Transport::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["D1"], |m| {
+        m.set("access_token", "TOKEN-D1").unwrap();
+    });
+    setting(&db, "thingsboard.mode", "device");
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("the device session", Duration::from_secs(15), || {
+        bridge.log().contains("publisher: connected")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let serial = tb.device(1, "read", json!({"obis": "0-0:96.1.0", "class": 1}));
+    assert_eq!(
+        result(&serial)["value"],
+        json!(sims.models[0].serial_number())
+    );
+    let refused = tb.device(2, "disconnect", json!({}));
+    assert!(error(&refused).contains("rpc_write"), "{refused}");
+    let e = tb.device(3, "read", json!({}));
+    assert!(error(&e).contains("obis"), "{e}");
+    bridge.terminate();
+}
