@@ -289,3 +289,50 @@ fn device_mode_rpc_on_the_meters_own_session() {
     assert!(error(&e).contains("obis"), "{e}");
     bridge.terminate();
 }
+
+#[test]
+fn the_gateway_reports_itself_and_announces_disabled_meters() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("rpc-gateway-device");
+    let broker = Mosquitto::start(&dir.0);
+    let tb = Tb::connect(
+        broker.port,
+        &[
+            "v1/devices/me/telemetry",
+            "v1/devices/me/attributes",
+            "v1/gateway/disconnect",
+            "v1/gateway/attributes",
+        ],
+    );
+    let sims = simulated(0..2, 92, Transport::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["G1", "G2"], |_| {});
+    setting(&db, "thingsboard.stats_interval_s", "1");
+    let mut bridge = Bridge::start(&db, &dir.0);
+    let attrs = tb.answer(|t, v| t == "v1/devices/me/attributes" && v.get("version").is_some());
+    assert_eq!(attrs["version"], json!(env!("CARGO_PKG_VERSION")));
+    let stats =
+        tb.answer(|t, v| t == "v1/devices/me/telemetry" && v["meters_polling"].as_u64() == Some(2));
+    assert_eq!(stats["meters_configured"], json!(2), "{stats}");
+    assert!(
+        stats["rss_kib"].as_u64().unwrap() > 0 && stats["cpu_s"].is_number(),
+        "{stats}"
+    );
+    // Identity attributes of each meter on its association, the clock drift among them.
+    let identity =
+        tb.answer(|t, v| t == "v1/gateway/attributes" && v["G1"]["serialNumber"].is_string());
+    assert_eq!(
+        identity["G1"]["serialNumber"],
+        json!(sims.models[0].serial_number())
+    );
+    assert!(
+        identity["G1"]["clockDrift_s"].as_i64().unwrap().abs() <= 2,
+        "{identity}"
+    );
+    cli(&db, &["meter", "edit", "G2", "--enabled", "false"]);
+    let gone = tb.answer(|t, _| t == "v1/gateway/disconnect");
+    assert_eq!(gone, json!({"device": "G2"}));
+    bridge.terminate();
+}

@@ -68,6 +68,7 @@ pub enum FromPublisher {
     Connected(bool),
 }
 
+mod gateway_device;
 mod rpc_route;
 
 /// Wakes the publisher thread when a Paho token completes.
@@ -131,6 +132,7 @@ pub struct Publisher {
     inbox: Sender<ToPublisher>,
     /// RPCs handed to meters and not answered yet, with their deadline.
     pending_rpcs: HashMap<String, (super::rpc::ReplyTo, Instant, String)>,
+    last_stats: Option<Instant>,
 }
 
 fn broker_settings_changed(a: &BridgeSettings, b: &BridgeSettings) -> bool {
@@ -169,6 +171,7 @@ impl Publisher {
             routes,
             inbox: wake,
             pending_rpcs: HashMap::new(),
+            last_stats: None,
             reported_connected: false,
             tokens: 1.0,
             last_refill: Instant::now(),
@@ -199,9 +202,14 @@ impl Publisher {
         self.status
             .publishing_disabled
             .store(disabled, std::sync::atomic::Ordering::Relaxed);
-        self.devices = self
-            .store
-            .meters()?
+        let meters = self.store.meters()?;
+        let enabled: HashSet<String> = meters
+            .iter()
+            .filter(|m| m.enabled)
+            .map(|m| m.name.clone())
+            .collect();
+        self.announce_gone(&enabled);
+        self.devices = meters
             .into_iter()
             .map(|m| {
                 (
@@ -261,6 +269,7 @@ impl Publisher {
             }
             self.drive();
             self.expire_rpcs();
+            self.gateway_stats();
         }
         self.shutdown();
     }
@@ -484,6 +493,10 @@ impl Publisher {
                             &[super::rpc::DEVICE_RPC_REQUESTS]
                         };
                         drop(c.subscribe_many(topics, &vec![1; topics.len()]));
+                    }
+                    if id.is_none() {
+                        self.gateway_attributes();
+                        self.last_stats = None;
                     }
                     if again {
                         self.status.update_publisher(|p| p.reconnects += 1);

@@ -206,10 +206,12 @@ impl Worker {
             }
             let ts_ms = now_ms();
             self.status.update_meter(&name, |m| m.cycles += 1);
-            if slot.step == Step::Connect
-                && !self.open(&mut assoc, &mut cycle, &target, lease.as_ref())
-            {
-                continue;
+            if slot.step == Step::Connect {
+                if !self.open(&mut assoc, &mut cycle, &target, lease.as_ref()) {
+                    continue;
+                }
+                // Identity attributes on each new association (the clock drift changes).
+                identity_sent = false;
             }
             let Some(c) = assoc.conn.as_mut() else {
                 continue;
@@ -479,15 +481,30 @@ impl Worker {
                 "logicalDeviceName",
                 Target::new(1, Obis::new(0, 0, 42, 0, 0, 255), 2),
             ),
+            // The active firmware identifier (Blue Book 7.5.1, 1-0:0.2.0).
+            (
+                "firmwareVersion",
+                Target::new(1, Obis::new(1, 0, 0, 2, 0, 255), 2),
+            ),
+            ("clock", Target::new(8, Obis::new(0, 0, 1, 0, 0, 255), 2)),
         ];
         let targets: Vec<Target> = ids.iter().map(|(_, t)| *t).collect();
         let Ok(values) = reads::read_raw(c, &targets) else {
             return false;
         };
         let mut attrs = Map::new();
+        // Each where readable: a meter without a firmware object still gets the rest.
         for ((key, _), v) in ids.iter().zip(values) {
-            if let Ok(d) = v {
-                attrs.insert((*key).into(), json::data(&d));
+            match (v, *key) {
+                (Ok(d), "clock") => {
+                    if let Some(t) = d.as_date_time().and_then(|t| t.to_unix()) {
+                        attrs.insert("clockDrift_s".into(), json!(t - now_ms() / 1000));
+                    }
+                }
+                (Ok(d), key) => {
+                    attrs.insert(key.into(), json::data(&d));
+                }
+                (Err(_), _) => {}
             }
         }
         let obis_map: Map<String, Value> = self
