@@ -336,3 +336,105 @@ fn the_gateway_reports_itself_and_announces_disabled_meters() {
     assert_eq!(gone, json!({"device": "G2"}));
     bridge.terminate();
 }
+
+#[test]
+fn shared_attributes_configure_meters_even_when_changed_offline() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("shared-attributes");
+    let broker = Mosquitto::start(&dir.0);
+    let tb = Tb::connect(
+        broker.port,
+        &["v1/gateway/attributes/request", "v1/gateway/attributes"],
+    );
+    let sims = simulated(0..1, 93, Transport::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["S1"], |_| {});
+    let http = free_port();
+    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
+    let interval = || Store::open(&db).unwrap().meter("S1").unwrap().interval_s;
+    let mut bridge = Bridge::start(&db, &dir.0);
+    // Changed in ThingsBoard while the gateway was offline: the bridge asks on connecting.
+    let request = tb.answer(|t, v| t == "v1/gateway/attributes/request" && v["device"] == "S1");
+    assert!(
+        request["keys"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("interval_s")),
+        "{request}"
+    );
+    tb.publish(
+        "v1/gateway/attributes/response",
+        &json!({"id": request["id"], "device": "S1", "values": {"interval_s": 3}}).to_string(),
+    );
+    wait_for("interval 3 applied", Duration::from_secs(10), || {
+        interval() == 3
+    });
+    // A live update, and the polling rate follows.
+    tb.publish(
+        "v1/gateway/attributes",
+        &json!({"device": "S1", "data": {"interval_s": 2}}).to_string(),
+    );
+    wait_for("interval 2 applied", Duration::from_secs(10), || {
+        interval() == 2
+    });
+    tb.answer(|t, v| t == "v1/gateway/attributes" && v["S1"]["config_applied_at"].is_string());
+    let cycles = || -> u64 {
+        let (_, body) = http_get(http, "/status");
+        serde_json::from_str::<Value>(&body).unwrap()["meters"]["S1"]["cycles"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let c0 = cycles();
+    std::thread::sleep(Duration::from_secs(6));
+    let polled = cycles() - c0;
+    assert!(
+        (2..=4).contains(&polled),
+        "{polled} polls in 6 s at a 2 s interval"
+    );
+    // Invalid values and forbidden keys change nothing and come back as config_error.
+    tb.publish(
+        "v1/gateway/attributes",
+        &json!({"device": "S1", "data": {"interval_s": 0}}).to_string(),
+    );
+    let e = tb.answer(|t, v| {
+        t == "v1/gateway/attributes"
+            && v["S1"]["config_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("interval_s"))
+    });
+    assert!(
+        e["S1"]["config_error"]
+            .as_str()
+            .unwrap()
+            .contains("1..86400"),
+        "{e}"
+    );
+    tb.publish(
+        "v1/gateway/attributes",
+        &json!({"device": "S1", "data": {"rpc_write": true}}).to_string(),
+    );
+    tb.answer(|t, v| {
+        t == "v1/gateway/attributes"
+            && v["S1"]["config_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("allow_remote_rpc_write"))
+    });
+    let m = Store::open(&db).unwrap().meter("S1").unwrap();
+    assert_eq!((m.interval_s, m.rpc_write), (2, false));
+    // Secrets are never taken from attributes.
+    tb.publish(
+        "v1/gateway/attributes",
+        &json!({"device": "S1", "data": {"password": "x"}}).to_string(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Store::open(&db)
+        .unwrap()
+        .meter("S1")
+        .unwrap()
+        .password
+        .is_none());
+    bridge.terminate();
+}

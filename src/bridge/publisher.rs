@@ -70,6 +70,7 @@ pub enum FromPublisher {
 
 mod gateway_device;
 mod rpc_route;
+mod shared_attributes;
 
 /// Wakes the publisher thread when a Paho token completes.
 struct ChannelWaker(Sender<ToPublisher>);
@@ -487,10 +488,20 @@ impl Publisher {
                     if let Some(c) = self.clients.get(&key) {
                         // RPC requests to the meters (gateway API) and to this session's
                         // device (device API; in gateway mode: the gateway itself).
+                        // Shared attributes: updates and the answers to our requests.
                         let topics: &[&str] = if id.is_none() {
-                            &[super::rpc::GATEWAY_RPC, super::rpc::DEVICE_RPC_REQUESTS]
+                            &[
+                                super::rpc::GATEWAY_RPC,
+                                super::rpc::DEVICE_RPC_REQUESTS,
+                                shared_attributes::GATEWAY_ATTRIBUTES,
+                                shared_attributes::GATEWAY_ATTRIBUTES_RESPONSE,
+                            ]
                         } else {
-                            &[super::rpc::DEVICE_RPC_REQUESTS]
+                            &[
+                                super::rpc::DEVICE_RPC_REQUESTS,
+                                shared_attributes::DEVICE_ATTRIBUTES,
+                                shared_attributes::DEVICE_ATTRIBUTES_RESPONSE,
+                            ]
                         };
                         drop(c.subscribe_many(topics, &vec![1; topics.len()]));
                     }
@@ -498,6 +509,7 @@ impl Publisher {
                         self.gateway_attributes();
                         self.last_stats = None;
                     }
+                    self.request_shared_attributes(id);
                     if again {
                         self.status.update_publisher(|p| p.reconnects += 1);
                     }

@@ -6,7 +6,6 @@ use super::Publisher;
 use crate::clock::now_ms;
 use crate::status::state::MeterState;
 use log::info;
-use paho_mqtt as mqtt;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Instant;
@@ -39,14 +38,7 @@ impl Publisher {
     /// Publishes on the gateway session if it is up (QoS 1; a message that finds it down is
     /// simply not sent: these are figures, not readings).
     fn publish_own(&self, topic: &str, payload: String) {
-        let client = self
-            .sessions
-            .get(&None)
-            .filter(|s| s.link.is_up())
-            .and_then(|s| self.clients.get(&s.client_key));
-        if let Some(c) = client {
-            drop(c.publish(mqtt::Message::new(topic, payload, 1)));
-        }
+        self.publish_on(&None, topic, payload);
     }
 
     /// On each connection of the gateway session: who the gateway is.

@@ -6,13 +6,13 @@
 use super::super::rpc::{self, GatewayCall, ReplyTo, Request, RpcCall};
 use super::Publisher;
 use log::{info, warn};
-use paho_mqtt as mqtt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 impl Publisher {
     pub(super) fn incoming(&mut self, session: Option<String>, topic: &str, payload: &[u8]) {
         let Some(parsed) = rpc::parse(session.as_deref(), topic, payload) else {
+            self.shared_attributes(session, topic, payload);
             return;
         };
         match parsed {
@@ -153,14 +153,11 @@ impl Publisher {
     /// connected to receive is dropped and logged).
     fn publish_reply(&mut self, reply: &ReplyTo, result: Result<Value, String>) {
         let (session, topic, payload) = reply.reply(result);
-        let client = self
-            .sessions
-            .get(&session)
-            .filter(|s| s.link.is_up())
-            .and_then(|s| self.clients.get(&s.client_key));
-        match client {
-            Some(c) => drop(c.publish(mqtt::Message::new(topic, payload, 1))),
-            None => warn!("rpc: answer on {topic} dropped: not connected"),
+        let up = self.sessions.get(&session).is_some_and(|s| s.link.is_up());
+        if up {
+            self.publish_on(&session, &topic, payload);
+        } else {
+            warn!("rpc: answer on {topic} dropped: not connected");
         }
     }
 }

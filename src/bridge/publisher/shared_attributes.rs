@@ -1,0 +1,253 @@
+//! ThingsBoard shared attributes -> meter configuration. Keys `interval_s`, `enabled`,
+//! `measurements` (`{"key": "OBIS[:class:attr]"}`) and, only when the gateway's owner allowed it
+//! (`thingsboard.allow_remote_rpc_write`), `rpc_write`; never secrets. Values go through the
+//! one typed meter model, as `meter edit` does: an invalid one changes nothing and comes back as
+//! the client attribute `config_error`; an applied change as `config_applied_at`. On every
+//! (re)connect the current values are requested, so a change made while the gateway was
+//! offline is applied.
+
+use super::Publisher;
+use crate::config::{Measurement, MeterConfig};
+use crate::dlms::axdr::format_rfc3339;
+use log::{info, warn};
+use paho_mqtt as mqtt;
+use serde_json::{json, Map, Value};
+
+pub const GATEWAY_ATTRIBUTES: &str = "v1/gateway/attributes";
+pub const GATEWAY_ATTRIBUTES_RESPONSE: &str = "v1/gateway/attributes/response";
+const GATEWAY_ATTRIBUTES_REQUEST: &str = "v1/gateway/attributes/request";
+pub const DEVICE_ATTRIBUTES: &str = "v1/devices/me/attributes";
+pub const DEVICE_ATTRIBUTES_RESPONSE: &str = "v1/devices/me/attributes/response/+";
+const DEVICE_ATTRIBUTES_REQUEST: &str = "v1/devices/me/attributes/request/1";
+
+/// The shared attributes that configure a meter.
+pub const KEYS: [&str; 4] = ["interval_s", "enabled", "measurements", "rpc_write"];
+
+/// What to apply for which meter, from one message; `None`: not a shared-attribute message.
+pub fn parse(
+    session: Option<&str>,
+    topic: &str,
+    payload: &[u8],
+) -> Option<(String, Map<String, Value>)> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let (device, data) = match (session, topic) {
+        // {"device": "Meter A", "data": {...}}; our own client attributes ({"Meter A": {...}})
+        // echoed by a plain broker have no "device" and are not taken.
+        (None, GATEWAY_ATTRIBUTES) => (
+            v["device"].as_str()?.to_string(),
+            v["data"].as_object()?.clone(),
+        ),
+        // {"id": 1, "device": "Meter A", "values": {...}} (or "value" for a single key).
+        (None, GATEWAY_ATTRIBUTES_RESPONSE) => {
+            let device = v["device"].as_str()?.to_string();
+            // We ask for several keys: ThingsBoard answers with "values".
+            let data = v["values"].as_object()?.clone();
+            (device, data)
+        }
+        (Some(d), DEVICE_ATTRIBUTES) => (d.to_string(), v.as_object()?.clone()),
+        (Some(d), t) if t.starts_with("v1/devices/me/attributes/response/") => {
+            (d.to_string(), v["shared"].as_object()?.clone())
+        }
+        _ => return None,
+    };
+    let data: Map<String, Value> = data
+        .into_iter()
+        .filter(|(k, _)| KEYS.contains(&k.as_str()))
+        .collect();
+    (!data.is_empty()).then_some((device, data))
+}
+
+/// The meter with the attributes applied, or why not (the first problem, as a sentence).
+pub fn apply(
+    meter: &MeterConfig,
+    data: &Map<String, Value>,
+    allow_rpc_write: bool,
+) -> Result<MeterConfig, String> {
+    let mut m = meter.clone();
+    for (key, value) in data {
+        match (key.as_str(), value) {
+            ("rpc_write", _) if !allow_rpc_write => {
+                return Err("rpc_write cannot be set from ThingsBoard on this gateway (thingsboard.allow_remote_rpc_write is false)".into())
+            }
+            ("measurements", Value::Object(list)) => {
+                let mut measurements = Vec::new();
+                for (k, spec) in list {
+                    let spec = spec.as_str().ok_or(format!(
+                        "measurements: {k}: expected \"OBIS[:class:attr]\" text"
+                    ))?;
+                    measurements.push(
+                        Measurement::parse_spec(&format!("{k}={spec}")).map_err(|e| e.to_string())?,
+                    );
+                }
+                m.measurements = measurements;
+            }
+            ("measurements", _) => {
+                return Err("measurements: expected {\"key\": \"OBIS[:class:attr]\", ...}".into())
+            }
+            (key, Value::String(s)) => m.set(key, s).map_err(|e| e.to_string())?,
+            (key, Value::Bool(b)) => m.set(key, &b.to_string()).map_err(|e| e.to_string())?,
+            (key, Value::Number(n)) => m.set(key, &n.to_string()).map_err(|e| e.to_string())?,
+            (key, other) => return Err(format!("{key}: {other} is not a value for it")),
+        }
+    }
+    m.validate().map_err(|e| e.to_string())?;
+    Ok(m)
+}
+
+impl Publisher {
+    /// On each connection: ask ThingsBoard for the current shared attributes of every meter
+    /// this session speaks for.
+    pub(super) fn request_shared_attributes(&mut self, session: &Option<String>) {
+        let keys = KEYS.join(",");
+        let messages: Vec<(String, String)> = match session {
+            None => self
+                .devices
+                .keys()
+                .enumerate()
+                .map(|(i, d)| {
+                    (
+                        GATEWAY_ATTRIBUTES_REQUEST.to_string(),
+                        json!({"id": i + 1, "device": d, "client": false, "keys": KEYS})
+                            .to_string(),
+                    )
+                })
+                .collect(),
+            Some(_) => vec![(
+                DEVICE_ATTRIBUTES_REQUEST.to_string(),
+                json!({"sharedKeys": keys}).to_string(),
+            )],
+        };
+        for (topic, payload) in messages {
+            self.publish_on(session, &topic, payload);
+        }
+    }
+
+    /// A shared-attribute message: applied to the meter through the typed model.
+    pub(super) fn shared_attributes(
+        &mut self,
+        session: Option<String>,
+        topic: &str,
+        payload: &[u8],
+    ) -> bool {
+        let Some((device, data)) = parse(session.as_deref(), topic, payload) else {
+            return false;
+        };
+        let meter = match self.store.meter(&device) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!("shared attributes for {device:?} ignored: {e}");
+                return true;
+            }
+        };
+        let outcome = apply(&meter, &data, self.settings.allow_remote_rpc_write).and_then(|m| {
+            if m == meter {
+                return Ok(false);
+            }
+            self.store
+                .update_meter(&m)
+                .map(|()| true)
+                .map_err(|e| e.to_string())
+        });
+        let report = match outcome {
+            Ok(changed) => {
+                if changed {
+                    info!(
+                        "shared attributes applied to meter {device:?}: {}",
+                        Value::Object(data)
+                    );
+                }
+                json!({"config_error": null, "config_applied_at": format_rfc3339(crate::clock::now_ms() / 1000)})
+            }
+            Err(e) => {
+                warn!("shared attributes for meter {device:?} refused: {e}");
+                json!({"config_error": e})
+            }
+        };
+        match &session {
+            None => self.publish_on(
+                &None,
+                GATEWAY_ATTRIBUTES,
+                json!({ device: report }).to_string(),
+            ),
+            Some(_) => self.publish_on(&session, DEVICE_ATTRIBUTES, report.to_string()),
+        }
+        true
+    }
+
+    /// QoS 1 on a session that is up; nothing if it is not.
+    pub(super) fn publish_on(&self, session: &Option<String>, topic: &str, payload: String) {
+        let client = self
+            .sessions
+            .get(session)
+            .filter(|s| s.link.is_up())
+            .and_then(|s| self.clients.get(&s.client_key));
+        if let Some(c) = client {
+            drop(c.publish(mqtt::Message::new(topic, payload, 1)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_and_responses_in_both_apis() {
+        let (d, data) = parse(
+            None,
+            GATEWAY_ATTRIBUTES,
+            br#"{"device":"A","data":{"interval_s":5,"colour":"red"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.as_str(), data.len()),
+            ("A", 1),
+            "unknown keys are not taken"
+        );
+        assert!(
+            parse(None, GATEWAY_ATTRIBUTES, br#"{"A":{"config_error":null}}"#).is_none(),
+            "our own echo"
+        );
+        let (_, data) = parse(
+            None,
+            GATEWAY_ATTRIBUTES_RESPONSE,
+            br#"{"id":1,"device":"A","values":{"enabled":false}}"#,
+        )
+        .unwrap();
+        assert_eq!(data["enabled"], json!(false));
+        let (d, _) = parse(
+            Some("B"),
+            "v1/devices/me/attributes/response/1",
+            br#"{"shared":{"interval_s":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(d, "B");
+        assert!(parse(Some("B"), DEVICE_ATTRIBUTES, br#"{"serialNumber":"X"}"#).is_none());
+        assert!(parse(None, GATEWAY_ATTRIBUTES, b"{oops").is_none());
+    }
+
+    #[test]
+    fn applied_through_the_typed_model() {
+        let m = MeterConfig::tcp("A", "127.0.0.1", 1);
+        let data = |v: Value| v.as_object().unwrap().clone();
+        let changed = apply(&m, &data(json!({"interval_s": 5, "enabled": "no"})), false).unwrap();
+        assert_eq!((changed.interval_s, changed.enabled), (5, false));
+        let e = apply(&m, &data(json!({"interval_s": 0})), false).unwrap_err();
+        assert!(e.contains("interval_s"), "{e}");
+        let e = apply(&m, &data(json!({"rpc_write": true})), false).unwrap_err();
+        assert!(e.contains("allow_remote_rpc_write"), "{e}");
+        assert!(
+            apply(&m, &data(json!({"rpc_write": true})), true)
+                .unwrap()
+                .rpc_write
+        );
+        let ms = apply(
+            &m,
+            &data(json!({"measurements": {"v": "1-0:32.7.0", "e": "1-0:1.8.0:3:2"}})),
+            false,
+        )
+        .unwrap();
+        assert_eq!(ms.measurements.len(), 2);
+        assert!(apply(&m, &data(json!({"measurements": {"v": "nonsense"}})), false).is_err());
+    }
+}
