@@ -7,85 +7,9 @@ mod common;
 use common::*;
 use dlms_bridge::config::values::Transport;
 use dlms_bridge::store::Store;
-use paho_mqtt as mqtt;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A client playing ThingsBoard: publishes requests, collects every message on `topics`.
-struct Tb {
-    client: mqtt::Client,
-    seen: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl Tb {
-    fn connect(port: u16, topics: &[&str]) -> Tb {
-        let client = mqtt::Client::new(
-            mqtt::CreateOptionsBuilder::new()
-                .server_uri(format!("tcp://127.0.0.1:{port}"))
-                .client_id(format!("tb-{port}"))
-                .persistence(mqtt::PersistenceType::None)
-                .finalize(),
-        )
-        .unwrap();
-        let rx = client.start_consuming();
-        client.connect(None).unwrap();
-        for t in topics {
-            client.subscribe(t, 1).unwrap();
-        }
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
-        std::thread::spawn(move || {
-            for msg in rx.iter().flatten() {
-                let v = serde_json::from_slice(msg.payload()).unwrap_or(Value::Null);
-                s.lock().unwrap().push((msg.topic().to_string(), v));
-            }
-        });
-        Tb { client, seen }
-    }
-
-    fn publish(&self, topic: &str, payload: &str) {
-        self.client
-            .publish(mqtt::Message::new(topic, payload, 1))
-            .unwrap();
-    }
-
-    /// Gateway API: the answer to request `id` for `device`.
-    fn gateway(&self, device: &str, id: i64, method: &str, params: Value) -> Value {
-        let req = json!({"device": device, "data": {"id": id, "method": method, "params": params}});
-        self.publish("v1/gateway/rpc", &req.to_string());
-        self.answer(|t, v| {
-            t == "v1/gateway/rpc" && v["id"] == json!(id) && v["device"] == json!(device)
-        })["data"]
-            .clone()
-    }
-
-    /// Device API: the answer on `v1/devices/me/rpc/response/{id}`.
-    fn device(&self, id: i64, method: &str, params: Value) -> Value {
-        self.publish(
-            &format!("v1/devices/me/rpc/request/{id}"),
-            &json!({"method": method, "params": params}).to_string(),
-        );
-        let topic = format!("v1/devices/me/rpc/response/{id}");
-        self.answer(|t, _| t == topic)
-    }
-
-    fn answer(&self, matches: impl Fn(&str, &Value) -> bool) -> Value {
-        let mut found = None;
-        wait_for("the RPC answer", Duration::from_secs(15), || {
-            found = self
-                .seen
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(t, v)| matches(t, v))
-                .map(|(_, v)| v.clone());
-            found.is_some()
-        });
-        found.unwrap()
-    }
-}
 
 fn setting(db: &Path, key: &str, value: &str) {
     Store::open(db).unwrap().set_setting(key, value).unwrap();

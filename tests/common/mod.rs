@@ -11,7 +11,7 @@ use dlms_bridge::sim::model::{self, MeterModel};
 use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
 use dlms_bridge::store::Store;
 use paho_mqtt as mqtt;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -557,6 +557,87 @@ pub fn assert_no_duplicates(readings: &BTreeMap<String, Vec<(i64, Value)>>) {
         let mut seen = std::collections::HashSet::new();
         for (ts, _) in list {
             assert!(seen.insert(*ts), "{device}: reading {ts} delivered twice");
+        }
+    }
+}
+
+/// A client playing ThingsBoard: publishes requests, collects every message on `topics`.
+pub struct Tb {
+    pub client: mqtt::Client,
+    pub seen: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Tb {
+    pub fn connect(port: u16, topics: &[&str]) -> Tb {
+        let client = mqtt::Client::new(
+            mqtt::CreateOptionsBuilder::new()
+                .server_uri(format!("tcp://127.0.0.1:{port}"))
+                .client_id(format!("tb-{port}"))
+                .persistence(mqtt::PersistenceType::None)
+                .finalize(),
+        )
+        .unwrap();
+        let rx = client.start_consuming();
+        client.connect(None).unwrap();
+        for t in topics {
+            client.subscribe(t, 1).unwrap();
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for msg in rx.iter().flatten() {
+                let v = serde_json::from_slice(msg.payload()).unwrap_or(Value::Null);
+                s.lock().unwrap().push((msg.topic().to_string(), v));
+            }
+        });
+        Tb { client, seen }
+    }
+
+    pub fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(mqtt::Message::new(topic, payload, 1))
+            .unwrap();
+    }
+
+    /// Gateway API: the answer to request `id` for `device`.
+    pub fn gateway(&self, device: &str, id: i64, method: &str, params: Value) -> Value {
+        let req = json!({"device": device, "data": {"id": id, "method": method, "params": params}});
+        self.publish("v1/gateway/rpc", &req.to_string());
+        self.answer(|t, v| {
+            t == "v1/gateway/rpc" && v["id"] == json!(id) && v["device"] == json!(device)
+        })["data"]
+            .clone()
+    }
+
+    /// Device API: the answer on `v1/devices/me/rpc/response/{id}`.
+    pub fn device(&self, id: i64, method: &str, params: Value) -> Value {
+        self.publish(
+            &format!("v1/devices/me/rpc/request/{id}"),
+            &json!({"method": method, "params": params}).to_string(),
+        );
+        let topic = format!("v1/devices/me/rpc/response/{id}");
+        self.answer(|t, _| t == topic)
+    }
+
+    pub fn answer(&self, matches: impl Fn(&str, &Value) -> bool) -> Value {
+        // Polled every 2 ms: the RPC benchmark times answers with this.
+        let start = Instant::now();
+        loop {
+            let found = self
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(t, v)| matches(t, v))
+                .map(|(_, v)| v.clone());
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "timed out waiting for the RPC answer"
+            );
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
