@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use dlms_bridge::config::values::Transport;
+use dlms_bridge::cosem::Obis;
 use dlms_bridge::store::Store;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -77,8 +78,12 @@ fn gateway_mode_rpc_reads_sets_the_clock_and_operates_the_relay() {
     );
     let volts = tb.gateway("Meter A", 2, "read", json!({"obis": "1-0:32.7.0"}));
     assert_eq!(result(&volts)["unit"], json!("V"), "{volts}");
-    let v = result(&volts)["value"].as_f64().unwrap();
-    assert!((180.0..280.0).contains(&v), "{volts}");
+    let model = &sims.models[0];
+    assert_eq!(
+        result(&volts)["value"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 32, 7, 0, 255)),
+        "the simulator's exact value"
+    );
     let many = tb.gateway(
         "Meter A",
         3,
@@ -88,6 +93,10 @@ fn gateway_mode_rpc_reads_sets_the_clock_and_operates_the_relay() {
     let list = result(&many).as_array().unwrap().clone();
     assert_eq!(list.len(), 3);
     assert_eq!(list[1]["unit"], json!("A"));
+    assert_eq!(
+        list[1]["value"].as_f64().unwrap(),
+        truth(model, Obis::new(1, 0, 31, 7, 0, 255))
+    );
     assert!(
         list[2]["error"].as_str().unwrap().contains("not found"),
         "{many}"
@@ -171,6 +180,14 @@ fn gateway_mode_rpc_reads_sets_the_clock_and_operates_the_relay() {
     assert_eq!(result(&meters)[0]["name"], json!("Meter A"), "{meters}");
     let status = tb.device(19, "status", json!({}));
     assert!(result(&status)["meters"]["Meter A"].is_object());
+    let ports = format!("{},{}", sims.ports[0], free_port());
+    let scan = tb.device(20, "scan", json!({"hosts": "127.0.0.1", "ports": ports}));
+    let found = result(&scan)["found"].as_array().unwrap().clone();
+    assert_eq!(found.len(), 1, "{scan}");
+    assert_eq!(found[0]["port"], json!(sims.ports[0]));
+    assert_eq!(found[0]["serial_number"], json!(sims.models[0].serial_number()));
+    let wide = tb.device(21, "scan", json!({"hosts": "127.0.0.1-127.0.0.200", "ports": "1-2"}));
+    assert!(error(&wide).contains("at most 256"), "{wide}");
 
     // The 1 s schedule was kept through all of it.
     let (_, body) = http_get(http, "/status");

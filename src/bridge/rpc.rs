@@ -79,7 +79,16 @@ pub enum GatewayCall {
     Status,
     Meters,
     Reload,
+    /// Probe these loopback or LAN addresses x ports (at most `MAX_RPC_PROBES`).
+    Scan {
+        hosts: Vec<std::net::Ipv4Addr>,
+        ports: Vec<u16>,
+    },
 }
+
+/// A scan answered over RPC must end within the RPC time-out: at 1 s per silent address and 16
+/// in parallel, 256 probes take at most 16 s.
+pub const MAX_RPC_PROBES: usize = 256;
 
 /// Where a reply goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -174,7 +183,7 @@ pub fn parse(
                 call: meter_call(method, params).map_err(|e| (reply.clone(), e))?,
                 method: method.to_string(),
             },
-            None => Request::Gateway(gateway_call(method).map_err(|e| (reply.clone(), e))?),
+            None => Request::Gateway(gateway_call(method, params).map_err(|e| (reply.clone(), e))?),
         };
         Ok((request, reply.clone()))
     })())
@@ -224,15 +233,32 @@ fn method_and_params(v: &Value) -> Result<(&str, &Value), String> {
     Ok((method, &v["params"]))
 }
 
-fn gateway_call(method: &str) -> Result<GatewayCall, String> {
+fn gateway_call(method: &str, params: &Value) -> Result<GatewayCall, String> {
     Ok(match method {
         "ping" => GatewayCall::Ping,
         "status" => GatewayCall::Status,
         "meters" => GatewayCall::Meters,
         "reload" => GatewayCall::Reload,
+        "scan" => {
+            let p = params_object(params)?;
+            let text = |k: &str| {
+                p.get(k).and_then(Value::as_str).ok_or(format!(
+                    "scan needs {k:?}, e.g. \"hosts\": \"192.168.1.10-20\", \"ports\": \"4059\""
+                ))
+            };
+            let hosts = crate::scan::parse_hosts(text("hosts")?)?;
+            let ports = crate::scan::parse_ports(text("ports")?)?;
+            if hosts.len() * ports.len() > MAX_RPC_PROBES {
+                return Err(format!(
+                    "{} probes requested; an RPC scan probes at most {MAX_RPC_PROBES} (use dlms-bridge scan on the gateway for more)",
+                    hosts.len() * ports.len()
+                ));
+            }
+            GatewayCall::Scan { hosts, ports }
+        }
         other => {
             return Err(format!(
-                "unknown gateway method {other:?}; known: ping, status, meters, reload"
+                "unknown gateway method {other:?}; known: ping, status, meters, reload, scan"
             ))
         }
     })

@@ -21,6 +21,9 @@ impl Publisher {
                 warn!("rpc: refused on {topic}: {e}");
                 self.publish_reply(&reply, Err(e));
             }
+            Ok((Request::Gateway(GatewayCall::Scan { hosts, ports }), reply)) => {
+                self.start_scan(hosts, ports, reply);
+            }
             Ok((Request::Gateway(call), reply)) => {
                 let result = self.gateway_call(&call);
                 info!(
@@ -128,6 +131,54 @@ impl Publisher {
         self.pending_rpcs.values().map(|(_, d, _)| *d).min()
     }
 
+    /// A scan takes seconds: it runs on a thread of its own (one at a time) and answers like a
+    /// meter does, through this thread.
+    fn start_scan(&mut self, hosts: Vec<std::net::Ipv4Addr>, ports: Vec<u16>, reply: ReplyTo) {
+        if self.pending_rpcs.values().any(|(_, _, m)| m == "scan") {
+            self.publish_reply(&reply, Err("busy: a scan is already running".into()));
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(self.settings.rpc_timeout_s);
+        self.pending_rpcs
+            .insert(reply.key(), (reply.clone(), deadline, "scan".into()));
+        let inbox = self.inbox.clone();
+        let template = crate::config::MeterConfig {
+            name: "scan".into(),
+            connect_timeout_ms: 1000,
+            response_timeout_ms: 1000,
+            inter_frame_timeout_ms: 1000,
+            ..crate::config::MeterConfig::default()
+        };
+        let spawned = std::thread::Builder::new()
+            .name("rpc-scan".into())
+            .spawn(move || {
+                let found = std::sync::Mutex::new(Vec::new());
+                let transports = [
+                    crate::config::values::Transport::Hdlc,
+                    crate::config::values::Transport::Wrapper,
+                ];
+                crate::scan::scan(&hosts, &ports, &template, &transports, &|line| {
+                    if let Ok(mut f) = found.lock() {
+                        f.push(line);
+                    }
+                });
+                let found = found.into_inner().unwrap_or_default();
+                info!(
+                    "rpc: scan of {} address(es) x {} port(s) found {}",
+                    hosts.len(),
+                    ports.len(),
+                    found.len()
+                );
+                let _ = inbox.send(super::ToPublisher::RpcReply {
+                    reply,
+                    result: Ok(json!({"found": found})),
+                });
+            });
+        if let Err(e) = spawned {
+            warn!("rpc: cannot start the scan: {e}");
+        }
+    }
+
     fn gateway_call(&mut self, call: &GatewayCall) -> Result<Value, String> {
         Ok(match call {
             GatewayCall::Ping => json!({"pong": true, "version": env!("CARGO_PKG_VERSION")}),
@@ -146,6 +197,7 @@ impl Publisher {
                     .map_err(|e| format!("reload: {e}"))?;
                 json!({"reloaded": true})
             }
+            GatewayCall::Scan { .. } => return Err("scan runs on its own thread".into()),
         })
     }
 
