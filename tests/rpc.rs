@@ -185,8 +185,15 @@ fn gateway_mode_rpc_reads_sets_the_clock_and_operates_the_relay() {
     let found = result(&scan)["found"].as_array().unwrap().clone();
     assert_eq!(found.len(), 1, "{scan}");
     assert_eq!(found[0]["port"], json!(sims.ports[0]));
-    assert_eq!(found[0]["serial_number"], json!(sims.models[0].serial_number()));
-    let wide = tb.device(21, "scan", json!({"hosts": "127.0.0.1-127.0.0.200", "ports": "1-2"}));
+    assert_eq!(
+        found[0]["serial_number"],
+        json!(sims.models[0].serial_number())
+    );
+    let wide = tb.device(
+        21,
+        "scan",
+        json!({"hosts": "127.0.0.1-127.0.0.200", "ports": "1-2"}),
+    );
     assert!(error(&wide).contains("at most 256"), "{wide}");
 
     // The 1 s schedule was kept through all of it.
@@ -377,5 +384,76 @@ fn shared_attributes_configure_meters_even_when_changed_offline() {
         .unwrap()
         .password
         .is_none());
+    bridge.terminate();
+}
+
+#[test]
+fn a_slow_meter_gets_timeouts_and_busy_answers_each_request_answered_once() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("rpc-slow");
+    let broker = Mosquitto::start(&dir.0);
+    let tb = Tb::connect(
+        broker.port,
+        &["v1/gateway/rpc", "v1/devices/me/rpc/response/+"],
+    );
+    // Data requests are never answered: a call waits out its 3 s response time-out.
+    let mut config = dlms_bridge::sim::net::SimConfig::new(
+        dlms_bridge::sim::model::MeterModel::new(94, 0),
+        Transport::Hdlc,
+    );
+    config.fault = dlms_bridge::sim::net::Fault::Silence;
+    let sims = meters(vec![config]);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["Slow"], |m| {
+        m.response_timeout_ms = 3000;
+        m.interval_s = 60;
+    });
+    setting(&db, "rpc.timeout_s", "1");
+    setting(&db, "rpc.queue", "1");
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("connected", Duration::from_secs(15), || {
+        bridge.log().contains("publisher: connected")
+    });
+    // Let the first poll (60 s interval) time out, so the thread waits for calls.
+    std::thread::sleep(Duration::from_secs(4));
+    for id in 1..=4 {
+        let req = json!({"device": "Slow", "data": {"id": id, "method": "read", "params": {"obis": "1-0:32.7.0"}}});
+        tb.publish("v1/gateway/rpc", &req.to_string());
+    }
+    let answers = |id: i64| -> Vec<Value> {
+        tb.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, v)| t == "v1/gateway/rpc" && v["id"] == json!(id))
+            .map(|(_, v)| v["data"].clone())
+            .collect()
+    };
+    wait_for("all four answered", Duration::from_secs(15), || {
+        (1..=4).all(|id| !answers(id).is_empty())
+    });
+    // Later answers (the meter's, after the time-out) must not follow.
+    std::thread::sleep(Duration::from_secs(7));
+    let mut busy = 0;
+    let mut timeouts = 0;
+    for id in 1..=4 {
+        let a = answers(id);
+        assert_eq!(a.len(), 1, "request {id} answered once: {a:?}");
+        let e = error(&a[0]);
+        busy += usize::from(e.starts_with("busy"));
+        timeouts += usize::from(e.starts_with("timeout"));
+    }
+    assert!(
+        busy >= 1 && timeouts >= 1,
+        "busy {busy}, timeouts {timeouts}"
+    );
+    // Device mode's malformed requests too: on the gateway session, an unknown method.
+    let e = tb.device(9, "fly", json!({}));
+    assert!(error(&e).contains("unknown gateway method"), "{e}");
+    tb.publish("v1/devices/me/rpc/request/10", "{broken");
+    let e = tb.answer(|t, _| t == "v1/devices/me/rpc/response/10");
+    assert!(error(&e).contains("malformed JSON"), "{e}");
     bridge.terminate();
 }
