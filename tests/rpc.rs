@@ -238,7 +238,10 @@ fn device_mode_rpc_on_the_meters_own_session() {
     let e = tb.device(4, "fly", json!({}));
     assert!(error(&e).contains("unknown method"), "{e}");
     // A shared attribute on the meter's own device.
-    tb.publish("v1/devices/me/attributes", &json!({"interval_s": 4}).to_string());
+    tb.publish(
+        "v1/devices/me/attributes",
+        &json!({"interval_s": 4}).to_string(),
+    );
     wait_for("interval 4 applied", Duration::from_secs(10), || {
         Store::open(&db).unwrap().meter("D1").unwrap().interval_s == 4
     });
