@@ -5,6 +5,8 @@
 # emulated process's RSS.
 #
 #   cross/smoke.sh TARGET [METERS] [SECONDS]
+#   SMOKE_MQTT_PORT and SMOKE_METER_PORT (the first of METERS ports) choose the loopback ports;
+#   by default they derive from the process id. Everything started is stopped on any exit.
 set -eu
 cd "$(dirname "$0")/.."
 target=$1
@@ -24,8 +26,8 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
-mqtt_port=$((20000 + $$ % 1000))
-meter_port=$((22000 + ($$ % 100) * 10))
+mqtt_port=${SMOKE_MQTT_PORT:-$((20000 + $$ % 1000))}
+meter_port=${SMOKE_METER_PORT:-$((22000 + ($$ % 100) * 10))}
 
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$mqtt_port" > "$dir/mosquitto.conf"
 mosquitto -c "$dir/mosquitto.conf" >/dev/null 2>&1 & pids="$pids $!"
@@ -44,8 +46,10 @@ while [ "$i" -lt "$meters" ]; do
     i=$((i + 1))
 done
 mosquitto_sub -p "$mqtt_port" -t v1/gateway/telemetry -C 5 -W 60 > "$dir/received" & sub=$!
+pids="$pids $sub"
 # shellcheck disable=SC2086
 $qemu "$bin" run --db "$dir/bridge.db" --log-file "$dir/bridge.log" & bridge=$!
+pids="$pids $bridge"
 sleep 5
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 t0=$(ticks "$bridge")

@@ -2,11 +2,14 @@
 # Installs dlms-bridge on a gateway: the binary, the board's defaults, and the service for its
 # init system. Run as root on the target (or with --destdir to stage a root file system).
 #
-#   init.d/install.sh --board raspberry-pi-os [--init sysv|openrc|procd] [--binary PATH]
+#   init.d/install.sh --board raspberry-pi-os [--init systemd|sysv|openrc|procd] [--binary PATH]
 #                     [--prefix /usr/local] [--destdir DIR] [--enable]
 #
-# Boards: the names of board-config/*.env. The init system defaults to procd on OpenWrt,
-# openrc where openrc-run exists, else sysv.
+# Boards: the names of board-config/*.env. The init system defaults to procd for the
+# openwrt-router board (or a root with etc/openwrt_release), systemd where systemd runs,
+# openrc where openrc-run exists, else sysv. The binary is never run here (it may be built for
+# another CPU): the service creates its user if needed and seeds the board's defaults into the
+# database at its first start, as the service user.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,12 +40,14 @@ done
 env_file="$top/board-config/$board.env"
 [ -r "$env_file" ] || die "no board config $env_file"
 if [ -z "$init" ]; then
-    if [ -f "$destdir/etc/openwrt_release" ]; then init=procd
+    if [ "$board" = openwrt-router ] || [ -f "$destdir/etc/openwrt_release" ]; then init=procd
+    elif [ -z "$destdir" ] && [ -d /run/systemd/system ]; then init=systemd
+    elif [ -n "$destdir" ] && [ -d "$destdir/lib/systemd/system" ]; then init=systemd
     elif command -v openrc-run >/dev/null 2>&1; then init=openrc
     else init=sysv
     fi
 fi
-case "$init" in sysv | openrc | procd) ;; *) die "--init must be sysv, openrc or procd" ;; esac
+case "$init" in systemd | sysv | openrc | procd) ;; *) die "--init must be systemd, sysv, openrc or procd" ;; esac
 if [ -z "$binary" ]; then
     binary="$top/target/release/dlms-bridge"
 fi
@@ -54,6 +59,18 @@ mkdir -p "$bindir" "$destdir/etc/init.d"
 install -m 0755 "$binary" "$bindir/dlms-bridge"
 
 case "$init" in
+    systemd)
+        mkdir -p "$destdir/etc/default" "$destdir/etc/systemd/system" "$destdir/usr/lib/sysusers.d"
+        install -m 0644 "$env_file" "$destdir/etc/default/dlms-bridge"
+        # systemd does not expand "$DATA_DIR/..." in an environment file: the paths, spelled out.
+        (
+            # shellcheck source=/dev/null
+            . "$env_file"
+            echo "DB=$DB"
+        ) >> "$destdir/etc/default/dlms-bridge"
+        sed "s#/usr/local/bin/dlms-bridge#$prefix/bin/dlms-bridge#" "$here/dlms-bridge.service" \
+            > "$destdir/etc/systemd/system/dlms-bridge.service"
+        install -m 0644 "$here/dlms-bridge.sysusers" "$destdir/usr/lib/sysusers.d/dlms-bridge.conf" ;;
     sysv)
         mkdir -p "$destdir/etc/default"
         install -m 0644 "$env_file" "$destdir/etc/default/dlms-bridge"
@@ -71,27 +88,29 @@ case "$init" in
         install -m 0755 "$here/dlms-bridge.procd" "$destdir/etc/init.d/dlms-bridge" ;;
 esac
 
-# The board's data directory and, on a first install, its HTTP and MQTT defaults.
+# The board's data directory, private to the service user. The database itself, with the
+# board's HTTP and MQTT defaults, is made by the service at its first start.
 # shellcheck source=/dev/null
 . "$env_file"
 mkdir -p "$destdir$DATA_DIR"
-if [ ! -e "$destdir$DB" ]; then
-    "$binary" settings set http.bind "$HTTP_BIND" --db "$destdir$DB" >/dev/null
-    "$binary" settings set mqtt.host "$MQTT_HOST" --db "$destdir$DB" >/dev/null
-fi
-if [ "${RUN_AS:-root}" != root ] && [ -z "$destdir" ] && ! id "$RUN_AS" >/dev/null 2>&1; then
-    if command -v useradd >/dev/null 2>&1; then
-        useradd --system --no-create-home --shell /usr/sbin/nologin --groups dialout "$RUN_AS" || true
+chmod 0700 "$destdir$DATA_DIR"
+if [ -z "$destdir" ] && [ "${RUN_AS:-root}" != root ] && ! id "$RUN_AS" >/dev/null 2>&1; then
+    if [ "$init" = systemd ] && command -v systemd-sysusers >/dev/null 2>&1; then
+        systemd-sysusers /usr/lib/sysusers.d/dlms-bridge.conf
+    elif command -v useradd >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir "$DATA_DIR" --shell /usr/sbin/nologin "$RUN_AS"
+        usermod -a -G dialout "$RUN_AS" || true
     elif command -v adduser >/dev/null 2>&1; then
-        if adduser -S -D -H "$RUN_AS"; then addgroup "$RUN_AS" dialout || true; fi
+        if adduser -S -D -H -h "$DATA_DIR" "$RUN_AS"; then addgroup "$RUN_AS" dialout || true; fi
     fi
 fi
-if [ -z "$destdir" ] && [ "${RUN_AS:-root}" != root ]; then
-    chown "$RUN_AS" "$DATA_DIR" "$DB" 2>/dev/null || true
+if [ -z "$destdir" ] && [ "${RUN_AS:-root}" != root ] && id "$RUN_AS" >/dev/null 2>&1; then
+    chown -R "$RUN_AS" "$DATA_DIR"
 fi
 
 if [ "$enable" = 1 ] && [ -z "$destdir" ]; then
     case "$init" in
+        systemd) systemctl daemon-reload && systemctl enable dlms-bridge ;;
         sysv) update-rc.d dlms-bridge defaults ;;
         openrc) rc-update add dlms-bridge default ;;
         procd) /etc/init.d/dlms-bridge enable ;;
@@ -101,4 +120,5 @@ echo "installed dlms-bridge for $board with $init into ${destdir:-/}"
 for dev in $SERIAL_DEVICES; do
     [ -e "$destdir$dev" ] && echo "serial port present: $dev (dlms-bridge read --serial $dev ...)"
 done
-echo "next: dlms-bridge meter add ... --db $DB; then start the service (/etc/init.d/dlms-bridge start)"
+if [ "$init" = systemd ]; then start="systemctl start dlms-bridge"; else start="/etc/init.d/dlms-bridge start"; fi
+echo "next: $start (it creates $DB), then: dlms-bridge meter add ... --db $DB (as root or the service user)"

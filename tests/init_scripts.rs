@@ -27,6 +27,11 @@ fn sysv(dir: &Path, action: &str) -> Output {
         .unwrap()
 }
 
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 fn pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join("bridge.pid"))
         .ok()?
@@ -56,27 +61,19 @@ fn sysv_start_status_restart_stop() {
     let d = temp("sysv");
     let dir = &d.0;
     let port = free_port();
+    // As root (CI), the service runs as an unprivileged user, as on a Raspberry Pi: it must be
+    // able to create its log file and database (both were root's in the first version).
+    let as_root = is_root();
+    let run_as = if as_root { "nobody" } else { "root" };
     std::fs::write(
         dir.join("defaults"),
         format!(
-            "DATA_DIR={0}/data\nDB={0}/data/bridge.db\nLOG_FILE={0}/bridge.log\nLOG_LEVEL=info\nRUN_AS=root\nSTACK_KIB=128\n",
+            "DATA_DIR={0}/data\nDB={0}/data/bridge.db\nLOG_FILE={0}/bridge.log\nLOG_LEVEL=info\nRUN_AS={run_as}\nSTACK_KIB=128\nHTTP_BIND=127.0.0.1:{port}\nMQTT_HOST=\n",
             dir.display()
         ),
     )
     .unwrap();
-    std::fs::create_dir_all(dir.join("data")).unwrap();
     let db = dir.join("data/bridge.db");
-    for (k, v) in [
-        ("mqtt.host", String::new()),
-        ("http.bind", format!("127.0.0.1:{port}")),
-    ] {
-        assert!(Command::new(BIN)
-            .args(["settings", "set", k, &v, "--db"])
-            .arg(&db)
-            .status()
-            .unwrap()
-            .success());
-    }
     let status = sysv(dir, "status");
     assert_eq!(status.status.code(), Some(3), "not running yet");
     let start = sysv(dir, "start");
@@ -87,7 +84,43 @@ fn sysv_start_status_restart_stop() {
     );
     let first = pid(dir).expect("pidfile");
     assert!(alive(first));
+    // The board's HTTP default was seeded into the new database at the first start.
     wait_port(port, Duration::from_secs(10));
+    if as_root {
+        use std::os::unix::fs::MetadataExt;
+        let nobody = std::fs::metadata(&db).unwrap().uid();
+        assert_ne!(nobody, 0, "the database belongs to the service user");
+        assert_eq!(
+            std::fs::metadata(dir.join("bridge.log")).unwrap().uid(),
+            nobody
+        );
+        // root editing the service's database leaves it usable by the service.
+        let add = Command::new(BIN)
+            .args([
+                "meter",
+                "add",
+                "A",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "1",
+                "--db",
+            ])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        for suffix in ["", "-wal", "-shm"] {
+            let f = dir.join(format!("data/bridge.db{suffix}"));
+            if let Ok(m) = std::fs::metadata(&f) {
+                assert_eq!(m.uid(), nobody, "{}", f.display());
+            }
+        }
+    }
     let status = sysv(dir, "status");
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains(&format!("running (pid {first})")));
@@ -124,8 +157,18 @@ fn sysv_start_status_restart_stop() {
 
 #[test]
 fn install_stages_every_board_and_init_system() {
+    // A binary for another CPU: staging must not run it ("Exec format error" in the first
+    // version, after a partial install).
+    let arm = temp("foreign-binary");
+    let foreign = arm.0.join("dlms-bridge");
+    std::fs::write(&foreign, b"\x7fELF\x01\x01\x01\0not for this machine").unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&foreign)
+        .status()
+        .unwrap();
     for board in ["raspberry-pi-os", "openwrt-router", "debian-alpine-arm"] {
-        for init in ["sysv", "openrc", "procd"] {
+        for init in ["systemd", "sysv", "openrc", "procd"] {
             let d = temp(&format!("install-{board}-{init}"));
             let out = Command::new("sh")
                 .arg(format!("{ROOT}/init.d/install.sh"))
@@ -135,7 +178,7 @@ fn install_stages_every_board_and_init_system() {
                     "--init",
                     init,
                     "--binary",
-                    BIN,
+                    foreign.to_str().unwrap(),
                     "--destdir",
                 ])
                 .arg(&d.0)
@@ -152,10 +195,15 @@ fn install_stages_every_board_and_init_system() {
                 "usr/local/bin/dlms-bridge"
             };
             assert!(d.0.join(bin).exists(), "{board}/{init}: binary");
-            assert!(
-                d.0.join("etc/init.d/dlms-bridge").exists(),
-                "{board}/{init}: script"
-            );
+            let service = if init == "systemd" {
+                "etc/systemd/system/dlms-bridge.service"
+            } else {
+                "etc/init.d/dlms-bridge"
+            };
+            assert!(d.0.join(service).exists(), "{board}/{init}: service");
+            if init == "systemd" {
+                assert!(d.0.join("usr/lib/sysusers.d/dlms-bridge.conf").exists());
+            }
             let conf = if init == "openrc" {
                 "etc/conf.d/dlms-bridge"
             } else {
@@ -163,34 +211,90 @@ fn install_stages_every_board_and_init_system() {
             };
             let text = std::fs::read_to_string(d.0.join(conf)).unwrap();
             assert!(
-                text.contains("HTTP_BIND=") && text.contains("DAEMON="),
+                text.contains("HTTP_BIND=") && (init == "systemd" || text.contains("DAEMON=")),
                 "{board}/{init}: {text}"
             );
-            // The board's database got its HTTP and MQTT defaults.
+            if init == "systemd" {
+                let db = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("DB="))
+                    .last()
+                    .unwrap();
+                assert!(db.starts_with('/') && !db.contains('$'), "{board}: DB={db}");
+            }
+            // Nothing was run: the database is made by the service at its first start.
             let data_dir = text
                 .lines()
                 .find_map(|l| l.strip_prefix("DATA_DIR="))
                 .unwrap();
-            let db = d.0.join(data_dir.trim_start_matches('/')).join("bridge.db");
-            let shown = Command::new(BIN)
-                .args(["settings", "show", "--db"])
-                .arg(&db)
-                .output()
-                .unwrap();
-            let want = text
-                .lines()
-                .find_map(|l| l.strip_prefix("HTTP_BIND="))
-                .unwrap();
+            let data = d.0.join(data_dir.trim_start_matches('/'));
             assert!(
-                String::from_utf8_lossy(&shown.stdout).contains(&format!("http.bind = {want}")),
+                data.is_dir() && !data.join("bridge.db").exists(),
                 "{board}/{init}"
             );
         }
     }
+    // The OpenWrt board gets procd without being told.
+    let d = temp("install-openwrt-default");
+    let out = Command::new("sh")
+        .arg(format!("{ROOT}/init.d/install.sh"))
+        .args(["--board", "openwrt-router", "--binary"])
+        .arg(&foreign)
+        .arg("--destdir")
+        .arg(&d.0)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("with procd"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = Command::new("sh")
         .arg(format!("{ROOT}/init.d/install.sh"))
         .args(["--board", "nope"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_log_file_is_reopened_after_rotation() {
+    let d = temp("logrotate");
+    let db = d.0.join("bridge.db");
+    let log = d.0.join("bridge.log");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--default-mqtt-host",
+            "",
+            "--default-http-bind",
+            "",
+            "--db",
+        ])
+        .arg(&db)
+        .arg("--log-file")
+        .arg(&log)
+        .spawn()
+        .unwrap();
+    common::wait_for("the first log lines", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("bridge running"))
+    });
+    // logrotate's default: move the file, then signal the service (reload).
+    std::fs::rename(&log, d.0.join("bridge.log.1")).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let fresh = std::fs::read_to_string(&log).expect("a new log file");
+    assert!(fresh.contains("stopping"), "{fresh}");
+    let old = std::fs::read_to_string(d.0.join("bridge.log.1")).unwrap();
+    assert!(
+        !old.contains("stopping"),
+        "nothing more went to the moved file"
+    );
 }

@@ -525,6 +525,17 @@ impl Publisher {
             return;
         }
         let token = s.token.clone();
+        // Paho refuses an ssl:// address in a build without TLS ("Bad protocol") before any
+        // of our checks: say what it means instead.
+        if self.settings.mqtt_tls && !cfg!(feature = "tls") {
+            s.link.connecting(now);
+            self.connect_failed(
+                id,
+                now,
+                "this dlms-bridge was built without TLS (the tls feature): set mqtt.tls false, or install a build with TLS",
+            );
+            return;
+        }
         let attempt = self.client(&key, id).and_then(|client| {
             let mut opts = mqtt::ConnectOptionsBuilder::new();
             opts.keep_alive_interval(Duration::from_secs(30))

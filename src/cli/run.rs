@@ -11,9 +11,12 @@ use std::sync::Arc;
 
 pub const HELP: &str = "\
 dlms-bridge run [--db PATH] [--log-file PATH] [--log-level error|warn|info|debug]
+                [--default-http-bind ADDR:PORT] [--default-mqtt-host HOST]
   Polls every enabled meter of the database and publishes to ThingsBoard; applies
   `meter`/`settings` changes live; SIGTERM or SIGINT stops it cleanly.
-  --db defaults to $DLMS_BRIDGE_DB, else ./dlms-bridge.db";
+  --db defaults to $DLMS_BRIDGE_DB, else ./dlms-bridge.db
+  --log-file is reopened on SIGHUP (log rotation); without it the log goes to stderr
+  --default-*: applied only when the database has no such setting (service first start)";
 
 /// The database path: --db, else $DLMS_BRIDGE_DB, else ./dlms-bridge.db.
 pub fn default_db() -> PathBuf {
@@ -32,10 +35,7 @@ pub fn init_logging(level: log::LevelFilter, file: Option<&PathBuf>) -> Result<(
         .build();
     let writer: Box<dyn std::io::Write + Send> = match file {
         Some(p) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
+            super::log_file::ReopeningFile::open(p.clone())
                 .map_err(|e| usage(format!("--log-file {}: {e}", p.display())))?,
         ),
         None => Box::new(std::io::stderr()),
@@ -54,9 +54,13 @@ pub fn parse_level(v: &str) -> Result<log::LevelFilter, UsageError> {
 
 pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut db, mut log_file, mut level) = (default_db(), None, log::LevelFilter::Info);
+    let mut defaults: Vec<(&str, String)> = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("db") => db = PathBuf::from(parser.value()?),
+            // A board's first-start defaults: applied only where the database has no value.
+            Long("default-http-bind") => defaults.push(("http.bind", parser.value()?.string()?)),
+            Long("default-mqtt-host") => defaults.push(("mqtt.host", parser.value()?.string()?)),
             Long("log-file") => log_file = Some(PathBuf::from(parser.value()?)),
             Long("log-level") => level = parse_level(&parser.value()?.string()?)?,
             Long("help") | Short('h') => {
@@ -69,6 +73,12 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     // Signals first: a service manager may stop us while we are still starting.
     let stop = stop_on_signals();
     init_logging(level, log_file.as_ref())?;
+    if !defaults.is_empty() {
+        if let Err(e) = apply_defaults(&db, &defaults) {
+            eprintln!("dlms-bridge: {}: {e}", db.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(match bridge::run(&db, stop, Arc::new(Status::default())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -81,6 +91,22 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// Sets each setting the database does not have yet (a board's defaults, given by its
+/// service at every start: the first start seeds them as the service user, and a value set
+/// later with `settings set` is never overwritten).
+fn apply_defaults(
+    db: &std::path::Path,
+    defaults: &[(&str, String)],
+) -> dlms_bridge::store::Result<()> {
+    let mut store = dlms_bridge::store::Store::open(db)?;
+    for (key, value) in defaults {
+        if !store.has_setting(key)? {
+            store.set_setting(key, value)?;
+        }
+    }
+    Ok(())
 }
 
 /// A flag set by SIGTERM or SIGINT. A second signal kills the process at once.

@@ -117,6 +117,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&conn)?;
         config::add_missing_columns(&conn)?;
+        keep_service_ownership(path);
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -127,6 +128,38 @@ impl Store {
         &self.path
     }
 }
+
+/// Run as root against a service's database (`sudo dlms-bridge meter add ... --db
+/// /var/lib/dlms-bridge/bridge.db`), SQLite would leave the database, its -wal and -shm files
+/// owned by root, and the service user could no longer open them. Files get the owner of the
+/// database (or, for a new one, of its directory) when that is not root.
+#[cfg(unix)]
+fn keep_service_ownership(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
+        return;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let owner = [path, dir]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.uid(), m.gid()))
+        .find(|(uid, _)| *uid != 0);
+    let Some((uid, gid)) = owner else { return };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = path.with_file_name(format!("{name}{suffix}"));
+        if std::fs::metadata(&p).is_ok_and(|m| m.uid() != uid) {
+            let _ = std::os::unix::fs::chown(&p, Some(uid), Some(gid));
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn keep_service_ownership(_: &Path) {}
 
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) -> std::io::Result<()> {

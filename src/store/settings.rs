@@ -22,6 +22,15 @@ impl Store {
         Ok(s)
     }
 
+    /// Whether `key` is stored (not just defaulted).
+    pub fn has_setting(&self, key: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM settings WHERE key = ?1)",
+            [key],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Sets one setting after checking it; an invalid value changes nothing.
     pub fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
         let mut s = self.settings()?;
