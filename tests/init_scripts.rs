@@ -217,8 +217,8 @@ fn install_stages_every_board_and_init_system() {
             if init == "systemd" {
                 let db = text
                     .lines()
-                    .filter_map(|l| l.strip_prefix("DB="))
-                    .last()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("DB="))
                     .unwrap();
                 assert!(db.starts_with('/') && !db.contains('$'), "{board}: DB={db}");
             }
