@@ -69,19 +69,7 @@ fn run(meters: u16, seconds: u64, port_base: u16, mqtt_port: u16) -> String {
             .spawn()
             .expect("mosquitto"),
     );
-    let _sim = Proc(
-        Command::new(BIN)
-            .args([
-                "simulate",
-                "--meters",
-                &meters.to_string(),
-                "--port-base",
-                &port_base.to_string(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _sim = common::simulate_process(meters, port_base);
     wait_port(mqtt_port);
     wait_port(port_base + meters - 1);
     let db = dir.join("bridge.db");

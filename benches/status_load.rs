@@ -41,19 +41,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("dlms-bridge-status-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let _sim = Proc(
-        Command::new(BIN)
-            .args([
-                "simulate",
-                "--meters",
-                &meters.to_string(),
-                "--port-base",
-                &port_base.to_string(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _sim = common::simulate_process(meters, port_base);
     let db = dir.join("bridge.db");
     let db_s = db.to_str().unwrap();
     let set = |k: &str, v: &str| {

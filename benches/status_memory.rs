@@ -8,18 +8,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{free_port, free_ports, http_get, wait_for, wait_port, Proc, TempDir, BIN};
+use common::{
+    free_port, free_ports, http_get, rss_kib, setting, wait_for, wait_port, Proc, TempDir, BIN,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn main() {
     if !common::bench_or_skip("status_memory", &[]) {
@@ -31,30 +24,11 @@ fn main() {
         .unwrap_or(1000);
     let dir = TempDir::new("status-memory");
     let port_base = free_ports(meters);
-    let _sim = Proc(
-        Command::new(BIN)
-            .args([
-                "simulate",
-                "--meters",
-                &meters.to_string(),
-                "--port-base",
-                &port_base.to_string(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _sim = common::simulate_process(meters, port_base);
     wait_port(port_base + meters - 1, Duration::from_secs(60));
     let db = dir.0.join("bridge.db");
     let http = free_port();
-    let set = |k: &str, v: &str| {
-        assert!(Command::new(BIN)
-            .args(["settings", "set", k, v, "--db"])
-            .arg(&db)
-            .status()
-            .unwrap()
-            .success())
-    };
+    let set = |k: &str, v: &str| setting(&db, k, v);
     set("mqtt.host", "");
     set("http.bind", &format!("127.0.0.1:{http}"));
     let list: Vec<serde_json::Value> = (0..meters)

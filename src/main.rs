@@ -51,7 +51,17 @@ fn main() -> ExitCode {
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(0), arg(1)) {
         (Some("--version" | "-V"), _) => {
-            println!("dlms-bridge {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "dlms-bridge {} (commit {}, {}, {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("DLMS_BRIDGE_COMMIT"),
+                env!("DLMS_BRIDGE_TARGET"),
+                if cfg!(feature = "tls") {
+                    "MQTT TLS"
+                } else {
+                    "no TLS"
+                }
+            );
             ExitCode::SUCCESS
         }
         (Some("decode-hdlc"), Some(hex)) => with_hex(hex, decode_hdlc),

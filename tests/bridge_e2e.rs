@@ -124,6 +124,13 @@ fn device_mode_end_to_end() {
                 }
             }
             "v1/devices/me/attributes" => assert!(v["serialNumber"].is_string(), "{v}"),
+            // On connecting, each device session asks for its shared attributes (issue 13).
+            "v1/devices/me/attributes/request/1" => {
+                assert!(
+                    v["sharedKeys"].as_str().unwrap().contains("interval_s"),
+                    "{v}"
+                )
+            }
             other => panic!("unexpected topic {other}"),
         }
     }
@@ -288,15 +295,6 @@ fn faulty_meters_recover_without_disturbing_the_others() {
         );
     }
     assert!(log.contains("meter \"Silent\": no answer"), "{log}");
-}
-
-fn cli(db: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -540,3 +540,18 @@ fn secure_read_with_hls_gmac_and_every_line_option() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/tty"));
 }
+
+#[test]
+fn version_names_commit_target_and_features() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "dlms-bridge {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(text.contains(std::env::consts::ARCH), "{text}");
+    assert!(text.contains("TLS"), "{text}");
+}

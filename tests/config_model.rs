@@ -9,18 +9,8 @@ use dlms_bridge::config::fields::FIELDS;
 use dlms_bridge::config::values::Transport;
 use dlms_bridge::store::Store;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-fn cli(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .unwrap()
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -12,17 +12,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-fn setting(db: &Path, key: &str, value: &str) {
-    Store::open(db).unwrap().set_setting(key, value).unwrap();
-}
-
-fn cli(db: &Path, args: &[&str]) {
-    let out = std::process::Command::new(BIN)
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .unwrap();
+fn cli_ok(db: &Path, args: &[&str]) {
+    let out = cli(db, args);
     assert!(
         out.status.success(),
         "{}",
@@ -123,7 +114,7 @@ fn gateway_mode_rpc_reads_sets_the_clock_and_operates_the_relay() {
         json!({"time": "2026-01-01T00:00:00Z"}),
     );
     assert!(error(&refused).contains("rpc_write is false"), "{refused}");
-    cli(&db, &["meter", "edit", "Meter A", "--rpc-write", "true"]);
+    cli_ok(&db, &["meter", "edit", "Meter A", "--rpc-write", "true"]);
     wait_for("rpc_write applied", Duration::from_secs(10), || {
         bridge.log().contains("applied live")
     });
@@ -289,7 +280,7 @@ fn the_gateway_reports_itself_and_announces_disabled_meters() {
         identity["G1"]["clockDrift_s"].as_i64().unwrap().abs() <= 2,
         "{identity}"
     );
-    cli(&db, &["meter", "edit", "G2", "--enabled", "false"]);
+    cli_ok(&db, &["meter", "edit", "G2", "--enabled", "false"]);
     let gone = tb.answer(|t, _| t == "v1/gateway/disconnect");
     assert_eq!(gone, json!({"device": "G2"}));
     bridge.terminate();

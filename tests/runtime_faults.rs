@@ -16,10 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn setting(db: &Path, key: &str, value: &str) {
-    Store::open(db).unwrap().set_setting(key, value).unwrap();
-}
-
 fn outbox_rows(db: &Path) -> u64 {
     Store::open(db).unwrap().outbox_stats().unwrap().rows
 }
@@ -312,15 +308,6 @@ fn own_open_file_limit() -> u64 {
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
 

@@ -15,10 +15,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn setting(db: &Path, key: &str, value: &str) {
-    Store::open(db).unwrap().set_setting(key, value).unwrap();
-}
-
 /// The readings per meter with repeats (the same timestamp twice: at-least-once delivery
 /// across a connection lost before its PUBACK) removed, and how many repeats there were.
 fn distinct(msgs: &[(String, Value)]) -> (BTreeMap<String, Vec<(i64, Value)>>, usize) {

@@ -116,6 +116,49 @@ pub fn bench_or_skip(name: &str, programs: &[&str]) -> bool {
     true
 }
 
+/// `dlms-bridge simulate`: `meters` simulated meters on loopback ports from `port_base`, in a
+/// process of its own (so that benchmarks do not count its CPU), stopped on drop.
+pub fn simulate_process(meters: u16, port_base: u16) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args([
+                "simulate",
+                "--meters",
+                &meters.to_string(),
+                "--port-base",
+                &port_base.to_string(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The binary with `args` and `--db db`.
+pub fn cli(db: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
+/// A setting written straight into the database.
+pub fn setting(db: &Path, key: &str, value: &str) {
+    Store::open(db).unwrap().set_setting(key, value).unwrap();
+}
+
+/// A process's resident memory (VmRSS), KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
