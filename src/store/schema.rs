@@ -237,6 +237,62 @@ mod tests {
         ));
     }
 
+    /// A database written at every earlier schema version (by the dlms-bridge of that time:
+    /// no application id, its meters, measurements and unsent readings) opens with this one,
+    /// migrates, and keeps all of it.
+    #[test]
+    fn databases_of_every_earlier_version_migrate_and_keep_their_data() {
+        for version in 1..VERSION {
+            let dir = crate::store::tempdir::TempDir::new("every-version");
+            let path = dir.path().join(format!("v{version}.db"));
+            {
+                let conn = Connection::open(&path).unwrap();
+                for sql in &MIGRATIONS[..version as usize] {
+                    conn.execute_batch(sql).unwrap();
+                }
+                conn.pragma_update(None, "user_version", version).unwrap();
+                conn.execute_batch(
+                    "INSERT INTO meters (name, transport, host, port, server_physical, interval_s)
+                         VALUES ('old', 'wrapper', '127.0.0.1', 4059, NULL, 15);
+                     INSERT INTO measurements (meter_id, key, obis) VALUES (1, 'v', '1-0:32.7.0*255');
+                     INSERT INTO outbox (device, ts_ms, payload) VALUES ('old', 1000, '{\"v\":1}');
+                     INSERT INTO outbox (device, ts_ms, payload) VALUES ('old', 2000, '{\"v\":2}');",
+                )
+                .unwrap();
+            }
+            let mut store = crate::store::Store::open(&path)
+                .unwrap_or_else(|e| panic!("version {version}: {e}"));
+            let m = store.meter("old").unwrap();
+            assert_eq!(
+                (
+                    m.transport,
+                    m.server_physical,
+                    m.interval_s,
+                    m.measurements.len()
+                ),
+                (crate::config::values::Transport::Wrapper, None, 15, 1),
+                "version {version}"
+            );
+            let stats = store.outbox_stats().unwrap();
+            assert_eq!(
+                (stats.rows, stats.oldest_ts_ms),
+                (2, Some(1000)),
+                "version {version}"
+            );
+            assert_eq!(store.outbox_delete(&[1]).unwrap(), 1);
+            assert_eq!(
+                store.outbox_stats().unwrap().rows,
+                1,
+                "the counter follows deletes"
+            );
+            let id: i64 = store
+                .conn
+                .pragma_query_value(None, "application_id", |r| r.get(0))
+                .unwrap();
+            assert_eq!(id, APPLICATION_ID, "version {version}");
+        }
+    }
+
     #[test]
     fn version_1_databases_keep_their_meters_and_measurements() {
         let dir = crate::store::tempdir::TempDir::new("migrate");
