@@ -20,6 +20,7 @@ USAGE:
     dlms-bridge run [--db PATH]      the bridge: poll meters, publish to ThingsBoard
     dlms-bridge meter ...            add|list|show|edit|rm|import|export meters
     dlms-bridge settings ...         show|set MQTT / ThingsBoard / outbox settings
+    dlms-bridge provision ...        register this gateway with ThingsBoard (device provisioning)
     dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames and their APDUs
     dlms-bridge decode-apdu HEX      decode one APDU
     dlms-bridge obis CODE            normalise an OBIS code
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
             Some("demo") => Some(cli::demo::run),
             Some("meter") => Some(cli::meter::run),
             Some("settings") => Some(cli::meter::settings),
+            Some("provision") => Some(cli::provision::run),
             _ => None,
         };
     if let Some(run) = sub {

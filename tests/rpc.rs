@@ -458,3 +458,119 @@ fn a_slow_meter_gets_timeouts_and_busy_answers_each_request_answered_once() {
     assert!(error(&e).contains("malformed JSON"), "{e}");
     bridge.terminate();
 }
+
+/// `dlms-bridge provision` against a stand-in for ThingsBoard's provisioning answer.
+#[test]
+fn provisioning_stores_the_token_once_and_explains_refusals() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("provision");
+    let broker = Mosquitto::start(&dir.0);
+    let tb = Tb::connect(broker.port, &["/provision/request"]);
+    let provision = |db: &Path, timeout: &str| {
+        std::process::Command::new(BIN)
+            .args([
+                "provision",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &broker.port.to_string(),
+            ])
+            .args([
+                "--key",
+                "K",
+                "--secret",
+                "S",
+                "--device-name",
+                "GW-1",
+                "--timeout-s",
+                timeout,
+                "--db",
+            ])
+            .arg(db)
+            .output()
+            .unwrap()
+    };
+    // Answers every request after it arrives (the client subscribes first), as `answer` says.
+    let answering = |answer: Value| {
+        let seen = tb.seen.clone();
+        let before = seen.lock().unwrap().len();
+        let client = tb.client.clone();
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                if seen.lock().unwrap().len() > before {
+                    client
+                        .publish(paho_mqtt::Message::new(
+                            "/provision/response",
+                            answer.to_string(),
+                            1,
+                        ))
+                        .unwrap();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        })
+    };
+    let db = dir.0.join("gw.db");
+    let t = answering(
+        json!({"status": "SUCCESS", "credentialsType": "ACCESS_TOKEN", "credentialsValue": "TOKEN-GW-1"}),
+    );
+    let out = provision(&db, "10");
+    t.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let request = tb.answer(|t, _| t == "/provision/request");
+    assert_eq!(
+        (
+            &request["deviceName"],
+            &request["provisionDeviceKey"],
+            &request["gateway"]
+        ),
+        (&json!("GW-1"), &json!("K"), &json!(true))
+    );
+    let s = Store::open(&db).unwrap().settings().unwrap();
+    assert_eq!(s.gateway_token.as_deref(), Some("TOKEN-GW-1"));
+    assert_eq!(s.mqtt_port, broker.port);
+    // Run again (every boot of a fleet image): nothing asked, no second device.
+    let asked = tb.seen.lock().unwrap().len();
+    let again = provision(&db, "2");
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already set"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(tb.seen.lock().unwrap().len(), asked, "no second request");
+    // Refusals and silence: a clear line, exit 1, nothing stored.
+    for (answer, needle) in [
+        (Some(json!({"status": "NOT_FOUND"})), "NOT_FOUND"),
+        (
+            Some(json!({"status": "FAILURE", "errorMsg": "Failed to provision device!"})),
+            "Failed to provision device!",
+        ),
+        (None, "no answer"),
+    ] {
+        let db = dir
+            .0
+            .join(format!("gw-{needle}.db").replace(' ', "_").replace('!', ""));
+        let t = answer.map(answering);
+        let out = provision(&db, "2");
+        if let Some(t) = t {
+            t.join().unwrap();
+        }
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(Store::open(&db)
+            .unwrap()
+            .settings()
+            .unwrap()
+            .gateway_token
+            .is_none());
+    }
+}
