@@ -298,3 +298,71 @@ fn the_log_file_is_reopened_after_rotation() {
         "nothing more went to the moved file"
     );
 }
+
+/// The .deb installs, runs as its user, keeps the data on remove and removes it on purge.
+/// It installs on this machine, so only where asked (CI: DLMS_BRIDGE_TEST_DPKG=1, as root).
+#[test]
+fn deb_package_installs_removes_and_purges() {
+    if std::env::var("DLMS_BRIDGE_TEST_DPKG").map_or(true, |v| v != "1") || !is_root() {
+        eprintln!(
+            "skipped: set DLMS_BRIDGE_TEST_DPKG=1 (as root) to install the package on this machine"
+        );
+        return;
+    }
+    let built = Command::new("sh")
+        .arg(format!("{ROOT}/cross/package.sh"))
+        .args(["deb", "amd64", BIN])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = format!("{ROOT}/{}", String::from_utf8_lossy(&built.stdout).trim());
+    let dpkg = |args: &[&str]| {
+        let out = Command::new("dpkg").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "dpkg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    dpkg(&["-i", &deb]);
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let data = std::fs::metadata("/var/lib/dlms-bridge").unwrap();
+    assert_eq!(data.permissions().mode() & 0o777, 0o700);
+    assert_ne!(
+        data.uid(),
+        0,
+        "the data directory belongs to the service user"
+    );
+    assert!(Path::new("/etc/default/dlms-bridge").exists());
+    // The service user can make and use its database.
+    let out = Command::new("su")
+        .args(["-s", "/bin/sh", "dlms-bridge", "-c"])
+        .arg("/usr/bin/dlms-bridge settings set mqtt.host '' --db /var/lib/dlms-bridge/bridge.db && /usr/bin/dlms-bridge settings show --db /var/lib/dlms-bridge/bridge.db")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dpkg(&["-r", "dlms-bridge"]);
+    assert!(!Path::new("/usr/bin/dlms-bridge").exists());
+    assert!(
+        Path::new("/var/lib/dlms-bridge/bridge.db").exists(),
+        "remove keeps the data"
+    );
+    dpkg(&["--purge", "dlms-bridge"]);
+    assert!(
+        !Path::new("/var/lib/dlms-bridge").exists(),
+        "purge removes the data"
+    );
+    let user = Command::new("getent")
+        .args(["passwd", "dlms-bridge"])
+        .output()
+        .unwrap();
+    assert!(!user.status.success(), "purge removes the user");
+}
