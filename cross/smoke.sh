@@ -15,6 +15,10 @@ seconds=${3:-20}
 case "$target" in
     aarch64-unknown-linux-gnu) qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
     armv7-unknown-linux-gnueabihf | arm-unknown-linux-gnueabihf) qemu="qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+    # Static binaries: no -L, no target C library anywhere.
+    aarch64-unknown-linux-musl) qemu="qemu-aarch64" ;;
+    armv7-unknown-linux-musleabihf) qemu="qemu-arm" ;;
+    x86_64-unknown-linux-musl) qemu="" ;;
     *) echo "unsupported target $target" >&2; exit 2 ;;
 esac
 bin="target/$target/release/dlms-bridge"
