@@ -4,7 +4,7 @@
 //! (`store::settings`) all go through the table.
 
 use super::error::quoted;
-use super::values::{boolean, bounded};
+use super::values::{boolean, bounded, word, word_of, Word};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishMode {
@@ -138,32 +138,19 @@ impl Setting {
     }
 }
 
-fn word<T: Copy>(v: &str, words: &[(T, &str)]) -> Result<T, String> {
-    words
-        .iter()
-        .find(|(_, w)| *w == v)
-        .map(|(t, _)| *t)
-        .ok_or_else(|| {
-            let names: Vec<&str> = words.iter().map(|(_, w)| *w).collect();
-            format!("{} is not {}", quoted(v), names.join(" or "))
-        })
+impl Word for PublishMode {
+    const ALL: &'static [(Self, &'static str)] = &[
+        (PublishMode::Gateway, "gateway"),
+        (PublishMode::Device, "device"),
+    ];
 }
 
-fn word_of<T: Copy + PartialEq>(t: T, words: &[(T, &'static str)]) -> String {
-    words
-        .iter()
-        .find(|(w, _)| *w == t)
-        .map_or(String::new(), |(_, n)| n.to_string())
+impl Word for FullPolicy {
+    const ALL: &'static [(Self, &'static str)] = &[
+        (FullPolicy::DropOldest, "drop-oldest"),
+        (FullPolicy::DropNewest, "drop-newest"),
+    ];
 }
-
-const MODES: &[(PublishMode, &str)] = &[
-    (PublishMode::Gateway, "gateway"),
-    (PublishMode::Device, "device"),
-];
-const POLICIES: &[(FullPolicy, &str)] = &[
-    (FullPolicy::DropOldest, "drop-oldest"),
-    (FullPolicy::DropNewest, "drop-newest"),
-];
 
 fn optional(v: &str) -> Option<String> {
     Some(v.to_string()).filter(|t| !t.is_empty())
@@ -275,10 +262,10 @@ pub static SETTINGS: &[Setting] = &[
         help: "gateway (one session, the gateway token) or device (one session per meter)",
         secret: false,
         set: |s, v| {
-            s.mode = word(v, MODES)?;
+            s.mode = word(v)?;
             Ok(())
         },
-        get: |s| word_of(s.mode, MODES),
+        get: |s| word_of(s.mode).to_string(),
     },
     Setting {
         key: "thingsboard.gateway_token",
@@ -355,10 +342,10 @@ pub static SETTINGS: &[Setting] = &[
         help: "drop-oldest or drop-newest",
         secret: false,
         set: |s, v| {
-            s.outbox_full_policy = word(v, POLICIES)?;
+            s.outbox_full_policy = word(v)?;
             Ok(())
         },
-        get: |s| word_of(s.outbox_full_policy, POLICIES),
+        get: |s| word_of(s.outbox_full_policy).to_string(),
     },
     Setting {
         key: "outbox.write_behind",
