@@ -268,16 +268,22 @@ impl Committer {
         }
     }
 
-    /// At most one rebuild a minute: damage that comes back at once (a failing card) must not
-    /// turn into a loop of rebuilds; meanwhile the readings stay in memory.
-    fn may_quarantine(&mut self) -> bool {
-        let ok = self
+    /// A damaged outbox behind `e` is rebuilt (`quarantine`); true if that was the error and
+    /// it was handled. At most one rebuild a minute: damage that comes back at once (a failing
+    /// card) must not turn into a loop of rebuilds; meanwhile the readings stay in memory and
+    /// the error is reported as any other.
+    fn rebuilt_if_damaged(&mut self, e: &StoreError) -> bool {
+        let due = self
             .last_quarantine
             .map_or(true, |t| t.elapsed() >= Duration::from_secs(60));
-        if ok {
-            self.last_quarantine = Some(Instant::now());
+        if !(outbox::is_corrupt(e) && due) {
+            return false;
         }
-        ok
+        self.last_quarantine = Some(Instant::now());
+        if quarantine(&mut self.store, &self.status, e) {
+            self.refresh_row_stats();
+        }
+        true
     }
 
     fn refresh_row_stats(&mut self) {
@@ -315,14 +321,11 @@ impl Committer {
                     );
                 }
             }
-            Err(e) if outbox::is_corrupt(&e) && self.may_quarantine() => {
-                self.queue.commit_failed(now);
-                if quarantine(&mut self.store, &self.status, &e) {
-                    self.refresh_row_stats();
-                }
-            }
             Err(e) => {
                 self.queue.commit_failed(now);
+                if self.rebuilt_if_damaged(&e) {
+                    return;
+                }
                 if self.should_log_error() {
                     error!(
                         "outbox commit failed ({} reading(s) kept in memory, retrying; published from memory while connected): {e}",
@@ -345,15 +348,9 @@ impl Committer {
                 self.queue.deleted(n);
                 self.writes_work_again("deleting acknowledged readings");
             }
-            // Kept as acknowledged (never offered again) and retried on the next loop.
-            Err(e) if outbox::is_corrupt(&e) && self.may_quarantine() => {
-                if quarantine(&mut self.store, &self.status, &e) {
-                    self.refresh_row_stats();
-                }
-            }
             // Kept as acknowledged (never offered again) and retried; said once per 30 s.
             Err(e) => {
-                if self.should_log_error() {
+                if !self.rebuilt_if_damaged(&e) && self.should_log_error() {
                     warn!(
                         "outbox: deleting {} acknowledged reading(s) (retrying): {e}",
                         ids.len()
@@ -373,12 +370,11 @@ impl Committer {
                     let work = self.queue.offer_rows(rows, l);
                     self.send(work);
                 }
-                Err(e) if outbox::is_corrupt(&e) && self.may_quarantine() => {
-                    if quarantine(&mut self.store, &self.status, &e) {
-                        self.refresh_row_stats();
+                Err(e) => {
+                    if !self.rebuilt_if_damaged(&e) {
+                        warn!("outbox: reading the oldest readings: {e}");
                     }
                 }
-                Err(e) => warn!("outbox: reading the oldest readings: {e}"),
             }
         }
         let work = self.queue.offer_memory(l, self.connected);
