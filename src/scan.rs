@@ -68,6 +68,21 @@ pub fn parse_ports(spec: &str) -> Result<Vec<u16>, String> {
     Ok(out)
 }
 
+/// Each port is tried with HDLC, then the wrapper, unless a transport is given.
+pub const TRANSPORTS: [Transport; 2] = [Transport::Hdlc, Transport::Wrapper];
+
+/// The meter a probe uses before its flags: the defaults with 1 s time-outs (a probe of an
+/// address where nothing answers costs one connect time-out).
+pub fn probe_template() -> MeterConfig {
+    MeterConfig {
+        name: "scan".into(),
+        connect_timeout_ms: 1000,
+        response_timeout_ms: 1000,
+        inter_frame_timeout_ms: 1000,
+        ..MeterConfig::default()
+    }
+}
+
 /// Probes every host x port with each transport in turn (the first that answers wins),
 /// `PARALLEL` at a time, with the addressing, authentication and time-outs of `template`;
 /// `found` gets one JSON object per meter as it is found.

@@ -7,13 +7,14 @@ use paho_mqtt as mqtt;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// Whether the broker's port accepts a TCP connection now (asked only after a failure).
-pub fn port_open(settings: &BridgeSettings) -> bool {
+/// Whether the broker's port accepts a TCP connection within `wait` (asked only after a
+/// failure, to tell causes apart).
+pub fn port_open(settings: &BridgeSettings, wait: Duration) -> bool {
     (settings.mqtt_host.as_str(), settings.mqtt_port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, wait).is_ok())
 }
 
 /// The sentence for a failed connect; `port_open` is asked only where it tells causes apart.

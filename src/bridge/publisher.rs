@@ -469,7 +469,7 @@ impl Publisher {
             let result = match Pin::new(token).poll(&mut cx) {
                 Poll::Ready(r) => Some(r.map(|_| ()).map_err(|e| {
                     super::broker_error::describe(&e, settings, || {
-                        super::broker_error::port_open(settings)
+                        super::broker_error::port_open(settings, Duration::from_secs(1))
                     })
                 })),
                 Poll::Pending if overdue => Some(Err(format!(

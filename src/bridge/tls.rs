@@ -4,7 +4,6 @@
 
 use crate::config::settings::BridgeSettings;
 use paho_mqtt as mqtt;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// `ssl://host:port` or `tcp://host:port`.
@@ -67,12 +66,7 @@ pub fn explain_failure(settings: &BridgeSettings, paho_error: &str) -> String {
     if !settings.mqtt_tls {
         return paho_error.to_string();
     }
-    let reachable = (settings.mqtt_host.as_str(), settings.mqtt_port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if !reachable {
+    if !super::broker_error::port_open(settings, Duration::from_secs(2)) {
         return paho_error.to_string();
     }
     format!(

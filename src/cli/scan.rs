@@ -3,9 +3,7 @@
 //! where the association allows. One JSON line per meter found.
 
 use super::args::{usage, AfterYesNo, MeterFlags, UsageError};
-use dlms_bridge::config::values::Transport;
-use dlms_bridge::config::MeterConfig;
-use dlms_bridge::scan::{parse_hosts, parse_ports, scan, MAX_PROBES};
+use dlms_bridge::scan::{parse_hosts, parse_ports, probe_template, scan, MAX_PROBES, TRANSPORTS};
 use lexopt::prelude::*;
 use std::process::ExitCode;
 
@@ -18,16 +16,7 @@ dlms-bridge scan --hosts 127.0.0.1-127.0.0.20 --ports 3333,4059,4061 [--transpor
   (a probe of an address where nothing answers costs one connect time-out)";
 
 pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
-    let mut flags = MeterFlags::anonymous(
-        MeterConfig {
-            name: "scan".into(),
-            connect_timeout_ms: 1000,
-            response_timeout_ms: 1000,
-            inter_frame_timeout_ms: 1000,
-            ..MeterConfig::default()
-        },
-        AfterYesNo::Refuse,
-    );
+    let mut flags = MeterFlags::anonymous(probe_template(), AfterYesNo::Refuse);
     let (mut hosts, mut ports) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
@@ -67,7 +56,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let transports = if flags.was_given("transport") {
         vec![flags.meter.transport]
     } else {
-        vec![Transport::Hdlc, Transport::Wrapper]
+        TRANSPORTS.to_vec()
     };
     // Checked once, on the first address, so that a bad combination is one usage error.
     flags.meter.host = Some(hosts[0].to_string());

@@ -142,21 +142,12 @@ impl Publisher {
         self.pending_rpcs
             .insert(reply.key(), (reply.clone(), deadline, "scan".into()));
         let inbox = self.inbox.clone();
-        let template = crate::config::MeterConfig {
-            name: "scan".into(),
-            connect_timeout_ms: 1000,
-            response_timeout_ms: 1000,
-            inter_frame_timeout_ms: 1000,
-            ..crate::config::MeterConfig::default()
-        };
+        let template = crate::scan::probe_template();
         let spawned = std::thread::Builder::new()
             .name("rpc-scan".into())
             .spawn(move || {
                 let found = std::sync::Mutex::new(Vec::new());
-                let transports = [
-                    crate::config::values::Transport::Hdlc,
-                    crate::config::values::Transport::Wrapper,
-                ];
+                let transports = crate::scan::TRANSPORTS;
                 crate::scan::scan(&hosts, &ports, &template, &transports, &|line| {
                     if let Ok(mut f) = found.lock() {
                         f.push(line);
