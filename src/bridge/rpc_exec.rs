@@ -40,12 +40,6 @@ fn target(o: &Object) -> Target {
     Target::new(o.class_id, o.obis, o.attribute)
 }
 
-fn value_json(o: &Object, v: &reads::Value) -> Value {
-    let (value, unit) = json::value(v);
-    json!({"obis": o.obis.to_string(), "class": o.class_id, "attribute": o.attribute,
-           "value": value, "unit": unit})
-}
-
 fn read_objects<T: Transport>(
     conn: &mut Connection<T>,
     cache: &mut ScalerCache,
@@ -57,7 +51,7 @@ fn read_objects<T: Transport>(
         .iter()
         .zip(values)
         .map(|(o, v)| match v {
-            Ok(v) => value_json(o, &v),
+            Ok(v) => json::reading(&target(o), &v),
             Err(e) => json!({"obis": o.obis.to_string(), "error": e.to_string()}),
         })
         .collect())

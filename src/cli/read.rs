@@ -203,10 +203,7 @@ fn collect(target: &MeterTarget, mode: &Mode) -> Result<(Vec<String>, Vec<String
             let values = reads::read_values(&mut conn, targets, &mut cache)?;
             for (t, v) in targets.iter().zip(values) {
                 match v {
-                    Ok(v) => {
-                        let (value, unit) = json::value(&v);
-                        lines.push(json!({"obis": t.obis.to_string(), "class": t.class_id, "attribute": t.attribute, "value": value, "unit": unit}).to_string());
-                    }
+                    Ok(v) => lines.push(json::reading(t, &v).to_string()),
                     Err(e) => {
                         errors.push(format!("{} {}:{}: {e}", t.obis, t.class_id, t.attribute))
                     }

@@ -21,6 +21,14 @@ pub fn value(v: &Value) -> (Json, Option<String>) {
     }
 }
 
+/// A value as read from `target`: `{"obis","class","attribute","value","unit"}` (the lines of
+/// `dlms-bridge read`, the answers of the `read` RPCs).
+pub fn reading(target: &crate::client::reads::Target, v: &Value) -> Json {
+    let (value, unit) = self::value(v);
+    json!({"obis": target.obis.to_string(), "class": target.class_id,
+           "attribute": target.attribute, "value": value, "unit": unit})
+}
+
 fn unit_symbol(code: u8, symbol: Option<&str>) -> Option<String> {
     match symbol {
         Some("") => None,
