@@ -18,22 +18,11 @@ mod common;
 use common::{Proc, BIN};
 
 fn proc_cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+    dlms_bridge::procfs::cpu_seconds(&pid.to_string()).unwrap_or(0.0)
 }
 
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    dlms_bridge::procfs::field(&pid.to_string(), file, key).unwrap_or(0)
 }
 
 fn wait_port(port: u16) {

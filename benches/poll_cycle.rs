@@ -20,12 +20,7 @@ use std::time::{Duration, Instant};
 
 /// CPU seconds (user + system) of this process, from /proc/self/stat (clock ticks of 10 ms).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    dlms_bridge::procfs::cpu_seconds("self").unwrap_or(0.0)
 }
 
 struct Row {

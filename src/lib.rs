@@ -16,6 +16,7 @@ pub mod config;
 pub mod cosem;
 pub mod dlms;
 pub mod hex;
+pub mod procfs;
 pub mod scan;
 pub mod sim;
 #[cfg(feature = "runtime")]

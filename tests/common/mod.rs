@@ -151,12 +151,7 @@ pub fn setting(db: &Path, key: &str, value: &str) {
 
 /// A process's resident memory (VmRSS), KiB.
 pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    dlms_bridge::procfs::field(&pid.to_string(), "status", "VmRSS:").unwrap_or(0)
 }
 
 pub fn free_port() -> u16 {

@@ -14,26 +14,6 @@ pub const GATEWAY_DISCONNECT: &str = "v1/gateway/disconnect";
 const OWN_TELEMETRY: &str = "v1/devices/me/telemetry";
 const OWN_ATTRIBUTES: &str = "v1/devices/me/attributes";
 
-/// CPU seconds used by this process (utime + stime from /proc/self/stat).
-fn cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i)?.parse::<f64>().ok();
-    Some((ticks(11)? + ticks(12)?) / 100.0)
-}
-
-fn rss_kib() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 impl Publisher {
     /// Publishes on the gateway session if it is up (QoS 1; a message that finds it down is
     /// simply not sent: these are figures, not readings).
@@ -93,8 +73,8 @@ impl Publisher {
                 "readings_published": p.published_readings,
                 "reconnects": p.reconnects,
                 "dropped": p.dropped,
-                "cpu_s": cpu_s(),
-                "rss_kib": rss_kib(),
+                "cpu_s": crate::procfs::cpu_seconds("self"),
+                "rss_kib": crate::procfs::field("self", "status", "VmRSS:"),
                 "uptime_s": self.status.started.elapsed().as_secs(),
             })
             .to_string(),
