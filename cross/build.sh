@@ -1,53 +1,87 @@
 #!/bin/sh
-# Docker-free ARM builds with Debian's cross compilers.
+# ARM (and static) builds without Docker.
 #
-#   cross/build.sh [--install] [--tls] TARGET...   TARGET: aarch64-unknown-linux-gnu,
+#   cross/build.sh [--install] [--tls] TARGET...   Debian's cross gcc. TARGET:
+#                                                  aarch64-unknown-linux-gnu,
 #                                                  armv7-unknown-linux-gnueabihf
 #   cross/build.sh [--install] [--tls] --static TARGET...
-#                                                  TARGET: aarch64-unknown-linux-musl,
+#                                                  statically linked musl binaries. TARGET:
+#                                                  aarch64-unknown-linux-musl,
+#                                                  armv7-unknown-linux-musleabihf,
 #                                                  x86_64-unknown-linux-musl
+#   cross/build.sh [--install] [--tls] --glibc VERSION TARGET...
+#                                                  gnu binaries that need no glibc newer than
+#                                                  VERSION (e.g. 2.17). TARGET: aarch64-,
+#                                                  armv7- (gnueabihf) or x86_64-unknown-linux-gnu
 #
-# --static builds statically linked musl binaries with `cargo zigbuild` (zig as the C compiler
-# and linker: no C cross toolchain; from PyPI `ziglang` and crates.io `cargo-zigbuild`, which
-# --install fetches). They run on any Linux of their CPU whatever its C library: Raspberry Pi
-# OS Bullseye/Buster, Alpine, OpenWrt.
+# --static and --glibc build with `cargo zigbuild` (zig as the C compiler and linker: no C cross
+# toolchain; from PyPI `ziglang` and crates.io `cargo-zigbuild`, which --install fetches). Static
+# binaries run on any Linux of their CPU whatever its C library: Raspberry Pi OS
+# Bullseye/Buster, Alpine, OpenWrt. rustup ships no standard library for
+# armv7-unknown-linux-musleabihf here, so that target builds it from source with the nightly
+# toolchain (`-Zbuild-std`, rust-src; --install adds both).
 # --install (root, Debian/Ubuntu) installs the cross gcc, qemu-user and cmake, and the rustup
 # targets. Without --tls the binary has no MQTT TLS (mqtt.tls is refused with a clear error);
 # --tls links a static, vendored OpenSSL (feature tls-vendored: no target OpenSSL needed,
-# ~2.5 min more per target, +2.6 MB). Linkers and qemu runners come from .cargo/config.toml; this script adds the C
-# compilers that paho-mqtt's bundled Paho C (cmake) and rusqlite's SQLite (cc) need.
+# ~2.5 min more per target, +2.6 MB). Linkers and qemu runners come from .cargo/config.toml;
+# this script adds the C compilers that paho-mqtt's bundled Paho C (cmake) and rusqlite's
+# SQLite (cc) need.
 # Output: target/TARGET/release/dlms-bridge (stripped, size-optimised release profile).
 set -eu
 cd "$(dirname "$0")/.."
 
 install=0
 static=0
+glibc=""
 features="--no-default-features --features runtime"
 while [ $# -gt 0 ]; do
     case "$1" in
         --install) install=1; shift ;;
         --tls) features="--features tls-vendored"; shift ;;
         --static) static=1; shift ;;
+        --glibc)
+            glibc=${2:-}
+            case "$glibc" in 2.[0-9]*) ;; *) echo "cross/build.sh: --glibc takes a version such as 2.17" >&2; exit 2 ;; esac
+            shift 2 ;;
         *) break ;;
     esac
 done
 
-if [ "$static" = 1 ]; then
-    [ $# -gt 0 ] || set -- aarch64-unknown-linux-musl
+zig_tools() {
     if [ "$install" = 1 ]; then
         python3 -m pip install --quiet --disable-pip-version-check ziglang
         command -v cargo-zigbuild >/dev/null || cargo install cargo-zigbuild --locked --quiet
-        rustup target add "$@"
     fi
     command -v cargo-zigbuild >/dev/null ||
-        { echo "cross/build.sh: --static needs cargo-zigbuild and ziglang (add --install)" >&2; exit 2; }
+        { echo "cross/build.sh: $1 needs cargo-zigbuild and ziglang (add --install)" >&2; exit 2; }
+}
+
+if [ "$static" = 1 ] || [ -n "$glibc" ]; then
+    if [ "$static" = 1 ]; then
+        [ $# -gt 0 ] || set -- aarch64-unknown-linux-musl
+        zig_tools --static
+    else
+        [ $# -gt 0 ] || set -- aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+        zig_tools --glibc
+    fi
     for target in "$@"; do
-        case "$target" in
-            *-linux-musl | *-linux-musleabihf) ;;
-            *) echo "cross/build.sh: --static takes musl targets, not $target" >&2; exit 2 ;;
+        case "$static:$target" in
+            1:*-linux-musl | 1:*-linux-musleabihf | 0:*-linux-gnu | 0:*-linux-gnueabihf) ;;
+            1:*) echo "cross/build.sh: --static takes musl targets, not $target" >&2; exit 2 ;;
+            *) echo "cross/build.sh: --glibc takes gnu targets, not $target" >&2; exit 2 ;;
         esac
-        # shellcheck disable=SC2086 # $features is several words on purpose
-        cargo zigbuild --release --locked $features --target "$target"
+        if [ "$target" = armv7-unknown-linux-musleabihf ]; then
+            # No prebuilt standard library: build it from rust-src with nightly. zig links
+            # musl itself, so rustc's self-contained CRT objects must stay out.
+            [ "$install" = 1 ] && rustup component add rust-src --toolchain nightly >/dev/null
+            # shellcheck disable=SC2086 # $features is several words on purpose
+            RUSTFLAGS="-C link-self-contained=no" cargo +nightly zigbuild --release --locked $features \
+                --target "$target" -Zbuild-std=std,panic_abort
+        else
+            [ "$install" = 1 ] && rustup target add "$target" >/dev/null
+            # shellcheck disable=SC2086
+            cargo zigbuild --release --locked $features --target "$target${glibc:+.$glibc}"
+        fi
         ls -l "target/$target/release/dlms-bridge"
     done
     exit 0

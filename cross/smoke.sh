@@ -7,6 +7,8 @@
 #   cross/smoke.sh TARGET [METERS] [SECONDS]
 #   SMOKE_MQTT_PORT and SMOKE_METER_PORT (the first of METERS ports) choose the loopback ports;
 #   by default they derive from the process id. Everything started is stopped on any exit.
+#   SMOKE_TLS=1: the broker listens with TLS only (a throw-away self-signed certificate for
+#   127.0.0.1) and the bridge must verify it: for binaries built with --tls.
 set -eu
 cd "$(dirname "$0")/.."
 target=$1
@@ -34,6 +36,17 @@ mqtt_port=${SMOKE_MQTT_PORT:-$((20000 + $$ % 1000))}
 meter_port=${SMOKE_METER_PORT:-$((22000 + ($$ % 100) * 10))}
 
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$mqtt_port" > "$dir/mosquitto.conf"
+sub_tls=""
+if [ "${SMOKE_TLS:-0}" = 1 ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -subj /CN=dlms-bridge-smoke -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$dir/broker.key" -out "$dir/broker.crt" 2>/dev/null
+    # mosquitto started as root drops to its own user, which must read its (throw-away) key.
+    chmod 0755 "$dir"
+    chmod 0644 "$dir/broker.key"
+    printf 'certfile %s\nkeyfile %s\n' "$dir/broker.crt" "$dir/broker.key" >> "$dir/mosquitto.conf"
+    sub_tls="--cafile $dir/broker.crt"
+fi
 mosquitto -c "$dir/mosquitto.conf" >/dev/null 2>&1 & pids="$pids $!"
 # shellcheck disable=SC2086
 $qemu "$bin" simulate --meters "$meters" --port-base "$meter_port" 2>/dev/null & pids="$pids $!"
@@ -42,6 +55,12 @@ sleep 2
 $qemu "$bin" settings set mqtt.port "$mqtt_port" --db "$dir/bridge.db"
 # shellcheck disable=SC2086
 $qemu "$bin" settings set http.bind "" --db "$dir/bridge.db"
+if [ -n "$sub_tls" ]; then
+    # shellcheck disable=SC2086
+    $qemu "$bin" settings set mqtt.tls true --db "$dir/bridge.db"
+    # shellcheck disable=SC2086
+    $qemu "$bin" settings set mqtt.ca_file "$dir/broker.crt" --db "$dir/bridge.db"
+fi
 i=0
 while [ "$i" -lt "$meters" ]; do
     # shellcheck disable=SC2086
@@ -49,7 +68,8 @@ while [ "$i" -lt "$meters" ]; do
         --interval-s 1 --db "$dir/bridge.db" >/dev/null
     i=$((i + 1))
 done
-mosquitto_sub -p "$mqtt_port" -t v1/gateway/telemetry -C 5 -W 60 > "$dir/received" & sub=$!
+# shellcheck disable=SC2086 # $sub_tls is two words or none
+mosquitto_sub $sub_tls -h 127.0.0.1 -p "$mqtt_port" -t v1/gateway/telemetry -C 5 -W 60 > "$dir/received" & sub=$!
 pids="$pids $sub"
 # shellcheck disable=SC2086
 $qemu "$bin" run --db "$dir/bridge.db" --log-file "$dir/bridge.log" & bridge=$!
@@ -64,4 +84,4 @@ wait "$sub" || { echo "FAIL: no telemetry received"; cat "$dir/bridge.log"; exit
 kill -TERM "$bridge"
 wait "$bridge" || { echo "FAIL: bridge exit status $?"; cat "$dir/bridge.log"; exit 1; }
 grep -q "stopping: releasing $meters meter(s)" "$dir/bridge.log" || { echo "FAIL: no clean stop"; cat "$dir/bridge.log"; exit 1; }
-echo "$target: $(wc -l < "$dir/received") telemetry messages received; under qemu: $(( (t1 - t0) * 10000 / (seconds * meters) )) µs CPU per meter-cycle, RSS $((rss / 1024)) MiB (emulator included)"
+echo "$target${sub_tls:+ (MQTT over TLS)}: $(wc -l < "$dir/received") telemetry messages received; under qemu: $(( (t1 - t0) * 10000 / (seconds * meters) )) µs CPU per meter-cycle, RSS $((rss / 1024)) MiB (emulator included)"

@@ -341,7 +341,7 @@ fn deb_package_installs_removes_and_purges() {
     // The service user can make and use its database.
     let out = Command::new("su")
         .args(["-s", "/bin/sh", "dlms-bridge", "-c"])
-        .arg("/usr/bin/dlms-bridge settings set mqtt.host '' --db /var/lib/dlms-bridge/bridge.db && /usr/bin/dlms-bridge settings show --db /var/lib/dlms-bridge/bridge.db")
+        .arg("/usr/bin/dlms-bridge settings set log.status_interval_s 1 --db /var/lib/dlms-bridge/bridge.db && /usr/bin/dlms-bridge settings show --db /var/lib/dlms-bridge/bridge.db")
         .output()
         .unwrap();
     assert!(
@@ -349,6 +349,71 @@ fn deb_package_installs_removes_and_purges() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The quick start's configure step, then the service (its SysV script: no systemd
+    // here) as the service user: the log shows readings published.
+    let work = temp("deb-quick-start");
+    let broker = common::Mosquitto::start(&work.0);
+    let meter_port = free_port();
+    let _meter = common::simulate_process(1, meter_port);
+    let db = "/var/lib/dlms-bridge/bridge.db";
+    let cli = |args: &[&str]| {
+        let out = Command::new("/usr/bin/dlms-bridge")
+            .args(args)
+            .args(["--db", db])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&[
+        "meter",
+        "add",
+        "kitchen",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &meter_port.to_string(),
+        "--interval-s",
+        "1",
+    ]);
+    cli(&["settings", "set", "mqtt.port", &broker.port.to_string()]);
+    cli(&["settings", "set", "log.status_interval_s", "1"]);
+    cli(&["settings", "set", "http.bind", ""]);
+    let service = |action: &str| {
+        let out = Command::new("/etc/init.d/dlms-bridge")
+            .arg(action)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{action}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    service("start");
+    let pid: u32 = std::fs::read_to_string("/run/dlms-bridge.pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let owner = std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
+    assert_eq!(owner, data.uid(), "the service runs as its user");
+    let log = "/var/log/dlms-bridge.log";
+    common::wait_for("readings published", Duration::from_secs(30), || {
+        std::fs::read_to_string(log).is_ok_and(|t| {
+            t.lines().any(|l| {
+                l.contains("status: meter \"kitchen\": polling")
+                    && l.split_once("published=")
+                        .and_then(|(_, n)| n.split(' ').next()?.parse::<u64>().ok())
+                        .is_some_and(|n| n > 0)
+            })
+        })
+    });
+    service("stop");
     dpkg(&["-r", "dlms-bridge"]);
     assert!(!Path::new("/usr/bin/dlms-bridge").exists());
     assert!(
@@ -365,4 +430,159 @@ fn deb_package_installs_removes_and_purges() {
         .output()
         .unwrap();
     assert!(!user.status.success(), "purge removes the user");
+}
+
+/// A minimal ELF header for `machine` (no program headers: no loader, so "static"), enough for
+/// the packaging script's checks without building a binary for that CPU.
+fn fake_static_elf(path: &Path, machine: u16) {
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = 2; // 64-bit
+    h[5] = 1; // little endian
+    h[6] = 1; // version
+    h[16..18].copy_from_slice(&2u16.to_le_bytes()); // executable
+    h[18..20].copy_from_slice(&machine.to_le_bytes());
+    h[20..24].copy_from_slice(&1u32.to_le_bytes());
+    h[52..54].copy_from_slice(&64u16.to_le_bytes()); // header size
+    std::fs::write(path, h).unwrap();
+    Command::new("chmod").arg("+x").arg(path).status().unwrap();
+}
+
+fn untar(archive: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let out = Command::new("tar")
+        .arg("xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The OpenWrt package: an opkg archive with the static binary, the procd service and the
+/// board's defaults (a conffile); the service's command keeps the database on the overlay, logs
+/// to logread unless a log file is configured; installing enables without starting; a
+/// dynamically linked or wrong-CPU binary is refused.
+#[test]
+fn openwrt_package_holds_a_procd_service_that_logs_to_logread() {
+    if Command::new("readelf").arg("--version").output().is_err() {
+        assert!(!common::required(), "readelf (binutils) is required here");
+        eprintln!("skipped: no readelf");
+        return;
+    }
+    let d = temp("openwrt-package");
+    let bin = d.0.join("dlms-bridge");
+    fake_static_elf(&bin, 0xB7); // AArch64
+    let package = |arch: &str, binary: &Path| {
+        Command::new("sh")
+            .arg(format!("{ROOT}/cross/package.sh"))
+            .args(["openwrt", arch])
+            .arg(binary)
+            .output()
+            .unwrap()
+    };
+    let out = package("aarch64_cortex-a53", &bin);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ipk = Path::new(ROOT).join(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(ipk.to_string_lossy().ends_with("_aarch64_cortex-a53.ipk"));
+    let outer = d.0.join("outer");
+    untar(&ipk, &outer);
+    assert_eq!(
+        std::fs::read_to_string(outer.join("debian-binary")).unwrap(),
+        "2.0\n"
+    );
+    let (control, data) = (d.0.join("control"), d.0.join("data"));
+    untar(&outer.join("control.tar.gz"), &control);
+    untar(&outer.join("data.tar.gz"), &data);
+    let fields = std::fs::read_to_string(control.join("control")).unwrap();
+    assert!(
+        fields.contains("Package: dlms-bridge\n")
+            && fields.contains("Architecture: aarch64_cortex-a53\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(control.join("conffiles")).unwrap(),
+        "/etc/default/dlms-bridge\n"
+    );
+    assert_eq!(
+        std::fs::read(data.join("usr/bin/dlms-bridge")).unwrap(),
+        std::fs::read(&bin).unwrap()
+    );
+
+    // The procd service, run with stand-ins for rc.common's procd_* helpers.
+    let service = data.join("etc/init.d/dlms-bridge");
+    let defaults = data.join("etc/default/dlms-bridge");
+    let command_of = |defaults: &Path| {
+        let script = format!(
+            "procd_open_instance() {{ :; }}; procd_close_instance() {{ :; }}; mkdir() {{ :; }}\n\
+             procd_set_param() {{ echo \"set $*\"; }}; procd_append_param() {{ echo \"append $*\"; }}\n\
+             . {service}\nDEFAULTS={defaults} start_service\n",
+            service = service.display(),
+            defaults = defaults.display()
+        );
+        let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let params = command_of(&defaults);
+    let command = params
+        .lines()
+        .find(|l| l.starts_with("set command"))
+        .unwrap();
+    assert!(
+        command.contains("/usr/bin/dlms-bridge run --db /etc/dlms-bridge/bridge.db"),
+        "{params}"
+    );
+    assert!(
+        !params.contains("--log-file") && !params.contains("/tmp"),
+        "{params}"
+    );
+    assert!(
+        params.contains("set stdout 1") && params.contains("set stderr 1"),
+        "{params}"
+    );
+    assert!(params.contains("set respawn"), "{params}");
+    let with_file = d.0.join("defaults-with-log-file");
+    std::fs::write(
+        &with_file,
+        std::fs::read_to_string(&defaults).unwrap() + "LOG_FILE=/tmp/dlms-bridge.log\n",
+    )
+    .unwrap();
+    assert!(command_of(&with_file).contains("append command --log-file /tmp/dlms-bridge.log"));
+
+    // Built into an image ($IPKG_INSTROOT): nothing is run.
+    let out = Command::new("sh")
+        .arg(control.join("postinst"))
+        .env("IPKG_INSTROOT", &d.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--db /etc/dlms-bridge/bridge.db"));
+
+    // Refused: a binary for another CPU, a dynamically linked one.
+    let out = package("arm_cortex-a7_neon-vfpv4", &bin);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a binary for arm_cortex-a7"));
+    if cfg!(target_arch = "x86_64") {
+        let out = package("x86_64", Path::new(BIN));
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("dynamically linked"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(ipk);
 }

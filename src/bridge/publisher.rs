@@ -200,9 +200,15 @@ impl Publisher {
         };
         let disabled = self.settings.mqtt_host.is_empty();
         self.status.update_publisher(|p| p.mode = mode);
-        self.status
+        let was = self
+            .status
             .publishing_disabled
-            .store(disabled, std::sync::atomic::Ordering::Relaxed);
+            .swap(disabled, std::sync::atomic::Ordering::Relaxed);
+        if disabled && (!was || self.revision < 0) {
+            // Said once per change: an empty host is a choice, but a silent one looks like a
+            // broken broker connection.
+            info!("publisher: publishing is off (mqtt.host is empty); readings stay in the outbox");
+        }
         let meters = self.store.meters()?;
         let enabled: HashSet<String> = meters
             .iter()

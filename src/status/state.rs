@@ -154,7 +154,12 @@ impl Status {
         let p = self.publisher();
         let mut lines = vec![format!(
             "publisher: {} outbox={} memory={} published={} failed={} reconnects={} dropped={}",
-            if p.connected {
+            if self
+                .publishing_disabled
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                "off (mqtt.host is empty)"
+            } else if p.connected {
                 "connected"
             } else {
                 "disconnected"
