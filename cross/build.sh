@@ -47,7 +47,27 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# What the C parts need, checked before cargo starts: without this a missing tool shows as
+# pages of CMake or linker output from a dependency's build script (cargo runs those first).
+# $1: the C cross compiler this build uses ("" for zig builds).
+prerequisites() {
+    missing=""
+    command -v cmake >/dev/null || missing="$missing cmake"
+    if [ -n "$1" ]; then
+        command -v "$1-gcc" >/dev/null || missing="$missing gcc-$1"
+    else
+        command -v python3 >/dev/null || missing="$missing python3"
+        python3 -m pip --version >/dev/null 2>&1 || missing="$missing python3-pip"
+    fi
+    command -v cc >/dev/null || missing="$missing gcc"
+    if [ -n "$missing" ]; then
+        echo "cross/build.sh: building needs$missing: sudo apt-get install$missing (or add --install)" >&2
+        exit 2
+    fi
+}
+
 zig_tools() {
+    [ "$install" = 1 ] || prerequisites ""
     if [ "$install" = 1 ]; then
         python3 -m pip install --quiet --disable-pip-version-check ziglang
         command -v cargo-zigbuild >/dev/null || cargo install cargo-zigbuild --locked --quiet
@@ -101,6 +121,7 @@ for target in "$@"; do
         armv7-unknown-linux-gnueabihf | arm-unknown-linux-gnueabihf) gnu=arm-linux-gnueabihf ;;
         *) echo "cross/build.sh: unsupported target $target" >&2; exit 2 ;;
     esac
+    [ "$install" = 1 ] || prerequisites "$gnu"
     var=$(echo "$target" | tr '-' '_')
     # shellcheck disable=SC2086 # $features is several words on purpose
     env "CC_$var=$gnu-gcc" "AR_$var=$gnu-ar" "CXX_$var=$gnu-g++" \

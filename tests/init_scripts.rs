@@ -586,3 +586,46 @@ fn openwrt_package_holds_a_procd_service_that_logs_to_logread() {
     }
     let _ = std::fs::remove_file(ipk);
 }
+
+/// Building on a machine without the C tools stops before cargo with one line naming the
+/// packages, instead of pages of CMake or linker output from a dependency's build script.
+#[test]
+fn a_build_without_its_prerequisites_names_the_packages_in_one_line() {
+    let d = temp("bare-path");
+    // A PATH with only what the script itself uses: no cmake, no compilers, no Python.
+    for tool in ["sh", "dirname"] {
+        let found = ["/bin", "/usr/bin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(tool))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(found, d.0.join(tool)).unwrap();
+    }
+    for (args, packages) in [
+        (
+            vec!["aarch64-unknown-linux-gnu"],
+            "cmake gcc-aarch64-linux-gnu gcc",
+        ),
+        (
+            vec!["--static", "aarch64-unknown-linux-musl"],
+            "cmake python3 python3-pip gcc",
+        ),
+    ] {
+        let out = Command::new(d.0.join("sh"))
+            .arg(format!("{ROOT}/cross/build.sh"))
+            .args(&args)
+            .env("PATH", &d.0)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "building needs {packages}: sudo apt-get install {packages}"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
