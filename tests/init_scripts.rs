@@ -629,3 +629,51 @@ fn a_build_without_its_prerequisites_names_the_packages_in_one_line() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// The systemd unit (as install.sh and the .deb install it) passes `systemd-analyze verify`
+/// without a warning; a misspelled hardening key, the mistake that silently drops a
+/// protection, is caught by the same check.
+#[test]
+fn the_systemd_unit_verifies_cleanly() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(!common::required(), "systemd-analyze is required here");
+        eprintln!("skipped: no systemd-analyze");
+        return;
+    }
+    let d = temp("systemd-verify");
+    let unit = std::fs::read_to_string(format!("{ROOT}/init.d/dlms-bridge.service"))
+        .unwrap()
+        .replace("/usr/local/bin/dlms-bridge", BIN);
+    let verify = |name: &str, text: &str| {
+        let path = d.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, warnings) = verify("dlms-bridge.service", &unit);
+    assert!(ok && warnings.trim().is_empty(), "{warnings}");
+    for key in [
+        "ProtectSystem=strict",
+        "ReadWritePaths=",
+        "SupplementaryGroups=dialout",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.contains(key), "{key}");
+    }
+    let (_, warnings) = verify(
+        "misspelled.service",
+        &unit.replace("ProtectSystem=", "ProtectSistem="),
+    );
+    assert!(warnings.contains("ProtectSistem"), "{warnings}");
+}
