@@ -6,7 +6,7 @@
 //!
 //! The decisions are [`Queue`]'s (pure, unit-tested); this file is the I/O around them.
 
-use super::event::Event;
+use super::event::{Event, ProfileCursor};
 use super::publisher::{FromPublisher, ToPublisher};
 use super::queue::{Limits, Queue};
 use crate::clock::now_ms;
@@ -33,6 +33,9 @@ pub struct Committer {
     to_publisher: Sender<ToPublisher>,
     last_error_logged: Option<Instant>,
     last_quarantine: Option<Instant>,
+    /// Profile cursors waiting for their rows to leave memory: (last row's acceptance
+    /// number, cursor).
+    cursors: std::collections::VecDeque<(u64, ProfileCursor)>,
 }
 
 fn limits(s: &BridgeSettings) -> Limits {
@@ -99,6 +102,7 @@ impl Committer {
             to_publisher,
             last_error_logged: None,
             last_quarantine: None,
+            cursors: std::collections::VecDeque::new(),
         };
         c.publish_status();
         Ok(c)
@@ -122,7 +126,7 @@ impl Committer {
             };
             select! {
                 recv(readings) -> ev => match ev {
-                    Ok(ev) => self.queue.accept(ev.into_entry(), Instant::now()),
+                    Ok(ev) => self.accept(ev),
                     Err(_) => closing_since = Some(Instant::now()),
                 },
                 recv(answers) -> a => match a {
@@ -141,7 +145,7 @@ impl Committer {
             // Take what else is waiting without blocking, up to a batch.
             while closing_since.is_none() && self.queue.has_room(&l) {
                 match events.try_recv() {
-                    Ok(ev) => self.queue.accept(ev.into_entry(), Instant::now()),
+                    Ok(ev) => self.accept(ev),
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
                     Err(crossbeam_channel::TryRecvError::Disconnected) => {
                         closing_since = Some(Instant::now());
@@ -161,6 +165,7 @@ impl Committer {
                 self.commit(now);
             }
             self.delete_acknowledged();
+            self.store_cursors();
             if self.queue.probe_due(now) {
                 self.probe_disk(now);
             }
@@ -180,6 +185,7 @@ impl Committer {
                         self.commit(Instant::now());
                     }
                     self.delete_acknowledged();
+                    self.store_cursors();
                     break;
                 }
             }
@@ -199,6 +205,48 @@ impl Committer {
                 String::new()
             }
         );
+    }
+
+    fn accept(&mut self, ev: Event) {
+        let (entries, cursor) = ev.into_entries();
+        let now = Instant::now();
+        for e in entries {
+            self.queue.accept(e, now);
+        }
+        if let Some(c) = cursor {
+            // A chunk without rows moves nothing; its cursor is stored as soon as due.
+            let after = self.queue.last_accepted().unwrap_or(0);
+            self.cursors.push_back((after, c));
+        }
+    }
+
+    /// Stores the cursors whose rows have all left memory (committed or acknowledged), in
+    /// order; a failed write keeps them for the next pass.
+    fn store_cursors(&mut self) {
+        let ready = self
+            .cursors
+            .iter()
+            .take_while(|(seq, _)| self.queue.left_memory(*seq))
+            .count();
+        if ready == 0 {
+            return;
+        }
+        let batch: Vec<(String, String, i64)> = self
+            .cursors
+            .iter()
+            .take(ready)
+            .map(|(_, c)| (c.meter.clone(), c.profile.clone(), c.last_ts))
+            .collect();
+        match self.store.set_profile_cursors(&batch) {
+            Ok(()) => {
+                self.cursors.drain(..ready);
+            }
+            Err(e) => {
+                if self.should_log_error() {
+                    warn!("outbox: storing profile cursors (retrying): {e}");
+                }
+            }
+        }
     }
 
     fn take_answer(&mut self, a: FromPublisher) {
@@ -308,7 +356,7 @@ impl Committer {
                 let was_failing = self.queue.commit_failing();
                 self.queue.committed(&out.ids);
                 if self.queue.oldest_row_ts_ms.is_none() {
-                    self.queue.oldest_row_ts_ms = batch.iter().map(|e| e.ts_ms).min();
+                    self.queue.oldest_row_ts_ms = Some(now_ms());
                 }
                 if out.dropped_full + out.dropped_age > 0 {
                     self.refresh_row_stats();
@@ -395,7 +443,7 @@ impl Committer {
         let (rows, memory, oldest, failing) = (
             self.queue.rows,
             self.queue.in_memory() as u64,
-            self.queue.oldest_unsent_ts_ms(),
+            self.queue.oldest_unsent_ts_ms(Instant::now(), now_ms()),
             self.queue.commit_failing(),
         );
         self.status.update_publisher(|p| {

@@ -11,7 +11,9 @@ pub mod committer;
 pub mod counter;
 pub mod event;
 pub mod link;
+pub mod meter_clock;
 pub mod poll;
+pub mod profiles;
 pub mod publisher;
 pub mod queue;
 pub mod rpc;
@@ -97,6 +99,8 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     };
     let mut workers: HashMap<i64, Running> = HashMap::new();
     let mut rpc_queue = store.settings()?.rpc_queue;
+    let shared_settings: worker::SharedSettings =
+        Arc::new(std::sync::RwLock::new(store.settings()?));
     let spawn = |rpc_queue| Spawn {
         events: &events,
         status: &status,
@@ -104,6 +108,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         routes: &routes,
         to_publisher: &to_publisher,
         rpc_queue,
+        settings: &shared_settings,
     };
     let mut revision = -1;
     let mut last_report = Instant::now();
@@ -117,6 +122,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
                     if let Ok(s) = store.settings() {
                         interval = s.status_interval_s;
                         rpc_queue = s.rpc_queue;
+                        *shared_settings.write().unwrap_or_else(|e| e.into_inner()) = s;
                     }
                     reconcile(&mut workers, meters, &spawn(rpc_queue));
                     revision = r;
@@ -174,6 +180,7 @@ struct Spawn<'a> {
     routes: &'a Routes,
     to_publisher: &'a Sender<publisher::ToPublisher>,
     rpc_queue: usize,
+    settings: &'a worker::SharedSettings,
 }
 
 /// Starts, stops and restarts meter threads to match the configuration.
@@ -241,8 +248,11 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
                 calls: rpc_rx,
                 replies: spawn.to_publisher.clone(),
             },
-            status.clone(),
-            db,
+            worker::Shared {
+                status: status.clone(),
+                db: db.to_path_buf(),
+                settings: spawn.settings.clone(),
+            },
         );
         match std::thread::Builder::new()
             .name(format!("meter-{id}"))

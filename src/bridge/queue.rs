@@ -81,7 +81,7 @@ pub struct Queue {
     parked_memory: HashSet<u64>,
     /// Outbox rows (as last counted plus what this queue committed and deleted).
     pub rows: u64,
-    /// The oldest outbox row's reading time, as last read from the store.
+    /// When the oldest outbox row arrived, as last read from the store.
     pub oldest_row_ts_ms: Option<i64>,
     commit_retry_at: Option<Instant>,
     commit_failures: u32,
@@ -107,6 +107,17 @@ impl Queue {
         self.next_seq += 1;
     }
 
+    /// The acceptance number of the last reading taken, if any.
+    pub fn last_accepted(&self) -> Option<u64> {
+        self.next_seq.checked_sub(1)
+    }
+
+    /// Whether every reading accepted up to `seq` has left memory (committed to the outbox,
+    /// or acknowledged by the broker).
+    pub fn left_memory(&self, seq: u64) -> bool {
+        self.memory.iter().all(|m| m.seq > seq)
+    }
+
     /// Readings in memory (not committed, not acknowledged).
     pub fn in_memory(&self) -> usize {
         self.memory.len()
@@ -122,9 +133,16 @@ impl Queue {
         self.commit_failures > 0
     }
 
-    /// The reading time of the oldest reading not yet acknowledged (memory or outbox).
-    pub fn oldest_unsent_ts_ms(&self) -> Option<i64> {
-        let memory = self.memory.iter().map(|m| m.entry.ts_ms).min();
+    /// Since when (Unix ms) the oldest reading not yet acknowledged has waited, in memory or
+    /// in the outbox: its arrival, not its reading time (a backfilled profile row is days
+    /// older than its arrival, and has not waited that long). `now`/`now_ms`: the same instant
+    /// on both clocks.
+    pub fn oldest_unsent_ts_ms(&self, now: Instant, now_ms: i64) -> Option<i64> {
+        // Memory is in arrival order.
+        let memory = self
+            .memory
+            .front()
+            .map(|m| now_ms - now.saturating_duration_since(m.accepted).as_millis() as i64);
         match (memory, self.oldest_row_ts_ms.filter(|_| self.rows > 0)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -495,7 +513,11 @@ mod tests {
             "backs off"
         );
         assert!(q.commit_due(t0 + Duration::from_millis(600), &l));
-        assert_eq!(q.oldest_unsent_ts_ms(), Some(5), "memory counts as unsent");
+        assert_eq!(
+            q.oldest_unsent_ts_ms(t0 + Duration::from_millis(600), 10_000),
+            Some(9_400),
+            "memory counts as unsent, from its arrival"
+        );
         // Disk full: published from memory even without write-behind.
         let work = q.offer_memory(&l, true);
         assert_eq!(work.len(), 1);
@@ -540,7 +562,7 @@ mod tests {
         let mut q = Queue::new(5, Some(1));
         assert!(q.offer_rows(Vec::new(), &l).is_empty());
         assert_eq!(q.rows, 0);
-        assert_eq!(q.oldest_unsent_ts_ms(), None);
+        assert_eq!(q.oldest_unsent_ts_ms(Instant::now(), 0), None);
     }
 
     #[test]

@@ -2,14 +2,19 @@
 //! publisher. Failures lead to reconnects, exponential backoff with jitter, and a circuit
 //! breaker that pauses a meter reconnecting too often; none of it touches other meters.
 
+mod collect;
+
 use super::counter::CounterLease;
 use super::event::{Event, Reading};
+use super::meter_clock::MeterClock;
 use super::poll::{Failed, PollCycle, Step, BREAKER_PAUSE};
+use super::profiles::Collector;
 use super::publisher::ToPublisher;
 use super::rpc::{MeterCall, RpcCall};
 use crate::client::reads::{self, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, Heard, MeterTarget, NetStats, Transport};
 use crate::clock::now_ms;
+use crate::config::settings::BridgeSettings;
 use crate::config::values::Ciphering;
 use crate::config::MeterConfig;
 use crate::cosem::Obis;
@@ -55,6 +60,9 @@ fn interval_of(config: &MeterConfig) -> Duration {
     Duration::from_secs(u64::from(config.interval_s))
 }
 
+/// The bridge's settings as the supervisor last read them (profile and clock limits).
+pub type SharedSettings = Arc<std::sync::RwLock<BridgeSettings>>;
+
 pub struct Worker {
     config: MeterConfig,
     targets: Vec<Target>,
@@ -64,6 +72,9 @@ pub struct Worker {
     to_publisher: Sender<ToPublisher>,
     status: Arc<Status>,
     db: std::path::PathBuf,
+    settings: SharedSettings,
+    collector: Collector,
+    clock: MeterClock,
 }
 
 /// Where a worker gets its RPCs and sends their answers.
@@ -72,16 +83,23 @@ pub struct RpcPorts {
     pub replies: Sender<ToPublisher>,
 }
 
+/// What a worker shares with the bridge.
+pub struct Shared {
+    pub status: Arc<Status>,
+    pub db: std::path::PathBuf,
+    pub settings: SharedSettings,
+}
+
 impl Worker {
     pub fn new(
         config: MeterConfig,
         events: Sender<Event>,
         control: Receiver<Control>,
         rpc: RpcPorts,
-        status: Arc<Status>,
-        db: &std::path::Path,
+        shared: Shared,
     ) -> Worker {
         let targets = targets_of(&config);
+        let collector = Collector::new(&config.name, &config.profiles, config.utc_offset_min);
         Worker {
             config,
             targets,
@@ -89,8 +107,11 @@ impl Worker {
             control,
             rpc: rpc.calls,
             to_publisher: rpc.replies,
-            status,
-            db: db.to_path_buf(),
+            status: shared.status,
+            db: shared.db,
+            settings: shared.settings,
+            collector,
+            clock: MeterClock::default(),
         }
     }
 
@@ -149,6 +170,8 @@ impl Worker {
             cycle.set_interval(Instant::now(), interval_of(&config));
         }
         self.targets = targets_of(&config);
+        self.collector
+            .configure(&config.profiles, config.utc_offset_min);
         info!(
             "meter {:?}: configuration change applied live (association kept)",
             config.name
@@ -234,6 +257,21 @@ impl Worker {
                     if !self.deliver(ts_ms, values) {
                         break;
                     }
+                    let extras = self.after_poll(&mut assoc, cycle.wake_at());
+                    self.count_traffic(&mut assoc, lease.as_ref());
+                    match extras {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            let f = cycle.read_failed(Instant::now(), e.is_transient());
+                            if !cycle.is_open() {
+                                assoc.conn = None;
+                                self.collector.association_closed();
+                            }
+                            self.report_failure(&e, f);
+                            continue;
+                        }
+                    }
                     // Keep the association between polls only if the next poll comes before
                     // the meter's inactivity timeout would drop it (Microstar: 180 s).
                     let keep_open = self.config.interval_s < self.config.inactivity_timeout_s;
@@ -241,12 +279,14 @@ impl Worker {
                         if let Some(mut c) = assoc.conn.take() {
                             c.release();
                         }
+                        self.collector.association_closed();
                     }
                 }
                 Err(e) => {
                     let f = cycle.read_failed(Instant::now(), e.is_transient());
                     if !cycle.is_open() {
                         assoc.conn = None; // dropped: released best-effort, reconnected next slot
+                        self.collector.association_closed();
                     }
                     self.report_failure(&e, f);
                 }
@@ -260,7 +300,7 @@ impl Worker {
 
     /// Opens the association; false (reported, backing off) if that failed.
     fn open(
-        &self,
+        &mut self,
         assoc: &mut Assoc,
         cycle: &mut PollCycle,
         target: &MeterTarget,
@@ -276,6 +316,8 @@ impl Worker {
                 assoc.cache.clear();
                 assoc.counted = NetStats::default();
                 assoc.conn = Some(c);
+                self.collector.association_closed();
+                self.clock.association_opened();
                 cycle.connected();
                 self.status.update_meter(name, |m| m.reconnects += 1);
                 true

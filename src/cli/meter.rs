@@ -1,4 +1,4 @@
-//! `dlms-bridge meter add|list|show|edit|rm|import|export` and `dlms-bridge settings show|set`:
+//! `dlms-bridge meter add|list|show|edit|rm|import|export|profile` and `dlms-bridge settings show|set`:
 //! configuration management. A running bridge picks changes up within a second.
 
 use super::args::{usage, AfterYesNo, MeterFlags, UsageError};
@@ -20,6 +20,7 @@ dlms-bridge meter add NAME (--host H --port P | --serial DEV) [--FIELD VALUE ...
 dlms-bridge meter edit NAME --FIELD VALUE ...        (only the fields given change)
 dlms-bridge meter list | show NAME | rm NAME
 dlms-bridge meter import FILE.json [--replace] | export    (JSON array of meters; - for stdin)
+dlms-bridge meter profile add|list|rm ...            (load profiles, event logs: meter profile --help)
 dlms-bridge settings show | set KEY VALUE
   common: --db PATH (default $DLMS_BRIDGE_DB, else ./dlms-bridge.db)
   A meter that exists is an import error unless --replace: a replaced meter takes exactly the
@@ -70,6 +71,9 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 return Ok(ExitCode::SUCCESS);
             }
             Long("replace") => replace = true,
+            Value(v) if positional.is_empty() && v == "profile" => {
+                return super::profile::run(parser, db);
+            }
             Long(name) => {
                 let name = name.to_string();
                 if !flags.take(&name, &mut parser)? {

@@ -3,6 +3,7 @@ pub mod args;
 pub mod demo;
 pub mod log_file;
 pub mod meter;
+pub mod profile;
 pub mod provision;
 pub mod read;
 pub mod run;

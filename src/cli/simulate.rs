@@ -15,10 +15,16 @@ pub const HELP: &str = "\
 dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] [--seed 1]
                      [--password P] [--fault KIND [--fault-every N]] [--profile-days 2]
                      [--max-info 128] [--pdu 1024] [--duration-s N]
+                     [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
+                     [--clock-offset-s 0]
 dlms-bridge simulate --serial DEVICE [--mode-e] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values.
   Fault kinds: silence, slow, garbage, bad-crc, split, drop-mid-block, dm, frmr.
+  Profiles: the load profile 1-0:99.1.0 (+A, -A energy every --profile-period-s) and the
+  standard event log 0-0:99.98.0 (a power failure every --outage-every-s), --profile-days
+  deep; --no-range-access serves them by entry only. --clock-offset-s runs the meter's clock
+  ahead (or behind, negative) of the system clock; a SET of the clock moves it.
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
@@ -29,6 +35,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut max_info, mut pdu, mut duration, mut serial, mut mode_e) =
         (128u16, 1024u16, None, None, false);
     let (mut ek, mut ak, mut title, mut hls) = (None, None, *b"SIMMETER", false);
+    let (mut profile_period, mut outage_every, mut range_access, mut clock_offset) =
+        (900i64, 6 * 3600i64, true, 0i64);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("meters") => meters = parse_num("--meters", parser.value()?)?,
@@ -43,6 +51,16 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("fault-every") => fault_every = parse_num("--fault-every", parser.value()?)?,
             Long("profile-days") => profile_days = parse_num("--profile-days", parser.value()?)?,
             Long("max-info") => max_info = parse_num("--max-info", parser.value()?)?,
+            Long("profile-period-s") => {
+                profile_period = parse_num("--profile-period-s", parser.value()?)?
+            }
+            Long("outage-every-s") => {
+                outage_every = parse_num("--outage-every-s", parser.value()?)?
+            }
+            Long("no-range-access") => range_access = false,
+            Long("clock-offset-s") => {
+                clock_offset = parse_num("--clock-offset-s", parser.value()?)?
+            }
             Long("pdu") => pdu = parse_num("--pdu", parser.value()?)?,
             Long("duration-s") => {
                 duration = Some(Duration::from_secs(parse_num(
@@ -81,6 +99,11 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     if !(32..=2030).contains(&max_info) || pdu < 64 {
         return Err(usage("--max-info must be 32..2030 and --pdu at least 64"));
     }
+    if profile_period < 1 || outage_every < 100 {
+        return Err(usage(
+            "--profile-period-s must be at least 1 and --outage-every-s at least 100",
+        ));
+    }
     if mode_e && serial.is_none() {
         return Err(usage("--mode-e needs --serial"));
     }
@@ -105,6 +128,12 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let make = |i: u32| {
         let mut model = MeterModel::new(seed, i);
         model.profile_days = profile_days;
+        model.profile_period = profile_period;
+        model.outage_every = outage_every;
+        model.range_access = range_access;
+        model
+            .clock_offset
+            .store(clock_offset, std::sync::atomic::Ordering::Relaxed);
         let mut c = SimConfig::new(model, framing);
         c.server.password = password.clone();
         c.server.security = security.clone();

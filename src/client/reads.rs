@@ -116,14 +116,12 @@ pub fn read_raw<T: Transport>(
     Ok(out)
 }
 
-/// Reads values, applying scaler_unit (read once per association, cached in `cache`).
-pub fn read_values<T: Transport>(
+/// Reads the scaler_unit of every target that has one and is not cached yet.
+fn fill_scalers<T: Transport>(
     conn: &mut Connection<T>,
     targets: &[Target],
     cache: &mut ScalerCache,
-) -> Result<Vec<Result<Value, ReadError>>, ClientError> {
-    // Scalers first, for those not cached yet; then the values. With a meter that allows
-    // multiple references the first poll takes two batches, every later one takes one.
+) -> Result<(), ClientError> {
     let missing: Vec<Target> = targets
         .iter()
         .filter_map(|t| {
@@ -142,6 +140,18 @@ pub fn read_values<T: Transport>(
             cache.map.insert((t.class_id, t.obis, t.attribute), parsed);
         }
     }
+    Ok(())
+}
+
+/// Reads values, applying scaler_unit (read once per association, cached in `cache`).
+pub fn read_values<T: Transport>(
+    conn: &mut Connection<T>,
+    targets: &[Target],
+    cache: &mut ScalerCache,
+) -> Result<Vec<Result<Value, ReadError>>, ClientError> {
+    // Scalers first, for those not cached yet; then the values. With a meter that allows
+    // multiple references the first poll takes two batches, every later one takes one.
+    fill_scalers(conn, targets, cache)?;
     let raw = read_raw(conn, targets)?;
     Ok(targets
         .iter()
@@ -261,31 +271,73 @@ pub fn read_profile<T: Transport>(
     selection: RowSelection,
     cache: &mut ScalerCache,
 ) -> Result<Result<Profile, ReadError>, ClientError> {
-    let capture = Target::new(7, obis, 3);
-    let columns: Vec<CaptureObject> = match read_raw(conn, &[capture])?.remove(0) {
-        Ok(d) => d
-            .as_items()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(CaptureObject::from_data)
-            .collect(),
-        Err(e) => return Ok(Err(ReadError::Access(e))),
+    let columns = match read_capture_objects(conn, obis)? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
     };
-    // Scalers of the register columns (cached per association).
+    Ok(
+        read_profile_rows(conn, obis, &columns, selection, cache, 0)?
+            .map(|rows| Profile { columns, rows }),
+    )
+}
+
+/// A profile's capture_objects (attribute 3): its columns.
+pub fn read_capture_objects<T: Transport>(
+    conn: &mut Connection<T>,
+    obis: Obis,
+) -> Result<Result<Vec<CaptureObject>, ReadError>, ClientError> {
+    let capture = Target::new(7, obis, 3);
+    Ok(read_raw(conn, &[capture])?
+        .remove(0)
+        .map_err(ReadError::Access)
+        .map(|d| {
+            d.as_items()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(CaptureObject::from_data)
+                .collect()
+        }))
+}
+
+/// An unsigned attribute (a profile's capture_period, entries_in_use, ...).
+pub fn read_unsigned<T: Transport>(
+    conn: &mut Connection<T>,
+    target: Target,
+) -> Result<Result<u64, ReadError>, ClientError> {
+    Ok(read_raw(conn, &[target])?
+        .remove(0)
+        .map_err(ReadError::Access)
+        .and_then(|d| {
+            d.as_i128()
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(|| ReadError::Scaler(format!("not an unsigned number: {d:?}")))
+        }))
+}
+
+/// Reads rows of a profile whose columns are known: the scalers of register columns (once
+/// per association, from `cache`), then the buffer with the selection. A clock column
+/// becomes the row's timestamp (local-time clocks: `utc_offset_min`, see
+/// [`DateTime::to_unix_local`]).
+pub fn read_profile_rows<T: Transport>(
+    conn: &mut Connection<T>,
+    obis: Obis,
+    columns: &[CaptureObject],
+    selection: RowSelection,
+    cache: &mut ScalerCache,
+    utc_offset_min: i16,
+) -> Result<Result<Vec<ProfileRow>, ReadError>, ClientError> {
     let scaled: Vec<Target> = columns
         .iter()
         .map(|c| Target::new(c.class_id, c.instance, c.attribute))
         .filter(|t| t.scaler_attribute().is_some())
         .collect();
-    if !scaled.is_empty() {
-        // Reading the values is cheap and fills the cache with their scalers.
-        let _ = read_values(conn, &scaled, cache)?;
-    }
+    fill_scalers(conn, &scaled, cache)?;
     let access = match selection {
         RowSelection::All => None,
         RowSelection::Range(from, to) => Some(SelectiveAccess::profile_range(
             columns
-                .first()
+                .iter()
+                .find(|c| c.class_id == 8)
                 .copied()
                 .unwrap_or(CaptureObject::CLOCK_TIME),
             DateTime::from_unix(from, 0),
@@ -308,7 +360,9 @@ pub fn read_profile<T: Transport>(
             let mut values = Vec::new();
             for (col, cell) in columns.iter().zip(row.as_items().unwrap_or_default()) {
                 if col.class_id == 8 && col.attribute == 2 {
-                    timestamp = cell.as_date_time().and_then(|d| d.to_unix());
+                    timestamp = cell
+                        .as_date_time()
+                        .and_then(|d| d.to_unix_local(utc_offset_min));
                     continue;
                 }
                 let target = Target::new(col.class_id, col.instance, col.attribute);
@@ -324,5 +378,5 @@ pub fn read_profile<T: Transport>(
             ProfileRow { timestamp, values }
         })
         .collect();
-    Ok(Ok(Profile { columns, rows }))
+    Ok(Ok(rows))
 }

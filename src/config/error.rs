@@ -94,6 +94,7 @@ fn shown_name(field: &str, naming: Naming) -> String {
         Naming::Flags => match super::fields::find(field) {
             Some(f) => format!("--{}", f.flag),
             None if field == "measurements" => "--measure".to_string(),
+            None if field == "profiles" => "meter profile".to_string(),
             None => field.to_string(),
         },
     }

@@ -597,6 +597,40 @@ pub static FIELDS: &[Field] = &[
         clear: no_clear,
         get: |m| s(m.rpc_write),
     },
+    Field {
+        name: "utc_offset_min",
+        flag: "utc-offset-min",
+        value: "N",
+        help: "for meters whose clock is local time without a deviation: minutes east of UTC \
+               (the clock's daylight-saving flag adds 60)",
+        kind: Kind::Int,
+        secret: false,
+        optional: false,
+        live: true,
+        set: |m, v| {
+            m.utc_offset_min = bounded(v, -840, 840)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(m.utc_offset_min),
+    },
+    Field {
+        name: "clock_sync_threshold_s",
+        flag: "clock-sync-threshold-s",
+        value: "N|none",
+        help: "set the meter's clock when it is off by more than this (at most once per \
+               clock.check_interval_s); none: never",
+        kind: Kind::Int,
+        secret: false,
+        optional: true,
+        live: true,
+        set: |m, v| {
+            m.clock_sync_threshold_s = Some(bounded(v, 1, 86_400)?);
+            Ok(())
+        },
+        clear: |m| m.clock_sync_threshold_s = None,
+        get: |m| m.clock_sync_threshold_s.map(|t| t.to_string()),
+    },
 ];
 
 impl MeterConfig {
@@ -726,7 +760,7 @@ mod tests {
         assert_eq!(m.server_physical, None);
     }
 
-    /// Every member of `MeterConfig` (but the row id and the measurements) is in `FIELDS`:
+    /// Every member of `MeterConfig` (but the row id, the measurements and the profiles) is in `FIELDS`:
     /// a member without an entry would be neither stored nor settable.
     #[test]
     fn every_member_has_a_field() {
@@ -747,7 +781,7 @@ mod tests {
         members.push(inner[start..].trim().to_string());
         for m in members {
             let name = m.split(':').next().unwrap().trim();
-            if name == "id" || name == "measurements" {
+            if name == "id" || name == "measurements" || name == "profiles" {
                 continue;
             }
             assert!(

@@ -4,6 +4,7 @@
 use super::error::{literal, quoted, ConfigError};
 use super::fields::{Kind, FIELDS};
 use super::meter::{Measurement, MeterConfig};
+use super::profile::ProfileSpec;
 use serde_json::{json, Map, Value};
 
 /// How secrets appear in a meter's JSON.
@@ -38,7 +39,76 @@ pub fn to_json(m: &MeterConfig, secrets: Secrets) -> Value {
         o.insert(f.name.into(), v);
     }
     o.insert("measurements".into(), measurements_json(&m.measurements));
+    o.insert("profiles".into(), profiles_json(&m.profiles));
     Value::Object(o)
+}
+
+/// `[{"obis": ..., "every_s": N|null, "keys": {"OBIS": "key"}}]`
+pub fn profiles_json(list: &[ProfileSpec]) -> Value {
+    Value::Array(list.iter().map(profile_json).collect())
+}
+
+pub fn profile_json(p: &ProfileSpec) -> Value {
+    let keys: Map<String, Value> = p
+        .keys
+        .iter()
+        .map(|(c, k)| (c.to_string(), json!(k)))
+        .collect();
+    json!({"obis": p.obis.to_string(), "every_s": p.every_s, "keys": keys})
+}
+
+pub fn profile_from_json(item: &Value) -> Result<ProfileSpec, ConfigError> {
+    let shape = || {
+        ConfigError::field(
+            "profiles",
+            "each is {\"obis\": ..., \"every_s\": ..., \"keys\": {...}}",
+        )
+    };
+    let o = item.as_object().ok_or_else(shape)?;
+    if let Some(k) = o
+        .keys()
+        .find(|k| !matches!(k.as_str(), "obis" | "every_s" | "keys"))
+    {
+        return Err(ConfigError::field(
+            "profiles",
+            format!("unknown field {}; known: obis, every_s, keys", quoted(k)),
+        ));
+    }
+    let obis = match o.get("obis") {
+        Some(v) => scalar("profiles", v)?.ok_or_else(shape)?,
+        None => return Err(shape()),
+    };
+    let every = match o.get("every_s") {
+        Some(v) => scalar("profiles", v)?,
+        None => None,
+    };
+    let mut keys = Vec::new();
+    match o.get("keys") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(k)) => {
+            for (column, key) in k {
+                let key = key.as_str().ok_or_else(|| {
+                    ConfigError::field("profiles", format!("key of {column} must be text"))
+                })?;
+                keys.push((column.clone(), key.to_string()));
+            }
+        }
+        Some(_) => {
+            return Err(ConfigError::field(
+                "profiles",
+                "keys is {\"OBIS\": \"key\"}",
+            ))
+        }
+    }
+    ProfileSpec::from_parts(&obis, every.as_deref(), &keys)
+}
+
+pub fn profiles_from_json(v: &Value) -> Result<Vec<ProfileSpec>, ConfigError> {
+    v.as_array()
+        .ok_or_else(|| ConfigError::field("profiles", "expected a list"))?
+        .iter()
+        .map(profile_from_json)
+        .collect()
 }
 
 pub fn measurements_json(list: &[Measurement]) -> Value {
@@ -68,13 +138,14 @@ pub fn apply_json(m: &mut MeterConfig, o: &Map<String, Value>) -> Result<(), Con
     for key in o.keys() {
         let shown_by_us = key == "id"
             || key == "measurements"
+            || key == "profiles"
             || FIELDS
                 .iter()
                 .any(|f| f.name == key || (f.secret && key == &format!("{}_set", f.name)));
         if !shown_by_us {
             let known: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
             return Err(ConfigError::new(literal(&format!(
-                "unknown field {}; known: {}, measurements",
+                "unknown field {}; known: {}, measurements, profiles",
                 quoted(key),
                 known.join(", ")
             ))));
@@ -87,6 +158,9 @@ pub fn apply_json(m: &mut MeterConfig, o: &Map<String, Value>) -> Result<(), Con
     }
     if let Some(v) = o.get("measurements") {
         m.measurements = measurements_from_json(v)?;
+    }
+    if let Some(v) = o.get("profiles") {
+        m.profiles = profiles_from_json(v)?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! that passed it builds its [`MeterTarget`](crate::client::MeterTarget) without failing.
 
 use super::error::{quoted, ConfigError};
+use super::profile::{check_profiles, ProfileSpec};
 use super::values::{AuthKind, Ciphering, Parity, Secret, Transport};
 
 use crate::cosem::Obis;
@@ -145,7 +146,13 @@ pub struct MeterConfig {
     /// ThingsBoard RPCs that write to the meter (set_clock, set, action, disconnect,
     /// reconnect) are refused unless this is true.
     pub rpc_write: bool,
+    /// Minutes east of UTC of a meter whose clock carries no deviation (local time).
+    pub utc_offset_min: i16,
+    /// Set the meter's clock when it drifts by more than this many seconds; `None`: never.
+    pub clock_sync_threshold_s: Option<u32>,
     pub measurements: Vec<Measurement>,
+    /// Profiles (load profiles, event logs) collected with backfill.
+    pub profiles: Vec<ProfileSpec>,
 }
 
 impl Default for MeterConfig {
@@ -187,7 +194,10 @@ impl Default for MeterConfig {
             device_type: "electricity-meter".to_string(),
             access_token: None,
             rpc_write: false,
+            utc_offset_min: 0,
+            clock_sync_threshold_s: None,
             measurements: default_measurements(),
+            profiles: Vec::new(),
         }
     }
 }
@@ -271,7 +281,7 @@ impl MeterConfig {
         if self.measurements.is_empty() {
             return Err(ConfigError::field("measurements", "needs at least one"));
         }
-        Ok(())
+        check_profiles(&self.profiles)
     }
 
     /// The TCP or serial endpoint as people write it.

@@ -9,10 +9,12 @@ pub mod error;
 pub mod fields;
 pub mod json;
 pub mod meter;
+pub mod profile;
 pub mod settings;
 pub mod target;
 pub mod values;
 
 pub use error::{ConfigError, Naming};
 pub use meter::{default_measurements, Measurement, MeterConfig};
+pub use profile::ProfileSpec;
 pub use target::fresh_association;

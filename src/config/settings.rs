@@ -71,6 +71,14 @@ pub struct BridgeSettings {
     pub rpc_max_rows: usize,
     /// Seconds between the gateway's own telemetry messages (0: none).
     pub stats_interval_s: u64,
+    /// Profile rows per exchange while collecting (a backfill comes in chunks of this).
+    pub profile_chunk_rows: u32,
+    /// How far back a newly added profile starts.
+    pub profile_initial_days: u32,
+    /// The longest gap a backfill covers; older rows are skipped (and logged).
+    pub profile_max_backfill_days: u32,
+    /// Seconds between reads of each meter's clock (and possible syncs).
+    pub clock_check_interval_s: u64,
 }
 
 impl Default for BridgeSettings {
@@ -105,6 +113,10 @@ impl Default for BridgeSettings {
             rpc_timeout_s: 30,
             rpc_max_rows: 1000,
             stats_interval_s: 60,
+            profile_chunk_rows: 96,
+            profile_initial_days: 1,
+            profile_max_backfill_days: 31,
+            clock_check_interval_s: 3600,
         }
     }
 }
@@ -366,6 +378,46 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         get: |s| s.health_max_unsent_age_s.to_string(),
+    },
+    Setting {
+        key: "profile.chunk_rows",
+        help: "profile rows read per exchange (a backfill comes in chunks of this, between live polls)",
+        secret: false,
+        set: |s, v| {
+            s.profile_chunk_rows = bounded(v, 1, 10_000)?;
+            Ok(())
+        },
+        get: |s| s.profile_chunk_rows.to_string(),
+    },
+    Setting {
+        key: "profile.initial_days",
+        help: "how far back a newly added profile is collected",
+        secret: false,
+        set: |s, v| {
+            s.profile_initial_days = bounded(v, 0, 366)?;
+            Ok(())
+        },
+        get: |s| s.profile_initial_days.to_string(),
+    },
+    Setting {
+        key: "profile.max_backfill_days",
+        help: "the longest gap a backfill covers; rows older than this are skipped (logged)",
+        secret: false,
+        set: |s, v| {
+            s.profile_max_backfill_days = bounded(v, 1, 366)?;
+            Ok(())
+        },
+        get: |s| s.profile_max_backfill_days.to_string(),
+    },
+    Setting {
+        key: "clock.check_interval_s",
+        help: "seconds between reads of each meter's clock (drift telemetry, syncs)",
+        secret: false,
+        set: |s, v| {
+            s.clock_check_interval_s = bounded(v, 10, 86_400 * 7)?;
+            Ok(())
+        },
+        get: |s| s.clock_check_interval_s.to_string(),
     },
     Setting {
         key: "log.status_interval_s",

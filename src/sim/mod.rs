@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod net;
+pub mod profiles;
 pub mod server;
 
 pub use model::MeterModel;

@@ -7,7 +7,7 @@
 
 use crate::cosem::Obis;
 use crate::dlms::axdr::{Data, DateTime};
-use crate::dlms::xdlms::{CaptureObject, DataAccessResult, SelectiveAccess};
+use crate::dlms::xdlms::{DataAccessResult, SelectiveAccess};
 
 pub const CLASS_DATA: u16 = 1;
 pub const CLASS_REGISTER: u16 = 3;
@@ -25,6 +25,9 @@ pub const CLOCK: Obis = Obis::new(0, 0, 1, 0, 0, 255);
 pub const DISCONNECT_CONTROL: Obis = Obis::new(0, 0, 96, 3, 10, 255);
 pub const ASSOCIATION: Obis = Obis::new(0, 0, 40, 0, 0, 255);
 pub const LOAD_PROFILE: Obis = Obis::new(1, 0, 99, 1, 0, 255);
+/// The standard event log and its event code object (IDIS).
+pub const EVENT_LOG: Obis = Obis::new(0, 0, 99, 98, 0, 255);
+pub const EVENT_CODE: Obis = Obis::new(0, 0, 96, 11, 0, 255);
 pub const ENERGY_IMPORT: Obis = Obis::new(1, 0, 1, 8, 0, 255);
 pub const ENERGY_EXPORT: Obis = Obis::new(1, 0, 2, 8, 0, 255);
 pub const MAX_DEMAND: Obis = Obis::new(1, 0, 1, 6, 0, 255);
@@ -179,8 +182,18 @@ fn obis_key(o: Obis) -> u64 {
 pub struct MeterModel {
     pub seed: u64,
     pub index: u32,
-    /// Days of load profile kept (rows every 15 minutes).
+    /// Days of load profile and event log kept.
     pub profile_days: u32,
+    /// Seconds between load profile rows (the capture period).
+    pub profile_period: i64,
+    /// Whether the profiles serve selective access by range (some meters only by entry).
+    pub range_access: bool,
+    /// Seconds between simulated power failures in the event log (each a "power down" and,
+    /// 90 s later, a "power up" event).
+    pub outage_every: i64,
+    /// The meter's clock minus the system clock, in seconds: shared by every connection to
+    /// this meter, moved by a SET of the clock.
+    pub clock_offset: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A value and its scaler/unit, as the truth for tests.
@@ -197,6 +210,10 @@ impl MeterModel {
             seed,
             index,
             profile_days: 2,
+            profile_period: PROFILE_PERIOD,
+            range_access: true,
+            outage_every: 6 * 3600,
+            clock_offset: std::sync::Arc::default(),
         }
     }
 
@@ -327,22 +344,12 @@ impl MeterModel {
                 Ok(Data::DoubleLongUnsigned(PROFILE_PERIOD as u32))
             }
             (CLASS_DEMAND_REGISTER, DEMAND, 9) => Ok(Data::LongUnsigned(1)),
-            (CLASS_PROFILE_GENERIC, LOAD_PROFILE, 2) => self.profile_buffer(access, now),
-            (CLASS_PROFILE_GENERIC, LOAD_PROFILE, 3) => Ok(Data::Array(
-                Self::profile_columns()
-                    .iter()
-                    .map(CaptureObject::to_data)
-                    .collect(),
+            (CLASS_PROFILE_GENERIC, p @ (LOAD_PROFILE | EVENT_LOG), a) => {
+                self.profile_attribute(p, a, access, now)
+            }
+            (CLASS_DATA, EVENT_CODE, 2) => Ok(Data::LongUnsigned(
+                self.event_rows(now).last().map_or(0, |(_, code)| *code),
             )),
-            (CLASS_PROFILE_GENERIC, LOAD_PROFILE, 4) => {
-                Ok(Data::DoubleLongUnsigned(PROFILE_PERIOD as u32))
-            }
-            (CLASS_PROFILE_GENERIC, LOAD_PROFILE, 7) => {
-                Ok(Data::DoubleLongUnsigned(self.profile_rows(now).len() as u32))
-            }
-            (CLASS_PROFILE_GENERIC, LOAD_PROFILE, 8) => {
-                Ok(Data::DoubleLongUnsigned(self.profile_days * 96))
-            }
             (CLASS_ASSOCIATION_LN, ASSOCIATION, 2) => Ok(self.object_list()),
             _ if self.has_object(class, obis) => Err(DataAccessResult::OBJECT_UNAVAILABLE),
             _ => undefined,
@@ -362,6 +369,8 @@ impl MeterModel {
             (CLASS_DISCONNECT_CONTROL, DISCONNECT_CONTROL),
             (CLASS_ASSOCIATION_LN, ASSOCIATION),
             (CLASS_PROFILE_GENERIC, LOAD_PROFILE),
+            (CLASS_PROFILE_GENERIC, EVENT_LOG),
+            (CLASS_DATA, EVENT_CODE),
             (CLASS_EXTENDED_REGISTER, MAX_DEMAND),
             (CLASS_DEMAND_REGISTER, DEMAND),
         ];
@@ -395,113 +404,12 @@ impl MeterModel {
                 .collect(),
         )
     }
-
-    pub fn profile_columns() -> [CaptureObject; 3] {
-        let energy = |obis| CaptureObject {
-            class_id: CLASS_REGISTER,
-            instance: obis,
-            attribute: 2,
-            data_index: 0,
-        };
-        [
-            CaptureObject::CLOCK_TIME,
-            energy(ENERGY_IMPORT),
-            energy(ENERGY_EXPORT),
-        ]
-    }
-
-    /// Row timestamps: every 15 minutes over `profile_days`, ending at the last full period.
-    pub fn profile_rows(&self, now: i64) -> Vec<i64> {
-        let last = now - now.rem_euclid(PROFILE_PERIOD);
-        let n = i64::from(self.profile_days) * 96;
-        (0..n).rev().map(|i| last - i * PROFILE_PERIOD).collect()
-    }
-
-    /// One profile row as the meter stores it.
-    pub fn profile_row(&self, t: i64) -> Vec<Data> {
-        let energy = |o| Data::DoubleLongUnsigned(self.truth(o, t).map_or(0, |v| v.raw as u32));
-        vec![
-            Data::OctetString(DateTime::from_unix(t, 0).to_bytes().to_vec()),
-            energy(ENERGY_IMPORT),
-            energy(ENERGY_EXPORT),
-        ]
-    }
-
-    fn profile_buffer(
-        &self,
-        access: Option<&SelectiveAccess>,
-        now: i64,
-    ) -> Result<Data, DataAccessResult> {
-        let rows = self.profile_rows(now);
-        let columns = Self::profile_columns().len();
-        let (selected, col_range): (Vec<i64>, std::ops::Range<usize>) = match access {
-            None => (rows, 0..columns),
-            Some(SelectiveAccess {
-                selector: 1,
-                parameters,
-            }) => {
-                let items = parameters.as_items().ok_or(DataAccessResult(12))?;
-                let [_restricting, from, to, _cols] = items else {
-                    return Err(DataAccessResult(12));
-                };
-                let from = from
-                    .as_date_time()
-                    .and_then(|d| d.to_unix())
-                    .ok_or(DataAccessResult(12))?;
-                let to = to
-                    .as_date_time()
-                    .and_then(|d| d.to_unix())
-                    .ok_or(DataAccessResult(12))?;
-                (
-                    rows.into_iter()
-                        .filter(|t| (from..=to).contains(t))
-                        .collect(),
-                    0..columns,
-                )
-            }
-            Some(SelectiveAccess {
-                selector: 2,
-                parameters,
-            }) => {
-                let items = parameters.as_items().ok_or(DataAccessResult(12))?;
-                let nums: Vec<i128> = items.iter().filter_map(Data::as_i128).collect();
-                let [from, to, from_col, to_col] = nums[..] else {
-                    return Err(DataAccessResult(12));
-                };
-                let n = rows.len() as i128;
-                let to = if to == 0 { n } else { to.min(n) };
-                let first = (from.max(1) - 1) as usize;
-                let last = to.max(0) as usize;
-                let to_col = if to_col == 0 {
-                    columns as i128
-                } else {
-                    to_col.min(columns as i128)
-                };
-                let cols = (from_col.max(1) - 1) as usize..to_col.max(0) as usize;
-                (
-                    rows.get(first..last.max(first))
-                        .unwrap_or_default()
-                        .to_vec(),
-                    cols,
-                )
-            }
-            Some(_) => return Err(DataAccessResult(12)),
-        };
-        Ok(Data::Array(
-            selected
-                .into_iter()
-                .map(|t| {
-                    let row = self.profile_row(t);
-                    Data::Structure(row.get(col_range.clone()).unwrap_or_default().to_vec())
-                })
-                .collect(),
-        ))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dlms::xdlms::CaptureObject;
 
     #[test]
     fn values_are_deterministic_and_plausible() {

@@ -144,8 +144,6 @@ pub struct ServerSession {
     /// The association is the public client's of a secured meter: frame counter only.
     public: bool,
     pending: Option<PendingBlocks>,
-    /// Seconds added to the system clock (the meter's clock after a SET).
-    pub clock_offset: i64,
 }
 
 impl ServerSession {
@@ -157,7 +155,6 @@ impl ServerSession {
             association: None,
             public: false,
             pending: None,
-            clock_offset: 0,
         }
     }
 
@@ -227,7 +224,11 @@ impl ServerSession {
     }
 
     fn handle_plain(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
-        let meter_now = now + self.clock_offset;
+        let meter_now = now
+            + self
+                .model
+                .clock_offset
+                .load(std::sync::atomic::Ordering::Relaxed);
         let decoded = match Apdu::decode(apdu) {
             Ok(a) => a,
             Err(_) => return Some(exception(2, 2)),
@@ -646,7 +647,9 @@ impl ServerSession {
         {
             match value.as_date_time().and_then(|d| d.to_unix()) {
                 Some(t) => {
-                    self.clock_offset = t - now;
+                    self.model
+                        .clock_offset
+                        .store(t - now, std::sync::atomic::Ordering::Relaxed);
                     DataAccessResult::SUCCESS
                 }
                 None => DataAccessResult(12), // type-unmatched

@@ -27,6 +27,11 @@ fn meter_json(m: &MeterStatus) -> Value {
         "breaker": if m.state == MeterState::BreakerOpen { "open" } else { "closed" },
         "last_error": m.last_error,
         "invocation_counter": m.invocation_counter,
+        "clock_drift_s": m.clock_drift_s,
+        "profiles": m.profiles.iter().map(|(obis, p)| (obis.clone(), json!({
+            "newest_row": p.newest_row_s.map(format_rfc3339),
+            "rows": p.rows,
+        }))).collect::<serde_json::Map<String, Value>>(),
         "dlms": {
             "bytes_sent": m.net.bytes_sent,
             "bytes_received": m.net.bytes_received,

@@ -54,6 +54,16 @@ pub struct MeterStatus {
     /// Secured meters: the next client invocation counter (not a secret; shows that it moves
     /// and how far it is from the end of the space).
     pub invocation_counter: Option<u32>,
+    /// The meter's clock minus the gateway's, in seconds, at the last check.
+    pub clock_drift_s: Option<i64>,
+    /// Per profile (OBIS): the newest row collected (Unix s) and the rows collected.
+    pub profiles: BTreeMap<String, ProfileProgress>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileProgress {
+    pub newest_row_s: Option<i64>,
+    pub rows: u64,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,7 @@
 use super::{Result, Store, StoreError};
 use crate::config::fields::{Kind, FIELDS};
 use crate::config::json::from_json;
-use crate::config::{Measurement, MeterConfig};
+use crate::config::{Measurement, MeterConfig, ProfileSpec};
 use log::warn;
 use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, OptionalExtension, Row};
@@ -79,8 +79,59 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         for m in &mut meters {
             m.measurements = self.measurements(m.id.unwrap_or_default())?;
+            m.profiles = self.profiles(m.id.unwrap_or_default())?;
         }
         Ok(meters)
+    }
+
+    fn profiles(&self, meter_id: i64) -> Result<Vec<ProfileSpec>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT obis, every_s, keys FROM profiles WHERE meter_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([meter_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (obis, every_s, keys) = row?;
+            let keys: Vec<(String, String)> = serde_json::from_str(&keys).unwrap_or_default();
+            let every = every_s.map(|n| n.to_string());
+            match ProfileSpec::from_parts(&obis, every.as_deref(), &keys) {
+                Ok(p) => out.push(p),
+                Err(e) => warn!("meter {meter_id}: stored profile left out: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest profile row already in the outbox (Unix seconds), per meter and profile.
+    pub fn profile_cursor(&self, meter: &str, obis: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_ts FROM profile_cursors WHERE meter = ?1 AND obis = ?2",
+                [meter, obis],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Moves profile cursors, in one transaction (only after their rows are in the outbox).
+    pub fn set_profile_cursors(&mut self, cursors: &[(String, String, i64)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (meter, obis, ts) in cursors {
+            tx.execute(
+                "INSERT INTO profile_cursors (meter, obis, last_ts) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(meter, obis) DO UPDATE SET last_ts = excluded.last_ts",
+                rusqlite::params![meter, obis, ts],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn measurements(&self, meter_id: i64) -> Result<Vec<Measurement>> {
@@ -121,6 +172,7 @@ impl Store {
             .conn
             .query_row("SELECT * FROM meters WHERE id = ?1", [id], from_row)?;
         m.measurements = self.measurements(id)?;
+        m.profiles = self.profiles(id)?;
         Ok(m)
     }
 
@@ -266,6 +318,7 @@ fn write_meter(tx: &rusqlite::Transaction<'_>, m: &MeterConfig, id: Option<i64>)
     values.extend(FIELDS.iter().map(|f| sql_value(f.kind, f.text(m))));
     if let Some(id) = id {
         tx.execute("DELETE FROM measurements WHERE meter_id = ?1", [id])?;
+        tx.execute("DELETE FROM profiles WHERE meter_id = ?1", [id])?;
     }
     tx.execute(&sql, params_from_iter(values))?;
     let id = tx.last_insert_rowid();
@@ -273,6 +326,18 @@ fn write_meter(tx: &rusqlite::Transaction<'_>, m: &MeterConfig, id: Option<i64>)
         tx.execute(
             "INSERT INTO measurements (meter_id, key, obis, class_id, attribute) VALUES (?1, ?2, ?3, ?4, ?5)",
             rusqlite::params![id, x.key, x.obis.to_string(), x.class_id, x.attribute],
+        )?;
+    }
+    for p in &m.profiles {
+        let keys: Vec<(String, &String)> = p.keys.iter().map(|(c, k)| (c.to_string(), k)).collect();
+        tx.execute(
+            "INSERT INTO profiles (meter_id, obis, every_s, keys) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                id,
+                p.obis.to_string(),
+                p.every_s,
+                serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
+            ],
         )?;
     }
     Ok(id)

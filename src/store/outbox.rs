@@ -92,10 +92,16 @@ impl Store {
         out.dropped_full += (entries.len() - accepted) as u64;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO outbox (device, ts_ms, kind, payload) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO outbox (device, ts_ms, kind, payload, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for e in &entries[..accepted] {
-                stmt.execute(params![e.device, e.ts_ms, e.kind.as_str(), e.payload])?;
+                stmt.execute(params![
+                    e.device,
+                    e.ts_ms,
+                    e.kind.as_str(),
+                    e.payload,
+                    now_ms
+                ])?;
                 out.ids.push(Some(tx.last_insert_rowid()));
             }
         }
@@ -111,16 +117,20 @@ impl Store {
             }
         }
         let cutoff = now_ms - (limits.outbox_max_age_s as i64).saturating_mul(1000);
-        // Readings are stored in time order: only when the oldest is past the bound is there
-        // anything to delete, found from the low ids on (no scan of the whole outbox).
+        // The age bound counts from arrival (rows before schema 5: their reading time), which
+        // grows with the id: only when the oldest is past the bound is there anything to
+        // delete, found from the low ids on (no scan of the whole outbox). A backfilled profile
+        // row (reading time days ago) arrives now and is kept.
         let oldest: Option<i64> = tx
-            .query_row("SELECT ts_ms FROM outbox ORDER BY id LIMIT 1", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(queued_ms, ts_ms) FROM outbox ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         if oldest.is_some_and(|t| t < cutoff) {
             out.dropped_age = tx.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 100000) AND ts_ms < ?1",
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 100000) AND COALESCE(queued_ms, ts_ms) < ?1",
                 [cutoff],
             )? as u64;
         }
@@ -187,16 +197,18 @@ impl Store {
         Ok(deleted)
     }
 
-    /// The row count (kept by triggers) and the time of the first row (readings are stored
-    /// in time order): both without reading the outbox through.
+    /// The row count (kept by triggers) and when the first row arrived (arrival grows with
+    /// the id): both without reading the outbox through.
     pub fn outbox_stats(&self) -> Result<OutboxStats> {
         Ok(OutboxStats {
             rows: row_count(&self.conn)?,
             oldest_ts_ms: self
                 .conn
-                .query_row("SELECT ts_ms FROM outbox ORDER BY id LIMIT 1", [], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT COALESCE(queued_ms, ts_ms) FROM outbox ORDER BY id LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
                 .optional()?,
         })
     }
@@ -227,7 +239,7 @@ pub fn is_corrupt(e: &super::StoreError) -> bool {
         if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt))
 }
 
-type Row = (i64, String, i64, String, String);
+type Row = (i64, String, i64, String, String, Option<i64>);
 
 /// Up to `limit` whole rows after `after`, in id order.
 fn read_from(
@@ -237,10 +249,17 @@ fn read_from(
     limit: i64,
 ) -> rusqlite::Result<Vec<Row>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, device, ts_ms, kind, payload FROM {table} WHERE id > ?1 ORDER BY id LIMIT ?2"
+        "SELECT id, device, ts_ms, kind, payload, queued_ms FROM {table} WHERE id > ?1 ORDER BY id LIMIT ?2"
     ))?;
     let rows = stmt.query_map([after, limit], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
     })?;
     rows.collect()
 }
@@ -306,10 +325,10 @@ impl Store {
                         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                     {
                         let mut insert = tx.prepare_cached(
-                            "INSERT INTO outbox (id, device, ts_ms, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            "INSERT INTO outbox (id, device, ts_ms, kind, payload, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         )?;
-                        for (id, device, ts, kind, payload) in &rows {
-                            insert.execute(params![id, device, ts, kind, payload])?;
+                        for (id, device, ts, kind, payload, queued) in &rows {
+                            insert.execute(params![id, device, ts, kind, payload, queued])?;
                             after = *id;
                         }
                     }
@@ -377,7 +396,42 @@ mod tests {
             .outbox_delete(&first.iter().map(|e| e.id).collect::<Vec<_>>())
             .unwrap();
         let stats = store.outbox_stats().unwrap();
-        assert_eq!((stats.rows, stats.oldest_ts_ms), (6, Some(now + 4)));
+        assert_eq!(
+            (stats.rows, stats.oldest_ts_ms),
+            (6, Some(now)),
+            "the oldest row's arrival"
+        );
+    }
+
+    /// A backfilled profile row is older than the age bound by its reading time, but it has
+    /// just arrived: kept. The bound counts from arrival.
+    #[test]
+    fn the_age_bound_counts_from_arrival_not_from_the_reading_time() {
+        let (mut store, _d) = temp_store("age-arrival");
+        let now = 1_795_500_000_000;
+        let limits = BridgeSettings {
+            outbox_max_age_s: 30 * 86_400,
+            ..BridgeSettings::default()
+        };
+        let forty_days_ago = now - 40 * 86_400_000;
+        let out = store
+            .outbox_insert(&[entry("A", forty_days_ago)], &limits, now)
+            .unwrap();
+        assert_eq!(out.dropped_age, 0);
+        let out = store
+            .outbox_insert(&[entry("A", now)], &limits, now + 1000)
+            .unwrap();
+        assert_eq!(
+            (out.dropped_age, store.outbox_stats().unwrap().rows),
+            (0, 2)
+        );
+        assert_eq!(store.outbox_oldest(0, 1).unwrap()[0].ts_ms, forty_days_ago);
+        // 31 days after its arrival it goes.
+        let later = now + 31 * 86_400_000;
+        let out = store
+            .outbox_insert(&[entry("A", later)], &limits, later)
+            .unwrap();
+        assert_eq!(out.dropped_age, 2);
     }
 
     #[test]

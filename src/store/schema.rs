@@ -115,6 +115,27 @@ const MIGRATIONS: &[&str] = &[
     // 4: the outbox's row count kept by triggers: COUNT(*) walked every page of a large
     // backlog on every group commit.
     OUTBOX_ROW_COUNT,
+    // 5: profiles to collect per meter (configuration), the collection cursors (state: the
+    // newest row already in the outbox, per meter and profile), and when a row entered the
+    // outbox (a backfilled profile row is days older than its arrival: the age bound and the
+    // health check count from arrival).
+    "CREATE TABLE profiles (
+        meter_id INTEGER NOT NULL REFERENCES meters(id) ON DELETE CASCADE,
+        obis TEXT NOT NULL,
+        every_s INTEGER,
+        keys TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (meter_id, obis)
+    );
+    CREATE TRIGGER profiles_ins AFTER INSERT ON profiles BEGIN UPDATE config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER profiles_upd AFTER UPDATE ON profiles BEGIN UPDATE config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER profiles_del AFTER DELETE ON profiles BEGIN UPDATE config_revision SET revision = revision + 1; END;
+    CREATE TABLE profile_cursors (
+        meter TEXT NOT NULL,
+        obis TEXT NOT NULL,
+        last_ts INTEGER NOT NULL,
+        PRIMARY KEY (meter, obis)
+    );
+    ALTER TABLE outbox ADD COLUMN queued_ms INTEGER;",
 ];
 
 /// The outbox row counter and its triggers (also re-created when a corrupt outbox is
@@ -130,7 +151,8 @@ pub(super) const OUTBOX_TABLE: &str = "CREATE TABLE outbox (
         device TEXT NOT NULL,
         ts_ms INTEGER NOT NULL,
         kind TEXT NOT NULL DEFAULT 'telemetry' CHECK (kind IN ('telemetry', 'attributes')),
-        payload TEXT NOT NULL
+        payload TEXT NOT NULL,
+        queued_ms INTEGER
     );";
 
 /// `PRAGMA application_id` of our databases ("DLMB"): tells ours from other SQLite files.

@@ -184,6 +184,22 @@ impl DateTime {
     }
 }
 
+impl DateTime {
+    /// [`DateTime::to_unix`] for a meter whose clock may be local time: when the date-time
+    /// carries no deviation (0x8000), it is local time `utc_offset_min` minutes east of UTC,
+    /// one hour more while the status says daylight saving is active (Blue Book 4.1.6.1,
+    /// clock status bit 7). With a deviation the date-time says itself where it is.
+    pub fn to_unix_local(&self, utc_offset_min: i16) -> Option<i64> {
+        let unix = self.to_unix()?;
+        if self.deviation != DEVIATION_NOT_SPECIFIED {
+            return Some(unix);
+        }
+        let dst =
+            self.status.is_specified() && self.status.0 & ClockStatus::DAYLIGHT_SAVING_ACTIVE != 0;
+        Some(unix - i64::from(utc_offset_min) * 60 - if dst { 3600 } else { 0 })
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time.
 pub fn format_rfc3339(seconds: i64) -> String {
     let dt = DateTime::from_unix(seconds, 0);
@@ -262,6 +278,21 @@ fn civil_from_days(z: i64) -> (i64, u8, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_time_without_deviation_takes_the_meters_offset_and_dst_flag() {
+        // 2026-07-01 14:00 local, no deviation, DST active, meter in CET (+60): 12:00 UTC.
+        let mut dt = DateTime::from_unix(1_782_864_000 + 14 * 3600, 0);
+        dt.deviation = DEVIATION_NOT_SPECIFIED;
+        dt.status = ClockStatus(ClockStatus::DAYLIGHT_SAVING_ACTIVE);
+        assert_eq!(dt.to_unix_local(60), Some(1_782_864_000 + 12 * 3600));
+        dt.status = ClockStatus(0);
+        assert_eq!(dt.to_unix_local(60), Some(1_782_864_000 + 13 * 3600));
+        assert_eq!(dt.to_unix_local(0), dt.to_unix(), "offset 0: as UTC");
+        // With a deviation the offset does not apply.
+        let with_deviation = DateTime::from_unix(1_782_864_000, -60);
+        assert_eq!(with_deviation.to_unix_local(120), Some(1_782_864_000));
+    }
 
     #[test]
     fn blue_book_style_example() {

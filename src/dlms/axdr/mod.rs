@@ -10,7 +10,9 @@ mod compact;
 mod datetime;
 
 pub use compact::TypeDescription;
-pub use datetime::{format_rfc3339, parse_rfc3339, ClockStatus, Date, DateTime, Time};
+pub use datetime::{
+    format_rfc3339, parse_rfc3339, ClockStatus, Date, DateTime, Time, DEVIATION_NOT_SPECIFIED,
+};
 
 use super::reader::write_axdr_length;
 use super::{DecodeError, Reader};

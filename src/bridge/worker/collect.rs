@@ -1,0 +1,113 @@
+//! What a meter's thread does after a poll, on the same association, while the next poll is
+//! not due: the clock check and profile collection (`meter_clock`, `profiles`).
+
+use super::{Assoc, Worker};
+use crate::bridge::event::{Event, ProfileCursor, Reading};
+use crate::bridge::profiles::{Chunk, Cursors, Limits};
+use crate::client::ClientError;
+use crate::clock::now_ms;
+use crate::store::Store;
+use log::warn;
+use serde_json::{json, Map};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Cursors from the database (read once per profile and thread).
+struct DbCursors<'a>(&'a Path);
+
+impl Cursors for DbCursors<'_> {
+    fn load(&self, meter: &str, profile: &str) -> Option<i64> {
+        match Store::open(self.0).and_then(|s| s.profile_cursor(meter, profile)) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(
+                    "meter {meter:?}: profile {profile}: reading its cursor: {e}; starting afresh"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// The clock check (when due) and profile chunks until the profiles are up to date or
+    /// the next poll (or a stop, an update, an RPC) is near. `Err`: the link failed, as in a
+    /// poll. `false` in the `Ok`: the bridge is stopping.
+    pub(super) fn after_poll(
+        &mut self,
+        assoc: &mut Assoc,
+        next_poll: Instant,
+    ) -> Result<bool, ClientError> {
+        let Some(c) = assoc.conn.as_mut() else {
+            return Ok(true);
+        };
+        let (limits, interval) = {
+            let s = self.settings.read().unwrap_or_else(|e| e.into_inner());
+            (
+                Limits::of(&s),
+                Duration::from_secs(s.clock_check_interval_s),
+            )
+        };
+        if let Some(check) = self
+            .clock
+            .check(c, &self.config, interval, || now_ms() / 1000)?
+        {
+            let shown = check.synced_to.unwrap_or(check.drift_s);
+            self.status
+                .update_meter(&self.config.name, |m| m.clock_drift_s = Some(shown));
+            let mut values = Map::new();
+            values.insert("clock_drift_s".into(), json!(check.drift_s));
+            let reading = Event::Reading(Reading {
+                device: self.config.name.clone(),
+                ts_ms: now_ms(),
+                values,
+            });
+            if self.events.send(reading).is_err() {
+                return Ok(false);
+            }
+        }
+        if self.collector.is_empty() {
+            return Ok(true);
+        }
+        let cursors = DbCursors(&self.db);
+        let mut round = Duration::ZERO;
+        while self.collector.due(Instant::now())
+            && Instant::now() + round < next_poll
+            && self.control.is_empty()
+            && self.rpc.is_empty()
+        {
+            let t0 = Instant::now();
+            let chunks =
+                self.collector
+                    .collect(c, &mut assoc.cache, &cursors, limits, now_ms() / 1000)?;
+            round = t0.elapsed();
+            for chunk in chunks {
+                if !self.send_chunk(chunk) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn send_chunk(&self, chunk: Chunk) -> bool {
+        let name = &self.config.name;
+        let rows = chunk.rows.len() as u64;
+        self.status.update_meter(name, |m| {
+            let p = m.profiles.entry(chunk.profile.clone()).or_default();
+            p.newest_row_s = Some(chunk.cursor);
+            p.rows += rows;
+        });
+        // Blocks while the outbox thread is behind: backpressure, not loss.
+        self.events
+            .send(Event::ProfileRows {
+                rows: chunk.rows,
+                cursor: ProfileCursor {
+                    meter: name.clone(),
+                    profile: chunk.profile,
+                    last_ts: chunk.cursor,
+                },
+            })
+            .is_ok()
+    }
+}
