@@ -373,14 +373,13 @@ impl Collector {
     }
 }
 
+/// Seconds between collections: as configured, else the capture period, at least
+/// [`MIN_EVERY_S`](crate::config::profile::MIN_EVERY_S).
 fn every_s(s: &State) -> u64 {
     let period = s.shape.as_ref().map_or(0, |sh| sh.period);
-    u64::from(
-        s.spec
-            .every_s
-            .unwrap_or(period.clamp(0, 86_400) as u32)
-            .max(crate::config::profile::MIN_EVERY_S),
-    )
+    u64::from(s.spec.every_s.unwrap_or_else(|| {
+        (period.clamp(0, 86_400) as u32).max(crate::config::profile::MIN_EVERY_S)
+    }))
 }
 
 type TimedRow = (i64, Vec<(CaptureObject, reads::Value)>);

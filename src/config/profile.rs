@@ -4,7 +4,8 @@
 use super::error::{quoted, ConfigError};
 use crate::cosem::Obis;
 
-/// Shortest collection period: a profile is not a register to poll.
+/// Shortest default collection period (a profile is not a register to poll); an explicit
+/// `every_s` may be shorter.
 pub const MIN_EVERY_S: u32 = 60;
 
 /// One profile of a meter.
@@ -41,7 +42,7 @@ impl ProfileSpec {
             .parse()
             .map_err(|e| fail(format!("{}: {e}", quoted(obis))))?;
         let every_s = every_s
-            .map(|v| super::values::bounded::<u32>(v, MIN_EVERY_S, 86_400))
+            .map(|v| super::values::bounded::<u32>(v, 1, 86_400))
             .transpose()
             .map_err(|m| fail(format!("{obis}: every_s {m}")))?;
         let mut spec = ProfileSpec {
@@ -142,7 +143,7 @@ mod tests {
         assert_eq!(p.key_of(Obis::new(1, 0, 1, 8, 0, 255)), "import_kwh");
         assert!(p.parse_key("1-0:1.8.0").is_err());
         assert!(p.parse_key("x=import").is_err());
-        assert!(ProfileSpec::from_parts("1-0:99.1.0", Some("59"), &[]).is_err());
+        assert!(ProfileSpec::from_parts("1-0:99.1.0", Some("0"), &[]).is_err());
         assert!(ProfileSpec::from_parts("1-0:99.1.0", Some("900"), &[]).is_ok());
         let twice = vec![p.clone(), p];
         assert!(check_profiles(&twice)

@@ -1,0 +1,414 @@
+//! Load profiles, event logs and clocks end to end: the bridge process against the simulator
+//! process and mosquitto. The simulator's profiles are functions of its clock, so every row
+//! the meter holds is known ([`MeterModel::profile_rows`], [`MeterModel::event_rows`]) and
+//! the rows published are compared with them exactly: timestamps and values. Short capture
+//! periods (seconds instead of 15 minutes) stand for the real ones: the collection does not
+//! depend on the period's length, only on how many rows it covers.
+
+mod common;
+
+use common::{
+    free_port, gateway_readings, have_mosquitto, wait_for, wait_port, Bridge, Mosquitto, Proc,
+    Subscriber, TempDir, BIN,
+};
+use dlms_bridge::sim::model::{MeterModel, ENERGY_EXPORT, ENERGY_IMPORT};
+use dlms_bridge::store::Store;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const LOAD_PROFILE: &str = "1-0:99.1.0*255";
+const EVENT_LOG: &str = "0-0:99.98.0*255";
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `dlms-bridge simulate` with one meter on `port` (seed 1, meter 0) and `args`.
+fn simulator(port: u16, args: &[&str]) -> Proc {
+    let p = Proc(
+        Command::new(BIN)
+            .args([
+                "simulate",
+                "--meters",
+                "1",
+                "--port-base",
+                &port.to_string(),
+            ])
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port, Duration::from_secs(10));
+    p
+}
+
+fn model(period: i64, days: u32) -> MeterModel {
+    let mut m = MeterModel::new(1, 0);
+    m.profile_period = period;
+    m.profile_days = days;
+    m
+}
+
+fn cli(db: &Path, args: &[&str]) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A meter "M" polled every 2 s with `profiles`, the broker on `mqtt`, fast commits.
+fn setup(db: &Path, mqtt: u16, meter_port: u16, settings: &[(&str, &str)], profiles: &[&str]) {
+    cli(db, &["settings", "set", "mqtt.port", &mqtt.to_string()]);
+    cli(db, &["settings", "set", "http.bind", ""]);
+    cli(db, &["settings", "set", "outbox.commit_interval_ms", "50"]);
+    for (k, v) in settings {
+        cli(db, &["settings", "set", k, v]);
+    }
+    cli(
+        db,
+        &[
+            "meter",
+            "add",
+            "M",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &meter_port.to_string(),
+            "--interval-s",
+            "2",
+            "--timeout-ms",
+            "1000",
+        ],
+    );
+    for p in profiles {
+        // Collected every 2 s: the tests' periods are seconds.
+        cli(db, &["meter", "profile", "add", "M", p, "--every-s", "2"]);
+    }
+}
+
+fn cursor(db: &Path, profile: &str) -> Option<i64> {
+    Store::open(db)
+        .unwrap()
+        .profile_cursor("M", profile)
+        .unwrap()
+}
+
+/// Load profile rows received for meter M: time (s) -> values (the last copy of a row sent
+/// twice; each copy is compared anyway).
+fn profile_rows(sub: &Subscriber, m: &MeterModel) -> BTreeMap<i64, Value> {
+    let mut rows = BTreeMap::new();
+    for (ts, v) in gateway_readings(&sub.messages())
+        .remove("M")
+        .unwrap_or_default()
+    {
+        if v.get("active_energy_export").is_none() {
+            continue;
+        }
+        assert_eq!(ts % 1000, 0, "a row keeps the meter's timestamp");
+        let t = ts / 1000;
+        let truth = |o| m.truth(o, t).unwrap().raw;
+        assert_eq!(
+            (
+                v["active_energy_import"].as_i64(),
+                v["active_energy_export"].as_i64()
+            ),
+            (Some(truth(ENERGY_IMPORT)), Some(truth(ENERGY_EXPORT))),
+            "row at {t}: {v}"
+        );
+        rows.insert(t, v);
+    }
+    rows
+}
+
+/// The rows the meter holds from `from` (exclusive) to `to` (inclusive) that were not
+/// received.
+fn missing(rows: &BTreeMap<i64, Value>, m: &MeterModel, from: i64, to: i64) -> Vec<i64> {
+    m.profile_rows(to)
+        .into_iter()
+        .filter(|t| *t > from && !rows.contains_key(t))
+        .collect()
+}
+
+/// Waits until every row of (`from`, `to`] has arrived (each checked against the meter's
+/// values on the way); fails naming what is missing.
+fn wait_complete(sub: &Subscriber, m: &MeterModel, from: i64, to: i64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let gone = missing(&profile_rows(sub, m), m, from, to);
+        if gone.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {} rows missing, first {:?}",
+            gone.len(),
+            gone.first()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A new profile is collected `profile.initial_days` back in chunks, then live; every row
+/// equals the meter's. A meter that refuses range access is read by entry with the same
+/// result.
+#[test]
+fn a_new_profile_is_backfilled_then_collected_live() {
+    if !have_mosquitto() {
+        return;
+    }
+    for range_access in [true, false] {
+        let dir = TempDir::new(&format!("profile-live-{range_access}"));
+        let broker = Mosquitto::start(&dir.0);
+        let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+        let port = free_port();
+        let mut args = vec!["--profile-period-s", "10", "--profile-days", "2"];
+        if !range_access {
+            args.push("--no-range-access");
+        }
+        let _meter = simulator(port, &args);
+        let m = model(10, 2);
+        let db = dir.0.join("b.db");
+        setup(
+            &db,
+            broker.port,
+            port,
+            &[("profile.initial_days", "1")],
+            &[LOAD_PROFILE],
+        );
+        let start = now_s();
+        let mut bridge = Bridge::start(&db, &dir.0);
+        wait_complete(&sub, &m, start - 86_400, start - 20, "a day of rows");
+        let rows = profile_rows(&sub, &m);
+        assert!(
+            *rows.keys().next().unwrap() > start - 86_400 - 10,
+            "nothing older than profile.initial_days"
+        );
+        // Live: rows the meter records from now on arrive too.
+        let later = now_s() + 25;
+        wait_complete(&sub, &m, start - 86_400, later - 10, "live rows");
+        let log = bridge.terminate();
+        assert_eq!(
+            log.contains("range access refused"),
+            !range_access,
+            "entry reads only where range access is refused: {log}"
+        );
+        let newest = *m.profile_rows(later - 10).last().unwrap();
+        assert!(
+            cursor(&db, LOAD_PROFILE).unwrap() >= newest,
+            "the cursor is stored"
+        );
+        sub.finish();
+    }
+}
+
+/// Stopped for two hours (the cursor two hours back when it starts again, as after a real
+/// stop), unreachable for a while, killed with -9 in the middle of a backfill: each time the
+/// gap arrives, oldest first, with exactly the meter's rows; none is skipped.
+#[test]
+fn gaps_after_a_stop_an_unreachable_meter_and_kill_9_are_backfilled() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("profile-gaps");
+    let broker = Mosquitto::start(&dir.0);
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let port = free_port();
+    let args = ["--profile-period-s", "2", "--profile-days", "1"];
+    let mut meter = simulator(port, &args);
+    let m = model(2, 1);
+    let db = dir.0.join("b.db");
+    setup(
+        &db,
+        broker.port,
+        port,
+        &[("profile.initial_days", "0"), ("profile.chunk_rows", "50")],
+        &[LOAD_PROFILE],
+    );
+    let start = now_s();
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("live rows", Duration::from_secs(30), || {
+        cursor(&db, LOAD_PROFILE).is_some_and(|c| c >= start + 4)
+    });
+    bridge.terminate();
+
+    // Two hours stopped: 3,600 rows of 2 s.
+    let stopped_at = cursor(&db, LOAD_PROFILE).unwrap();
+    let resume = stopped_at - 7200;
+    Store::open(&db)
+        .unwrap()
+        .set_profile_cursors(&[("M".into(), LOAD_PROFILE.into(), resume)])
+        .unwrap();
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_complete(&sub, &m, resume, now_s(), "the two hours");
+
+    // The meter unreachable: its rows of that time come when it is back.
+    drop(meter);
+    let away = now_s();
+    std::thread::sleep(Duration::from_secs(8));
+    meter = simulator(port, &args);
+    let back = now_s();
+    wait_complete(&sub, &m, away - 4, back + 2, "the rows of the outage");
+    bridge.terminate();
+
+    // kill -9 in the middle of a backfill of 6 hours (10,800 rows, chunks of 50).
+    let resume = now_s() - 6 * 3600;
+    Store::open(&db)
+        .unwrap()
+        .set_profile_cursors(&[("M".into(), LOAD_PROFILE.into(), resume)])
+        .unwrap();
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("the backfill under way", Duration::from_secs(30), || {
+        cursor(&db, LOAD_PROFILE).is_some_and(|c| c > resume + 600)
+    });
+    bridge.kill9();
+    let at_kill = cursor(&db, LOAD_PROFILE).unwrap();
+    assert!(
+        at_kill < now_s() - 3600,
+        "killed in the middle of the backfill"
+    );
+    let _bridge = Bridge::start(&db, &dir.0);
+    wait_complete(&sub, &m, resume, now_s(), "the rest of the backfill");
+    drop(meter);
+    sub.finish();
+}
+
+/// The standard event log: the simulator's power failures arrive as `event_log`,
+/// `event_code` and `event` telemetry at the events' own times.
+#[test]
+fn event_log_power_failures_arrive_named_at_their_times() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("event-log");
+    let broker = Mosquitto::start(&dir.0);
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let port = free_port();
+    let _meter = simulator(port, &["--outage-every-s", "600", "--profile-days", "1"]);
+    let mut m = model(900, 1);
+    m.outage_every = 600;
+    let db = dir.0.join("b.db");
+    setup(
+        &db,
+        broker.port,
+        port,
+        &[("profile.initial_days", "1")],
+        &[EVENT_LOG],
+    );
+    let start = now_s();
+    let mut bridge = Bridge::start(&db, &dir.0);
+    let expected: Vec<(i64, u16)> = m
+        .event_rows(start)
+        .into_iter()
+        .filter(|(t, _)| *t > start - 86_400)
+        .collect();
+    assert!(expected.len() > 200);
+    let events = || -> Vec<(i64, Value)> {
+        gateway_readings(&sub.messages())
+            .remove("M")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, v)| v.get("event_code").is_some())
+            .collect()
+    };
+    wait_for("the day's events", Duration::from_secs(30), || {
+        events().len() >= expected.len()
+    });
+    let got = events();
+    for (t, code) in &expected {
+        let (_, v) = got
+            .iter()
+            .find(|(ts, _)| *ts == t * 1000)
+            .unwrap_or_else(|| panic!("event at {t} missing"));
+        assert_eq!(v["event_code"], *code);
+        assert_eq!(v["event_log"], EVENT_LOG);
+        assert_eq!(
+            v["event"],
+            if *code == 1 { "power down" } else { "power up" }
+        );
+    }
+    bridge.terminate();
+    sub.finish();
+}
+
+/// A meter 5 minutes ahead: its drift is published and shown; with a sync threshold the
+/// bridge sets its clock (logged with before and after) and the drift goes to about zero.
+#[test]
+fn clock_drift_is_reported_and_synced_over_the_threshold() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("clock-drift");
+    let broker = Mosquitto::start(&dir.0);
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let port = free_port();
+    let _meter = simulator(port, &["--clock-offset-s", "300"]);
+    let db = dir.0.join("b.db");
+    setup(
+        &db,
+        broker.port,
+        port,
+        &[("clock.check_interval_s", "10")],
+        &[],
+    );
+    let http = free_port();
+    cli(
+        &db,
+        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
+    );
+    let drifts = || -> Vec<i64> {
+        gateway_readings(&sub.messages())
+            .remove("M")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(_, v)| v.get("clock_drift_s").and_then(Value::as_i64))
+            .collect()
+    };
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("a drift report", Duration::from_secs(20), || {
+        !drifts().is_empty()
+    });
+    assert!((298..=302).contains(&drifts()[0]), "{:?}", drifts());
+    wait_port(http, Duration::from_secs(10));
+    let status: Value = serde_json::from_str(&common::http_get(http, "/status").1).unwrap();
+    let shown = status["meters"]["M"]["clock_drift_s"].as_i64().unwrap();
+    assert!((298..=302).contains(&shown), "{status}");
+    assert!(!bridge.log().contains("clock set"), "no threshold: no sync");
+    bridge.terminate();
+
+    cli(
+        &db,
+        &["meter", "edit", "M", "--clock-sync-threshold-s", "60"],
+    );
+    let before = drifts().len();
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("the sync", Duration::from_secs(20), || {
+        bridge.log().contains("clock set")
+    });
+    // The next check (10 s) finds the meter on time.
+    wait_for("a check after the sync", Duration::from_secs(30), || {
+        drifts().len() >= before + 2
+    });
+    let after = *drifts().last().unwrap();
+    assert!(after.abs() <= 2, "drift after the sync: {after}");
+    let log = bridge.terminate();
+    let line = log.lines().find(|l| l.contains("clock set")).unwrap();
+    assert!(
+        line.contains("(+300 s)") || line.contains("(+299 s)") || line.contains("(+301 s)"),
+        "{line}"
+    );
+    sub.finish();
+}
