@@ -416,6 +416,8 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "device_type" => (vec![("heat meter", vec![])], vec![" x"]),
         "access_token" => (vec![("A1b2C3", vec![])], vec!["a\u{1}"]),
         "rpc_write" => (vec![("true", vec![])], vec!["sure"]),
+        "utc_offset_min" => (vec![("-300", vec![]), ("60", vec![])], vec!["841", "1.5"]),
+        "clock_sync_threshold_s" => (vec![("none", vec![]), ("30", vec![])], vec!["0"]),
         other => panic!("no samples for field {other}: add them here"),
     }
 }
@@ -606,4 +608,114 @@ fn escaped(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Profiles are part of the meter: added, listed and removed on the command line, exported
+/// and imported with the meter, refused with a message naming the profile, and a running
+/// bridge's status shows them being collected.
+#[test]
+fn profiles_are_configured_like_every_other_part_of_a_meter() {
+    let dir = TempDir::new("profiles-config");
+    let db = dir.0.join("bridge.db");
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    ok(cli(
+        &db,
+        &["meter", "add", "A", "--host", "127.0.0.1", "--port", "1"],
+    ));
+    let added = ok(cli(
+        &db,
+        &[
+            "meter",
+            "profile",
+            "add",
+            "A",
+            "1-0:99.1.0",
+            "--key",
+            "1-0:1.8.0=import_wh",
+        ],
+    ));
+    assert_eq!(
+        serde_json::from_str::<Value>(&added).unwrap(),
+        json!({"obis": "1-0:99.1.0*255", "every_s": null, "keys": {"1-0:1.8.0*255": "import_wh"}})
+    );
+    ok(cli(
+        &db,
+        &[
+            "meter",
+            "profile",
+            "add",
+            "A",
+            "0-0:99.98.0",
+            "--every-s",
+            "900",
+        ],
+    ));
+    assert_eq!(
+        ok(cli(&db, &["meter", "profile", "list", "A"]))
+            .lines()
+            .count(),
+        2
+    );
+    for bad in [
+        vec!["meter", "profile", "add", "A", "1-0:99.1"],
+        vec![
+            "meter",
+            "profile",
+            "add",
+            "A",
+            "1-0:99.2.0",
+            "--every-s",
+            "0",
+        ],
+        vec![
+            "meter",
+            "profile",
+            "add",
+            "A",
+            "1-0:99.2.0",
+            "--key",
+            "import",
+        ],
+        vec!["meter", "profile", "add", "nobody", "1-0:99.2.0"],
+        vec!["meter", "profile", "rm", "A", "1-0:99.2.0"],
+    ] {
+        let o = cli(&db, &bad);
+        assert!(!o.status.success(), "{bad:?} was accepted");
+        assert_eq!(stderr(&o).lines().count(), 1, "{bad:?}: {}", stderr(&o));
+    }
+    assert_eq!(
+        Store::open(&db).unwrap().meter("A").unwrap().profiles.len(),
+        2
+    );
+    // Export, then import into a fresh database: the same profiles.
+    let exported = ok(cli(&db, &["meter", "export"]));
+    let file = dir.0.join("meters.json");
+    std::fs::write(&file, &exported).unwrap();
+    let other = dir.0.join("other.db");
+    ok(cli(&other, &["meter", "import", file.to_str().unwrap()]));
+    let (a, b) = (
+        Store::open(&db).unwrap().meter("A").unwrap().profiles,
+        Store::open(&other).unwrap().meter("A").unwrap().profiles,
+    );
+    assert_eq!(a, b);
+    // A bad profile in a file names it.
+    std::fs::write(
+        &file,
+        r#"[{"name": "B", "host": "h", "port": 1, "profiles": [{"obis": "1-0:99.1.0", "every": 5}]}]"#,
+    )
+    .unwrap();
+    let o = cli(&other, &["meter", "import", file.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("profiles: unknown field \"every\""),
+        "{}",
+        stderr(&o)
+    );
+    ok(cli(&db, &["meter", "profile", "rm", "A", "0-0:99.98.0"]));
+    assert_eq!(
+        Store::open(&db).unwrap().meter("A").unwrap().profiles.len(),
+        1
+    );
 }

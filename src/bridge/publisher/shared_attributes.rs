@@ -1,5 +1,7 @@
 //! ThingsBoard shared attributes -> meter configuration. Keys `interval_s`, `enabled`,
-//! `measurements` (`{"key": "OBIS[:class:attr]"}`) and, only when the gateway's owner allowed it
+//! `measurements` (`{"key": "OBIS[:class:attr]"}`), `profiles` (the API's list,
+//! `[{"obis": ..., "every_s": ..., "keys": {...}}]`, as JSON or as its text),
+//! `clock_sync_threshold_s` and, only when the gateway's owner allowed it
 //! (`thingsboard.allow_remote_rpc_write`), `rpc_write`; never secrets. Values go through the
 //! one typed meter model, as `meter edit` does: an invalid one changes nothing and comes back as
 //! the client attribute `config_error`; an applied change as `config_applied_at`. On every
@@ -21,7 +23,14 @@ pub const DEVICE_ATTRIBUTES_RESPONSE: &str = "v1/devices/me/attributes/response/
 const DEVICE_ATTRIBUTES_REQUEST: &str = "v1/devices/me/attributes/request/1";
 
 /// The shared attributes that configure a meter.
-pub const KEYS: [&str; 4] = ["interval_s", "enabled", "measurements", "rpc_write"];
+pub const KEYS: [&str; 6] = [
+    "interval_s",
+    "enabled",
+    "measurements",
+    "profiles",
+    "clock_sync_threshold_s",
+    "rpc_write",
+];
 
 /// What to apply for which meter, from one message; `None`: not a shared-attribute message.
 pub fn parse(
@@ -84,6 +93,21 @@ pub fn apply(
             ("measurements", _) => {
                 return Err("measurements: expected {\"key\": \"OBIS[:class:attr]\", ...}".into())
             }
+            ("profiles", v) => {
+                // ThingsBoard keeps a JSON attribute as JSON, or as text when typed in a string.
+                let parsed;
+                let list = match v {
+                    Value::String(text) => {
+                        parsed = serde_json::from_str::<Value>(text)
+                            .map_err(|e| format!("profiles: not JSON: {e}"))?;
+                        &parsed
+                    }
+                    other => other,
+                };
+                m.profiles = crate::config::json::profiles_from_json(list)
+                    .map_err(|e| e.to_string())?;
+            }
+            ("clock_sync_threshold_s", Value::Null) => m.clock_sync_threshold_s = None,
             (key, Value::String(s)) => m.set(key, s).map_err(|e| e.to_string())?,
             (key, Value::Bool(b)) => m.set(key, &b.to_string()).map_err(|e| e.to_string())?,
             (key, Value::Number(n)) => m.set(key, &n.to_string()).map_err(|e| e.to_string())?,
@@ -249,5 +273,22 @@ mod tests {
         .unwrap();
         assert_eq!(ms.measurements.len(), 2);
         assert!(apply(&m, &data(json!({"measurements": {"v": "nonsense"}})), false).is_err());
+        let p = apply(
+            &m,
+            &data(json!({"profiles": [{"obis": "1-0:99.1.0", "every_s": 900}],
+                         "clock_sync_threshold_s": 30})),
+            false,
+        )
+        .unwrap();
+        assert_eq!(p.profiles[0].every_s, Some(900));
+        assert_eq!(p.clock_sync_threshold_s, Some(30));
+        let as_text = apply(
+            &m,
+            &data(json!({"profiles": "[{\"obis\": \"0-0:99.98.0\"}]"})),
+            false,
+        )
+        .unwrap();
+        assert_eq!(as_text.profiles[0].obis.to_string(), "0-0:99.98.0*255");
+        assert!(apply(&m, &data(json!({"profiles": [{"obis": "x"}]})), false).is_err());
     }
 }
