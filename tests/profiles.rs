@@ -412,3 +412,122 @@ fn clock_drift_is_reported_and_synced_over_the_threshold() {
     );
     sub.finish();
 }
+
+/// libfaketime, which this test uses to start the bridge with its system clock in 1970.
+fn libfaketime() -> Option<std::path::PathBuf> {
+    let found = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            !common::required(),
+            "libfaketime (apt install faketime) is required here"
+        );
+        eprintln!("skipped: libfaketime is not installed (apt install faketime)");
+    }
+    found
+}
+
+/// A gateway that boots with its clock in 1970 (a Raspberry Pi without RTC before NTP):
+/// nothing is published with a 1970 time; live readings carry the meter's clock; the status
+/// and the log say why; when the clock is set (NTP), the profile backfill covers what was
+/// missed.
+#[test]
+fn a_gateway_clock_in_1970_stamps_nothing_and_the_backfill_follows_ntp() {
+    if !have_mosquitto() {
+        return;
+    }
+    let Some(faketime) = libfaketime() else {
+        return;
+    };
+    let dir = TempDir::new("clock-1970");
+    let broker = Mosquitto::start(&dir.0);
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let port = free_port();
+    let _meter = simulator(port, &["--profile-period-s", "2", "--profile-days", "1"]);
+    let m = model(2, 1);
+    let db = dir.0.join("b.db");
+    setup(
+        &db,
+        broker.port,
+        port,
+        &[("profile.initial_days", "0")],
+        &[LOAD_PROFILE],
+    );
+    let http = free_port();
+    cli(
+        &db,
+        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
+    );
+    // A first run with a good clock: the profile has a cursor.
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("a cursor", Duration::from_secs(30), || {
+        cursor(&db, LOAD_PROFILE).is_some()
+    });
+    bridge.terminate();
+    let before = cursor(&db, LOAD_PROFILE).unwrap();
+
+    // Reboot into 1970.
+    let clock_file = dir.0.join("faketime");
+    std::fs::write(&clock_file, "@1970-01-02 00:00:00\n").unwrap();
+    let log = dir.0.join("bridge-1970.log");
+    let child = Command::new(BIN)
+        .args(["run", "--db"])
+        .arg(&db)
+        .arg("--log-file")
+        .arg(&log)
+        .env("LD_PRELOAD", &faketime)
+        .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut bridge = Bridge { child, log };
+    let live = || -> Vec<(i64, Value)> {
+        gateway_readings(&sub.messages())
+            .remove("M")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, v)| v.get("voltage_l1").is_some())
+            .collect()
+    };
+    let n = live().len();
+    wait_for(
+        "readings stamped by the meter",
+        Duration::from_secs(20),
+        || live().len() >= n + 3,
+    );
+    wait_port(http, Duration::from_secs(10));
+    let status: Value = serde_json::from_str(&common::http_get(http, "/status").1).unwrap();
+    assert_eq!(status["gateway_clock"]["set"], false, "{status}");
+    assert!(bridge.log().contains("gateway clock not set"));
+    assert_eq!(
+        cursor(&db, LOAD_PROFILE),
+        Some(before),
+        "profiles wait for the clock"
+    );
+    // NTP: the clock jumps to the real time.
+    let synced = now_s();
+    std::fs::write(&clock_file, "+0\n").unwrap();
+    wait_for("the clock set again", Duration::from_secs(20), || {
+        bridge.log().contains("gateway clock is set now")
+    });
+    wait_complete(
+        &sub,
+        &m,
+        before,
+        synced + 4,
+        "the rows missed while the clock was wrong",
+    );
+    bridge.terminate();
+    let year_2000_ms = 946_684_800_000;
+    for (device, rows) in gateway_readings(&sub.messages()) {
+        for (ts, v) in rows {
+            assert!(ts > year_2000_ms, "{device}: published with time {ts}: {v}");
+        }
+    }
+    sub.finish();
+}

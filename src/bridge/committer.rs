@@ -36,7 +36,12 @@ pub struct Committer {
     /// Profile cursors waiting for their rows to leave memory: (last row's acceptance
     /// number, cursor).
     cursors: std::collections::VecDeque<(u64, ProfileCursor)>,
+    newest_stored: i64,
+    newest_stored_at: Option<Instant>,
 }
+
+/// The counter holding the newest trusted reading time (Unix ms).
+pub const NEWEST_READING: &str = "newest_reading_ms";
 
 fn limits(s: &BridgeSettings) -> Limits {
     Limits {
@@ -103,6 +108,8 @@ impl Committer {
             last_error_logged: None,
             last_quarantine: None,
             cursors: std::collections::VecDeque::new(),
+            newest_stored: 0,
+            newest_stored_at: None,
         };
         c.publish_status();
         Ok(c)
@@ -191,6 +198,7 @@ impl Committer {
             }
         }
         let _ = self.to_publisher.send(ToPublisher::Stop);
+        self.store_newest_reading(true);
         self.refresh_row_stats();
         self.publish_status();
         info!(
@@ -208,6 +216,13 @@ impl Committer {
     }
 
     fn accept(&mut self, ev: Event) {
+        if let Event::Reading(r) = &ev {
+            // A live reading's time, if the gateway's clock agreed with it: the floor below
+            // which the clock is known to be wrong (gateway_clock.rs).
+            if r.ts_ms <= now_ms() + 60_000 {
+                self.status.gateway_clock.observed(r.ts_ms);
+            }
+        }
         let (entries, cursor) = ev.into_entries();
         let now = Instant::now();
         for e in entries {
@@ -266,7 +281,28 @@ impl Committer {
         }
     }
 
+    /// Keeps the newest trusted reading time in the database (once a minute and at stop), for
+    /// the clock check after a restart.
+    fn store_newest_reading(&mut self, force: bool) {
+        let newest = self.status.gateway_clock.newest_ms();
+        let due = force
+            || self
+                .newest_stored_at
+                .map_or(true, |t| t.elapsed() >= Duration::from_secs(60));
+        if newest > self.newest_stored && due {
+            if self
+                .store
+                .raise_counter(NEWEST_READING, newest.max(0) as u64)
+                .is_ok()
+            {
+                self.newest_stored = newest;
+            }
+            self.newest_stored_at = Some(Instant::now());
+        }
+    }
+
     fn reload(&mut self) {
+        self.store_newest_reading(false);
         match self.store.config_revision() {
             Ok(r) if r != self.revision => match self.store.settings() {
                 Ok(s) => {

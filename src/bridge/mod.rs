@@ -10,6 +10,7 @@ pub mod broker_error;
 pub mod committer;
 pub mod counter;
 pub mod event;
+pub mod gateway_clock;
 pub mod link;
 pub mod meter_clock;
 pub mod poll;
@@ -73,6 +74,9 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         to_publisher.clone(),
         routes.clone(),
     )?;
+    status
+        .gateway_clock
+        .observed(store.counter(committer::NEWEST_READING)? as i64);
     let committer = Committer::new(Store::open(db)?, status.clone(), to_publisher.clone())?;
     let (publisher_done, publisher_ended) = bounded::<()>(1);
     std::thread::Builder::new()

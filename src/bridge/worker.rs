@@ -228,6 +228,8 @@ impl Worker {
                 continue;
             }
             let ts_ms = now_ms();
+            // A gateway clock that is not set (gateway_clock.rs) stamps nothing.
+            let clock_set = self.status.gateway_clock.trusted(ts_ms);
             self.status.update_meter(&name, |m| m.cycles += 1);
             if slot.step == Step::Connect {
                 if !self.open(&mut assoc, &mut cycle, &target, lease.as_ref()) {
@@ -247,17 +249,44 @@ impl Worker {
                     continue;
                 }
             }
-            if !identity_sent {
+            if !identity_sent && clock_set {
                 identity_sent = self.send_identity(c, ts_ms);
             }
-            let result = reads::read_values(c, &self.targets, &mut assoc.cache);
+            let result = reads::read_values(c, &self.targets, &mut assoc.cache).and_then(|v| {
+                // Without a gateway clock the meter's own clock, read now, stamps the values.
+                let stamp = if clock_set {
+                    Some(ts_ms)
+                } else {
+                    self.meter_time_ms(c)?
+                };
+                Ok((stamp, v))
+            });
             self.count_traffic(&mut assoc, lease.as_ref());
             match result {
-                Ok(values) => {
+                Ok((None, _)) => {
+                    // Held back rather than stamped with a wrong time; the association stays.
+                    self.status.update_meter(&name, |m| {
+                        m.last_error = Some(
+                            "reading held back: the gateway clock is not set and the meter's clock cannot be read".into(),
+                        )
+                    });
+                    if cycle.read_ok(self.config.interval_s < self.config.inactivity_timeout_s) {
+                        if let Some(mut c) = assoc.conn.take() {
+                            c.release();
+                        }
+                        self.collector.association_closed();
+                    }
+                }
+                Ok((Some(ts_ms), values)) => {
                     if !self.deliver(ts_ms, values) {
                         break;
                     }
-                    let extras = self.after_poll(&mut assoc, cycle.wake_at());
+                    let extras = if clock_set {
+                        self.after_poll(&mut assoc, cycle.wake_at())
+                    } else {
+                        // No clock sync from a wrong clock; profiles wait and backfill.
+                        Ok(true)
+                    };
                     self.count_traffic(&mut assoc, lease.as_ref());
                     match extras {
                         Ok(true) => {}
@@ -476,6 +505,17 @@ impl Worker {
             m.last_error = errors.first().cloned();
         });
         true
+    }
+
+    /// The meter's clock now (Unix ms), `None` if it cannot be read or is not a time.
+    fn meter_time_ms(
+        &self,
+        c: &mut Connection<Box<dyn Transport>>,
+    ) -> Result<Option<i64>, ClientError> {
+        Ok(reads::read_clock(c)?
+            .ok()
+            .and_then(|t| t.to_unix_local(self.config.utc_offset_min))
+            .map(|s| s * 1000))
     }
 
     /// Logs a failure and puts it in the status.

@@ -52,7 +52,9 @@ fn meter_json(m: &MeterStatus) -> Value {
 pub fn status_document(status: &Status) -> Vec<u8> {
     let p = status.publisher();
     let now = now_ms();
+    let clock_doubt = status.gateway_clock.doubt(now);
     let head = json!({
+        "gateway_clock": {"set": clock_doubt.is_none(), "doubt": clock_doubt},
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": status.started.elapsed().as_secs(),
         "publisher": {

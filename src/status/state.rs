@@ -98,6 +98,8 @@ pub struct Status {
     pub publishing_disabled: std::sync::atomic::AtomicBool,
     /// `health.max_unsent_age_s`, kept current by the outbox thread.
     pub max_unsent_age_s: std::sync::atomic::AtomicU64,
+    /// Whether the gateway's clock can stamp readings.
+    pub gateway_clock: crate::bridge::gateway_clock::GatewayClock,
 }
 
 impl Default for Status {
@@ -108,6 +110,7 @@ impl Default for Status {
             started: std::time::Instant::now(),
             publishing_disabled: std::sync::atomic::AtomicBool::new(false),
             max_unsent_age_s: std::sync::atomic::AtomicU64::new(120),
+            gateway_clock: crate::bridge::gateway_clock::GatewayClock::new(0),
         }
     }
 }

@@ -213,6 +213,16 @@ impl Store {
         })
     }
 
+    /// Raises a counter to `value` (never lowers it).
+    pub fn raise_counter(&mut self, name: &str, value: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
+            params![name, value as i64],
+        )?;
+        Ok(())
+    }
+
     pub fn counter(&self, name: &str) -> Result<u64> {
         Ok(self.conn.query_row(
             "SELECT COALESCE((SELECT value FROM counters WHERE name = ?1), 0)",
