@@ -252,18 +252,20 @@ impl Worker {
             if !identity_sent && clock_set {
                 identity_sent = self.send_identity(c, ts_ms);
             }
+            let offset = self.config.utc_offset_min;
             let result = reads::read_values(c, &self.targets, &mut assoc.cache).and_then(|v| {
-                // Without a gateway clock the meter's own clock, read now, stamps the values.
-                let stamp = if clock_set {
-                    Some(ts_ms)
+                // Without a gateway clock the meter's own clock, read now, stamps the values;
+                // with one, the meter's clock is checked (when due) against it.
+                if clock_set {
+                    let drift = self.check_clock(c)?;
+                    Ok((Some(ts_ms), drift, v))
                 } else {
-                    self.meter_time_ms(c)?
-                };
-                Ok((stamp, v))
+                    Ok((meter_time_ms(c, offset)?, None, v))
+                }
             });
             self.count_traffic(&mut assoc, lease.as_ref());
             match result {
-                Ok((None, _)) => {
+                Ok((None, _, _)) => {
                     // Held back rather than stamped with a wrong time; the association stays.
                     self.status.update_meter(&name, |m| {
                         m.last_error = Some(
@@ -277,8 +279,8 @@ impl Worker {
                         self.collector.association_closed();
                     }
                 }
-                Ok((Some(ts_ms), values)) => {
-                    if !self.deliver(ts_ms, values) {
+                Ok((Some(ts_ms), drift, values)) => {
+                    if !self.deliver(ts_ms, values, drift) {
                         break;
                     }
                     let extras = if clock_set {
@@ -459,9 +461,17 @@ impl Worker {
 
     /// A successful read: the values go to the outbox thread and the status. `false` when the
     /// bridge is stopping (the channel is closed).
-    fn deliver(&self, ts_ms: i64, values: Vec<Result<reads::Value, reads::ReadError>>) -> bool {
+    fn deliver(
+        &self,
+        ts_ms: i64,
+        values: Vec<Result<reads::Value, reads::ReadError>>,
+        clock_drift_s: Option<i64>,
+    ) -> bool {
         let name = &self.config.name;
         let mut map = Map::new();
+        if let Some(d) = clock_drift_s {
+            map.insert("clock_drift_s".into(), json!(d));
+        }
         let mut errors = Vec::new();
         for ((meas, t), v) in self
             .config
@@ -505,17 +515,6 @@ impl Worker {
             m.last_error = errors.first().cloned();
         });
         true
-    }
-
-    /// The meter's clock now (Unix ms), `None` if it cannot be read or is not a time.
-    fn meter_time_ms(
-        &self,
-        c: &mut Connection<Box<dyn Transport>>,
-    ) -> Result<Option<i64>, ClientError> {
-        Ok(reads::read_clock(c)?
-            .ok()
-            .and_then(|t| t.to_unix_local(self.config.utc_offset_min))
-            .map(|s| s * 1000))
     }
 
     /// Logs a failure and puts it in the status.
@@ -610,6 +609,17 @@ impl Worker {
             })
             .is_ok()
     }
+}
+
+/// The meter's clock now (Unix ms), `None` if it cannot be read or is not a time.
+fn meter_time_ms(
+    c: &mut Connection<Box<dyn Transport>>,
+    utc_offset_min: i16,
+) -> Result<Option<i64>, ClientError> {
+    Ok(reads::read_clock(c)?
+        .ok()
+        .and_then(|t| t.to_unix_local(utc_offset_min))
+        .map(|s| s * 1000))
 }
 
 fn delta(a: &NetStats, b: &NetStats) -> NetStats {

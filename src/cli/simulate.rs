@@ -16,7 +16,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--password P] [--fault KIND [--fault-every N]] [--profile-days 2]
                      [--max-info 128] [--pdu 1024] [--duration-s N]
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
-                     [--clock-offset-s 0]
+                     [--clock-offset-s 0] [--window 1] [--latency-ms 0]
 dlms-bridge simulate --serial DEVICE [--mode-e] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values.
@@ -25,6 +25,8 @@ dlms-bridge simulate --serial DEVICE [--mode-e] ...
   standard event log 0-0:99.98.0 (a power failure every --outage-every-s), --profile-days
   deep; --no-range-access serves them by entry only. --clock-offset-s runs the meter's clock
   ahead (or behind, negative) of the system clock; a SET of the clock moves it.
+  HDLC: the meter grants at most --max-info bytes per frame and --window frames per
+  acknowledgement; --latency-ms delays every answer (a link's turnaround).
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
@@ -37,6 +39,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut ek, mut ak, mut title, mut hls) = (None, None, *b"SIMMETER", false);
     let (mut profile_period, mut outage_every, mut range_access, mut clock_offset) =
         (900i64, 6 * 3600i64, true, 0i64);
+    let (mut window, mut latency_ms) = (1u8, 0u64);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("meters") => meters = parse_num("--meters", parser.value()?)?,
@@ -58,6 +61,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 outage_every = parse_num("--outage-every-s", parser.value()?)?
             }
             Long("no-range-access") => range_access = false,
+            Long("window") => window = parse_num("--window", parser.value()?)?,
+            Long("latency-ms") => latency_ms = parse_num("--latency-ms", parser.value()?)?,
             Long("clock-offset-s") => {
                 clock_offset = parse_num("--clock-offset-s", parser.value()?)?
             }
@@ -98,6 +103,9 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     }
     if !(32..=2030).contains(&max_info) || pdu < 64 {
         return Err(usage("--max-info must be 32..2030 and --pdu at least 64"));
+    }
+    if !(1..=7).contains(&window) {
+        return Err(usage("--window must be 1..7"));
     }
     if profile_period < 1 || outage_every < 100 {
         return Err(usage(
@@ -141,6 +149,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         c.fault = fault;
         c.fault_every = fault_every;
         c.hdlc_max_info = max_info;
+        c.hdlc_window = window;
+        c.latency = Duration::from_millis(latency_ms);
         c.mode_e = mode_e;
         c
     };

@@ -33,6 +33,8 @@ pub struct ConnectionOptions {
     pub inter_frame_timeout: Duration,
     /// HDLC max information field we propose (both directions).
     pub max_info: u16,
+    /// HDLC window we propose (both directions).
+    pub window: u8,
     /// Send the SNRM parameter block even when it holds only the defaults.
     pub always_send_snrm_params: bool,
 }
@@ -43,6 +45,7 @@ impl Default for ConnectionOptions {
             response_timeout: Duration::from_secs(5),
             inter_frame_timeout: Duration::from_secs(5),
             max_info: 128,
+            window: 1,
             always_send_snrm_params: false,
         }
     }
@@ -110,7 +113,8 @@ impl<T: Transport> Connection<T> {
                 let proposed = LinkParams {
                     max_info_tx: options.max_info,
                     max_info_rx: options.max_info,
-                    ..LinkParams::default()
+                    window_tx: options.window.clamp(1, 7),
+                    window_rx: options.window.clamp(1, 7),
                 };
                 let mut link = Link::client(RawAddress::client(client), server, proposed);
                 link.set_always_send_params(options.always_send_snrm_params);
@@ -169,7 +173,27 @@ impl<T: Transport> Connection<T> {
         self.session.max_get_batch()
     }
 
+    /// SNRM until UA. A meter that answers a parameter block with DM or FRMR (some refuse any
+    /// block, DLMS-NOTES) is asked once more without one: the defaults, 128 bytes, window 1.
     fn connect_link(&mut self) -> Result<(), ClientError> {
+        match self.snrm() {
+            Err(ClientError::Link(LinkError::DisconnectedMode | LinkError::FrameRejected))
+                if self.proposes_parameters() =>
+            {
+                if let Framer::Hdlc { link, .. } = &mut self.framer {
+                    link.propose(LinkParams::default());
+                }
+                self.snrm()
+            }
+            other => other,
+        }
+    }
+
+    fn proposes_parameters(&self) -> bool {
+        matches!(&self.framer, Framer::Hdlc { link, .. } if link.proposes_parameters())
+    }
+
+    fn snrm(&mut self) -> Result<(), ClientError> {
         let Framer::Hdlc { link, .. } = &mut self.framer else {
             return Ok(());
         };

@@ -505,7 +505,8 @@ pub static FIELDS: &[Field] = &[
         name: "max_info",
         flag: "max-info",
         value: "N",
-        help: "HDLC: the largest information field we propose",
+        help: "HDLC: the largest information field we propose (the meter grants up to its own; \
+               128 with --hdlc-window 1 sends a SNRM without parameters)",
         kind: Kind::Int,
         secret: false,
         optional: false,
@@ -516,6 +517,23 @@ pub static FIELDS: &[Field] = &[
         },
         clear: no_clear,
         get: |m| s(m.max_info),
+    },
+    Field {
+        name: "hdlc_window",
+        flag: "hdlc-window",
+        value: "N",
+        help: "HDLC: the window we propose (segments per acknowledgement, 1..7; the meter \
+               grants up to its own)",
+        kind: Kind::Int,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.hdlc_window = bounded(v, 1, 7)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(m.hdlc_window),
     },
     Field {
         name: "interval_s",

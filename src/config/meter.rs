@@ -139,6 +139,8 @@ pub struct MeterConfig {
     pub response_timeout_ms: u32,
     pub inter_frame_timeout_ms: u32,
     pub max_info: u16,
+    /// HDLC window proposed (IEC 62056-46 6.4.4.4.3.2).
+    pub hdlc_window: u8,
     pub interval_s: u32,
     pub inactivity_timeout_s: u32,
     pub device_type: String,
@@ -188,7 +190,11 @@ impl Default for MeterConfig {
             connect_timeout_ms: 5000,
             response_timeout_ms: 5000,
             inter_frame_timeout_ms: 5000,
-            max_info: 128,
+            // The largest the standard allows: the meter's UA grants what it can (IEC 62056-46
+            // 6.4.4.4.3.2: the smaller of both); a meter that refuses any parameter block gets
+            // a SNRM without one (client::connection).
+            max_info: 2030,
+            hdlc_window: 7,
             interval_s: 60,
             inactivity_timeout_s: 120,
             device_type: "electricity-meter".to_string(),

@@ -72,6 +72,7 @@ impl MeterConfig {
                 response_timeout: Duration::from_millis(u64::from(self.response_timeout_ms)),
                 inter_frame_timeout: Duration::from_millis(u64::from(self.inter_frame_timeout_ms)),
                 max_info: self.max_info,
+                window: self.hdlc_window,
                 ..ConnectionOptions::default()
             },
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),

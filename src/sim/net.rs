@@ -67,6 +67,11 @@ pub struct SimConfig {
     pub fault_limit: Option<u64>,
     /// The meter's HDLC max information field (128 forces segmentation of most answers).
     pub hdlc_max_info: u16,
+    /// The largest HDLC window the meter grants (1: one segment per acknowledgement).
+    pub hdlc_window: u8,
+    /// The link's turnaround: how long after a frame arrives its answer starts (a modem, a
+    /// slow meter, a long serial line).
+    pub latency: Duration,
     pub server_address: ServerAddress,
     /// Expect an IEC 62056-21 mode E sign-on before HDLC (serial only).
     pub mode_e: bool,
@@ -82,6 +87,8 @@ impl SimConfig {
             fault_every: 1,
             fault_limit: None,
             hdlc_max_info: 128,
+            hdlc_window: 1,
+            latency: Duration::ZERO,
             server_address: ServerAddress::new(1, Some(17)),
             mode_e: false,
         }
@@ -268,8 +275,8 @@ fn serve_hdlc<S: SimStream>(
     let params = LinkParams {
         max_info_tx: conn.config.hdlc_max_info,
         max_info_rx: conn.config.hdlc_max_info,
-        window_tx: 1,
-        window_rx: 1,
+        window_tx: conn.config.hdlc_window.clamp(1, 7),
+        window_rx: conn.config.hdlc_window.clamp(1, 7),
     };
     let mut link = Link::server(local, params);
     let mut deframer = Deframer::new();
@@ -336,8 +343,13 @@ fn serve_hdlc<S: SimStream>(
             }
             split = split || pending_fault == Fault::Split;
             let mut sent_block = false;
+            let mut turned_around = false;
             while let Some(bytes) = link.poll_transmit() {
                 let Ok(bytes) = bytes else { continue };
+                if !turned_around && !conn.config.latency.is_zero() {
+                    std::thread::sleep(conn.config.latency);
+                }
+                turned_around = true;
                 if pending_fault == Fault::BadCrc {
                     let mut bad = bytes.clone();
                     let at = bad.len() - 3;

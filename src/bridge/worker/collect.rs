@@ -2,13 +2,12 @@
 //! not due: the clock check and profile collection (`meter_clock`, `profiles`).
 
 use super::{Assoc, Worker};
-use crate::bridge::event::{Event, ProfileCursor, Reading};
+use crate::bridge::event::{Event, ProfileCursor};
 use crate::bridge::profiles::{Chunk, Cursors, Limits};
-use crate::client::ClientError;
+use crate::client::{ClientError, Connection, Transport};
 use crate::clock::now_ms;
 use crate::store::Store;
 use log::warn;
-use serde_json::{json, Map};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,9 +29,31 @@ impl Cursors for DbCursors<'_> {
 }
 
 impl Worker {
-    /// The clock check (when due) and profile chunks until the profiles are up to date or
-    /// the next poll (or a stop, an update, an RPC) is near. `Err`: the link failed, as in a
-    /// poll. `false` in the `Ok`: the bridge is stopping.
+    /// The meter's clock check, when due: the drift goes with this poll's reading as
+    /// `clock_drift_s` and to the status.
+    pub(super) fn check_clock(
+        &mut self,
+        c: &mut Connection<Box<dyn Transport>>,
+    ) -> Result<Option<i64>, ClientError> {
+        let interval = {
+            let s = self.settings.read().unwrap_or_else(|e| e.into_inner());
+            Duration::from_secs(s.clock_check_interval_s)
+        };
+        let Some(check) = self
+            .clock
+            .check(c, &self.config, interval, || now_ms() / 1000)?
+        else {
+            return Ok(None);
+        };
+        let shown = check.synced_to.unwrap_or(check.drift_s);
+        self.status
+            .update_meter(&self.config.name, |m| m.clock_drift_s = Some(shown));
+        Ok(Some(check.drift_s))
+    }
+
+    /// Profile chunks until the profiles are up to date or the next poll (or a stop, an
+    /// update, an RPC) is near. `Err`: the link failed, as in a poll. `false` in the `Ok`: the
+    /// bridge is stopping.
     pub(super) fn after_poll(
         &mut self,
         assoc: &mut Assoc,
@@ -41,31 +62,10 @@ impl Worker {
         let Some(c) = assoc.conn.as_mut() else {
             return Ok(true);
         };
-        let (limits, interval) = {
+        let limits = {
             let s = self.settings.read().unwrap_or_else(|e| e.into_inner());
-            (
-                Limits::of(&s),
-                Duration::from_secs(s.clock_check_interval_s),
-            )
+            Limits::of(&s)
         };
-        if let Some(check) = self
-            .clock
-            .check(c, &self.config, interval, || now_ms() / 1000)?
-        {
-            let shown = check.synced_to.unwrap_or(check.drift_s);
-            self.status
-                .update_meter(&self.config.name, |m| m.clock_drift_s = Some(shown));
-            let mut values = Map::new();
-            values.insert("clock_drift_s".into(), json!(check.drift_s));
-            let reading = Event::Reading(Reading {
-                device: self.config.name.clone(),
-                ts_ms: now_ms(),
-                values,
-            });
-            if self.events.send(reading).is_err() {
-                return Ok(false);
-            }
-        }
         if self.collector.is_empty() {
             return Ok(true);
         }

@@ -6,11 +6,14 @@
 //!
 //! - Connection: SNRM -> UA (with the parameter block), DISC -> UA or DM.
 //! - Sending an APDU: the LLC header is prepended, the result is cut into segments of at most
-//!   the negotiated max-info-field length; every segment but the last has the segmentation bit,
-//!   and the next segment is sent only when the peer has acknowledged with RR (window 1, which
-//!   is what this implementation proposes and what meters use).
-//! - Receiving: I-frames must carry N(S) equal to the next expected (V(R)); each segment is
-//!   acknowledged with RR whose N(R) is that next expected N(S) (last received + 1, modulo 8).
+//!   the negotiated max-info-field length; every segment but the last has the segmentation bit.
+//!   Up to the negotiated transmit window of segments go out back to back, the poll bit set only
+//!   on the last of them (IEC 62056-46 6.4.4.4.3: the sender polls for the acknowledgement once
+//!   per window); the next window follows the peer's RR. With window 1 every segment waits
+//!   for its RR.
+//! - Receiving: I-frames must carry N(S) equal to the next expected (V(R)); a segment carrying
+//!   the poll bit is acknowledged with RR whose N(R) is that next expected N(S) (the last
+//!   received plus 1, modulo 8); segments inside a window are acknowledged together by that RR.
 //!   A repeated I-frame (N(S) = V(R) - 1, the peer missed our RR) is acknowledged again and
 //!   dropped, so a late duplicate is never taken for a new answer.
 
@@ -126,6 +129,10 @@ pub struct Link {
     /// V(R): N(S) we expect next.
     vr: u8,
     pending_segments: VecDeque<Vec<u8>>,
+    /// Segments of the current window sent and not yet acknowledged.
+    in_flight: usize,
+    /// Segments received since our last RR.
+    rx_unacked: usize,
     rx: Vec<u8>,
     rx_started: bool,
     max_apdu: usize,
@@ -160,6 +167,8 @@ impl Link {
             vs: 0,
             vr: 0,
             pending_segments: VecDeque::new(),
+            in_flight: 0,
+            rx_unacked: 0,
             rx: Vec::new(),
             rx_started: false,
             max_apdu: 0xFFFF + 16,
@@ -171,6 +180,16 @@ impl Link {
     /// any block. By default it is sent only when it differs from the defaults.
     pub fn set_always_send_params(&mut self, on: bool) {
         self.always_send_params = on;
+    }
+
+    /// What a new SNRM proposes.
+    pub fn propose(&mut self, proposed: LinkParams) {
+        self.proposed = proposed;
+    }
+
+    /// Whether a SNRM carries a parameter block.
+    pub fn proposes_parameters(&self) -> bool {
+        self.always_send_params || self.proposed != LinkParams::default()
     }
 
     /// Limit for a reassembled APDU.
@@ -202,7 +221,7 @@ impl Link {
 
     /// Client: asks for a connection (queues SNRM).
     pub fn connect(&mut self) {
-        let info = if self.always_send_params || self.proposed != LinkParams::default() {
+        let info = if self.proposes_parameters() {
             self.proposed.emit()
         } else {
             Vec::new()
@@ -245,19 +264,27 @@ impl Link {
         data.extend_from_slice(apdu);
         let max = usize::from(self.params.max_info_tx).max(1);
         self.pending_segments = data.chunks(max).map(<[u8]>::to_vec).collect();
-        self.send_next_segment();
+        self.send_window();
         Ok(())
     }
 
-    fn send_next_segment(&mut self) {
-        if let Some(segment) = self.pending_segments.pop_front() {
+    /// Sends the next window of segments: up to the negotiated transmit window, the poll bit
+    /// on the last one sent.
+    fn send_window(&mut self) {
+        let window = usize::from(self.params.window_tx.clamp(1, 7));
+        self.in_flight = 0;
+        while self.in_flight < window {
+            let Some(segment) = self.pending_segments.pop_front() else {
+                break;
+            };
+            self.in_flight += 1;
+            let more = !self.pending_segments.is_empty();
             let control = Control::I {
                 ns: self.vs,
                 nr: self.vr,
-                poll: true,
+                poll: !more || self.in_flight == window,
             };
             self.vs = (self.vs + 1) % 8;
-            let more = !self.pending_segments.is_empty();
             self.queue(control, segment, more);
         }
     }
@@ -278,6 +305,8 @@ impl Link {
         self.vs = 0;
         self.vr = 0;
         self.pending_segments.clear();
+        self.in_flight = 0;
+        self.rx_unacked = 0;
         self.rx.clear();
         self.rx_started = false;
     }
@@ -337,15 +366,15 @@ impl Link {
                 if self.state != State::Connected {
                     return Err(LinkError::Unexpected(frame.control));
                 }
-                // RR with N(R) = V(S) acknowledges our last segment; any other N(R) (a poll
-                // repeated by the peer) leaves the next segment where it is.
+                // RR with N(R) = V(S) acknowledges the window sent; any other N(R) (a poll
+                // repeated by the peer) leaves the next window where it is.
                 if nr == self.vs {
-                    self.send_next_segment();
+                    self.send_window();
                 }
                 Ok(None)
             }
             Control::Rnr { .. } => Ok(None),
-            Control::I { ns, .. } => self.receive_i(frame, ns),
+            Control::I { ns, poll, .. } => self.receive_i(frame, ns, poll),
             other => Err(LinkError::Unexpected(other)),
         }
     }
@@ -365,7 +394,12 @@ impl Link {
         Ok(Some(LinkEvent::Connected(self.params)))
     }
 
-    fn receive_i(&mut self, frame: &Frame, ns: u8) -> Result<Option<LinkEvent>, LinkError> {
+    fn receive_i(
+        &mut self,
+        frame: &Frame,
+        ns: u8,
+        poll: bool,
+    ) -> Result<Option<LinkEvent>, LinkError> {
         if self.state != State::Connected {
             if self.role == Role::Server {
                 self.queue(Control::Dm { poll: true }, Vec::new(), false);
@@ -410,6 +444,13 @@ impl Link {
         }
         self.rx.extend_from_slice(info);
         if frame.segmented {
+            // Inside a window the sender waits for nothing: its poll, or a full receive window
+            // (a peer that forgets the poll bit), asks for the RR.
+            self.rx_unacked += 1;
+            if !poll && self.rx_unacked < usize::from(self.params.window_rx.max(1)) {
+                return Ok(None);
+            }
+            self.rx_unacked = 0;
             self.queue(
                 Control::Rr {
                     nr: self.vr,
@@ -421,6 +462,7 @@ impl Link {
             return Ok(None);
         }
         self.rx_started = false;
+        self.rx_unacked = 0;
         Ok(Some(LinkEvent::Apdu(std::mem::take(&mut self.rx))))
     }
 }
@@ -518,6 +560,85 @@ mod tests {
         assert_eq!(at_c, vec![LinkEvent::Disconnected]);
         assert_eq!(at_s, vec![LinkEvent::Disconnected]);
         assert!(!c.is_connected());
+    }
+
+    /// Window 7 both ways: a 2,000-byte answer in 128-byte segments goes out seven at a
+    /// time, the poll bit only on the seventh (and on the last), one RR per window; N(S) wraps
+    /// modulo 8 across windows.
+    #[test]
+    fn windows_send_several_segments_per_acknowledgement() {
+        let windowed = LinkParams {
+            window_tx: 7,
+            window_rx: 7,
+            ..LinkParams::default()
+        };
+        let (mut c, mut s) = pair(windowed, windowed);
+        c.connect();
+        let (at_c, _) = converse(&mut c, &mut s);
+        assert_eq!(at_c, vec![LinkEvent::Connected(windowed)]);
+        let answer: Vec<u8> = (0..2000).map(|i| (i % 253) as u8).collect();
+        s.send(&answer).unwrap();
+        let mut first_window = Vec::new();
+        while let Some(bytes) = s.poll_transmit() {
+            first_window.push(Frame::parse(&bytes.unwrap()).unwrap());
+        }
+        assert_eq!(first_window.len(), 7, "a window, then the sender waits");
+        let polls: Vec<bool> = first_window
+            .iter()
+            .map(|f| matches!(f.control, Control::I { poll: true, .. }))
+            .collect();
+        assert_eq!(polls, [false, false, false, false, false, false, true]);
+        let mut rrs = 0;
+        for f in &first_window {
+            assert_eq!(c.handle_frame(f).unwrap(), None);
+        }
+        while let Some(bytes) = c.poll_transmit() {
+            let rr = Frame::parse(&bytes.unwrap()).unwrap();
+            assert_eq!(rr.control, Control::Rr { nr: 7, poll: true });
+            rrs += 1;
+            s.handle_frame(&rr).unwrap();
+        }
+        assert_eq!(rrs, 1, "one RR for the window");
+        // 2,003 bytes with the LLC header: 16 segments, windows of 7, 7 and 2.
+        let (at_c, _) = converse(&mut c, &mut s);
+        assert_eq!(at_c, vec![LinkEvent::Apdu(answer)]);
+        // The same link goes on working after N(S) wrapped.
+        c.send(&[1, 2, 3]).unwrap();
+        let (_, at_s) = converse(&mut c, &mut s);
+        assert_eq!(at_s, vec![LinkEvent::Apdu(vec![1, 2, 3])]);
+    }
+
+    /// A peer that sends a window without the poll bit still gets its RR once the receive
+    /// window is full.
+    #[test]
+    fn a_full_receive_window_is_acknowledged_without_a_poll() {
+        let windowed = LinkParams {
+            window_tx: 2,
+            window_rx: 2,
+            ..LinkParams::default()
+        };
+        let (mut c, mut s) = pair(windowed, windowed);
+        c.connect();
+        converse(&mut c, &mut s);
+        s.send(&[7u8; 600]).unwrap();
+        let mut frames = Vec::new();
+        while let Some(bytes) = s.poll_transmit() {
+            let mut f = Frame::parse(&bytes.unwrap()).unwrap();
+            if let Control::I { ns, nr, .. } = f.control {
+                f.control = Control::I {
+                    ns,
+                    nr,
+                    poll: false,
+                };
+            }
+            frames.push(f);
+        }
+        assert_eq!(frames.len(), 2);
+        assert_eq!(c.handle_frame(&frames[0]).unwrap(), None);
+        assert!(c.poll_transmit().is_none(), "inside the window: no RR yet");
+        assert_eq!(c.handle_frame(&frames[1]).unwrap(), None);
+        let rr = Frame::parse(&c.poll_transmit().unwrap().unwrap()).unwrap();
+        assert_eq!(rr.control, Control::Rr { nr: 2, poll: true });
     }
 
     #[test]
