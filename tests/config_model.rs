@@ -410,7 +410,8 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "connect_timeout_ms" | "response_timeout_ms" | "inter_frame_timeout_ms" => {
             (vec![("600000", vec![])], vec!["9"])
         }
-        "max_info" => (vec![("2030", vec![])], vec!["31"]),
+        "max_info" => (vec![("128", vec![])], vec!["31", "2031"]),
+        "hdlc_window" => (vec![("1", vec![])], vec!["0", "8"]),
         "interval_s" => (vec![("86400", vec![])], vec!["0"]),
         "inactivity_timeout_s" => (vec![("3", vec![])], vec!["0"]),
         "device_type" => (vec![("heat meter", vec![])], vec![" x"]),
