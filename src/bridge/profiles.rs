@@ -431,6 +431,29 @@ mod tests {
     use crate::dlms::axdr::Data;
 
     #[test]
+    fn a_gap_starts_at_the_cursor_but_never_before_the_backfill_limit() {
+        let spec = ProfileSpec::new(Obis::new(1, 0, 99, 1, 0, 255));
+        let c = Collector::new("M", &[spec], 0);
+        let limits = Limits {
+            chunk_rows: 96,
+            initial_days: 1,
+            max_backfill_days: 31,
+        };
+        let now = 1_800_000_000;
+        assert_eq!(c.start_of(0, Some(now - 7200), limits, now), now - 7200);
+        assert_eq!(
+            c.start_of(0, None, limits, now),
+            now - 86_400,
+            "a new profile"
+        );
+        assert_eq!(
+            c.start_of(0, Some(now - 90 * 86_400), limits, now),
+            now - 31 * 86_400,
+            "a 90-day gap is cut to 31 days"
+        );
+    }
+
+    #[test]
     fn rows_without_a_clock_value_follow_the_previous_one() {
         let row = |t: Option<i64>| ProfileRow {
             timestamp: t,
