@@ -7,52 +7,15 @@ Usage: gurux_poll.py --port PORT --cycles N [--transport hdlc|wrapper]
 """
 import argparse
 import json
-import socket
 import time
 
-from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+from gurux_dlms import GXDLMSClient
 from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_link import Link, frames
 from gurux_dlms.objects import GXDLMSRegister
 
 OBIS = ["1.0.32.7.0.255", "1.0.52.7.0.255", "1.0.72.7.0.255", "1.0.31.7.0.255",
         "1.0.51.7.0.255", "1.0.71.7.0.255", "1.0.1.7.0.255", "1.0.2.7.0.255"]
-
-
-def frames(requests):
-    """gurux returns a frame, a list of frames, or (readList) a list of lists of frames."""
-    if isinstance(requests, (bytes, bytearray)):
-        yield requests
-        return
-    for r in requests:
-        yield from frames(r)
-
-
-class Link:
-    def __init__(self, port, client):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.settimeout(5)
-        self.client = client
-        self.round_trips = self.sent = self.received = 0
-
-    def exchange(self, request):
-        """Sends one request (and its follow-ups) and returns the complete reply."""
-        reply = GXReplyData()
-        data = request
-        while True:
-            self.sock.sendall(bytes(data))
-            self.sent += len(data)
-            self.round_trips += 1
-            buf = GXByteBuffer()
-            while True:
-                chunk = self.sock.recv(4096)
-                self.received += len(chunk)
-                buf.set(chunk)
-                if self.client.getData(buf, reply, None):
-                    break
-            if reply.isMoreData():
-                data = self.client.receiverReady(reply)
-                continue
-            return reply
 
 
 def main():

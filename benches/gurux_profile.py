@@ -7,47 +7,12 @@ Usage: gurux_profile.py --port PORT
 """
 import argparse
 import json
-import socket
 import time
 
-from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+from gurux_dlms import GXDLMSClient
 from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_link import Link, frames
 from gurux_dlms.objects import GXDLMSProfileGeneric
-
-
-def frames(requests):
-    if isinstance(requests, (bytes, bytearray)):
-        yield requests
-        return
-    for r in requests:
-        yield from frames(r)
-
-
-class Link:
-    def __init__(self, port, client):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.settimeout(10)
-        self.client = client
-        self.round_trips = self.sent = self.received = 0
-
-    def exchange(self, request):
-        reply = GXReplyData()
-        data = request
-        while True:
-            self.sock.sendall(bytes(data))
-            self.sent += len(data)
-            self.round_trips += 1
-            buf = GXByteBuffer()
-            while True:
-                chunk = self.sock.recv(4096)
-                self.received += len(chunk)
-                buf.set(chunk)
-                if self.client.getData(buf, reply, None):
-                    break
-            if reply.isMoreData():
-                data = self.client.receiverReady(reply)
-                continue
-            return reply
 
 
 def main():
@@ -57,7 +22,7 @@ def main():
     client = GXDLMSClient(True, 16, GXDLMSClient.getServerAddress(1, 17), Authentication.NONE,
                           None, InterfaceType.HDLC)
     t0 = time.monotonic()
-    link = Link(a.port, client)
+    link = Link(a.port, client, timeout=10)
     ua = link.exchange(client.snrmRequest())
     client.parseUAResponse(ua.data)
     for req in frames(client.aarqRequest()):

@@ -15,7 +15,6 @@ use dlms_bridge::client::{Connection, ConnectionOptions, Framing, TcpTransport};
 use dlms_bridge::dlms::hdlc::ServerAddress;
 use dlms_bridge::dlms::session::SessionConfig;
 use dlms_bridge::sim::model::MeterModel;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// CPU seconds (user + system) of this process, from /proc/self/stat (clock ticks of 10 ms).
@@ -103,29 +102,17 @@ fn ours(
 
 fn gurux(port: u16, transport: &'static str, cycles: u64) -> Option<Row> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/gurux_poll.py");
-    let out = Command::new("python3")
-        .args([
-            script,
+    let v = common::python_json(
+        script,
+        &[
             "--port",
             &port.to_string(),
             "--cycles",
             &cycles.to_string(),
             "--transport",
             transport,
-        ])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "gurux client unavailable: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        ],
+    )?;
     Some(Row {
         client: v["client"].as_str()?.to_string(),
         transport,
@@ -157,31 +144,11 @@ fn main() {
         ("wrapper", port + 3, true),
     ];
     for (transport, p, secured) in runs {
-        let port_text = p.to_string();
-        let mut args = vec![
-            "simulate",
-            "--meters",
-            "1",
-            "--port-base",
-            &port_text,
-            "--transport",
-            transport,
-            "--duration-s",
-            "600",
-        ];
+        let mut args = vec!["--transport", transport, "--duration-s", "600"];
         if secured {
             args.extend(["--encryption-key", EK, "--authentication-key", AK, "--hls"]);
         }
-        let mut sim = Command::new(env!("CARGO_BIN_EXE_dlms-bridge"))
-            .args(args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let sim = common::simulator(p, &args);
         let framing = match transport {
             "hdlc" => Framing::Hdlc {
                 client: 16,
@@ -204,8 +171,7 @@ fn main() {
             ));
             rows.extend(gurux(p, transport, cycles / 10));
         }
-        let _ = sim.kill();
-        let _ = sim.wait();
+        drop(sim);
     }
     println!("| client | transport | cycles | round trips / cycle | bytes sent / cycle | bytes received / cycle | CPU µs / cycle |");
     println!("|---|---|---|---|---|---|---|");

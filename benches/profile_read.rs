@@ -17,7 +17,6 @@ use dlms_bridge::client::{Connection, ConnectionOptions, Framing, TcpTransport};
 use dlms_bridge::dlms::hdlc::ServerAddress;
 use dlms_bridge::dlms::session::SessionConfig;
 use dlms_bridge::sim::model::LOAD_PROFILE;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Row {
@@ -31,29 +30,16 @@ struct Row {
 }
 
 fn simulator(port: u16, latency_ms: u64) -> common::Proc {
-    let p = common::Proc(
-        Command::new(env!("CARGO_BIN_EXE_dlms-bridge"))
-            .args([
-                "simulate",
-                "--meters",
-                "1",
-                "--port-base",
-                &port.to_string(),
-                "--profile-days",
-                "31",
-                "--max-info",
-                "1024",
-                "--window",
-                "7",
-                "--latency-ms",
-                &latency_ms.to_string(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    common::wait_port(port, Duration::from_secs(10));
-    p
+    let latency = latency_ms.to_string();
+    let args = [
+        "--profile-days",
+        "31",
+        "--max-info",
+        "1024",
+        "--window",
+        "7",
+    ];
+    common::simulator(port, &[&args[..], &["--latency-ms", &latency]].concat())
 }
 
 fn ours(port: u16, latency_ms: u64, max_info: u16, window: u8) -> Row {
@@ -91,21 +77,7 @@ fn ours(port: u16, latency_ms: u64, max_info: u16, window: u8) -> Row {
 
 fn gurux(port: u16, latency_ms: u64) -> Option<Row> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/gurux_profile.py");
-    let out = Command::new("python3")
-        .args([script, "--port", &port.to_string()])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "gurux client unavailable: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let v = common::python_json(script, &["--port", &port.to_string()])?;
     Some(Row {
         client: v["client"].as_str()?.to_string(),
         latency_ms,

@@ -49,13 +49,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn sysv_start_status_restart_stop() {
-    if Command::new("start-stop-daemon")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(!common::required(), "start-stop-daemon is required here");
-        eprintln!("skipped: no start-stop-daemon");
+    if !common::have("start-stop-daemon", &["--version"]) {
         return;
     }
     let d = temp("sysv");
@@ -470,9 +464,7 @@ fn untar(archive: &Path, into: &Path) {
 /// dynamically linked or wrong-CPU binary is refused.
 #[test]
 fn openwrt_package_holds_a_procd_service_that_logs_to_logread() {
-    if Command::new("readelf").arg("--version").output().is_err() {
-        assert!(!common::required(), "readelf (binutils) is required here");
-        eprintln!("skipped: no readelf");
+    if !common::have("readelf", &["--version"]) {
         return;
     }
     let d = temp("openwrt-package");
@@ -635,13 +627,7 @@ fn a_build_without_its_prerequisites_names_the_packages_in_one_line() {
 /// protection, is caught by the same check.
 #[test]
 fn the_systemd_unit_verifies_cleanly() {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(!common::required(), "systemd-analyze is required here");
-        eprintln!("skipped: no systemd-analyze");
+    if !common::have("systemd-analyze", &["--version"]) {
         return;
     }
     let d = temp("systemd-verify");

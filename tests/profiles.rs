@@ -8,14 +8,14 @@
 mod common;
 
 use common::{
-    free_port, gateway_readings, have_mosquitto, wait_for, wait_port, Bridge, Mosquitto, Proc,
+    free_port, gateway_readings, have_mosquitto, simulator, wait_for, wait_port, Bridge, Mosquitto,
     Subscriber, TempDir, BIN,
 };
 use dlms_bridge::sim::model::{MeterModel, ENERGY_EXPORT, ENERGY_IMPORT};
 use dlms_bridge::store::Store;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -29,24 +29,30 @@ fn now_s() -> i64 {
         .as_secs() as i64
 }
 
-/// `dlms-bridge simulate` with one meter on `port` (seed 1, meter 0) and `args`.
-fn simulator(port: u16, args: &[&str]) -> Proc {
-    let p = Proc(
-        Command::new(BIN)
-            .args([
-                "simulate",
-                "--meters",
-                "1",
-                "--port-base",
-                &port.to_string(),
-            ])
-            .args(args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(port, Duration::from_secs(10));
-    p
+/// What every test here starts with: a broker, a subscriber to gateway telemetry, a port for
+/// the simulated meter and a database path.
+struct Rig {
+    dir: TempDir,
+    broker: Mosquitto,
+    sub: Subscriber,
+    port: u16,
+    db: PathBuf,
+}
+
+impl Rig {
+    fn new(name: &str) -> Rig {
+        let dir = TempDir::new(name);
+        let broker = Mosquitto::start(&dir.0);
+        let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+        let db = dir.0.join("b.db");
+        Rig {
+            dir,
+            broker,
+            sub,
+            port: free_port(),
+            db,
+        }
+    }
 }
 
 fn model(period: i64, days: u32) -> MeterModel {
@@ -171,17 +177,19 @@ fn a_new_profile_is_backfilled_then_collected_live() {
         return;
     }
     for range_access in [true, false] {
-        let dir = TempDir::new(&format!("profile-live-{range_access}"));
-        let broker = Mosquitto::start(&dir.0);
-        let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
-        let port = free_port();
+        let Rig {
+            dir,
+            broker,
+            sub,
+            port,
+            db,
+        } = Rig::new(&format!("profile-live-{range_access}"));
         let mut args = vec!["--profile-period-s", "10", "--profile-days", "2"];
         if !range_access {
             args.push("--no-range-access");
         }
         let _meter = simulator(port, &args);
         let m = model(10, 2);
-        let db = dir.0.join("b.db");
         setup(
             &db,
             broker.port,
@@ -223,14 +231,16 @@ fn gaps_after_a_stop_an_unreachable_meter_and_kill_9_are_backfilled() {
     if !have_mosquitto() {
         return;
     }
-    let dir = TempDir::new("profile-gaps");
-    let broker = Mosquitto::start(&dir.0);
-    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
-    let port = free_port();
+    let Rig {
+        dir,
+        broker,
+        sub,
+        port,
+        db,
+    } = Rig::new("profile-gaps");
     let args = ["--profile-period-s", "2", "--profile-days", "1"];
     let mut meter = simulator(port, &args);
     let m = model(2, 1);
-    let db = dir.0.join("b.db");
     setup(
         &db,
         broker.port,
@@ -293,14 +303,16 @@ fn event_log_power_failures_arrive_named_at_their_times() {
     if !have_mosquitto() {
         return;
     }
-    let dir = TempDir::new("event-log");
-    let broker = Mosquitto::start(&dir.0);
-    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
-    let port = free_port();
+    let Rig {
+        dir,
+        broker,
+        sub,
+        port,
+        db,
+    } = Rig::new("event-log");
     let _meter = simulator(port, &["--outage-every-s", "600", "--profile-days", "1"]);
     let mut m = model(900, 1);
     m.outage_every = 600;
-    let db = dir.0.join("b.db");
     setup(
         &db,
         broker.port,
@@ -351,12 +363,14 @@ fn clock_drift_is_reported_and_synced_over_the_threshold() {
     if !have_mosquitto() {
         return;
     }
-    let dir = TempDir::new("clock-drift");
-    let broker = Mosquitto::start(&dir.0);
-    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
-    let port = free_port();
+    let Rig {
+        dir,
+        broker,
+        sub,
+        port,
+        db,
+    } = Rig::new("clock-drift");
     let _meter = simulator(port, &["--clock-offset-s", "300"]);
-    let db = dir.0.join("b.db");
     setup(
         &db,
         broker.port,
@@ -442,13 +456,15 @@ fn a_gateway_clock_in_1970_stamps_nothing_and_the_backfill_follows_ntp() {
     let Some(faketime) = libfaketime() else {
         return;
     };
-    let dir = TempDir::new("clock-1970");
-    let broker = Mosquitto::start(&dir.0);
-    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
-    let port = free_port();
+    let Rig {
+        dir,
+        broker,
+        sub,
+        port,
+        db,
+    } = Rig::new("clock-1970");
     let _meter = simulator(port, &["--profile-period-s", "2", "--profile-days", "1"]);
     let m = model(2, 1);
-    let db = dir.0.join("b.db");
     setup(
         &db,
         broker.port,

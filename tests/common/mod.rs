@@ -116,6 +116,64 @@ pub fn bench_or_skip(name: &str, programs: &[&str]) -> bool {
     true
 }
 
+/// Whether `program` runs here (`program ARGS` starts); if not, the test is skipped with a
+/// note, or fails where peers are required (CI).
+pub fn have(program: &str, args: &[&str]) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok || !required(), "{program} is required here");
+    if !ok {
+        eprintln!("skipped: {program} is not installed");
+    }
+    ok
+}
+
+/// `dlms-bridge simulate --meters 1` on `port` with more `args`, in a process of its own,
+/// listening when this returns; stopped on drop.
+pub fn simulator(port: u16, args: &[&str]) -> Proc {
+    let p = Proc(
+        Command::new(BIN)
+            .args([
+                "simulate",
+                "--meters",
+                "1",
+                "--port-base",
+                &port.to_string(),
+            ])
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port, Duration::from_secs(10));
+    p
+}
+
+/// Runs a Python helper that prints one JSON line; `None` (said on stderr) where it cannot
+/// run (Python or its package missing): benchmarks leave that row out.
+pub fn python_json(script: &str, args: &[&str]) -> Option<Value> {
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "{script} unavailable: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 /// `dlms-bridge simulate`: `meters` simulated meters on loopback ports from `port_base`, in a
 /// process of its own (so that benchmarks do not count its CPU), stopped on drop.
 pub fn simulate_process(meters: u16, port_base: u16) -> Proc {
