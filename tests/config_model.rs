@@ -618,10 +618,7 @@ fn escaped(name: &str) -> String {
 fn profiles_are_configured_like_every_other_part_of_a_meter() {
     let dir = TempDir::new("profiles-config");
     let db = dir.0.join("bridge.db");
-    let ok = |o: Output| {
-        assert!(o.status.success(), "{}", stderr(&o));
-        stdout(&o)
-    };
+    let ok = |o: Output| succeeded("meter profile", o);
     ok(cli(
         &db,
         &["meter", "add", "A", "--host", "127.0.0.1", "--port", "1"],

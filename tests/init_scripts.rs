@@ -451,11 +451,7 @@ fn untar(archive: &Path, into: &Path) {
         .arg(into)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded("tar", out);
 }
 
 /// The OpenWrt package: an opkg archive with the static binary, the procd service and the

@@ -63,17 +63,7 @@ fn model(period: i64, days: u32) -> MeterModel {
 }
 
 fn cli(db: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::cli_ok(db, args);
 }
 
 /// A meter "M" polled every 2 s with `profiles`, the broker on `mqtt`, fast commits.

@@ -202,6 +202,22 @@ pub fn cli(db: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `cli` that must succeed; its standard output.
+pub fn cli_ok(db: &Path, args: &[&str]) -> String {
+    succeeded(&format!("{args:?}"), cli(db, args))
+}
+
+/// The standard output of a command that must have succeeded (else its stderr, in the
+/// failure, named by `what`).
+pub fn succeeded(what: &str, out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A setting written straight into the database.
 pub fn setting(db: &Path, key: &str, value: &str) {
     Store::open(db).unwrap().set_setting(key, value).unwrap();
