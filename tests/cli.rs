@@ -4,9 +4,9 @@
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::sim::model::MeterModel;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -298,41 +298,7 @@ fn scan_finds_meters_only_in_the_given_ranges() {
     );
 }
 
-/// A connected pseudo-terminal pair made by socat: (meter side, probe side).
-struct PtyPair {
-    _socat: Proc,
-    dir: PathBuf,
-}
-
-fn pty_pair(name: &str) -> Option<PtyPair> {
-    let dir = std::env::temp_dir().join(format!("dlms-bridge-pty-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (a, b) = (dir.join("meter"), dir.join("probe"));
-    let child = Command::new("socat")
-        .arg(format!("pty,raw,echo=0,link={}", a.display()))
-        .arg(format!("pty,raw,echo=0,link={}", b.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(c) => Proc(c),
-        Err(e) => {
-            let required = common::required();
-            assert!(!required, "socat is required here: {e}");
-            eprintln!("skipped: no socat ({e})");
-            return None;
-        }
-    };
-    let start = Instant::now();
-    while !(a.exists() && b.exists()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "socat made no ptys"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(PtyPair { _socat: child, dir })
-}
+use common::pty_pair;
 
 fn serial_read(pair: &Path, mode_e: bool) {
     let meter = pair.join("meter");

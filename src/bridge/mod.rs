@@ -7,6 +7,7 @@
 //! ```
 
 pub mod broker_error;
+pub mod bus;
 pub mod committer;
 pub mod counter;
 pub mod event;
@@ -55,6 +56,8 @@ struct Running {
     config: MeterConfig,
     control: Sender<worker::Control>,
     handle: JoinHandle<()>,
+    /// The shared serial line the meter's thread uses, if it shares one.
+    bus: Option<Arc<crate::client::bus::Bus>>,
 }
 
 /// Runs until `stop` is set, then releases every association, flushes the outbox and returns.
@@ -105,6 +108,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     let mut rpc_queue = store.settings()?.rpc_queue;
     let shared_settings: worker::SharedSettings =
         Arc::new(std::sync::RwLock::new(store.settings()?));
+    let lines = bus::Lines::new(shared_settings.clone(), status.clone());
     let spawn = |rpc_queue| Spawn {
         events: &events,
         status: &status,
@@ -113,6 +117,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         to_publisher: &to_publisher,
         rpc_queue,
         settings: &shared_settings,
+        buses: &lines,
     };
     let mut revision = -1;
     let mut last_report = Instant::now();
@@ -185,6 +190,24 @@ struct Spawn<'a> {
     to_publisher: &'a Sender<publisher::ToPublisher>,
     rpc_queue: usize,
     settings: &'a worker::SharedSettings,
+    buses: &'a bus::Lines,
+}
+
+/// Serial devices named by two or more enabled meters (mode E meters sign on alone: never
+/// shared).
+fn shared_lines<'a>(
+    meters: impl Iterator<Item = &'a MeterConfig>,
+) -> std::collections::HashSet<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for m in meters.filter(|m| m.enabled && !m.mode_e) {
+        if let Some(d) = &m.serial_device {
+            *seen.entry(d.as_str()).or_default() += 1;
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n >= 2)
+        .map(|(d, _)| d.to_string())
+        .collect()
 }
 
 /// Starts, stops and restarts meter threads to match the configuration.
@@ -202,9 +225,19 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
         .into_iter()
         .filter_map(|m| Some((m.id?, m)))
         .collect();
+    let shared = shared_lines(wanted.values());
+    let bus_path = |m: &MeterConfig| {
+        m.serial_device
+            .as_ref()
+            .filter(|d| shared.contains(*d))
+            .cloned()
+    };
     let mut stale = Vec::new();
     for (id, r) in workers.iter_mut() {
         match wanted.get(id) {
+            // A meter that joins or leaves a shared line gets a new thread (the port changes
+            // hands).
+            Some(new) if bus_path(new) != r.bus.as_ref().map(|b| b.path.clone()) => stale.push(*id),
             Some(new) if *new == r.config => {}
             // Only fields a running meter takes up between polls: no reconnection.
             Some(new)
@@ -241,6 +274,7 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
         if workers.contains_key(&id) {
             continue;
         }
+        let bus = bus_path(&config).map(|path| spawn.buses.line(&path, &config));
         // Bounded: a stop and a few updates; the supervisor never waits on a meter thread.
         let (control_tx, control_rx) = bounded(8);
         let (rpc_tx, rpc_rx) = bounded(spawn.rpc_queue);
@@ -256,6 +290,7 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
                 status: status.clone(),
                 db: db.to_path_buf(),
                 settings: spawn.settings.clone(),
+                bus: bus.clone(),
             },
         );
         match std::thread::Builder::new()
@@ -271,6 +306,7 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
                         config,
                         control: control_tx,
                         handle,
+                        bus,
                     },
                 );
             }

@@ -75,6 +75,7 @@ pub struct Worker {
     settings: SharedSettings,
     collector: Collector,
     clock: MeterClock,
+    bus: Option<Arc<crate::client::bus::Bus>>,
 }
 
 /// Where a worker gets its RPCs and sends their answers.
@@ -88,6 +89,8 @@ pub struct Shared {
     pub status: Arc<Status>,
     pub db: std::path::PathBuf,
     pub settings: SharedSettings,
+    /// The shared serial line, for a meter on one.
+    pub bus: Option<Arc<crate::client::bus::Bus>>,
 }
 
 impl Worker {
@@ -112,6 +115,7 @@ impl Worker {
             settings: shared.settings,
             collector,
             clock: MeterClock::default(),
+            bus: shared.bus,
         }
     }
 
@@ -179,6 +183,13 @@ impl Worker {
         self.config = config;
     }
 
+    fn bus_keep_open(&self) -> bool {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .bus_keep_open
+    }
+
     fn set_state(&self, state: MeterState) {
         self.status
             .update_meter(&self.config.name, |m| m.state = state);
@@ -186,10 +197,13 @@ impl Worker {
 
     pub fn run(mut self) {
         let name = self.config.name.clone();
-        let Some(target) = self.config.target() else {
+        let Some(mut target) = self.config.target() else {
             warn!("meter {name:?}: invalid configuration, not polled");
             return;
         };
+        if let Some(bus) = &self.bus {
+            target.endpoint = crate::client::Endpoint::Bus(bus.clone());
+        }
         let lease = target
             .session
             .security
@@ -227,6 +241,8 @@ impl Worker {
                 self.set_state(MeterState::BreakerOpen);
                 continue;
             }
+            // On a shared line the whole slot (connect, poll, profiles, release) is one turn.
+            let _turn = self.bus.as_ref().map(|b| b.turn(&name));
             let ts_ms = now_ms();
             // A gateway clock that is not set (gateway_clock.rs) stamps nothing.
             let clock_set = self.status.gateway_clock.trusted(ts_ms);
@@ -272,7 +288,10 @@ impl Worker {
                             "reading held back: the gateway clock is not set and the meter's clock cannot be read".into(),
                         )
                     });
-                    if cycle.read_ok(self.config.interval_s < self.config.inactivity_timeout_s) {
+                    if cycle.read_ok(
+                        self.config.interval_s < self.config.inactivity_timeout_s
+                            && (self.bus.is_none() || self.bus_keep_open()),
+                    ) {
                         if let Some(mut c) = assoc.conn.take() {
                             c.release();
                         }
@@ -305,7 +324,8 @@ impl Worker {
                     }
                     // Keep the association between polls only if the next poll comes before
                     // the meter's inactivity timeout would drop it (Microstar: 180 s).
-                    let keep_open = self.config.interval_s < self.config.inactivity_timeout_s;
+                    let keep_open = self.config.interval_s < self.config.inactivity_timeout_s
+                        && (self.bus.is_none() || self.bus_keep_open());
                     if cycle.read_ok(keep_open) {
                         if let Some(mut c) = assoc.conn.take() {
                             c.release();
@@ -407,6 +427,7 @@ impl Worker {
         if started >= call.deadline {
             return; // already answered "timeout" by the publisher
         }
+        let _turn = self.bus.as_ref().map(|b| b.turn(&self.config.name));
         let result = if call.call.writes() && !self.config.rpc_write {
             Err(format!(
                 "{} writes to the meter, and this meter's rpc_write is false (dlms-bridge meter edit {:?} --rpc-write true)",

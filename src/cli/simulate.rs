@@ -17,9 +17,11 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--max-info 128] [--pdu 1024] [--duration-s N]
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
                      [--clock-offset-s 0] [--window 1] [--latency-ms 0]
-dlms-bridge simulate --serial DEVICE [--mode-e] ...
+dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
-  logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values.
+  logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
+  --meters N, N meters share the line (RS-485) at physical addresses 17 .. 17+N-1;
+  --line-baud makes each answer take its time on such a line.
   Fault kinds: silence, slow, garbage, bad-crc, split, drop-mid-block, dm, frmr.
   Profiles: the load profile 1-0:99.1.0 (+A, -A energy every --profile-period-s) and the
   standard event log 0-0:99.98.0 (a power failure every --outage-every-s), --profile-days
@@ -39,7 +41,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut ek, mut ak, mut title, mut hls) = (None, None, *b"SIMMETER", false);
     let (mut profile_period, mut outage_every, mut range_access, mut clock_offset) =
         (900i64, 6 * 3600i64, true, 0i64);
-    let (mut window, mut latency_ms) = (1u8, 0u64);
+    let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("meters") => meters = parse_num("--meters", parser.value()?)?,
@@ -63,6 +65,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("no-range-access") => range_access = false,
             Long("window") => window = parse_num("--window", parser.value()?)?,
             Long("latency-ms") => latency_ms = parse_num("--latency-ms", parser.value()?)?,
+            Long("line-baud") => line_baud = Some(parse_num("--line-baud", parser.value()?)?),
             Long("clock-offset-s") => {
                 clock_offset = parse_num("--clock-offset-s", parser.value()?)?
             }
@@ -156,6 +159,22 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(path) = serial {
+        if meters > 1 {
+            if mode_e {
+                return Err(usage(
+                    "--mode-e signs on to one meter per line: not with --meters",
+                ));
+            }
+            let configs: Vec<SimConfig> = (0..u32::from(meters))
+                .map(|i| {
+                    let mut c = make(i);
+                    c.server_address =
+                        dlms_bridge::dlms::hdlc::ServerAddress::new(1, Some(17 + i as u16));
+                    c
+                })
+                .collect();
+            return Ok(serve_bus(&path, &configs, line_baud, duration, &stop));
+        }
         return Ok(serve_serial(&path, make(0), duration, &stop));
     }
     let handles = match net::spawn_tcp_meters(port_base, meters, make, stop.clone()) {
@@ -195,6 +214,37 @@ impl Deadline for Option<Duration> {
             Some(d) => start.elapsed() < *d,
         }
     }
+}
+
+fn serve_bus(
+    path: &str,
+    configs: &[SimConfig],
+    line_baud: Option<u32>,
+    duration: Option<Duration>,
+    stop: &Arc<AtomicBool>,
+) -> ExitCode {
+    let start = Instant::now();
+    eprintln!(
+        "dlms-bridge: {} simulated meters on {path} (physical addresses 17..{})",
+        configs.len(),
+        16 + configs.len()
+    );
+    while duration.is_none_or_elapsed(start) {
+        match serialport::new(path, 9600)
+            .timeout(Duration::from_millis(200))
+            .open()
+        {
+            Ok(port) => {
+                let _ = net::serve_hdlc_bus(port, configs, line_baud, stop);
+            }
+            Err(e) => {
+                eprintln!("dlms-bridge: {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ExitCode::SUCCESS
 }
 
 fn serve_serial(

@@ -1,6 +1,7 @@
 //! The blocking DLMS client: transports (TCP, serial, mode E sign-on), the connection driver,
 //! and COSEM reads on top of it.
 
+pub mod bus;
 pub mod connection;
 pub mod entropy;
 pub mod error;

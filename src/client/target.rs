@@ -20,6 +20,8 @@ pub enum Endpoint {
         settings: SerialSettings,
         mode_e: bool,
     },
+    /// A serial line shared with other meters (RS-485): used only while holding a turn.
+    Bus(std::sync::Arc<super::bus::Bus>),
 }
 
 impl std::fmt::Display for Endpoint {
@@ -27,6 +29,7 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp { host, port } => write!(f, "{host}:{port}"),
             Endpoint::Serial { settings, .. } => write!(f, "{}", settings.path),
+            Endpoint::Bus(bus) => write!(f, "{} (shared)", bus.path),
         }
     }
 }
@@ -52,6 +55,7 @@ impl MeterTarget {
                 settings,
                 mode_e: false,
             } => Ok(Box::new(SerialTransport::open(settings)?)),
+            Endpoint::Bus(bus) => Ok(Box::new(super::bus::BusTransport(bus.clone()))),
             Endpoint::Serial {
                 settings,
                 mode_e: true,

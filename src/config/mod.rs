@@ -8,6 +8,7 @@
 pub mod error;
 pub mod fields;
 pub mod json;
+pub mod lines;
 pub mod meter;
 pub mod profile;
 pub mod settings;

@@ -79,6 +79,10 @@ pub struct BridgeSettings {
     pub profile_max_backfill_days: u32,
     /// Seconds between reads of each meter's clock (and possible syncs).
     pub clock_check_interval_s: u64,
+    /// Quiet time on a shared serial line between a turn's end and the next request.
+    pub bus_turnaround_ms: u64,
+    /// Keep a meter's association open across its turns on a shared line.
+    pub bus_keep_open: bool,
 }
 
 impl Default for BridgeSettings {
@@ -117,6 +121,8 @@ impl Default for BridgeSettings {
             profile_initial_days: 1,
             profile_max_backfill_days: 31,
             clock_check_interval_s: 3600,
+            bus_turnaround_ms: 20,
+            bus_keep_open: false,
         }
     }
 }
@@ -418,6 +424,26 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         get: |s| s.clock_check_interval_s.to_string(),
+    },
+    Setting {
+        key: "bus.turnaround_ms",
+        help: "quiet time on a shared serial line (RS-485) between one meter's turn and the next request",
+        secret: false,
+        set: |s, v| {
+            s.bus_turnaround_ms = bounded(v, 0, 10_000)?;
+            Ok(())
+        },
+        get: |s| s.bus_turnaround_ms.to_string(),
+    },
+    Setting {
+        key: "bus.keep_open",
+        help: "keep each meter's association open across its turns on a shared line (meters that keep HDLC state per address); false: released after each turn",
+        secret: false,
+        set: |s, v| {
+            s.bus_keep_open = crate::config::values::boolean(v)?;
+            Ok(())
+        },
+        get: |s| s.bus_keep_open.to_string(),
     },
     Setting {
         key: "log.status_interval_s",

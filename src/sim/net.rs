@@ -479,3 +479,65 @@ pub fn spawn_tcp_meters(
 pub fn bind_ephemeral() -> io::Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", 0))
 }
+
+/// Several meters on one serial line (RS-485 multi-drop): each answers at its own HDLC address
+/// (`SimConfig::server_address`), the others' frames are not for it. With `line_baud`, every
+/// answer takes the time its bytes need on such a line (10 bits a byte), so a bus can be
+/// measured against its physical limit. No faults are injected on a bus; a meter that is
+/// silent is one not in `configs`.
+pub fn serve_hdlc_bus<S: SimStream>(
+    mut stream: S,
+    configs: &[SimConfig],
+    line_baud: Option<u32>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let mut meters = Vec::new();
+    for c in configs {
+        let local = RawAddress::server(c.server_address).ok_or(io::ErrorKind::InvalidInput)?;
+        let params = LinkParams {
+            max_info_tx: c.hdlc_max_info,
+            max_info_rx: c.hdlc_max_info,
+            window_tx: c.hdlc_window.clamp(1, 7),
+            window_rx: c.hdlc_window.clamp(1, 7),
+        };
+        meters.push((
+            Link::server(local, params),
+            ServerSession::new(c.model.clone(), c.server.clone()),
+        ));
+    }
+    let mut deframer = Deframer::new();
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        let Some(n) = read_some(&mut stream, &mut buf)? else {
+            continue;
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        deframer.push(&buf[..n]);
+        while let Some(frame) = deframer.next_frame() {
+            for (link, session) in &mut meters {
+                let Ok(event) = link.handle_frame(&frame) else {
+                    continue; // another meter's frame, or one this link refuses
+                };
+                if let Some(LinkEvent::Apdu(apdu)) = event {
+                    if let Some(answer) = session.handle(&apdu, unix_now()) {
+                        let _ = link.send(&answer);
+                    }
+                }
+                while let Some(bytes) = link.poll_transmit() {
+                    let Ok(bytes) = bytes else { continue };
+                    if let Some(baud) = line_baud {
+                        let bits = bytes.len() as u64 * 10;
+                        std::thread::sleep(Duration::from_micros(
+                            bits * 1_000_000 / u64::from(baud),
+                        ));
+                    }
+                    stream.write_all(&bytes)?;
+                    stream.flush()?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

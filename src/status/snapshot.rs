@@ -47,13 +47,47 @@ fn meter_json(m: &MeterStatus) -> Value {
     })
 }
 
+/// A shared serial line: turns, how busy the line is, how long meters wait for it, and each
+/// meter's share of the busy time.
+fn bus_json(f: &crate::client::bus::BusFigures) -> Value {
+    let elapsed = f.since.map_or(0.0, |t| t.elapsed().as_secs_f64()).max(1e-9);
+    let busy = f.busy.as_secs_f64();
+    let mut waits = f.waits_ms.clone();
+    waits.sort_unstable();
+    let share: serde_json::Map<String, Value> = f
+        .per_meter
+        .iter()
+        .map(|(m, d)| {
+            let pct = if busy > 0.0 {
+                (1000.0 * d.as_secs_f64() / busy).round() / 10.0
+            } else {
+                0.0
+            };
+            (m.clone(), json!(pct))
+        })
+        .collect();
+    json!({
+        "turns": f.turns,
+        "utilisation_percent": ((1000.0 * busy / elapsed).round() / 10.0).min(100.0),
+        "wait_p50_ms": waits.get(waits.len() / 2),
+        "wait_max_ms": waits.last(),
+        "share_percent": share,
+    })
+}
+
 /// The status document (`/status`) as JSON bytes, written meter by meter: memory is the
 /// output and one meter's entry, not a tree of every meter (701 KB of JSON at 1,000 meters).
 pub fn status_document(status: &Status) -> Vec<u8> {
     let p = status.publisher();
     let now = now_ms();
     let clock_doubt = status.gateway_clock.doubt(now);
+    let buses: serde_json::Map<String, Value> = status
+        .bus_figures()
+        .into_iter()
+        .map(|(path, f)| (path, bus_json(&f)))
+        .collect();
     let head = json!({
+        "buses": buses,
         "gateway_clock": {"set": clock_doubt.is_none(), "doubt": clock_doubt},
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": status.started.elapsed().as_secs(),

@@ -100,6 +100,8 @@ pub struct Status {
     pub max_unsent_age_s: std::sync::atomic::AtomicU64,
     /// Whether the gateway's clock can stamp readings.
     pub gateway_clock: crate::bridge::gateway_clock::GatewayClock,
+    /// Shared serial lines, while meter threads use them.
+    pub buses: Mutex<Vec<std::sync::Weak<crate::client::bus::Bus>>>,
 }
 
 impl Default for Status {
@@ -111,11 +113,28 @@ impl Default for Status {
             publishing_disabled: std::sync::atomic::AtomicBool::new(false),
             max_unsent_age_s: std::sync::atomic::AtomicU64::new(120),
             gateway_clock: crate::bridge::gateway_clock::GatewayClock::new(0),
+            buses: Mutex::default(),
         }
     }
 }
 
 impl Status {
+    pub fn add_bus(&self, bus: &std::sync::Arc<crate::client::bus::Bus>) {
+        let mut buses = self.buses.lock().unwrap_or_else(|e| e.into_inner());
+        buses.retain(|b| b.strong_count() > 0);
+        buses.push(std::sync::Arc::downgrade(bus));
+    }
+
+    /// The shared lines in use: (device, what they did).
+    pub fn bus_figures(&self) -> Vec<(String, crate::client::bus::BusFigures)> {
+        let buses = self.buses.lock().unwrap_or_else(|e| e.into_inner());
+        buses
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|b| (b.path.clone(), b.figures()))
+            .collect()
+    }
+
     pub fn update_meter(&self, name: &str, f: impl FnOnce(&mut MeterStatus)) {
         let mut m = self.meters.lock().unwrap_or_else(|e| e.into_inner());
         f(m.entry(name.to_string()).or_default());

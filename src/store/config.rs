@@ -108,6 +108,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The serial-line check over the stored meters with `changed` added or replacing the
+    /// stored ones of the same id or name.
+    fn check_lines_with(&self, changed: &[MeterConfig]) -> Result<()> {
+        let mut all: Vec<MeterConfig> = self
+            .meters()?
+            .into_iter()
+            .filter(|m| {
+                !changed
+                    .iter()
+                    .any(|c| (c.id.is_some() && c.id == m.id) || c.name == m.name)
+            })
+            .collect();
+        all.extend_from_slice(changed);
+        crate::config::lines::check_lines(&all)?;
+        Ok(())
+    }
+
     /// The newest profile row already in the outbox (Unix seconds), per meter and profile.
     pub fn profile_cursor(&self, meter: &str, obis: &str) -> Result<Option<i64>> {
         Ok(self
@@ -179,6 +196,7 @@ impl Store {
     /// Adds a meter; returns its id.
     pub fn add_meter(&mut self, m: &MeterConfig) -> Result<i64> {
         m.validate()?;
+        self.check_lines_with(std::slice::from_ref(m))?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -196,6 +214,9 @@ impl Store {
             None => self.meter(&m.name)?.id,
         };
         m.validate()?;
+        let mut changed = m.clone();
+        changed.id = id;
+        self.check_lines_with(std::slice::from_ref(&changed))?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -250,6 +271,7 @@ impl Store {
             };
             meters.push(m);
         }
+        self.check_lines_with(&meters)?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -753,3 +753,39 @@ impl Tb {
         }
     }
 }
+
+/// A connected pseudo-terminal pair made by socat: `dir/meter` and `dir/probe`.
+pub struct PtyPair {
+    pub _socat: Proc,
+    pub dir: PathBuf,
+}
+
+/// `None` (skipped, or a failure where peers are required) without socat.
+pub fn pty_pair(name: &str) -> Option<PtyPair> {
+    let dir = std::env::temp_dir().join(format!("dlms-bridge-pty-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("meter"), dir.join("probe"));
+    let child = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(c) => Proc(c),
+        Err(e) => {
+            assert!(!required(), "socat is required here: {e}");
+            eprintln!("skipped: no socat ({e})");
+            return None;
+        }
+    };
+    let start = Instant::now();
+    while !(a.exists() && b.exists()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "socat made no ptys"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(PtyPair { _socat: child, dir })
+}

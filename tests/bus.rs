@@ -1,0 +1,103 @@
+//! Several meters on one serial line (RS-485 multi-drop), over a pseudo-terminal pair: the
+//! simulator answers at physical addresses 17, 18, 19 on one side at an emulated 9600 baud;
+//! the bridge has four meters on the other side, the fourth (20) silent. Every answering meter
+//! is read on schedule (the line has the capacity), the silent one costs its time-out and
+//! backs off, the status page shows the line's figures, and meters that disagree about the
+//! line's settings are refused naming both.
+
+mod common;
+
+use common::{cli, cli_ok, free_port, pty_pair, wait_port, Bridge, Proc, TempDir, BIN};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout() {
+    let Some(pair) = pty_pair("bus") else {
+        return;
+    };
+    let (meter_side, bridge_side) = (pair.dir.join("meter"), pair.dir.join("probe"));
+    let _sim = Proc(
+        Command::new(BIN)
+            .args(["simulate", "--serial"])
+            .arg(&meter_side)
+            .args(["--meters", "3", "--line-baud", "9600"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = TempDir::new("bus");
+    let db = dir.0.join("b.db");
+    let http = free_port();
+    cli_ok(&db, &["settings", "set", "mqtt.host", ""]);
+    cli_ok(
+        &db,
+        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
+    );
+    let line = bridge_side.to_str().unwrap();
+    for address in 17..=20 {
+        cli_ok(
+            &db,
+            &[
+                "meter",
+                "add",
+                &format!("M{address}"),
+                "--serial",
+                line,
+                "--server-physical",
+                &address.to_string(),
+                "--interval-s",
+                "3",
+                "--timeout-ms",
+                "800",
+            ],
+        );
+    }
+    // A fifth meter on the line at another speed: refused, naming both meters.
+    let refused = cli(
+        &db,
+        &["meter", "add", "X", "--serial", line, "--baud", "19200"],
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(r#"meters "M17" and "X" share the serial line"#) && err.contains("baud"),
+        "{err}"
+    );
+
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_port(http, Duration::from_secs(10));
+    let status = || -> Value {
+        serde_json::from_str(&common::http_get(http, "/status").1).unwrap_or(Value::Null)
+    };
+    // 20 s: each answering meter has ~6 slots of 3 s.
+    std::thread::sleep(Duration::from_secs(20));
+    let s = status();
+    for m in ["M17", "M18", "M19"] {
+        let meter = &s["meters"][m];
+        let ok = meter["successes"].as_u64().unwrap_or(0);
+        assert!(
+            ok >= 5,
+            "{m} read on schedule despite the silent meter: {meter}"
+        );
+        assert_eq!(meter["skipped_slots"], 0, "{m}: {meter}");
+    }
+    let silent = &s["meters"]["M20"];
+    assert_eq!(silent["successes"], 0, "{silent}");
+    assert!(
+        silent["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer")),
+        "{silent}"
+    );
+    let bus = &s["buses"][line];
+    assert!(bus["turns"].as_u64().unwrap() >= 18, "{bus}");
+    let utilisation = bus["utilisation_percent"].as_f64().unwrap();
+    assert!(utilisation > 5.0 && utilisation < 100.0, "{bus}");
+    assert_eq!(bus["share_percent"].as_object().unwrap().len(), 4, "{bus}");
+    assert!(bus["wait_max_ms"].as_u64().is_some(), "{bus}");
+    let log = bridge.terminate();
+    assert!(!log.contains("exclusive lock"), "one owner per line: {log}");
+}
