@@ -49,7 +49,7 @@ fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout(
                 "--server-physical",
                 &address.to_string(),
                 "--interval-s",
-                "3",
+                "5",
                 "--timeout-ms",
                 "800",
             ],
@@ -72,8 +72,9 @@ fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout(
     let status = || -> Value {
         serde_json::from_str(&common::http_get(http, "/status").1).unwrap_or(Value::Null)
     };
-    // 20 s: each answering meter has ~6 slots of 3 s.
-    std::thread::sleep(Duration::from_secs(20));
+    // 32 s: each answering meter has 6 slots of 5 s; a round of the line takes about 3.5 s
+    // (three turns of ~0.87 s at 9600 baud and the silent meter's time-out).
+    std::thread::sleep(Duration::from_secs(32));
     let s = status();
     for m in ["M17", "M18", "M19"] {
         let meter = &s["meters"][m];

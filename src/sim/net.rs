@@ -514,6 +514,8 @@ pub fn serve_hdlc_bus<S: SimStream>(
         if n == 0 {
             return Ok(());
         }
+        // The request's own bytes took their time on the line before the meter had them.
+        line_time(n, line_baud);
         deframer.push(&buf[..n]);
         while let Some(frame) = deframer.next_frame() {
             for (link, session) in &mut meters {
@@ -540,4 +542,12 @@ pub fn serve_hdlc_bus<S: SimStream>(
         }
     }
     Ok(())
+}
+
+/// Waits what `bytes` take on a line of `baud` (8N1: 10 bits a byte).
+fn line_time(bytes: usize, baud: Option<u32>) {
+    if let Some(baud) = baud.filter(|b| *b > 0) {
+        let bits = bytes as u64 * 10;
+        std::thread::sleep(Duration::from_micros(bits * 1_000_000 / u64::from(baud)));
+    }
 }
