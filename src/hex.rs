@@ -21,6 +21,16 @@ pub fn array<const N: usize>(s: &str) -> Option<[u8; N]> {
     parse(s).and_then(|b| <[u8; N]>::try_from(b).ok())
 }
 
+/// A test vector file: hex lines, `#` lines are its citation and notes.
+#[cfg(test)]
+pub(crate) fn vector(text: &str) -> Vec<u8> {
+    let hex: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    parse(&hex).expect("a vector file holds hex")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -419,6 +419,11 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "rpc_write" => (vec![("true", vec![])], vec!["sure"]),
         "utc_offset_min" => (vec![("-300", vec![]), ("60", vec![])], vec!["841", "1.5"]),
         "clock_sync_threshold_s" => (vec![("none", vec![]), ("30", vec![])], vec!["0"]),
+        "push" => (vec![("serial", serial.clone())], vec!["tcp4"]),
+        "push_template" => (
+            vec![("-,1-0:1.7.0,1-0:31.7.0@-3", vec![]), ("none", vec![])],
+            vec!["1-0:1.7.0@x"],
+        ),
         other => panic!("no samples for field {other}: add them here"),
     }
 }
@@ -471,7 +476,13 @@ fn every_field_round_trips_and_is_refused_alike_on_every_path() {
             for (k, v) in needs.iter().chain([(field.name, value)].iter()) {
                 given.retain(|(g, _)| g != k);
                 if !v.is_empty() && *k != "name" {
-                    given.push((k, v.to_string()));
+                    // A line of its own per meter: meters on one line share its settings.
+                    let v = if *k == "serial_device" && *v == "/dev/ttyUSB0" {
+                        format!("/dev/ttyUSB{n}")
+                    } else {
+                        v.to_string()
+                    };
+                    given.push((k, v));
                 }
             }
             let mut args: Vec<String> = vec!["meter".into(), "add".into(), name.clone()];

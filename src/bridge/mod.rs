@@ -199,7 +199,10 @@ fn shared_lines<'a>(
     meters: impl Iterator<Item = &'a MeterConfig>,
 ) -> std::collections::HashSet<String> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for m in meters.filter(|m| m.enabled && !m.mode_e) {
+    // A pushing meter has its line to itself (receive only).
+    for m in
+        meters.filter(|m| m.enabled && !m.mode_e && m.push == crate::config::values::Push::None)
+    {
         if let Some(d) = &m.serial_device {
             *seen.entry(d.as_str()).or_default() += 1;
         }

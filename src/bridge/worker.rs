@@ -3,6 +3,7 @@
 //! breaker that pauses a meter reconnecting too often; none of it touches other meters.
 
 mod collect;
+mod push;
 
 use super::counter::CounterLease;
 use super::event::{Event, Reading};
@@ -196,6 +197,9 @@ impl Worker {
     }
 
     pub fn run(mut self) {
+        if self.config.push == crate::config::values::Push::Serial {
+            return self.run_push();
+        }
         let name = self.config.name.clone();
         let Some(mut target) = self.config.target() else {
             warn!("meter {name:?}: invalid configuration, not polled");

@@ -8,6 +8,7 @@ pub mod error;
 pub mod frame_counter;
 pub mod json;
 pub mod mode_e;
+pub mod push;
 pub mod reads;
 pub mod target;
 pub mod transport;

@@ -616,6 +616,41 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(m.rpc_write),
     },
     Field {
+        name: "push",
+        flag: "push",
+        value: "none|serial",
+        help: "serial: the meter pushes DATA-NOTIFICATIONs on --serial (a HAN/P1 port: receive \
+               only, nothing is sent to it)",
+        kind: Kind::Text,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.push = word(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(word_of(m.push)),
+    },
+    Field {
+        name: "push_template",
+        flag: "push-template",
+        value: "OBIS[@SCALER],...|none",
+        help: "pushed lists without OBIS codes: the OBIS code (and scaler) of each position, - to \
+               skip one",
+        kind: Kind::Text,
+        secret: false,
+        optional: true,
+        live: false,
+        set: |m, v| {
+            crate::client::push::parse_template(v)?;
+            m.push_template = Some(v.trim().to_string());
+            Ok(())
+        },
+        clear: |m| m.push_template = None,
+        get: |m| m.push_template.clone(),
+    },
+    Field {
         name: "utc_offset_min",
         flag: "utc-offset-min",
         value: "N",

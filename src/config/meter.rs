@@ -4,7 +4,7 @@
 
 use super::error::{quoted, ConfigError};
 use super::profile::{check_profiles, ProfileSpec};
-use super::values::{AuthKind, Ciphering, Parity, Secret, Transport};
+use super::values::{AuthKind, Ciphering, Parity, Push, Secret, Transport};
 
 use crate::cosem::Obis;
 
@@ -155,6 +155,10 @@ pub struct MeterConfig {
     pub measurements: Vec<Measurement>,
     /// Profiles (load profiles, event logs) collected with backfill.
     pub profiles: Vec<ProfileSpec>,
+    /// Polled, or pushing DATA-NOTIFICATIONs.
+    pub push: Push,
+    /// For pushed lists without OBIS codes: the OBIS code (and scaler) of each position.
+    pub push_template: Option<String>,
 }
 
 impl Default for MeterConfig {
@@ -204,6 +208,8 @@ impl Default for MeterConfig {
             clock_sync_threshold_s: None,
             measurements: default_measurements(),
             profiles: Vec::new(),
+            push: Push::None,
+            push_template: None,
         }
     }
 }
@@ -246,6 +252,9 @@ impl MeterConfig {
             (Some(_), None, None) => return Err(err("{host} needs {port}")),
             (None, Some(_), None) => return Err(err("{port} needs {host}")),
             _ => return Err(err("give either {host} and {port}, or {serial_device}")),
+        }
+        if self.push == Push::Serial && self.serial_device.is_none() {
+            return Err(err("{push} serial needs {serial_device}"));
         }
         if self.mode_e && self.serial_device.is_none() {
             return Err(err(

@@ -14,6 +14,15 @@ pub enum Transport {
     Wrapper,
 }
 
+/// How a meter's data arrives: polled by the bridge, or pushed by the meter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// Polled (the bridge asks).
+    None,
+    /// DATA-NOTIFICATIONs arriving on a receive-only serial line (HAN/P1 customer ports).
+    Serial,
+}
+
 /// How the client proves who it is when associating (Green Book 9.2.7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthKind {
@@ -48,6 +57,10 @@ pub trait Word: Sized + Copy + 'static {
 impl Word for Transport {
     const ALL: &'static [(Self, &'static str)] =
         &[(Transport::Hdlc, "hdlc"), (Transport::Wrapper, "wrapper")];
+}
+
+impl Word for Push {
+    const ALL: &'static [(Self, &'static str)] = &[(Push::None, "none"), (Push::Serial, "serial")];
 }
 
 impl Word for AuthKind {

@@ -9,6 +9,7 @@ mod exception;
 mod get;
 mod initiate;
 mod invoke;
+pub mod notification;
 mod set;
 
 pub use action::{ActionRequest, ActionResponse};

@@ -1,0 +1,138 @@
+//! Meters that push, over pseudo-terminals: the test writes what a HAN port sends (a captured
+//! Kamstrup frame, garbage, a truncated frame; a DATA-NOTIFICATION ciphered by the Gurux library
+//! with published keys) and the bridge must publish exactly the sender's values at the
+//! notification's own time, skip what is damaged, and refuse a replayed ciphered frame.
+
+mod common;
+
+use common::{
+    cli_ok, gateway_readings, have_mosquitto, pty_pair, wait_for, Bridge, Mosquitto, Subscriber,
+    TempDir,
+};
+use dlms_bridge::dlms::hdlc::{Control, Frame, RawAddress};
+use std::io::Write;
+use std::time::Duration;
+
+fn vector(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/vectors/push/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+    dlms_bridge::hex::parse(&hex).unwrap()
+}
+
+/// A HAN-style HDLC UI frame around an APDU (LLC E6 E7 00 first).
+fn ui_frame(apdu: &[u8]) -> Vec<u8> {
+    let mut info = vec![0xE6, 0xE7, 0x00];
+    info.extend_from_slice(apdu);
+    Frame {
+        segmented: false,
+        destination: RawAddress::client(0x10),
+        source: RawAddress::client(0x15),
+        control: Control::Ui { poll: true },
+        info,
+    }
+    .emit()
+    .unwrap()
+}
+
+#[test]
+fn pushed_notifications_plain_and_ciphered_become_readings() {
+    if !have_mosquitto() {
+        return;
+    }
+    let (Some(plain), Some(ciphered)) = (pty_pair("push-plain"), pty_pair("push-ciphered")) else {
+        return;
+    };
+    let dir = TempDir::new("push");
+    let broker = Mosquitto::start(&dir.0);
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let db = dir.0.join("b.db");
+    cli_ok(
+        &db,
+        &["settings", "set", "mqtt.port", &broker.port.to_string()],
+    );
+    cli_ok(&db, &["settings", "set", "http.bind", ""]);
+    cli_ok(&db, &["settings", "set", "outbox.commit_interval_ms", "50"]);
+    let han = plain.dir.join("probe").display().to_string();
+    let p1 = ciphered.dir.join("probe").display().to_string();
+    cli_ok(
+        &db,
+        &[
+            "meter", "add", "HAN", "--serial", &han, "--push", "serial", "--baud", "2400",
+        ],
+    );
+    cli_ok(
+        &db,
+        &[
+            "meter",
+            "add",
+            "P1",
+            "--serial",
+            &p1,
+            "--push",
+            "serial",
+            "--security",
+            "auth-enc",
+            "--system-title",
+            "4D4D4D0000BC614E",
+            "--encryption-key",
+            "000102030405060708090A0B0C0D0E0F",
+            "--authentication-key",
+            "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+        ],
+    );
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("the bridge listening", Duration::from_secs(10), || {
+        bridge
+            .log()
+            .matches("listening for pushed notifications")
+            .count()
+            == 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let kamstrup = vector("kamstrup-10s-captured.hex");
+    let mut han_line = std::fs::OpenOptions::new()
+        .write(true)
+        .open(plain.dir.join("meter"))
+        .unwrap();
+    han_line.write_all(&[0x00, 0x7E, 0xA0, 0x55, 0x13]).unwrap(); // garbage
+    han_line.write_all(&kamstrup[..100]).unwrap(); // truncated, then a whole frame
+    han_line.write_all(&kamstrup).unwrap();
+
+    let wrapped = vector("gurux-ciphered-wrapper.hex");
+    let ciphered_frame = ui_frame(&wrapped[8..]);
+    let mut p1_line = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ciphered.dir.join("meter"))
+        .unwrap();
+    p1_line.write_all(&ciphered_frame).unwrap();
+
+    let readings = || gateway_readings(&sub.messages());
+    wait_for("both meters' readings", Duration::from_secs(20), || {
+        let r = readings();
+        r.contains_key("HAN") && r.contains_key("P1")
+    });
+    // The same ciphered frame again: a replay.
+    p1_line.write_all(&ciphered_frame).unwrap();
+    wait_for("the replay refused", Duration::from_secs(10), || {
+        bridge.log().contains("replayed")
+    });
+    let log = bridge.terminate();
+    let r = readings();
+    let han = &r["HAN"];
+    assert_eq!(han.len(), 1, "the damaged copies are skipped: {han:?}");
+    let (ts, v) = &han[0];
+    assert_eq!(*ts, 1_604_871_850_000, "the notification's own time");
+    assert_eq!(v["active_power"], 3889, "{v}");
+    assert_eq!(v["voltage_l1"], 236, "{v}");
+    assert_eq!(v["voltage_l3"], 235, "{v}");
+    let p1 = &r["P1"];
+    assert_eq!(p1.len(), 1, "one reading; the replay refused: {p1:?}");
+    assert_eq!(p1[0].1["active_energy_import"], 123456, "{:?}", p1[0].1);
+    assert!(!log.contains("panicked"), "{log}");
+    sub.finish();
+}
