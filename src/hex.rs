@@ -16,6 +16,11 @@ pub fn parse(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Bytes as upper-case hex digits.
+pub fn encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
 /// Exactly `N` bytes from hex.
 pub fn array<const N: usize>(s: &str) -> Option<[u8; N]> {
     parse(s).and_then(|b| <[u8; N]>::try_from(b).ok())

@@ -419,7 +419,17 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "rpc_write" => (vec![("true", vec![])], vec!["sure"]),
         "utc_offset_min" => (vec![("-300", vec![]), ("60", vec![])], vec!["841", "1.5"]),
         "clock_sync_threshold_s" => (vec![("none", vec![]), ("30", vec![])], vec!["0"]),
-        "push" => (vec![("serial", serial.clone())], vec!["tcp4"]),
+        "push" => (
+            vec![
+                ("serial", serial.clone()),
+                (
+                    "tcp",
+                    vec![("host", ""), ("port", ""), ("push_address", "7")],
+                ),
+            ],
+            vec!["tcp4"],
+        ),
+        "push_address" => (vec![("5", vec![]), ("none", vec![])], vec!["65536"]),
         "push_template" => (
             vec![("-,1-0:1.7.0,1-0:31.7.0@-3", vec![]), ("none", vec![])],
             vec!["1-0:1.7.0@x"],

@@ -136,3 +136,98 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
     assert!(!log.contains("panicked"), "{log}");
     sub.finish();
 }
+
+/// Meters that push over TCP to `push.listen`: a ciphered notification (known by its system
+/// title), a plain wrapper one and a plain HDLC one (known by their source addresses); an
+/// unknown sender counted and dropped; a replay refused; a stream of garbage closed without
+/// harm to the others.
+#[test]
+fn meters_pushing_over_tcp_are_known_by_title_or_address() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("push-tcp");
+    let broker = Mosquitto::start(&dir.0);
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let db = dir.0.join("b.db");
+    let (listen, http) = (common::free_port(), common::free_port());
+    for (k, v) in [
+        ("mqtt.port", broker.port.to_string()),
+        ("http.bind", format!("127.0.0.1:{http}")),
+        ("outbox.commit_interval_ms", "50".into()),
+        ("push.listen", format!("127.0.0.1:{listen}")),
+    ] {
+        cli_ok(&db, &["settings", "set", k, &v]);
+    }
+    cli_ok(
+        &db,
+        &[
+            "meter",
+            "add",
+            "T",
+            "--push",
+            "tcp",
+            "--security",
+            "auth-enc",
+            "--system-title",
+            "4D4D4D0000BC614E",
+            "--encryption-key",
+            "000102030405060708090A0B0C0D0E0F",
+            "--authentication-key",
+            "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+        ],
+    );
+    cli_ok(
+        &db,
+        &["meter", "add", "W", "--push", "tcp", "--push-address", "5"],
+    );
+    cli_ok(
+        &db,
+        &["meter", "add", "K", "--push", "tcp", "--push-address", "16"],
+    );
+    let mut bridge = Bridge::start(&db, &dir.0);
+    common::wait_port(listen, Duration::from_secs(10));
+
+    let send = |bytes: &[u8]| {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap();
+        c.write_all(bytes).unwrap();
+        c
+    };
+    // Garbage first (a bad wrapper version): that connection is closed, nothing else suffers.
+    let _junk = send(&[0x00, 0x07, 0x00, 0x01, 0x00, 0x01, 0x00, 0x02, 0xAA, 0xBB]);
+    let ciphered = vector("gurux-ciphered-wrapper.hex");
+    let aidon = vector("aidon-list-2.hex");
+    let plain = dlms_bridge::dlms::wrapper::wrap(5, 1, &aidon).unwrap();
+    let unknown = dlms_bridge::dlms::wrapper::wrap(9, 1, &aidon).unwrap();
+    let mut meter = send(&ciphered);
+    meter.write_all(&unknown).unwrap();
+    meter.write_all(&plain).unwrap();
+    meter.write_all(&ciphered).unwrap(); // a replay
+    let _hdlc = send(&vector("kamstrup-10s-captured.hex"));
+
+    let readings = || gateway_readings(&sub.messages());
+    wait_for(
+        "the three meters' readings",
+        Duration::from_secs(20),
+        || {
+            let r = readings();
+            ["T", "W", "K"].iter().all(|m| r.contains_key(*m))
+        },
+    );
+    wait_for("the replay refused", Duration::from_secs(10), || {
+        bridge.log().contains("replayed")
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&common::http_get(http, "/status").1).unwrap();
+    assert_eq!(status["push_unknown_senders"], 1, "{status}");
+    let log = bridge.terminate();
+    assert!(log.contains("unknown sender (source address 9"), "{log}");
+    let r = readings();
+    assert_eq!(r["T"].len(), 1, "the replay refused: {:?}", r["T"]);
+    assert_eq!(r["T"][0].1["active_energy_import"], 123456);
+    assert_eq!(r["W"][0].1["active_power"], 280);
+    assert_eq!(r["W"][0].1["voltage_l1"], 227.4);
+    assert_eq!(r["K"][0].1["active_power"], 3889);
+    assert_eq!(r["K"][0].0, 1_604_871_850_000);
+    sub.finish();
+}

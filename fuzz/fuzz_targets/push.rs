@@ -1,8 +1,9 @@
-//! Pushed data: a DATA-NOTIFICATION decoded directly (re-encoding decodes to the same), and the
+//! Pushed data: a DATA-NOTIFICATION decoded directly (re-encoding decodes to the same), the
 //! same bytes through the push receiver (HDLC deframing, reassembly, OBIS mapping, with and
-//! without a template): no panic, bounded memory.
+//! without a template) and through a TCP push stream (wrapper or HDLC): no panic, bounded
+//! memory.
 #![no_main]
-use dlms_bridge::client::push::{parse_template, Receiver};
+use dlms_bridge::client::push::{parse_template, sender_title, PushStream, Receiver};
 use dlms_bridge::dlms::xdlms::notification::DataNotification;
 use libfuzzer_sys::fuzz_target;
 
@@ -19,4 +20,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = templated.push_bytes(chunk);
     }
     let _ = plain.apdu(data);
+    let _ = sender_title(data);
+    let mut tcp = PushStream::new();
+    for chunk in data.chunks(23) {
+        if tcp.push(chunk).is_err() {
+            break;
+        }
+    }
 });

@@ -17,6 +17,8 @@ pub mod meter_clock;
 pub mod poll;
 pub mod profiles;
 pub mod publisher;
+pub mod push_listener;
+pub mod pushed;
 pub mod queue;
 pub mod rpc;
 pub mod rpc_exec;
@@ -104,6 +106,25 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
             }
         }
     };
+    let push_meters: push_listener::Registry = Arc::default();
+    let push_listen = store.settings()?.push_listen;
+    let push_listener = if push_listen.is_empty() {
+        None
+    } else {
+        match push_listener::start(
+            &push_listen,
+            push_meters.clone(),
+            events.clone(),
+            status.clone(),
+            stop.clone(),
+        ) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!("push.listen {push_listen}: {e}; meters that push over TCP are not heard");
+                None
+            }
+        }
+    };
     let mut workers: HashMap<i64, Running> = HashMap::new();
     let mut rpc_queue = store.settings()?.rpc_queue;
     let shared_settings: worker::SharedSettings =
@@ -133,6 +154,10 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
                         rpc_queue = s.rpc_queue;
                         *shared_settings.write().unwrap_or_else(|e| e.into_inner()) = s;
                     }
+                    push_meters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .configure(&meters);
                     reconcile(&mut workers, meters, &spawn(rpc_queue));
                     revision = r;
                 }
@@ -156,6 +181,11 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     }
     for w in all {
         let _ = w.handle.join();
+    }
+    // The listener stops within 0.1 s, its connections within their 1 s read time-out; their
+    // senders must be gone for the outbox thread to see the end of the readings.
+    if let Some(h) = push_listener {
+        let _ = h.join();
     }
     drop(events);
     // The outbox thread commits what is in memory and gives a connected publisher up to 2 s;

@@ -197,8 +197,15 @@ impl Worker {
     }
 
     pub fn run(mut self) {
-        if self.config.push == crate::config::values::Push::Serial {
-            return self.run_push();
+        match self.config.push {
+            crate::config::values::Push::Serial => return self.run_push(),
+            crate::config::values::Push::Tcp => {
+                // Served by the push listener; this thread only waits to be stopped.
+                self.set_state(MeterState::Connecting);
+                while let Ok(Control::Update(_)) = self.control.recv() {}
+                return;
+            }
+            crate::config::values::Push::None => {}
         }
         let name = self.config.name.clone();
         let Some(mut target) = self.config.target() else {

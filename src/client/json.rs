@@ -42,7 +42,7 @@ fn number(f: f64) -> Json {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    crate::hex::encode(b)
 }
 
 /// Any COSEM value as JSON: numbers as numbers, date-times as RFC 3339 strings, printable

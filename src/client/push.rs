@@ -146,42 +146,81 @@ pub struct Pushed {
     pub values: Vec<(Obis, Value)>,
 }
 
-/// The receive side of one pushing meter, sans-I/O: bytes from its line in, notifications out.
-/// HDLC frames (UI or I, segmented ones reassembled) carry the LLC header and the APDU; a
-/// ciphered APDU (general-glo-ciphering) is opened with the meter's keys and replay-checked.
-pub struct Receiver {
-    deframer: crate::dlms::hdlc::Deframer,
-    partial: Vec<u8>,
-    keys: Option<(crate::dlms::security::Keys, Option<[u8; 8]>)>,
-    last_counter: Option<u32>,
-    template: Vec<Slot>,
-    utc_offset_min: i16,
+/// One APDU as it arrived, with the sender's address (wrapper source wPort, or HDLC source
+/// address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub source: u16,
+    pub apdu: Vec<u8>,
 }
 
 /// Frames and notifications bigger than this are refused (a HAN list is a few hundred bytes).
-const MAX_NOTIFICATION: usize = 16 * 1024;
+pub const MAX_NOTIFICATION: usize = 16 * 1024;
 
-impl Receiver {
-    pub fn new(
-        keys: Option<(crate::dlms::security::Keys, Option<[u8; 8]>)>,
-        template: Vec<Slot>,
-        utc_offset_min: i16,
-    ) -> Receiver {
-        Receiver {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Hdlc,
+    Wrapper,
+}
+
+/// A pushing sender's byte stream, sans-I/O: HDLC frames (UI or I, segmented ones reassembled,
+/// the LLC header removed; garbage, truncated frames and bad checksums skipped) or wrapper PDUs
+/// (IEC 62056-47), told by the first byte (0x7E: HDLC) unless fixed.
+pub struct PushStream {
+    framing: Option<Framing>,
+    deframer: crate::dlms::hdlc::Deframer,
+    partial: Vec<u8>,
+    wrapper: crate::dlms::wrapper::WrapperDecoder,
+}
+
+impl PushStream {
+    /// A stream of either framing (a TCP connection).
+    pub fn new() -> PushStream {
+        PushStream {
+            framing: None,
             deframer: crate::dlms::hdlc::Deframer::new(),
             partial: Vec::new(),
-            keys,
-            last_counter: None,
-            template,
-            utc_offset_min,
+            wrapper: crate::dlms::wrapper::WrapperDecoder::new(),
         }
     }
 
-    /// Bytes from the line: every complete notification in them (garbage between frames,
-    /// frames with bad checksums and truncated ones are skipped by the deframer).
-    pub fn push_bytes(&mut self, bytes: &[u8]) -> Vec<Result<Pushed, PushError>> {
-        self.deframer.push(bytes);
+    /// A serial line: HDLC only.
+    pub fn hdlc() -> PushStream {
+        PushStream {
+            framing: Some(Framing::Hdlc),
+            ..PushStream::new()
+        }
+    }
+
+    /// What the bytes complete. `Err`: the stream cannot be read on (a bad wrapper header or
+    /// an oversized PDU: the wrapper has no flag to resynchronise on); the caller drops it.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Arrival>, PushError> {
+        if self.framing.is_none() {
+            match bytes.first() {
+                None => return Ok(Vec::new()),
+                Some(0x7E) => self.framing = Some(Framing::Hdlc),
+                Some(_) => self.framing = Some(Framing::Wrapper),
+            }
+        }
         let mut out = Vec::new();
+        if self.framing == Some(Framing::Wrapper) {
+            self.wrapper.push(bytes);
+            if self.wrapper.buffered() > MAX_NOTIFICATION + crate::dlms::wrapper::HEADER_LEN {
+                return Err(PushError::Decode("a wrapper PDU over 16 KiB".into()));
+            }
+            loop {
+                match self.wrapper.next_pdu() {
+                    Ok(Some(pdu)) => out.push(Arrival {
+                        source: pdu.source,
+                        apdu: pdu.apdu,
+                    }),
+                    Ok(None) => break,
+                    Err(e) => return Err(PushError::Decode(format!("wrapper: {e}"))),
+                }
+            }
+            return Ok(out);
+        }
+        self.deframer.push(bytes);
         while let Some(frame) = self.deframer.next_frame() {
             if !matches!(
                 frame.control,
@@ -192,7 +231,6 @@ impl Receiver {
             self.partial.extend_from_slice(&frame.info);
             if self.partial.len() > MAX_NOTIFICATION {
                 self.partial.clear();
-                out.push(Err(PushError::Decode("a notification over 16 KiB".into())));
                 continue;
             }
             if frame.segmented {
@@ -201,10 +239,66 @@ impl Receiver {
             let whole = std::mem::take(&mut self.partial);
             let apdu = whole
                 .strip_prefix(&crate::dlms::hdlc::LLC_RESPONSE[..])
-                .unwrap_or(&whole);
-            out.push(self.apdu(apdu));
+                .unwrap_or(&whole)
+                .to_vec();
+            let source = frame
+                .source
+                .as_bytes()
+                .iter()
+                .fold(0u16, |a, b| (a << 7) | u16::from(b >> 1));
+            out.push(Arrival { source, apdu });
         }
-        out
+        Ok(out)
+    }
+}
+
+impl Default for PushStream {
+    fn default() -> Self {
+        PushStream::new()
+    }
+}
+
+/// The system title a general-glo-ciphered APDU names: its sender (Green Book 9.2.7.2.3).
+pub fn sender_title(apdu: &[u8]) -> Option<[u8; 8]> {
+    match apdu {
+        [crate::dlms::security::GENERAL_GLO_CIPHERING, 8, title @ ..] if title.len() >= 8 => {
+            title[..8].try_into().ok()
+        }
+        _ => None,
+    }
+}
+
+/// The receive side of one pushing meter, sans-I/O: its APDUs in, notifications out. A
+/// ciphered APDU (general-glo-ciphering) is opened with the meter's keys and replay-checked.
+pub struct Receiver {
+    stream: PushStream,
+    keys: Option<(crate::dlms::security::Keys, Option<[u8; 8]>)>,
+    last_counter: Option<u32>,
+    template: Vec<Slot>,
+    utc_offset_min: i16,
+}
+
+impl Receiver {
+    pub fn new(
+        keys: Option<(crate::dlms::security::Keys, Option<[u8; 8]>)>,
+        template: Vec<Slot>,
+        utc_offset_min: i16,
+    ) -> Receiver {
+        Receiver {
+            stream: PushStream::hdlc(),
+            keys,
+            last_counter: None,
+            template,
+            utc_offset_min,
+        }
+    }
+
+    /// Bytes from the meter's serial line (HDLC): every complete notification in them.
+    pub fn push_bytes(&mut self, bytes: &[u8]) -> Vec<Result<Pushed, PushError>> {
+        match self.stream.push(bytes) {
+            Ok(arrivals) => arrivals.iter().map(|a| self.apdu(&a.apdu)).collect(),
+            Err(e) => vec![Err(e)],
+        }
     }
 
     /// One APDU (LLC removed): opened if ciphered, decoded, mapped.

@@ -618,9 +618,10 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "push",
         flag: "push",
-        value: "none|serial",
+        value: "none|serial|tcp",
         help: "serial: the meter pushes DATA-NOTIFICATIONs on --serial (a HAN/P1 port: receive \
-               only, nothing is sent to it)",
+               only); tcp: it connects to the bridge's push.listen (known by --system-title or \
+               --push-address)",
         kind: Kind::Text,
         secret: false,
         optional: false,
@@ -649,6 +650,23 @@ pub static FIELDS: &[Field] = &[
         },
         clear: |m| m.push_template = None,
         get: |m| m.push_template.clone(),
+    },
+    Field {
+        name: "push_address",
+        flag: "push-address",
+        value: "N|none",
+        help: "tcp push meters that do not cipher: the source wPort (wrapper) or HDLC address \
+               their notifications carry",
+        kind: Kind::Int,
+        secret: false,
+        optional: true,
+        live: false,
+        set: |m, v| {
+            m.push_address = Some(bounded(v, 0, u16::MAX)?);
+            Ok(())
+        },
+        clear: |m| m.push_address = None,
+        get: |m| m.push_address.map(|a| a.to_string()),
     },
     Field {
         name: "utc_offset_min",

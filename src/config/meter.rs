@@ -159,6 +159,9 @@ pub struct MeterConfig {
     pub push: Push,
     /// For pushed lists without OBIS codes: the OBIS code (and scaler) of each position.
     pub push_template: Option<String>,
+    /// A TCP push meter that does not cipher: the source address (wrapper wPort or HDLC
+    /// address) its notifications carry.
+    pub push_address: Option<u16>,
 }
 
 impl Default for MeterConfig {
@@ -210,6 +213,7 @@ impl Default for MeterConfig {
             profiles: Vec::new(),
             push: Push::None,
             push_template: None,
+            push_address: None,
         }
     }
 }
@@ -237,6 +241,20 @@ impl MeterConfig {
     /// [`MeterConfig::validate`] for a meter that has no name yet (`read`, `scan`).
     pub fn combination(&self) -> Result<(), ConfigError> {
         let err = ConfigError::new;
+        if self.push == Push::Tcp {
+            // The meter comes to us: no address of its own; it is known by what it sends.
+            if self.host.is_some() || self.port.is_some() || self.serial_device.is_some() {
+                return Err(err(
+                    "{push} tcp meters connect to push.listen: no {host}, {port} or {serial_device}",
+                ));
+            }
+            if self.system_title.is_none() && self.push_address.is_none() {
+                return Err(err(
+                    "{push} tcp needs {system_title} (ciphered notifications) or {push_address}",
+                ));
+            }
+            return Ok(());
+        }
         match (&self.host, self.port, &self.serial_device) {
             (Some(_), Some(_), None) => {}
             (None, None, Some(_)) => {

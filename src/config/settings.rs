@@ -83,6 +83,8 @@ pub struct BridgeSettings {
     pub bus_turnaround_ms: u64,
     /// Keep a meter's association open across its turns on a shared line.
     pub bus_keep_open: bool,
+    /// Where meters that push over TCP connect (ADDRESS:PORT; empty: no listener).
+    pub push_listen: String,
 }
 
 impl Default for BridgeSettings {
@@ -123,6 +125,7 @@ impl Default for BridgeSettings {
             clock_check_interval_s: 3600,
             bus_turnaround_ms: 20,
             bus_keep_open: false,
+            push_listen: String::new(),
         }
     }
 }
@@ -444,6 +447,23 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         get: |s| s.bus_keep_open.to_string(),
+    },
+    Setting {
+        key: "push.listen",
+        help: "address where meters that push over TCP connect (e.g. 0.0.0.0:4059; empty: none; read at start)",
+        secret: false,
+        set: |s, v| {
+            let v = v.trim();
+            if !v.is_empty() && v.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!(
+                    "{} is not ADDRESS:PORT (e.g. 0.0.0.0:4059)",
+                    quoted(v)
+                ));
+            }
+            s.push_listen = v.to_string();
+            Ok(())
+        },
+        get: |s| s.push_listen.clone(),
     },
     Setting {
         key: "log.status_interval_s",

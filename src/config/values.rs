@@ -21,6 +21,8 @@ pub enum Push {
     None,
     /// DATA-NOTIFICATIONs arriving on a receive-only serial line (HAN/P1 customer ports).
     Serial,
+    /// DATA-NOTIFICATIONs sent by the meter to the bridge's TCP listener (`push.listen`).
+    Tcp,
 }
 
 /// How the client proves who it is when associating (Green Book 9.2.7.4).
@@ -60,7 +62,11 @@ impl Word for Transport {
 }
 
 impl Word for Push {
-    const ALL: &'static [(Self, &'static str)] = &[(Push::None, "none"), (Push::Serial, "serial")];
+    const ALL: &'static [(Self, &'static str)] = &[
+        (Push::None, "none"),
+        (Push::Serial, "serial"),
+        (Push::Tcp, "tcp"),
+    ];
 }
 
 impl Word for AuthKind {
@@ -189,7 +195,7 @@ pub fn hex_bytes<const N: usize>(v: &str) -> Result<[u8; N], String> {
 }
 
 pub fn hex_text(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    crate::hex::encode(b)
 }
 
 /// A value never shown: `{:?}` (which may reach a log) prints only that it is set.

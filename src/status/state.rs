@@ -102,6 +102,8 @@ pub struct Status {
     pub gateway_clock: crate::bridge::gateway_clock::GatewayClock,
     /// Shared serial lines, while meter threads use them.
     pub buses: Mutex<Vec<std::sync::Weak<crate::client::bus::Bus>>>,
+    /// Pushed notifications from senders that are no configured meter.
+    pub push_unknown: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Status {
@@ -114,6 +116,7 @@ impl Default for Status {
             max_unsent_age_s: std::sync::atomic::AtomicU64::new(120),
             gateway_clock: crate::bridge::gateway_clock::GatewayClock::new(0),
             buses: Mutex::default(),
+            push_unknown: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }

@@ -4,14 +4,10 @@
 //! notification's own time (else the gateway's, when its clock is set).
 
 use super::{Control, Worker};
-use crate::bridge::event::{Event, Reading};
-use crate::client::push::{parse_template, PushError, Receiver};
-use crate::client::{json, Endpoint, SerialTransport, Transport};
-use crate::clock::now_ms;
-use crate::cosem::Obis;
+use crate::client::push::{PushError, Receiver};
+use crate::client::{Endpoint, SerialTransport, Transport};
 use crate::status::state::MeterState;
 use log::{info, warn};
-use serde_json::Map;
 use std::time::{Duration, Instant};
 
 /// How long the line may stay silent before the meter counts as failing (HAN ports push every
@@ -28,24 +24,8 @@ impl Worker {
                 return;
             }
         };
-        let keys = match (&self.config.encryption_key, &self.config.authentication_key) {
-            (Some(ek), Some(ak)) => Some((
-                crate::dlms::security::Keys {
-                    block_cipher: ek.0,
-                    authentication: ak.0,
-                },
-                self.config.system_title,
-            )),
-            _ => None,
-        };
-        let template = self
-            .config
-            .push_template
-            .as_deref()
-            .map(parse_template)
-            .transpose()
-            .unwrap_or_default()
-            .unwrap_or_default();
+        let keys = crate::bridge::pushed::keys_of(&self.config);
+        let template = crate::bridge::pushed::template_of(&self.config);
         let mut receiver = Receiver::new(keys, template, self.config.utc_offset_min);
         info!(
             "meter {name:?}: listening for pushed notifications on {}",
@@ -89,7 +69,12 @@ impl Worker {
                 last_heard = Instant::now();
                 match result {
                     Ok(pushed) => {
-                        if !self.deliver_pushed(pushed.time_s, pushed.values) {
+                        if !crate::bridge::pushed::deliver(
+                            &self.config,
+                            &self.status,
+                            &self.events,
+                            pushed,
+                        ) {
                             return;
                         }
                     }
@@ -100,83 +85,8 @@ impl Worker {
         info!("meter {name:?}: stopped");
     }
 
-    /// A notification's values as a reading; `false` when the bridge is stopping.
-    fn deliver_pushed(
-        &self,
-        time_s: Option<i64>,
-        values: Vec<(Obis, crate::client::reads::Value)>,
-    ) -> bool {
-        let now = now_ms();
-        let ts_ms = match time_s {
-            Some(t) => t * 1000,
-            None if self.status.gateway_clock.trusted(now) => now,
-            // No time of its own and ours is not set: nothing to stamp it with.
-            None => return true,
-        };
-        let mut map = Map::new();
-        for (obis, v) in values {
-            map.insert(self.key_for(obis), json::value(&v).0);
-        }
-        let latest = map.clone();
-        let name = &self.config.name;
-        if self
-            .events
-            .send(Event::Reading(Reading {
-                device: name.clone(),
-                ts_ms,
-                values: map,
-            }))
-            .is_err()
-        {
-            return false;
-        }
-        self.status.update_meter(name, |m| {
-            m.state = MeterState::Polling;
-            m.cycles += 1;
-            m.successes += 1;
-            m.consecutive_failures = 0;
-            m.readings_sent += 1;
-            m.last_success_ms = Some(ts_ms);
-            m.last_values = latest;
-            m.last_error = None;
-        });
-        true
-    }
-
-    /// The telemetry key of a pushed OBIS code: the meter's measurement for it (the value
-    /// group B, the channel, may differ: HAN lists use 1-1:, measurements 1-0:), else the
-    /// bridge's name for it, else the code.
-    fn key_for(&self, obis: Obis) -> String {
-        let same_quantity = |a: Obis, b: Obis| {
-            let (mut x, mut y) = (a.0, b.0);
-            x[1] = 0;
-            y[1] = 0;
-            x == y
-        };
-        self.config
-            .measurements
-            .iter()
-            .find(|m| m.obis == obis)
-            .or_else(|| {
-                self.config
-                    .measurements
-                    .iter()
-                    .find(|m| same_quantity(m.obis, obis))
-            })
-            .map(|m| m.key.clone())
-            .or_else(|| crate::config::profile::well_known_key(obis).map(str::to_string))
-            .unwrap_or_else(|| obis.to_string())
-    }
-
     fn refused(&self, e: &PushError, last: &mut Option<(String, Instant)>) {
-        let name = &self.config.name;
-        self.status.update_meter(name, |m| {
-            m.cycles += 1;
-            m.failures += 1;
-            if matches!(e, PushError::Replayed { .. }) {
-                m.net.stale += 1;
-            }
-        });
+        crate::bridge::pushed::refused(&self.config.name, &self.status, e);
         self.note_failure(&e.to_string(), last);
     }
 
