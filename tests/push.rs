@@ -43,7 +43,11 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
     if !have_mosquitto() {
         return;
     }
-    let (Some(plain), Some(ciphered)) = (pty_pair("push-plain"), pty_pair("push-ciphered")) else {
+    let (Some(plain), Some(ciphered), Some(mbus)) = (
+        pty_pair("push-plain"),
+        pty_pair("push-ciphered"),
+        pty_pair("push-mbus"),
+    ) else {
         return;
     };
     let dir = TempDir::new("push");
@@ -84,13 +88,35 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
             "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
         ],
     );
+    // The Tirol example: M-Bus framed, ciphered (encryption only) with its published key.
+    let tirol = mbus.dir.join("probe").display().to_string();
+    cli_ok(
+        &db,
+        &[
+            "meter",
+            "add",
+            "Tirol",
+            "--serial",
+            &tirol,
+            "--push",
+            "serial",
+            "--security",
+            "enc",
+            "--system-title",
+            "4B464D1010000023",
+            "--encryption-key",
+            "101112131415161718191A1B1C1D1E1F",
+            "--authentication-key",
+            "00000000000000000000000000000000",
+        ],
+    );
     let mut bridge = Bridge::start(&db, &dir.0);
     wait_for("the bridge listening", Duration::from_secs(10), || {
         bridge
             .log()
             .matches("listening for pushed notifications")
             .count()
-            == 2
+            == 3
     });
     std::thread::sleep(Duration::from_millis(300));
 
@@ -111,11 +137,23 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
         .unwrap();
     p1_line.write_all(&ciphered_frame).unwrap();
 
+    let mut mbus_line = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mbus.dir.join("meter"))
+        .unwrap();
+    mbus_line
+        .write_all(&vector("kaifa-tirol-mbus-ciphered.hex"))
+        .unwrap();
+
     let readings = || gateway_readings(&sub.messages());
-    wait_for("both meters' readings", Duration::from_secs(20), || {
-        let r = readings();
-        r.contains_key("HAN") && r.contains_key("P1")
-    });
+    wait_for(
+        "the three meters' readings",
+        Duration::from_secs(20),
+        || {
+            let r = readings();
+            r.contains_key("HAN") && r.contains_key("P1") && r.contains_key("Tirol")
+        },
+    );
     // The same ciphered frame again: a replay.
     p1_line.write_all(&ciphered_frame).unwrap();
     wait_for("the replay refused", Duration::from_secs(10), || {
@@ -133,6 +171,10 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
     let p1 = &r["P1"];
     assert_eq!(p1.len(), 1, "one reading; the replay refused: {p1:?}");
     assert_eq!(p1[0].1["active_energy_import"], 123456, "{:?}", p1[0].1);
+    let (ts, tirol) = &r["Tirol"][0];
+    assert_eq!(*ts, 1_626_702_395_000);
+    assert_eq!(tirol["voltage_l1"], 230.8, "{tirol}");
+    assert_eq!(tirol["active_energy_import"], 9108, "{tirol}");
     assert!(!log.contains("panicked"), "{log}");
     sub.finish();
 }

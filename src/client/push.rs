@@ -161,6 +161,9 @@ pub const MAX_NOTIFICATION: usize = 16 * 1024;
 enum Framing {
     Hdlc,
     Wrapper,
+    /// Wired M-Bus long frames (EN 13757-2) carrying DLMS segments (the Austrian customer
+    /// interface): `68 L L 68 C A CI STSAP DTSAP data CS 16`, CI bit 4 set on the last segment.
+    MBus,
 }
 
 /// A pushing sender's byte stream, sans-I/O: HDLC frames (UI or I, segmented ones reassembled,
@@ -171,6 +174,9 @@ pub struct PushStream {
     deframer: crate::dlms::hdlc::Deframer,
     partial: Vec<u8>,
     wrapper: crate::dlms::wrapper::WrapperDecoder,
+    mbus: Vec<u8>,
+    /// A serial line: no wrapper (garbage before the first frame is skipped, not a header).
+    serial_line: bool,
 }
 
 impl PushStream {
@@ -181,26 +187,88 @@ impl PushStream {
             deframer: crate::dlms::hdlc::Deframer::new(),
             partial: Vec::new(),
             wrapper: crate::dlms::wrapper::WrapperDecoder::new(),
+            mbus: Vec::new(),
+            serial_line: false,
         }
     }
 
-    /// A serial line: HDLC only.
-    pub fn hdlc() -> PushStream {
+    /// A serial line: HDLC, or M-Bus long frames (told by the first 0x7E or 0x68).
+    pub fn serial() -> PushStream {
         PushStream {
-            framing: Some(Framing::Hdlc),
+            serial_line: true,
             ..PushStream::new()
         }
+    }
+
+    /// M-Bus long frames: complete segments are appended, a final one completes the APDU.
+    /// Bytes that do not start a valid frame are skipped one at a time (resynchronisation).
+    fn mbus_push(&mut self, bytes: &[u8]) -> Vec<Arrival> {
+        self.mbus.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            let Some(start) = self.mbus.iter().position(|b| *b == 0x68) else {
+                self.mbus.clear();
+                break;
+            };
+            self.mbus.drain(..start);
+            let b = &self.mbus;
+            if b.len() < 4 {
+                break;
+            }
+            let len = usize::from(b[1]);
+            if b[2] != b[1] || b[3] != 0x68 || len < 5 {
+                self.mbus.remove(0);
+                continue;
+            }
+            let total = len + 6;
+            if b.len() < total {
+                break;
+            }
+            let body = &b[4..4 + len];
+            let sum = body.iter().fold(0u8, |a, x| a.wrapping_add(*x));
+            if b[4 + len] != sum || b[total - 1] != 0x16 {
+                self.mbus.remove(0);
+                continue;
+            }
+            let (address, ci) = (body[1], body[2]);
+            self.partial.extend_from_slice(&body[5..]);
+            self.mbus.drain(..total);
+            if self.partial.len() > MAX_NOTIFICATION {
+                self.partial.clear();
+                continue;
+            }
+            if ci & 0x10 != 0 {
+                out.push(Arrival {
+                    source: u16::from(address),
+                    apdu: std::mem::take(&mut self.partial),
+                });
+            }
+        }
+        out
     }
 
     /// What the bytes complete. `Err`: the stream cannot be read on (a bad wrapper header or
     /// an oversized PDU: the wrapper has no flag to resynchronise on); the caller drops it.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Arrival>, PushError> {
+        let mut bytes = bytes;
         if self.framing.is_none() {
+            // A serial line decides at its first frame start (garbage before it is line
+            // noise); a TCP stream by its first byte (a wrapper header has no flag).
+            if self.serial_line {
+                match bytes.iter().position(|b| matches!(b, 0x7E | 0x68)) {
+                    Some(at) => bytes = &bytes[at..],
+                    None => return Ok(Vec::new()),
+                }
+            }
             match bytes.first() {
                 None => return Ok(Vec::new()),
                 Some(0x7E) => self.framing = Some(Framing::Hdlc),
+                Some(0x68) => self.framing = Some(Framing::MBus),
                 Some(_) => self.framing = Some(Framing::Wrapper),
             }
+        }
+        if self.framing == Some(Framing::MBus) {
+            return Ok(self.mbus_push(bytes));
         }
         let mut out = Vec::new();
         if self.framing == Some(Framing::Wrapper) {
@@ -285,7 +353,7 @@ impl Receiver {
         utc_offset_min: i16,
     ) -> Receiver {
         Receiver {
-            stream: PushStream::hdlc(),
+            stream: PushStream::serial(),
             keys,
             last_counter: None,
             template,
@@ -456,5 +524,42 @@ mod tests {
         assert!(matches!(other.apdu(apdu), Err(PushError::Security(_))));
         let mut keyless = Receiver::new(None, Vec::new(), 0);
         assert!(matches!(keyless.apdu(apdu), Err(PushError::Security(_))));
+    }
+
+    /// The Tirol example: two M-Bus frames, ciphered (suite 1 label, encryption only) with the
+    /// published key; the values the document states. Any split, and garbage before.
+    #[test]
+    fn a_published_ciphered_mbus_push_decodes_with_its_key() {
+        let bytes = crate::hex::vector(include_str!(
+            "../../tests/vectors/push/kaifa-tirol-mbus-ciphered.hex"
+        ));
+        let keys = crate::dlms::security::Keys {
+            block_cipher: crate::hex::array("101112131415161718191A1B1C1D1E1F").unwrap(),
+            authentication: [0; 16],
+        };
+        let title = crate::hex::array("4B464D1010000023").unwrap();
+        for split in [3, 120, 252, 270] {
+            let mut r = Receiver::new(Some((keys.clone(), Some(title))), Vec::new(), 0);
+            let mut got = r.push_bytes(&[0x00, 0x16, 0x55]);
+            got.extend(r.push_bytes(&bytes[..split]));
+            got.extend(r.push_bytes(&bytes[split..]));
+            assert_eq!(got.len(), 1, "split at {split}: {got:?}");
+            let p = got.remove(0).unwrap();
+            assert_eq!(find(&p.values, "1-0:32.7.0"), serde_json::json!(230.8));
+            assert_eq!(find(&p.values, "1-0:1.8.0"), serde_json::json!(9108));
+            assert_eq!(find(&p.values, "1-0:3.8.0"), serde_json::json!(96));
+            assert_eq!(find(&p.values, "1-0:4.8.0"), serde_json::json!(9));
+            assert_eq!(
+                find(&p.values, "0-0:42.0.0"),
+                serde_json::json!("KFM1100100000035")
+            );
+            // 2021-07-19 15:46:35 local with deviation -120 (CEST): 13:46:35 UTC.
+            assert_eq!(p.time_s, Some(1_626_702_395));
+        }
+        // A flipped byte in the first frame: its checksum fails, nothing comes out.
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        let mut r = Receiver::new(Some((keys, Some(title))), Vec::new(), 0);
+        assert!(r.push_bytes(&bad).iter().all(Result::is_err));
     }
 }

@@ -57,7 +57,10 @@ impl Protection {
     }
 
     fn from_control(sc: u8) -> Result<Protection, SecurityError> {
-        if sc & 0x0F != 0 {
+        // Suites 0 and 1 cipher alike (AES-GCM-128, Green Book 9.2.3.4); suite 1 adds ECDH and
+        // ECDSA, which this implementation does not do. Meters that label their
+        // glo-ciphered pushes suite 1 (Kaifa MA309) are read like suite 0.
+        if sc & 0x0F > 1 {
             return Err(SecurityError::UnsupportedSuite(sc & 0x0F));
         }
         match sc & 0x30 {
