@@ -99,6 +99,12 @@ fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout(
     assert!(utilisation > 5.0 && utilisation < 100.0, "{bus}");
     assert_eq!(bus["share_percent"].as_object().unwrap().len(), 4, "{bus}");
     assert!(bus["wait_max_ms"].as_u64().is_some(), "{bus}");
+    let metrics = common::http_get(http, "/metrics").1;
+    assert!(
+        metrics.contains(&format!("dlms_bridge_bus_turns_total{{line=\"{line}\"}}"))
+            && metrics.contains("dlms_bridge_bus_meter_busy_seconds_total"),
+        "{metrics}"
+    );
     let log = bridge.terminate();
     assert!(!log.contains("exclusive lock"), "one owner per line: {log}");
 }

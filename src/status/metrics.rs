@@ -166,6 +166,15 @@ pub fn render(status: &Status) -> String {
         "counter",
         p.dropped as f64,
     );
+    gauge(
+        "push_unknown_senders_total",
+        "Pushed notifications from senders that are no configured meter.",
+        "counter",
+        status
+            .push_unknown
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    bus_series(&mut out, status);
     for (name, help, kind, figure) in PER_METER {
         let _ = writeln!(
             out,
@@ -184,6 +193,73 @@ pub fn render(status: &Status) -> String {
         });
     }
     out
+}
+
+/// Per shared serial line: turns, busy seconds (utilisation is its rate), waits, and each
+/// meter's busy seconds.
+fn bus_series(out: &mut String, status: &Status) {
+    let buses = status.bus_figures();
+    let series: [(&str, &str, &str); 4] = [
+        (
+            "bus_turns_total",
+            "Turns taken on a shared serial line.",
+            "counter",
+        ),
+        (
+            "bus_busy_seconds_total",
+            "Seconds a shared serial line was held (rate: utilisation).",
+            "counter",
+        ),
+        (
+            "bus_wait_max_seconds",
+            "Longest wait for a turn (last 256 turns).",
+            "gauge",
+        ),
+        (
+            "bus_meter_busy_seconds_total",
+            "Seconds a meter held its shared serial line.",
+            "counter",
+        ),
+    ];
+    for (name, help, kind) in series {
+        let _ = writeln!(
+            out,
+            "# HELP dlms_bridge_{name} {help}\n# TYPE dlms_bridge_{name} {kind}"
+        );
+        for (line, f) in &buses {
+            let line = escape(line);
+            match name {
+                "bus_turns_total" => {
+                    let _ = writeln!(out, "dlms_bridge_{name}{{line=\"{line}\"}} {}", f.turns);
+                }
+                "bus_busy_seconds_total" => {
+                    let _ = writeln!(
+                        out,
+                        "dlms_bridge_{name}{{line=\"{line}\"}} {:.3}",
+                        f.busy.as_secs_f64()
+                    );
+                }
+                "bus_wait_max_seconds" => {
+                    let max = f.waits_ms.iter().max().copied().unwrap_or(0);
+                    let _ = writeln!(
+                        out,
+                        "dlms_bridge_{name}{{line=\"{line}\"}} {:.3}",
+                        max as f64 / 1000.0
+                    );
+                }
+                _ => {
+                    for (meter, d) in &f.per_meter {
+                        let _ = writeln!(
+                            out,
+                            "dlms_bridge_{name}{{line=\"{line}\",meter=\"{}\"}} {:.3}",
+                            escape(meter),
+                            d.as_secs_f64()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
