@@ -42,9 +42,14 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut profile_period, mut outage_every, mut range_access, mut clock_offset) =
         (900i64, 6 * 3600i64, true, 0i64);
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
+    // With --serial, one meter unless --meters says otherwise (then they share the line).
+    let mut meters_given = false;
     while let Some(arg) = parser.next()? {
         match arg {
-            Long("meters") => meters = parse_num("--meters", parser.value()?)?,
+            Long("meters") => {
+                meters = parse_num("--meters", parser.value()?)?;
+                meters_given = true;
+            }
             Long("port-base") => port_base = parse_num("--port-base", parser.value()?)?,
             Long("transport") => {
                 framing = dlms_bridge::config::values::word(&parser.value()?.string()?)
@@ -159,7 +164,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(path) = serial {
-        if meters > 1 {
+        if meters_given && meters > 1 {
             if mode_e {
                 return Err(usage(
                     "--mode-e signs on to one meter per line: not with --meters",
