@@ -430,6 +430,7 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
             vec!["tcp4"],
         ),
         "push_address" => (vec![("5", vec![]), ("none", vec![])], vec!["65536"]),
+        "logical_device_name" => (vec![("KFM1100100000035", vec![])], vec![" x"]),
         "push_template" => (
             vec![("-,1-0:1.7.0,1-0:31.7.0@-3", vec![]), ("none", vec![])],
             vec!["1-0:1.7.0@x"],

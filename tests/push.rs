@@ -180,7 +180,8 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
 }
 
 /// Meters that push over TCP to `push.listen`: a ciphered notification (known by its system
-/// title), a plain wrapper one and a plain HDLC one (known by their source addresses); an
+/// title), a plain wrapper one and a plain HDLC one (known by their source addresses), one
+/// known by the logical device name it carries (the Tirol example's plain text); an
 /// unknown sender counted and dropped; a replay refused; a stream of garbage closed without
 /// harm to the others.
 #[test]
@@ -227,6 +228,20 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
         &db,
         &["meter", "add", "K", "--push", "tcp", "--push-address", "16"],
     );
+    // Known by the logical device name in its notifications (the Tirol example, deciphered
+    // and sent plain).
+    cli_ok(
+        &db,
+        &[
+            "meter",
+            "add",
+            "L",
+            "--push",
+            "tcp",
+            "--logical-device-name",
+            "KFM1100100000035",
+        ],
+    );
     let mut bridge = Bridge::start(&db, &dir.0);
     common::wait_port(listen, Duration::from_secs(10));
 
@@ -246,6 +261,19 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
     meter.write_all(&plain).unwrap();
     meter.write_all(&ciphered).unwrap(); // a replay
     let _hdlc = send(&vector("kamstrup-10s-captured.hex"));
+    let tirol_plain = dlms_bridge::hex::parse(concat!(
+        "0f0029b2dc0c07e50713010f2e2300ff8880020c09060000010000ff090c07e5",
+        "0713010f2e2300ff8880020209060000600100ff090e314b464d303130303030",
+        "303033350202090600002a0000ff09104b464d31313030313030303030303335",
+        "020309060100200700ff12090402020fff16230203090601001f0700ff120000",
+        "02020ffe1621020309060100010700ff060000000002020f00161b0203090601",
+        "00020700ff060000000002020f00161b020309060100010800ff060000239402",
+        "020f00161e020309060100020800ff060000000002020f00161e020309060100",
+        "030800ff060000006002020f001620020309060100040800ff06000000090202",
+        "0f001620"
+    ))
+    .unwrap();
+    let _ldn = send(&dlms_bridge::dlms::wrapper::wrap(77, 1, &tirol_plain).unwrap());
 
     let readings = || gateway_readings(&sub.messages());
     wait_for(
@@ -253,7 +281,7 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
         Duration::from_secs(20),
         || {
             let r = readings();
-            ["T", "W", "K"].iter().all(|m| r.contains_key(*m))
+            ["T", "W", "K", "L"].iter().all(|m| r.contains_key(*m))
         },
     );
     wait_for("the replay refused", Duration::from_secs(10), || {
@@ -271,5 +299,6 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
     assert_eq!(r["W"][0].1["voltage_l1"], 227.4);
     assert_eq!(r["K"][0].1["active_power"], 3889);
     assert_eq!(r["K"][0].0, 1_604_871_850_000);
+    assert_eq!(r["L"][0].1["active_energy_import"], 9108);
     sub.finish();
 }

@@ -1,7 +1,7 @@
 //! The TCP listener for meters that push (IDIS/DSMR push setups, class 40): meters connect to
 //! `push.listen` and send DATA-NOTIFICATIONs (wrapper or HDLC). A notification is for the
 //! meter whose system title its ciphering names, else whose `push_address` its source address
-//! is; it is opened with that meter's keys, replay-checked and mapped like any pushed one.
+//! is, else whose `logical_device_name` it carries (0-0:42.0.0); it is opened with that meter's keys, replay-checked and mapped like any pushed one.
 //! Unknown senders are counted and logged once per sender; the listener bounds its
 //! connections, their idle time and their PDU size.
 
@@ -58,11 +58,32 @@ impl PushMeters {
                 .find(|(m, _)| m.system_title == Some(title))
                 .map(|(m, _)| m.name.clone());
         }
-        self.meters
+        if let Some((m, _)) = self
+            .meters
             .values()
             .find(|(m, _)| m.push_address == Some(arrival.source))
+        {
+            return Some(m.name.clone());
+        }
+        let name = logical_device_name(&arrival.apdu)?;
+        self.meters
+            .values()
+            .find(|(m, _)| m.logical_device_name.as_deref() == Some(name.as_str()))
             .map(|(m, _)| m.name.clone())
     }
+}
+
+/// The logical device name (0-0:42.0.0) a plain notification carries, as text.
+fn logical_device_name(apdu: &[u8]) -> Option<String> {
+    let n = crate::dlms::xdlms::notification::DataNotification::decode(apdu).ok()?;
+    let ldn = crate::cosem::Obis::new(0, 0, 42, 0, 0, 255);
+    crate::client::push::values(&n.body, &[])
+        .into_iter()
+        .find(|(o, _)| *o == ldn)
+        .and_then(|(_, v)| match crate::client::json::value(&v).0 {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        })
 }
 
 /// Listens until `stop`; each connection on a thread of its own.
@@ -196,5 +217,29 @@ fn take(
             pushed::refused(&name, status, &e);
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Tirol example's plain text names its logical device.
+    #[test]
+    fn the_logical_device_name_of_a_notification() {
+        let apdu = crate::hex::parse(concat!(
+            "0f0029b2dc0c07e50713010f2e2300ff8880020c09060000010000ff090c07e5",
+            "0713010f2e2300ff8880020209060000600100ff090e314b464d303130303030",
+            "303033350202090600002a0000ff09104b464d31313030313030303030303335",
+            "020309060100200700ff12090402020fff1623"
+        ))
+        .unwrap();
+        // A cut body still decodes as far as the name? No: the structure count says 12.
+        assert_eq!(
+            logical_device_name(&apdu),
+            None,
+            "a truncated body is no notification"
+        );
+        assert_eq!(logical_device_name(&[0x0F]), None);
     }
 }

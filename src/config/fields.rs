@@ -669,6 +669,22 @@ pub static FIELDS: &[Field] = &[
         get: |m| m.push_address.map(|a| a.to_string()),
     },
     Field {
+        name: "logical_device_name",
+        flag: "logical-device-name",
+        value: "TEXT|none",
+        help: "tcp push meters: the logical device name (0-0:42.0.0) their notifications carry",
+        kind: Kind::Text,
+        secret: false,
+        optional: true,
+        live: false,
+        set: |m, v| {
+            m.logical_device_name = Some(label(v, 64)?);
+            Ok(())
+        },
+        clear: |m| m.logical_device_name = None,
+        get: |m| m.logical_device_name.clone(),
+    },
+    Field {
         name: "utc_offset_min",
         flag: "utc-offset-min",
         value: "N",

@@ -162,6 +162,8 @@ pub struct MeterConfig {
     /// A TCP push meter that does not cipher: the source address (wrapper wPort or HDLC
     /// address) its notifications carry.
     pub push_address: Option<u16>,
+    /// A TCP push meter known by the logical device name (0-0:42.0.0) its notifications carry.
+    pub logical_device_name: Option<String>,
 }
 
 impl Default for MeterConfig {
@@ -214,6 +216,7 @@ impl Default for MeterConfig {
             push: Push::None,
             push_template: None,
             push_address: None,
+            logical_device_name: None,
         }
     }
 }
@@ -248,9 +251,13 @@ impl MeterConfig {
                     "{push} tcp meters connect to push.listen: no {host}, {port} or {serial_device}",
                 ));
             }
-            if self.system_title.is_none() && self.push_address.is_none() {
+            if self.system_title.is_none()
+                && self.push_address.is_none()
+                && self.logical_device_name.is_none()
+            {
                 return Err(err(
-                    "{push} tcp needs {system_title} (ciphered notifications) or {push_address}",
+                    "{push} tcp needs {system_title} (ciphered notifications), {push_address} or \
+                     {logical_device_name}",
                 ));
             }
             return Ok(());
