@@ -12,18 +12,13 @@ bin=${1:?usage: cross/rss.sh BINARY [SECONDS]}
 seconds=${2:-20}
 [ -x "$bin" ] || { echo "rss.sh: no executable $bin" >&2; exit 2; }
 command -v mosquitto >/dev/null || { echo "rss.sh: mosquitto is needed" >&2; exit 2; }
-dir=$(mktemp -d)
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=cross/loopback.sh
+. "$(dirname "$0")/loopback.sh"
 mqtt_port=${RSS_MQTT_PORT:-$((24000 + $$ % 1000))}
 meter_port=${RSS_METER_PORT:-$((26000 + ($$ % 100) * 100))}
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$mqtt_port" > "$dir/mosquitto.conf"
-mosquitto -c "$dir/mosquitto.conf" >/dev/null 2>&1 & pids="$pids $!"
-"$bin" simulate --meters 100 --port-base "$meter_port" 2>/dev/null & pids="$pids $!"
+broker_config "$mqtt_port"
+broker_start
+"$bin" simulate --meters 100 --port-base "$meter_port" 2>/dev/null & remember $!
 sleep 2
 figures=""
 for n in 0 10 100; do

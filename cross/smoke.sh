@@ -25,17 +25,12 @@ case "$target" in
 esac
 bin="target/$target/release/dlms-bridge"
 [ -x "$bin" ] || { echo "build $bin first (cross/build.sh $target)" >&2; exit 2; }
-dir=$(mktemp -d)
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=cross/loopback.sh
+. "$(dirname "$0")/loopback.sh"
 mqtt_port=${SMOKE_MQTT_PORT:-$((20000 + $$ % 1000))}
 meter_port=${SMOKE_METER_PORT:-$((22000 + ($$ % 100) * 10))}
 
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$mqtt_port" > "$dir/mosquitto.conf"
+broker_config "$mqtt_port"
 sub_tls=""
 if [ "${SMOKE_TLS:-0}" = 1 ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
@@ -47,9 +42,9 @@ if [ "${SMOKE_TLS:-0}" = 1 ]; then
     printf 'certfile %s\nkeyfile %s\n' "$dir/broker.crt" "$dir/broker.key" >> "$dir/mosquitto.conf"
     sub_tls="--cafile $dir/broker.crt"
 fi
-mosquitto -c "$dir/mosquitto.conf" >/dev/null 2>&1 & pids="$pids $!"
+broker_start
 # shellcheck disable=SC2086
-$qemu "$bin" simulate --meters "$meters" --port-base "$meter_port" 2>/dev/null & pids="$pids $!"
+$qemu "$bin" simulate --meters "$meters" --port-base "$meter_port" 2>/dev/null & remember $!
 sleep 2
 # shellcheck disable=SC2086
 $qemu "$bin" settings set mqtt.port "$mqtt_port" --db "$dir/bridge.db"
@@ -70,10 +65,10 @@ while [ "$i" -lt "$meters" ]; do
 done
 # shellcheck disable=SC2086 # $sub_tls is two words or none
 mosquitto_sub $sub_tls -h 127.0.0.1 -p "$mqtt_port" -t v1/gateway/telemetry -C 5 -W 60 > "$dir/received" & sub=$!
-pids="$pids $sub"
+remember "$sub"
 # shellcheck disable=SC2086
 $qemu "$bin" run --db "$dir/bridge.db" --log-file "$dir/bridge.log" & bridge=$!
-pids="$pids $bridge"
+remember "$bridge"
 sleep 5
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 t0=$(ticks "$bridge")

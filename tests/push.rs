@@ -13,6 +13,18 @@ use dlms_bridge::dlms::hdlc::{Control, Frame, RawAddress};
 use std::io::Write;
 use std::time::Duration;
 
+/// The keys the Gurux vector was ciphered with (the Green Book example keys).
+const GURUX_KEYS: [&str; 8] = [
+    "--security",
+    "auth-enc",
+    "--system-title",
+    "4D4D4D0000BC614E",
+    "--encryption-key",
+    "000102030405060708090A0B0C0D0E0F",
+    "--authentication-key",
+    "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+];
+
 fn vector(name: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(format!(
         "{}/tests/vectors/push/{name}",
@@ -70,23 +82,11 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
     );
     cli_ok(
         &db,
-        &[
-            "meter",
-            "add",
-            "P1",
-            "--serial",
-            &p1,
-            "--push",
-            "serial",
-            "--security",
-            "auth-enc",
-            "--system-title",
-            "4D4D4D0000BC614E",
-            "--encryption-key",
-            "000102030405060708090A0B0C0D0E0F",
-            "--authentication-key",
-            "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
-        ],
+        &["meter", "add", "P1", "--serial", &p1, "--push", "serial"]
+            .iter()
+            .chain(GURUX_KEYS.iter())
+            .copied()
+            .collect::<Vec<_>>(),
     );
     // The Tirol example: M-Bus framed, ciphered (encryption only) with its published key.
     let tirol = mbus.dir.join("probe").display().to_string();
@@ -204,21 +204,11 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
     }
     cli_ok(
         &db,
-        &[
-            "meter",
-            "add",
-            "T",
-            "--push",
-            "tcp",
-            "--security",
-            "auth-enc",
-            "--system-title",
-            "4D4D4D0000BC614E",
-            "--encryption-key",
-            "000102030405060708090A0B0C0D0E0F",
-            "--authentication-key",
-            "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
-        ],
+        &["meter", "add", "T", "--push", "tcp"]
+            .iter()
+            .chain(GURUX_KEYS.iter())
+            .copied()
+            .collect::<Vec<_>>(),
     );
     cli_ok(
         &db,
