@@ -660,3 +660,49 @@ mod security {
         assert!(e.to_string().starts_with("frame counter:"), "{e}");
     }
 }
+
+/// The largest link proposed (2030 bytes, window 7): a meter granting 512/7 gets them used; a
+/// meter that ignores any SNRM with a parameter block is asked again without one and works
+/// with 128/1; a meter that does neither is still "no answer".
+#[test]
+fn link_parameters_are_negotiated_or_left_out_for_meters_that_ignore_them() {
+    let proposal = |max_info, window| ConnectionOptions {
+        response_timeout: Duration::from_millis(500),
+        max_info,
+        window,
+        ..ConnectionOptions::default()
+    };
+    let open = |s: &Sim, options: ConnectionOptions| {
+        let t = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2)).unwrap();
+        Connection::open(
+            t,
+            framing(Transport::Hdlc),
+            SessionConfig::default(),
+            options,
+        )
+    };
+    let mut granting = SimConfig::new(MeterModel::new(1, 0), Transport::Hdlc);
+    granting.hdlc_max_info = 512;
+    granting.hdlc_window = 7;
+    let s = sim(granting);
+    let c = open(&s, proposal(2030, 7)).unwrap();
+    assert!(!c.fell_back_to_default_link());
+
+    let mut ignoring = SimConfig::new(MeterModel::new(1, 0), Transport::Hdlc);
+    ignoring.ignore_snrm_parameters = true;
+    let s = sim(ignoring);
+    let mut c = open(&s, proposal(2030, 7)).unwrap();
+    assert!(c.fell_back_to_default_link());
+    let mut cache = ScalerCache::default();
+    let values = reads::read_values(&mut c, &eight_registers(), &mut cache).unwrap();
+    assert!(values.iter().all(Result::is_ok));
+    // Without the fallback on silence (a shared line), the same meter is "no answer".
+    let strict = ConnectionOptions {
+        snrm_fallback_on_silence: false,
+        ..proposal(2030, 7)
+    };
+    assert!(matches!(
+        open(&s, strict),
+        Err(ClientError::NoAnswer { .. })
+    ));
+}

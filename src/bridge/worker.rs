@@ -214,6 +214,8 @@ impl Worker {
         };
         if let Some(bus) = &self.bus {
             target.endpoint = crate::client::Endpoint::Bus(bus.clone());
+            // A silent meter costs the line one time-out per turn, not two.
+            target.options.snrm_fallback_on_silence = false;
         }
         let lease = target
             .session
@@ -239,7 +241,7 @@ impl Worker {
                     continue;
                 }
                 Wake::Rpc(call) => {
-                    self.serve_rpc(call, &mut assoc, &mut cycle, &target, lease.as_ref());
+                    self.serve_rpc(call, &mut assoc, &mut cycle, &mut target, lease.as_ref());
                     continue;
                 }
             }
@@ -259,7 +261,7 @@ impl Worker {
             let clock_set = self.status.gateway_clock.trusted(ts_ms);
             self.status.update_meter(&name, |m| m.cycles += 1);
             if slot.step == Step::Connect {
-                if !self.open(&mut assoc, &mut cycle, &target, lease.as_ref()) {
+                if !self.open(&mut assoc, &mut cycle, &mut target, lease.as_ref()) {
                     continue;
                 }
                 // Identity attributes on each new association (the clock drift changes).
@@ -365,7 +367,7 @@ impl Worker {
         &mut self,
         assoc: &mut Assoc,
         cycle: &mut PollCycle,
-        target: &MeterTarget,
+        target: &mut MeterTarget,
         lease: Option<&CounterLease>,
     ) -> bool {
         let name = &self.config.name;
@@ -375,6 +377,14 @@ impl Worker {
             .and_then(|t| t.connect())
         {
             Ok(c) => {
+                if c.fell_back_to_default_link() {
+                    // Remembered for this thread: no block (and no wasted attempt) next time.
+                    info!(
+                        "meter {name:?}: the meter does not take a SNRM parameter block; using 128 bytes, window 1"
+                    );
+                    target.options.max_info = 128;
+                    target.options.window = 1;
+                }
                 assoc.cache.clear();
                 assoc.counted = NetStats::default();
                 assoc.conn = Some(c);
@@ -431,7 +441,7 @@ impl Worker {
         call: RpcCall,
         assoc: &mut Assoc,
         cycle: &mut PollCycle,
-        target: &MeterTarget,
+        target: &mut MeterTarget,
         lease: Option<&CounterLease>,
     ) {
         let started = Instant::now();

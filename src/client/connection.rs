@@ -37,6 +37,10 @@ pub struct ConnectionOptions {
     pub window: u8,
     /// Send the SNRM parameter block even when it holds only the defaults.
     pub always_send_snrm_params: bool,
+    /// A SNRM with a parameter block that gets no answer is tried once more without one
+    /// (a meter that ignores such a SNRM rather than refusing it). Off on shared lines, where
+    /// a silent meter must cost the line one time-out only.
+    pub snrm_fallback_on_silence: bool,
 }
 
 impl Default for ConnectionOptions {
@@ -47,6 +51,7 @@ impl Default for ConnectionOptions {
             max_info: 128,
             window: 1,
             always_send_snrm_params: false,
+            snrm_fallback_on_silence: true,
         }
     }
 }
@@ -93,6 +98,8 @@ pub struct Connection<T: Transport> {
     stats: NetStats,
     open: bool,
     wait: WaitMark,
+    /// The link came up only without a SNRM parameter block.
+    fell_back: bool,
 }
 
 impl<T: Transport> Connection<T> {
@@ -137,6 +144,7 @@ impl<T: Transport> Connection<T> {
             stats: NetStats::default(),
             wait: WaitMark::default(),
             open: false,
+            fell_back: false,
         };
         conn.connect_link()?;
         conn.open = true;
@@ -176,17 +184,31 @@ impl<T: Transport> Connection<T> {
     /// SNRM until UA. A meter that answers a parameter block with DM or FRMR (some refuse any
     /// block, DLMS-NOTES) is asked once more without one: the defaults, 128 bytes, window 1.
     fn connect_link(&mut self) -> Result<(), ClientError> {
+        let fallback = |e: &ClientError, on_silence: bool| match e {
+            ClientError::Link(LinkError::DisconnectedMode | LinkError::FrameRejected) => true,
+            ClientError::NoAnswer { .. } => on_silence,
+            _ => false,
+        };
         match self.snrm() {
-            Err(ClientError::Link(LinkError::DisconnectedMode | LinkError::FrameRejected))
-                if self.proposes_parameters() =>
+            Err(e)
+                if self.proposes_parameters()
+                    && fallback(&e, self.options.snrm_fallback_on_silence) =>
             {
                 if let Framer::Hdlc { link, .. } = &mut self.framer {
                     link.propose(LinkParams::default());
                 }
-                self.snrm()
+                self.snrm()?;
+                self.fell_back = true;
+                Ok(())
             }
             other => other,
         }
+    }
+
+    /// Whether the link came up only with a SNRM without parameters (after the meter refused
+    /// or ignored our block): later connections can skip the block.
+    pub fn fell_back_to_default_link(&self) -> bool {
+        self.fell_back
     }
 
     fn proposes_parameters(&self) -> bool {

@@ -72,6 +72,8 @@ pub struct SimConfig {
     /// The link's turnaround: how long after a frame arrives its answer starts (a modem, a
     /// slow meter, a long serial line).
     pub latency: Duration,
+    /// Answer no SNRM that carries a parameter block (meters that ignore one).
+    pub ignore_snrm_parameters: bool,
     pub server_address: ServerAddress,
     /// Expect an IEC 62056-21 mode E sign-on before HDLC (serial only).
     pub mode_e: bool,
@@ -89,6 +91,7 @@ impl SimConfig {
             hdlc_max_info: 128,
             hdlc_window: 1,
             latency: Duration::ZERO,
+            ignore_snrm_parameters: false,
             server_address: ServerAddress::new(1, Some(17)),
             mode_e: false,
         }
@@ -297,6 +300,12 @@ fn serve_hdlc<S: SimStream>(
             {
                 conn.stream
                     .write_all(&reply(&frame, Control::Dm { poll: true }))?;
+                continue;
+            }
+            if conn.config.ignore_snrm_parameters
+                && matches!(frame.control, Control::Snrm { .. })
+                && !frame.info.is_empty()
+            {
                 continue;
             }
             let is_request = matches!(frame.control, Control::I { .. }) && !frame.segmented;
