@@ -35,6 +35,18 @@ fn vector(name: &str) -> Vec<u8> {
     dlms_bridge::hex::parse(&hex).unwrap()
 }
 
+/// Waits until every one of `devices` has published.
+fn wait_for_devices(sub: &Subscriber, devices: &[&str]) {
+    wait_for(
+        "every pushing meter's reading",
+        Duration::from_secs(20),
+        || {
+            let r = gateway_readings(&sub.messages());
+            devices.iter().all(|d| r.contains_key(*d))
+        },
+    );
+}
+
 /// A HAN-style HDLC UI frame around an APDU (LLC E6 E7 00 first).
 fn ui_frame(apdu: &[u8]) -> Vec<u8> {
     let mut info = vec![0xE6, 0xE7, 0x00];
@@ -146,14 +158,7 @@ fn pushed_notifications_plain_and_ciphered_become_readings() {
         .unwrap();
 
     let readings = || gateway_readings(&sub.messages());
-    wait_for(
-        "the three meters' readings",
-        Duration::from_secs(20),
-        || {
-            let r = readings();
-            r.contains_key("HAN") && r.contains_key("P1") && r.contains_key("Tirol")
-        },
-    );
+    wait_for_devices(&sub, &["HAN", "P1", "Tirol"]);
     // The same ciphered frame again: a replay.
     p1_line.write_all(&ciphered_frame).unwrap();
     wait_for("the replay refused", Duration::from_secs(10), || {
@@ -266,14 +271,7 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
     let _ldn = send(&dlms_bridge::dlms::wrapper::wrap(77, 1, &tirol_plain).unwrap());
 
     let readings = || gateway_readings(&sub.messages());
-    wait_for(
-        "the three meters' readings",
-        Duration::from_secs(20),
-        || {
-            let r = readings();
-            ["T", "W", "K", "L"].iter().all(|m| r.contains_key(*m))
-        },
-    );
+    wait_for_devices(&sub, &["T", "W", "K", "L"]);
     wait_for("the replay refused", Duration::from_secs(10), || {
         bridge.log().contains("replayed")
     });
