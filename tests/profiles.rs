@@ -537,3 +537,42 @@ fn a_gateway_clock_in_1970_stamps_nothing_and_the_backfill_follows_ntp() {
     }
     sub.finish();
 }
+
+/// A meter that refuses to have its clock set is reported once per check, not asked again at
+/// every poll.
+#[test]
+fn a_meter_refusing_the_clock_sync_is_reported_not_retried_in_a_loop() {
+    if !have_mosquitto() {
+        return;
+    }
+    let Rig {
+        dir,
+        broker,
+        sub,
+        port,
+        db,
+    } = Rig::new("clock-refused");
+    let _meter = simulator(port, &["--clock-offset-s", "300", "--clock-read-only"]);
+    setup(
+        &db,
+        broker.port,
+        port,
+        &[("clock.check_interval_s", "10")],
+        &[],
+    );
+    cli(
+        &db,
+        &["meter", "edit", "M", "--clock-sync-threshold-s", "60"],
+    );
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("the refusal", Duration::from_secs(15), || {
+        bridge.log().contains("refused to be set")
+    });
+    // 14 s more: polls every 2 s (7 of them), clock checks every 10 s (at most 2).
+    std::thread::sleep(Duration::from_secs(14));
+    let log = bridge.terminate();
+    let refusals = log.matches("refused to be set").count();
+    assert!((1..=3).contains(&refusals), "{refusals} refusals:\n{log}");
+    assert!(!log.contains("clock set:"), "{log}");
+    sub.finish();
+}

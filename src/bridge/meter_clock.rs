@@ -26,6 +26,9 @@ pub struct ClockCheck {
 #[derive(Debug, Default)]
 pub struct MeterClock {
     next: Option<Instant>,
+    /// The last attempt to set the clock: at most one per check interval, however often
+    /// associations (and so clock reads) come.
+    last_sync: Option<Instant>,
 }
 
 /// The date-time to write for `now_s` to a meter: UTC with deviation 0, or, for a meter that
@@ -84,9 +87,12 @@ impl MeterClock {
         let Some(threshold) = config.clock_sync_threshold_s else {
             return Ok(Some(check));
         };
-        if drift.unsigned_abs() <= u64::from(threshold) {
+        if drift.unsigned_abs() <= u64::from(threshold)
+            || self.last_sync.is_some_and(|t| t.elapsed() < interval)
+        {
             return Ok(Some(check));
         }
+        self.last_sync = Some(Instant::now());
         let target = meter_time(gateway_now_s(), config.utc_offset_min);
         match reads::set_clock(conn, target) {
             Ok(()) => {

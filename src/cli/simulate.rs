@@ -16,7 +16,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--password P] [--fault KIND [--fault-every N]] [--profile-days 2]
                      [--max-info 128] [--pdu 1024] [--duration-s N]
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
-                     [--clock-offset-s 0] [--window 1] [--latency-ms 0]
+                     [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
@@ -26,7 +26,8 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   Profiles: the load profile 1-0:99.1.0 (+A, -A energy every --profile-period-s) and the
   standard event log 0-0:99.98.0 (a power failure every --outage-every-s), --profile-days
   deep; --no-range-access serves them by entry only. --clock-offset-s runs the meter's clock
-  ahead (or behind, negative) of the system clock; a SET of the clock moves it.
+  ahead (or behind, negative) of the system clock; a SET of the clock moves it (refused with
+  --clock-read-only).
   HDLC: the meter grants at most --max-info bytes per frame and --window frames per
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
@@ -42,6 +43,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut profile_period, mut outage_every, mut range_access, mut clock_offset) =
         (900i64, 6 * 3600i64, true, 0i64);
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
+    let mut clock_settable = true;
     // With --serial, one meter unless --meters says otherwise (then they share the line).
     let mut meters_given = false;
     while let Some(arg) = parser.next()? {
@@ -68,6 +70,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 outage_every = parse_num("--outage-every-s", parser.value()?)?
             }
             Long("no-range-access") => range_access = false,
+            Long("clock-read-only") => clock_settable = false,
             Long("window") => window = parse_num("--window", parser.value()?)?,
             Long("latency-ms") => latency_ms = parse_num("--latency-ms", parser.value()?)?,
             Long("line-baud") => line_baud = Some(parse_num("--line-baud", parser.value()?)?),
@@ -147,6 +150,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         model.profile_period = profile_period;
         model.outage_every = outage_every;
         model.range_access = range_access;
+        model.clock_settable = clock_settable;
         model
             .clock_offset
             .store(clock_offset, std::sync::atomic::Ordering::Relaxed);

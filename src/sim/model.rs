@@ -194,6 +194,8 @@ pub struct MeterModel {
     /// The meter's clock minus the system clock, in seconds: shared by every connection to
     /// this meter, moved by a SET of the clock.
     pub clock_offset: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Whether a SET of the clock is accepted (some meters allow it only to other clients).
+    pub clock_settable: bool,
 }
 
 /// A value and its scaler/unit, as the truth for tests.
@@ -214,6 +216,7 @@ impl MeterModel {
             range_access: true,
             outage_every: 6 * 3600,
             clock_offset: std::sync::Arc::default(),
+            clock_settable: true,
         }
     }
 

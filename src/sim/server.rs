@@ -644,6 +644,11 @@ impl ServerSession {
         };
         let result = if (attribute.class_id, attribute.instance, attribute.attribute)
             == (CLASS_CLOCK, CLOCK, 2)
+            && !self.model.clock_settable
+        {
+            DataAccessResult::READ_WRITE_DENIED
+        } else if (attribute.class_id, attribute.instance, attribute.attribute)
+            == (CLASS_CLOCK, CLOCK, 2)
         {
             match value.as_date_time().and_then(|d| d.to_unix()) {
                 Some(t) => {
