@@ -108,3 +108,58 @@ fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout(
     let log = bridge.terminate();
     assert!(!log.contains("exclusive lock"), "one owner per line: {log}");
 }
+
+/// With `bus.keep_open`, each meter keeps its association across its turns (one connection
+/// each), and the line still alternates between them.
+#[test]
+fn associations_stay_open_across_turns_when_asked() {
+    let Some(pair) = pty_pair("bus-keep-open") else {
+        return;
+    };
+    let _sim = Proc(
+        Command::new(BIN)
+            .args(["simulate", "--serial"])
+            .arg(pair.dir.join("meter"))
+            .args(["--meters", "2"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = TempDir::new("bus-keep-open");
+    let db = dir.0.join("b.db");
+    let http = free_port();
+    cli_ok(&db, &["settings", "set", "mqtt.host", ""]);
+    cli_ok(
+        &db,
+        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
+    );
+    cli_ok(&db, &["settings", "set", "bus.keep_open", "true"]);
+    let line = pair.dir.join("probe").display().to_string();
+    for address in [17, 18] {
+        cli_ok(
+            &db,
+            &[
+                "meter",
+                "add",
+                &format!("M{address}"),
+                "--serial",
+                &line,
+                "--server-physical",
+                &address.to_string(),
+                "--interval-s",
+                "2",
+            ],
+        );
+    }
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_port(http, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(12));
+    let s: Value = serde_json::from_str(&common::http_get(http, "/status").1).unwrap();
+    bridge.terminate();
+    for m in ["M17", "M18"] {
+        let meter = &s["meters"][m];
+        assert!(meter["successes"].as_u64().unwrap() >= 4, "{m}: {meter}");
+        assert_eq!(meter["reconnects"], 1, "{m} kept its association: {meter}");
+    }
+}
