@@ -12,7 +12,6 @@
 mod common;
 
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn main() {
@@ -23,43 +22,16 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    let pair = common::pty_pair("bench-bus").expect("socat");
-    let _sim = common::Proc(
-        Command::new(common::BIN)
-            .args(["simulate", "--serial"])
-            .arg(pair.dir.join("meter"))
-            .args(["--meters", "8", "--line-baud", "9600"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let dir = common::TempDir::new("bench-bus");
-    let db = dir.0.join("b.db");
-    let http = common::free_port();
-    common::cli_ok(&db, &["settings", "set", "mqtt.host", ""]);
-    common::cli_ok(
-        &db,
-        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
-    );
-    let line = pair.dir.join("probe").display().to_string();
-    for address in 17..25 {
-        common::cli_ok(
-            &db,
-            &[
-                "meter",
-                "add",
-                &format!("M{address}"),
-                "--serial",
-                &line,
-                "--server-physical",
-                &address.to_string(),
-                "--interval-s",
-                "5",
-            ],
-        );
-    }
-    let mut bridge = common::Bridge::start(&db, &dir.0);
+    let l = common::line(
+        "bench-bus",
+        8,
+        &["--line-baud", "9600"],
+        17..25,
+        &["--interval-s", "5"],
+    )
+    .expect("socat");
+    let (db, dir, http, line) = (&l.db, &l.dir, l.http, l.path.clone());
+    let mut bridge = common::Bridge::start(db, &dir.0);
     common::wait_port(http, Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(seconds));
     let s: Value = serde_json::from_str(&common::http_get(http, "/status").1).unwrap();

@@ -7,57 +7,25 @@
 
 mod common;
 
-use common::{cli, cli_ok, free_port, pty_pair, wait_port, Bridge, Proc, TempDir, BIN};
+use common::{cli, cli_ok, wait_port, Bridge};
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
 fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout() {
-    let Some(pair) = pty_pair("bus") else {
+    let Some(l) = common::line(
+        "bus",
+        3,
+        &["--line-baud", "9600"],
+        17..21,
+        &["--interval-s", "5", "--timeout-ms", "800"],
+    ) else {
         return;
     };
-    let (meter_side, bridge_side) = (pair.dir.join("meter"), pair.dir.join("probe"));
-    let _sim = Proc(
-        Command::new(BIN)
-            .args(["simulate", "--serial"])
-            .arg(&meter_side)
-            .args(["--meters", "3", "--line-baud", "9600"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let dir = TempDir::new("bus");
-    let db = dir.0.join("b.db");
-    let http = free_port();
-    cli_ok(&db, &["settings", "set", "mqtt.host", ""]);
-    cli_ok(
-        &db,
-        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
-    );
-    let line = bridge_side.to_str().unwrap();
-    for address in 17..=20 {
-        cli_ok(
-            &db,
-            &[
-                "meter",
-                "add",
-                &format!("M{address}"),
-                "--serial",
-                line,
-                "--server-physical",
-                &address.to_string(),
-                "--interval-s",
-                "5",
-                "--timeout-ms",
-                "800",
-            ],
-        );
-    }
+    let (db, http, line) = (&l.db, l.http, l.path.as_str());
     // A fifth meter on the line at another speed: refused, naming both meters.
     let refused = cli(
-        &db,
+        db,
         &["meter", "add", "X", "--serial", line, "--baud", "19200"],
     );
     let err = String::from_utf8_lossy(&refused.stderr);
@@ -67,7 +35,7 @@ fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout(
         "{err}"
     );
 
-    let mut bridge = Bridge::start(&db, &dir.0);
+    let mut bridge = Bridge::start(db, &l.dir.0);
     wait_port(http, Duration::from_secs(10));
     let status = || -> Value {
         serde_json::from_str(&common::http_get(http, "/status").1).unwrap_or(Value::Null)
@@ -113,46 +81,12 @@ fn meters_on_one_serial_line_take_turns_and_a_silent_one_costs_only_its_timeout(
 /// each), and the line still alternates between them.
 #[test]
 fn associations_stay_open_across_turns_when_asked() {
-    let Some(pair) = pty_pair("bus-keep-open") else {
+    let Some(l) = common::line("bus-keep-open", 2, &[], 17..19, &["--interval-s", "2"]) else {
         return;
     };
-    let _sim = Proc(
-        Command::new(BIN)
-            .args(["simulate", "--serial"])
-            .arg(pair.dir.join("meter"))
-            .args(["--meters", "2"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let dir = TempDir::new("bus-keep-open");
-    let db = dir.0.join("b.db");
-    let http = free_port();
-    cli_ok(&db, &["settings", "set", "mqtt.host", ""]);
-    cli_ok(
-        &db,
-        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
-    );
-    cli_ok(&db, &["settings", "set", "bus.keep_open", "true"]);
-    let line = pair.dir.join("probe").display().to_string();
-    for address in [17, 18] {
-        cli_ok(
-            &db,
-            &[
-                "meter",
-                "add",
-                &format!("M{address}"),
-                "--serial",
-                &line,
-                "--server-physical",
-                &address.to_string(),
-                "--interval-s",
-                "2",
-            ],
-        );
-    }
-    let mut bridge = Bridge::start(&db, &dir.0);
+    cli_ok(&l.db, &["settings", "set", "bus.keep_open", "true"]);
+    let http = l.http;
+    let mut bridge = Bridge::start(&l.db, &l.dir.0);
     wait_port(http, Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(12));
     let s: Value = serde_json::from_str(&common::http_get(http, "/status").1).unwrap();

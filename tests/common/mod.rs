@@ -789,3 +789,69 @@ pub fn pty_pair(name: &str) -> Option<PtyPair> {
     }
     Some(PtyPair { _socat: child, dir })
 }
+
+/// A shared serial line: simulated meters at physical addresses 17.. on one side of a pty
+/// pair (`simulate --serial --meters N` with `sim_args`), a database with publishing off and
+/// the status page on a free port, and `meters` at those addresses on the other side, each
+/// added with `meter_args`. `None` where socat is missing (skipped).
+pub struct Line {
+    pub pair: PtyPair,
+    pub _sim: Proc,
+    pub dir: TempDir,
+    pub db: PathBuf,
+    pub http: u16,
+    /// The bridge's side of the line.
+    pub path: String,
+}
+
+pub fn line(
+    name: &str,
+    simulated: u16,
+    sim_args: &[&str],
+    meters: std::ops::Range<u16>,
+    meter_args: &[&str],
+) -> Option<Line> {
+    let pair = pty_pair(name)?;
+    let sim = Proc(
+        Command::new(BIN)
+            .args(["simulate", "--serial"])
+            .arg(pair.dir.join("meter"))
+            .args(["--meters", &simulated.to_string()])
+            .args(sim_args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = TempDir::new(name);
+    let db = dir.0.join("b.db");
+    let http = free_port();
+    cli_ok(&db, &["settings", "set", "mqtt.host", ""]);
+    cli_ok(
+        &db,
+        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
+    );
+    let path = pair.dir.join("probe").display().to_string();
+    for address in meters {
+        let (name, address) = (format!("M{address}"), address.to_string());
+        let mut args = vec![
+            "meter",
+            "add",
+            &name,
+            "--serial",
+            &path,
+            "--server-physical",
+            &address,
+        ];
+        args.extend_from_slice(meter_args);
+        cli_ok(&db, &args);
+    }
+    Some(Line {
+        pair,
+        _sim: sim,
+        dir,
+        db,
+        http,
+        path,
+    })
+}
