@@ -78,6 +78,13 @@ struct State {
     refused: bool,
 }
 
+impl State {
+    /// Due at its period, or at once while a backlog remains.
+    fn is_due(&self, now: Instant) -> bool {
+        self.backlog || self.due <= now
+    }
+}
+
 /// A meter's profiles and their collection state.
 #[derive(Debug, Default)]
 pub struct Collector {
@@ -140,7 +147,7 @@ impl Collector {
 
     /// Whether a profile is due at `now`.
     pub fn due(&self, now: Instant) -> bool {
-        self.states.iter().any(|s| s.backlog || s.due <= now)
+        self.states.iter().any(|s| s.is_due(now))
     }
 
     /// Collects at most one chunk of every profile that is due, on the open association.
@@ -157,7 +164,7 @@ impl Collector {
         let mut out = Vec::new();
         let now = Instant::now();
         for i in 0..self.states.len() {
-            if !(self.states[i].backlog || self.states[i].due <= now) {
+            if !self.states[i].is_due(now) {
                 continue;
             }
             if self.states[i].cursor.is_none() {

@@ -115,7 +115,9 @@ impl Queue {
     /// Whether every reading accepted up to `seq` has left memory (committed to the outbox,
     /// or acknowledged by the broker).
     pub fn left_memory(&self, seq: u64) -> bool {
-        self.memory.iter().all(|m| m.seq > seq)
+        // Memory is in acceptance order (items leave from the front or in place): the front
+        // holds the lowest number still there.
+        self.memory.front().map_or(true, |m| m.seq > seq)
     }
 
     /// Readings in memory (not committed, not acknowledged).

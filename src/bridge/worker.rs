@@ -184,11 +184,24 @@ impl Worker {
         self.config = config;
     }
 
-    fn bus_keep_open(&self) -> bool {
-        self.settings
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .bus_keep_open
+    /// A read succeeded: the association is kept for the next poll only if that comes before
+    /// the meter's inactivity time-out would drop it (Microstar: 180 s) and, on a shared line,
+    /// if `bus.keep_open` says so; else it is released now.
+    fn end_slot(&mut self, assoc: &mut Assoc, cycle: &mut PollCycle) {
+        let on_bus_keep_open = || {
+            self.settings
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .bus_keep_open
+        };
+        let keep_open = self.config.interval_s < self.config.inactivity_timeout_s
+            && (self.bus.is_none() || on_bus_keep_open());
+        if cycle.read_ok(keep_open) {
+            if let Some(mut c) = assoc.conn.take() {
+                c.release();
+            }
+            self.collector.association_closed();
+        }
     }
 
     fn set_state(&self, state: MeterState) {
@@ -301,15 +314,7 @@ impl Worker {
                             "reading held back: the gateway clock is not set and the meter's clock cannot be read".into(),
                         )
                     });
-                    if cycle.read_ok(
-                        self.config.interval_s < self.config.inactivity_timeout_s
-                            && (self.bus.is_none() || self.bus_keep_open()),
-                    ) {
-                        if let Some(mut c) = assoc.conn.take() {
-                            c.release();
-                        }
-                        self.collector.association_closed();
-                    }
+                    self.end_slot(&mut assoc, &mut cycle);
                 }
                 Ok((Some(ts_ms), drift, values)) => {
                     if !self.deliver(ts_ms, values, drift) {
@@ -335,16 +340,7 @@ impl Worker {
                             continue;
                         }
                     }
-                    // Keep the association between polls only if the next poll comes before
-                    // the meter's inactivity timeout would drop it (Microstar: 180 s).
-                    let keep_open = self.config.interval_s < self.config.inactivity_timeout_s
-                        && (self.bus.is_none() || self.bus_keep_open());
-                    if cycle.read_ok(keep_open) {
-                        if let Some(mut c) = assoc.conn.take() {
-                            c.release();
-                        }
-                        self.collector.association_closed();
-                    }
+                    self.end_slot(&mut assoc, &mut cycle);
                 }
                 Err(e) => {
                     let f = cycle.read_failed(Instant::now(), e.is_transient());
