@@ -8,6 +8,7 @@
 //! - [`cosem`]: the object model on top of it (OBIS codes, units, scaled values).
 #![forbid(unsafe_code)]
 
+pub mod alarm;
 #[cfg(feature = "runtime")]
 pub mod bridge;
 pub mod client;

@@ -6,6 +6,7 @@
 //! meter workers --(bounded crossbeam channel of readings)--> publisher --> SQLite outbox --> MQTT
 //! ```
 
+pub mod alarm_watch;
 pub mod broker_error;
 pub mod bus;
 pub mod committer;
@@ -140,6 +141,14 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         settings: &shared_settings,
         buses: &lines,
     };
+    let alarms = alarm_watch::AlarmThread {
+        store: Store::open(db)?,
+        status: status.clone(),
+        events: events.clone(),
+        to_publisher: to_publisher.clone(),
+        settings: shared_settings.clone(),
+    }
+    .start(stop.clone())?;
     let mut revision = -1;
     let mut last_report = Instant::now();
     info!("bridge running with database {}", db.display());
@@ -187,6 +196,8 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     if let Some(h) = push_listener {
         let _ = h.join();
     }
+    // The alarm thread sees `stop` within a second; its sender too must be gone.
+    let _ = alarms.join();
     drop(events);
     // The outbox thread commits what is in memory and gives a connected publisher up to 2 s;
     // it never waits on the network. The publisher then has about a second to disconnect; a

@@ -38,6 +38,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IN_FLIGHT: usize = 50;
 /// Longest sleep (settings reload, heartbeat).
 const TICK: Duration = Duration::from_millis(500);
+/// Gateway telemetry messages held while the broker is away.
+pub const OWN_TELEMETRY_QUEUE: usize = 64;
 
 /// From the outbox thread.
 #[derive(Debug)]
@@ -55,6 +57,10 @@ pub enum ToPublisher {
         reply: super::rpc::ReplyTo,
         result: Result<serde_json::Value, String>,
     },
+    /// Telemetry of the gateway's own device (`{"ts":..,"values":..}`): its alarms. Sent when
+    /// the gateway session is up (gateway mode; kept in memory, the newest
+    /// [`OWN_TELEMETRY_QUEUE`]).
+    OwnTelemetry(String),
     /// A token completed or a connection changed (posted by Paho's threads through the waker).
     Wake,
     Stop,
@@ -134,6 +140,8 @@ pub struct Publisher {
     /// RPCs handed to meters and not answered yet, with their deadline.
     pending_rpcs: HashMap<String, (super::rpc::ReplyTo, Instant, String)>,
     last_stats: Option<Instant>,
+    /// The gateway's own telemetry waiting for the gateway session.
+    own_pending: VecDeque<String>,
 }
 
 fn broker_settings_changed(a: &BridgeSettings, b: &BridgeSettings) -> bool {
@@ -173,6 +181,7 @@ impl Publisher {
             inbox: wake,
             pending_rpcs: HashMap::new(),
             last_stats: None,
+            own_pending: VecDeque::new(),
             reported_connected: false,
             tokens: 1.0,
             last_refill: Instant::now(),
@@ -256,6 +265,7 @@ impl Publisher {
                 match cmd {
                     ToPublisher::Work(items) => self.take_work(items),
                     ToPublisher::Wake => {}
+                    ToPublisher::OwnTelemetry(payload) => self.queue_own(payload),
                     ToPublisher::Incoming {
                         session,
                         topic,
@@ -277,6 +287,7 @@ impl Publisher {
             self.drive();
             self.expire_rpcs();
             self.gateway_stats();
+            self.send_own();
         }
         self.shutdown();
     }

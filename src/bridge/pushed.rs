@@ -41,6 +41,7 @@ pub fn deliver(
     {
         return false;
     }
+    status.record_history(&meter.name, ts_ms, &latest);
     status.update_meter(&meter.name, |m| {
         m.state = MeterState::Polling;
         m.cycles += 1;
@@ -59,7 +60,7 @@ pub fn refused(meter: &str, status: &Status, e: &crate::client::push::PushError)
     status.update_meter(meter, |m| {
         m.cycles += 1;
         m.failures += 1;
-        m.last_error = Some(e.to_string());
+        m.note_error(e.to_string());
         if matches!(e, crate::client::push::PushError::Replayed { .. }) {
             m.net.stale += 1;
         }

@@ -310,7 +310,7 @@ impl Worker {
                 Ok((None, _, _)) => {
                     // Held back rather than stamped with a wrong time; the association stays.
                     self.status.update_meter(&name, |m| {
-                        m.last_error = Some(
+                        m.note_error(
                             "reading held back: the gateway clock is not set and the meter's clock cannot be read".into(),
                         )
                     });
@@ -541,16 +541,23 @@ impl Worker {
                 return false;
             }
         }
+        if got {
+            self.status.record_history(name, ts_ms, &latest);
+        }
         self.status.update_meter(name, |m| {
             m.state = MeterState::Polling;
             m.successes += 1;
             m.consecutive_failures = 0;
+            m.rejected = None;
             if got {
                 m.readings_sent += 1;
                 m.last_success_ms = Some(ts_ms);
                 m.last_values = latest;
             }
-            m.last_error = errors.first().cloned();
+            match errors.first() {
+                Some(e) => m.note_error(e.clone()),
+                None => m.last_error = None,
+            }
         });
         true
     }
@@ -577,10 +584,21 @@ impl Worker {
                 format!(" (retrying in {} s)", wait.as_secs())
             }
         );
+        let rejected = matches!(
+            e,
+            ClientError::Session(
+                crate::dlms::session::SessionError::Rejected(_)
+                    | crate::dlms::session::SessionError::HlsFailed(_)
+            )
+        );
         self.status.update_meter(&self.config.name, |m| {
             m.failures += 1;
             m.consecutive_failures = n;
-            m.last_error = Some(e.to_string());
+            m.note_error(e.to_string());
+            if rejected {
+                m.rejected = Some(e.to_string());
+                m.rejections += 1;
+            }
             m.state = if wait.is_zero() {
                 MeterState::Connecting
             } else {

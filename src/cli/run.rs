@@ -40,6 +40,8 @@ pub fn init_logging(level: log::LevelFilter, file: Option<&PathBuf>) -> Result<(
         ),
         None => Box::new(std::io::stderr()),
     };
+    // The page's log panel reads the same lines from memory.
+    let writer = dlms_bridge::status::log_ring::Tee::new(writer);
     let _ = simplelog::WriteLogger::init(level, config, writer);
     Ok(())
 }

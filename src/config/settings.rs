@@ -85,6 +85,13 @@ pub struct BridgeSettings {
     pub bus_keep_open: bool,
     /// Where meters that push over TCP connect (ADDRESS:PORT; empty: no listener).
     pub push_listen: String,
+    /// PEM certificate (chain) and private key of the status page's HTTPS; both or neither.
+    pub http_tls_cert: String,
+    pub http_tls_key: String,
+    /// The publisher alarm is raised after this long without a broker connection.
+    pub alarm_publisher_offline_s: u64,
+    /// A meter's clock further off than this (either way) raises the clock alarm.
+    pub alarm_clock_drift_s: u64,
 }
 
 impl Default for BridgeSettings {
@@ -126,6 +133,10 @@ impl Default for BridgeSettings {
             bus_turnaround_ms: 20,
             bus_keep_open: false,
             push_listen: String::new(),
+            http_tls_cert: String::new(),
+            http_tls_key: String::new(),
+            alarm_publisher_offline_s: 300,
+            alarm_clock_drift_s: 60,
         }
     }
 }
@@ -504,6 +515,46 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         get: |s| s.api_token.clone().unwrap_or_default(),
+    },
+    Setting {
+        key: "http.tls_cert",
+        help: "PEM certificate (chain) of the status page's HTTPS, with http.tls_key (empty: plain HTTP; read at start)",
+        secret: false,
+        set: |s, v| {
+            s.http_tls_cert = v.trim().to_string();
+            Ok(())
+        },
+        get: |s| s.http_tls_cert.clone(),
+    },
+    Setting {
+        key: "http.tls_key",
+        help: "PEM private key of http.tls_cert (keep it readable by the service user only)",
+        secret: false,
+        set: |s, v| {
+            s.http_tls_key = v.trim().to_string();
+            Ok(())
+        },
+        get: |s| s.http_tls_key.clone(),
+    },
+    Setting {
+        key: "alarm.publisher_offline_s",
+        help: "seconds without a broker connection before the publisher alarm is raised",
+        secret: false,
+        set: |s, v| {
+            s.alarm_publisher_offline_s = bounded(v, 1, 86_400 * 30)?;
+            Ok(())
+        },
+        get: |s| s.alarm_publisher_offline_s.to_string(),
+    },
+    Setting {
+        key: "alarm.clock_drift_s",
+        help: "seconds a meter's clock may be off (either way) before the clock alarm is raised",
+        secret: false,
+        set: |s, v| {
+            s.alarm_clock_drift_s = bounded(v, 1, 86_400 * 365)?;
+            Ok(())
+        },
+        get: |s| s.alarm_clock_drift_s.to_string(),
     },
     Setting {
         key: "thingsboard.allow_remote_rpc_write",

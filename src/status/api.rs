@@ -37,7 +37,7 @@ fn store_error(e: StoreError) -> Reply {
 }
 
 /// Decodes %XX escapes in a path segment (meter names may contain spaces).
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -71,34 +71,52 @@ pub(super) fn public(m: &MeterConfig) -> Value {
     to_json(m, Secrets::SetOrNot)
 }
 
-pub(super) fn handle(
-    store: &mut Store,
-    method: &Method,
-    path: &str,
+/// Checks the bearer token (and the address's failed sign-ins) before any API route.
+pub(super) fn authorize(
+    store: &Store,
     auth: Option<&str>,
-    body: &str,
-) -> Reply {
+    client: &str,
+    limiter: &std::sync::Mutex<super::sign_in::SignInLimiter>,
+) -> Result<(), Reply> {
     let token = match store.settings() {
         Ok(s) => s.api_token,
-        Err(e) => return store_error(e),
+        Err(e) => return Err(store_error(e)),
     };
     let Some(token) = token else {
-        return error(403, "the API is disabled: set http.api_token to enable it");
+        return Err(error(
+            403,
+            "the API is disabled: set http.api_token to enable it (dlms-bridge settings set http.api_token ...)",
+        ));
     };
+    let now = std::time::Instant::now();
+    let mut limiter = limiter.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(wait_s) = limiter.check(client, now) {
+        return Err(error(
+            429,
+            format!("too many failed sign-ins from {client}: try again in {wait_s} s"),
+        )
+        .with_header(super::response::header("Retry-After", &wait_s.to_string())));
+    }
     // The scheme name is case-insensitive (RFC 7235 section 2.1).
     let presented = auth.and_then(|a| {
         let (scheme, token) = a.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
     match presented {
-        Some(given) if same(given.trim().as_bytes(), token.as_bytes()) => {}
+        Some(given) if same(given.trim().as_bytes(), token.as_bytes()) => {
+            limiter.succeeded(client);
+            Ok(())
+        }
         _ => {
-            return error(401, "missing or wrong bearer token").with_header(
-                tiny_http::Header::from_bytes(&b"WWW-Authenticate"[..], &b"Bearer"[..])
-                    .unwrap_or_else(|_| unreachable!()),
-            )
+            limiter.failed(client, now);
+            Err(error(401, "missing or wrong bearer token")
+                .with_header(super::response::header("WWW-Authenticate", "Bearer")))
         }
     }
+}
+
+/// `/api/meters...` (the caller authorized the request).
+pub(super) fn meters(store: &mut Store, method: &Method, path: &str, body: &str) -> Reply {
     let decoded: Vec<String> = path
         .trim_start_matches("/api/meters")
         .split('/')

@@ -8,9 +8,10 @@
 //! to tiny_http over a private Unix socket, then copies the answer back. An accept error is
 //! logged and retried: the listener survives running out of descriptors.
 
+use super::https::{Acceptor, Conn};
 use log::warn;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,8 +26,13 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// The largest request body passed on (meter imports are small).
 pub const MAX_BODY: u64 = 1 << 20;
-/// Per-connection threads only copy bytes.
-const STACK: usize = 64 * 1024;
+/// Per-connection threads only copy bytes (and, with HTTPS, run OpenSSL's handshake).
+const STACK: usize = 128 * 1024;
+/// The client's address as the gate saw it, for the routes (sign-in limits, acknowledgements).
+/// A client cannot set it: the gate drops any such header it sends.
+pub const PEER_HEADER: &str = "X-Dlms-Bridge-Peer";
+/// How long the gate waits for tiny_http's answer (a scan from the page takes a while).
+const UPSTREAM_WAIT: Duration = Duration::from_secs(120);
 
 /// What the head reader found.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,8 +48,9 @@ pub enum Head {
     Malformed,
 }
 
-/// Pure: parses a buffered request head (sans-I/O). `None`: need more bytes.
-pub fn parse_head(buf: &[u8]) -> Option<Head> {
+/// Pure: parses a buffered request head (sans-I/O) from the client at `peer`. `None`: need
+/// more bytes.
+pub fn parse_head(buf: &[u8], peer: &str) -> Option<Head> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return (buf.len() > MAX_HEAD).then_some(Head::TooLarge);
     };
@@ -66,7 +73,7 @@ pub fn parse_head(buf: &[u8]) -> Option<Head> {
         let Some((name, value)) = line.split_once(':') else {
             return Some(Head::Malformed);
         };
-        if name.eq_ignore_ascii_case("connection") {
+        if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case(PEER_HEADER) {
             continue;
         }
         if name.eq_ignore_ascii_case("content-length") {
@@ -78,7 +85,10 @@ pub fn parse_head(buf: &[u8]) -> Option<Head> {
         head.push_str(line);
         head.push_str("\r\n");
     }
-    head.push_str("Connection: close\r\n\r\n");
+    head.push_str(PEER_HEADER);
+    head.push_str(": ");
+    head.push_str(peer);
+    head.push_str("\r\nConnection: close\r\n\r\n");
     Some(Head::Complete {
         head: head.into_bytes(),
         content_length,
@@ -92,15 +102,19 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Serves `listener`, passing requests to the Unix socket at `inner`.
-    pub fn start(listener: TcpListener, inner: PathBuf) -> std::io::Result<Gate> {
+    /// Serves `listener` (HTTPS with `tls`), passing requests to the Unix socket at `inner`.
+    pub fn start(
+        listener: TcpListener,
+        inner: PathBuf,
+        tls: Option<Acceptor>,
+    ) -> std::io::Result<Gate> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let active = Arc::new(AtomicUsize::new(0));
         std::thread::Builder::new()
             .name("http-gate".into())
-            .spawn(move || accept_loop(&listener, &inner, &active, &s))?;
+            .spawn(move || accept_loop(&listener, &inner, tls.as_ref(), &active, &s))?;
         Ok(Gate { stop, addr })
     }
 
@@ -111,11 +125,17 @@ impl Gate {
     }
 }
 
-fn accept_loop(listener: &TcpListener, inner: &Path, active: &Arc<AtomicUsize>, stop: &AtomicBool) {
+fn accept_loop(
+    listener: &TcpListener,
+    inner: &Path,
+    tls: Option<&Acceptor>,
+    active: &Arc<AtomicUsize>,
+    stop: &AtomicBool,
+) {
     let mut last_warning: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let mut client = match listener.accept() {
-            Ok((c, _)) => c,
+        let (mut client, peer) = match listener.accept() {
+            Ok((c, a)) => (c, a.ip().to_string()),
             Err(e) => {
                 // EMFILE/ENFILE and the like: keep listening, slower, and say so now and then.
                 if last_warning.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
@@ -130,6 +150,10 @@ fn accept_loop(listener: &TcpListener, inner: &Path, active: &Arc<AtomicUsize>, 
             break;
         }
         if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            if tls.is_some() {
+                // No thread for a handshake: closed.
+                continue;
+            }
             let _ = client.set_write_timeout(Some(Duration::from_millis(200)));
             let _ = client.write_all(
                 b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
@@ -137,12 +161,18 @@ fn accept_loop(listener: &TcpListener, inner: &Path, active: &Arc<AtomicUsize>, 
             continue;
         }
         active.fetch_add(1, Ordering::Relaxed);
-        let (a, path) = (active.clone(), inner.to_path_buf());
+        let (a, path, tls) = (active.clone(), inner.to_path_buf(), tls.cloned());
         let spawned = std::thread::Builder::new()
             .name("http-conn".into())
             .stack_size(STACK)
             .spawn(move || {
-                let _ = serve(client, &path);
+                // The handshake, too, within the head's deadline.
+                let _ = client.set_read_timeout(Some(HEAD_DEADLINE));
+                let _ = client.set_write_timeout(Some(Duration::from_secs(10)));
+                if let Some(mut conn) = super::https::wrap(tls.as_ref(), client) {
+                    let _ = serve(conn.as_mut(), &peer, &path);
+                    conn.close();
+                }
                 a.fetch_sub(1, Ordering::Relaxed);
             });
         if spawned.is_err() {
@@ -151,26 +181,25 @@ fn accept_loop(listener: &TcpListener, inner: &Path, active: &Arc<AtomicUsize>, 
     }
 }
 
-fn reply(client: &mut TcpStream, status: &str) -> std::io::Result<()> {
+fn reply(client: &mut dyn Conn, status: &str) -> std::io::Result<()> {
     client.write_all(
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
     )
 }
 
-fn serve(mut client: TcpStream, inner: &Path) -> std::io::Result<()> {
+fn serve(client: &mut dyn Conn, peer: &str, inner: &Path) -> std::io::Result<()> {
     let deadline = Instant::now() + HEAD_DEADLINE;
-    client.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     let head = loop {
-        if let Some(h) = parse_head(&buf) {
+        if let Some(h) = parse_head(&buf, peer) {
             break h;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return reply(&mut client, "408 Request Timeout");
+            return reply(client, "408 Request Timeout");
         }
-        client.set_read_timeout(Some(left))?;
+        client.tcp().set_read_timeout(Some(left))?;
         match client.read(&mut chunk) {
             Ok(0) => return Ok(()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -180,7 +209,7 @@ fn serve(mut client: TcpStream, inner: &Path) -> std::io::Result<()> {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                return reply(&mut client, "408 Request Timeout")
+                return reply(client, "408 Request Timeout")
             }
             Err(e) => return Err(e),
         }
@@ -191,21 +220,23 @@ fn serve(mut client: TcpStream, inner: &Path) -> std::io::Result<()> {
             content_length,
             extra,
         } => (head, content_length, extra),
-        Head::TooLarge => return reply(&mut client, "431 Request Header Fields Too Large"),
-        Head::Malformed => return reply(&mut client, "400 Bad Request"),
+        Head::TooLarge => return reply(client, "431 Request Header Fields Too Large"),
+        Head::Malformed => return reply(client, "400 Bad Request"),
     };
     if content_length > MAX_BODY {
-        return reply(&mut client, "413 Content Too Large");
+        return reply(client, "413 Content Too Large");
     }
     let mut upstream = UnixStream::connect(inner)?;
-    upstream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    upstream.set_read_timeout(Some(UPSTREAM_WAIT))?;
     upstream.set_write_timeout(Some(Duration::from_secs(10)))?;
     upstream.write_all(&head)?;
     // The body: what came with the head, then the rest, exactly Content-Length bytes.
     let first = extra.len().min(content_length as usize);
     upstream.write_all(&extra[..first])?;
     let mut rest = content_length - first as u64;
-    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    client
+        .tcp()
+        .set_read_timeout(Some(Duration::from_secs(10)))?;
     while rest > 0 {
         let n = client.read(&mut chunk[..(rest.min(2048) as usize)])?;
         if n == 0 {
@@ -214,8 +245,8 @@ fn serve(mut client: TcpStream, inner: &Path) -> std::io::Result<()> {
         upstream.write_all(&chunk[..n])?;
         rest -= n as u64;
     }
-    std::io::copy(&mut upstream, &mut client)?;
-    let _ = client.shutdown(Shutdown::Both);
+    std::io::copy(&mut upstream, client)?;
+    client.flush()?;
     Ok(())
 }
 
@@ -225,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_head_is_rewritten_to_close_and_keeps_what_follows() {
-        let h = parse_head(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabcGET").unwrap();
+        let h = parse_head(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nX-Dlms-Bridge-Peer: 1.2.3.4\r\nContent-Length: 3\r\n\r\nabcGET", "127.0.0.1").unwrap();
         let Head::Complete {
             head,
             content_length,
@@ -236,35 +267,35 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(head).unwrap(),
-            "GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
+            "GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Dlms-Bridge-Peer: 127.0.0.1\r\nConnection: close\r\n\r\n"
         );
         assert_eq!((content_length, extra.as_slice()), (3, &b"abcGET"[..]));
     }
 
     #[test]
     fn incomplete_heads_wait_and_endless_ones_are_refused() {
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n", "p"), None);
         let endless = vec![b'a'; MAX_HEAD + 1];
-        assert_eq!(parse_head(&endless), Some(Head::TooLarge));
+        assert_eq!(parse_head(&endless, "p"), Some(Head::TooLarge));
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.extend(vec![b'a'; MAX_HEAD]);
         long.extend_from_slice(b"\r\n\r\n");
-        assert_eq!(parse_head(&long), Some(Head::TooLarge));
+        assert_eq!(parse_head(&long, "p"), Some(Head::TooLarge));
     }
 
     #[test]
     fn malformed_heads_are_refused() {
-        assert_eq!(parse_head(b"GARBAGE\r\n\r\n"), Some(Head::Malformed));
+        assert_eq!(parse_head(b"GARBAGE\r\n\r\n", "p"), Some(Head::Malformed));
         assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"),
+            parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n", "p"),
             Some(Head::Malformed)
         );
         assert_eq!(
-            parse_head(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            parse_head(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", "p"),
             Some(Head::Malformed)
         );
         assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\n\xff: x\r\n\r\n"),
+            parse_head(b"GET / HTTP/1.1\r\n\xff: x\r\n\r\n", "p"),
             Some(Head::Malformed)
         );
     }

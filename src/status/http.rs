@@ -2,7 +2,8 @@
 
 use super::gate::Gate;
 use super::response::{header, json_bytes_response, json_response};
-use super::{api, metrics, snapshot};
+use super::sign_in::SignInLimiter;
+use super::{admin, api, gate, metrics, snapshot};
 use crate::status::state::Status;
 use log::{info, warn};
 use std::io::Read;
@@ -45,21 +46,36 @@ fn inner_listener() -> std::io::Result<(UnixListener, PathBuf)> {
 impl StatusServer {
     /// Binds `bind` and serves until [`StatusServer::stop`].
     pub fn start(bind: &str, status: Arc<Status>, db: &Path) -> std::io::Result<StatusServer> {
+        let settings = crate::store::Store::open(db)
+            .and_then(|s| s.settings())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let tls = super::https::acceptor(&settings.http_tls_cert, &settings.http_tls_key)
+            .map_err(std::io::Error::other)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (inner, socket) = inner_listener()?;
         let server = Arc::new(
             Server::from_listener(inner, None)
                 .map_err(|e| std::io::Error::other(format!("{bind}: {e}")))?,
         );
-        let gate = Gate::start(listener(bind)?, socket.clone())?;
+        let gate = Gate::start(listener(bind)?, socket.clone(), tls)?;
         let addr = gate.addr;
-        info!("status page on http://{addr}/");
+        info!("status page on {scheme}://{addr}/");
         let mut threads = Vec::new();
+        let limiter = Arc::new(std::sync::Mutex::new(SignInLimiter::default()));
         for i in 0..THREADS {
             let (server, status, db) = (server.clone(), status.clone(), db.to_path_buf());
+            let limiter = limiter.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
-                    .spawn(move || serve(&server, &status, &db))?,
+                    .spawn(move || {
+                        let shared = Shared {
+                            status: &status,
+                            db: &db,
+                            limiter: &limiter,
+                        };
+                        serve(&server, &shared)
+                    })?,
             );
         }
         Ok(StatusServer {
@@ -105,23 +121,41 @@ fn listener(bind: &str) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn serve(server: &Server, status: &Status, db: &Path) {
+/// What both request threads share.
+struct Shared<'a> {
+    status: &'a Status,
+    db: &'a Path,
+    limiter: &'a std::sync::Mutex<SignInLimiter>,
+}
+
+fn serve(server: &Server, shared: &Shared) {
     let mut store = None;
     while let Ok(request) = server.recv() {
-        let response = route(request, status, db, &mut store);
+        let response = route(request, shared, &mut store);
         if let Err(e) = response {
             warn!("status page: {e}");
         }
     }
 }
 
+fn header_value(request: &Request, name: &'static str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
 fn route(
     mut request: Request,
-    status: &Status,
-    db: &Path,
+    shared: &Shared,
     store: &mut Option<crate::store::Store>,
 ) -> std::io::Result<()> {
-    let url = request.url().split('?').next().unwrap_or("").to_string();
+    let status = shared.status;
+    let (url, query) = match request.url().split_once('?') {
+        Some((u, q)) => (u.to_string(), q.to_string()),
+        None => (request.url().to_string(), String::new()),
+    };
     // HEAD is GET without the body (RFC 9110 9.3.2; tiny_http leaves the body out).
     let method = match request.method() {
         Method::Head => Method::Get,
@@ -129,6 +163,9 @@ fn route(
     };
     let response = match (&method, url.as_str()) {
         (Method::Get, "/status") => json_bytes_response(200, snapshot::status_document(status)),
+        (Method::Get, path) if path.starts_with("/status/meters/") && path.ends_with("/history") => {
+            admin::history(status, path)
+        }
         (Method::Get, "/metrics") => Response::from_string(metrics::render(status))
             .with_header(header("Content-Type", "text/plain; version=0.0.4"))
             .with_chunked_threshold(usize::MAX),
@@ -143,16 +180,17 @@ fn route(
         },
         (Method::Get, "/") => Response::from_string(DASHBOARD)
             .with_header(header("Content-Type", "text/html; charset=utf-8"))
+            .with_header(header("Cache-Control", "no-store"))
+            .with_header(header("X-Frame-Options", "DENY"))
+            .with_header(header("Referrer-Policy", "no-referrer"))
             .with_header(header(
                 "Content-Security-Policy",
-                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
             )),
-        (_, path) if path == "/api/meters" || path.starts_with("/api/meters/") => {
-            let auth = request
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Authorization"))
-                .map(|h| h.value.as_str().to_string());
+        (_, path) if path.starts_with("/api/") => {
+            let auth = header_value(&request, "Authorization");
+            // Set by the gate (any such header from the client was removed there).
+            let client = header_value(&request, gate::PEER_HEADER).unwrap_or_else(|| "unknown".into());
             let mut body = String::new();
             if request.body_length().unwrap_or(0) as u64 > MAX_BODY {
                 json_response(413, &serde_json::json!({"error": "request body too large"}))
@@ -162,7 +200,7 @@ fn route(
                     .take(MAX_BODY)
                     .read_to_string(&mut body)?;
                 if store.is_none() {
-                    match crate::store::Store::open(db) {
+                    match crate::store::Store::open(shared.db) {
                         Ok(s) => *store = Some(s),
                         Err(e) => {
                             let r =
@@ -172,7 +210,10 @@ fn route(
                     }
                 }
                 match store.as_mut() {
-                    Some(s) => api::handle(s, &method, path, auth.as_deref(), &body),
+                    Some(s) => match api::authorize(s, auth.as_deref(), &client, shared.limiter) {
+                        Err(refused) => refused,
+                        Ok(()) => api_route(s, status, &method, path, &query, &body, &client),
+                    },
                     None => json_response(500, &serde_json::json!({"error": "no database"})),
                 }
             }
@@ -183,4 +224,29 @@ fn route(
         ),
     };
     request.respond(response)
+}
+
+fn api_route(
+    store: &mut crate::store::Store,
+    status: &Status,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &str,
+    client: &str,
+) -> Response<std::io::Cursor<Vec<u8>>> {
+    match path {
+        "/api/logs" if *method == Method::Get => admin::logs(query),
+        "/api/scan" if *method == Method::Post => admin::scan(body),
+        p if p == "/api/alarms" || p.starts_with("/api/alarms/") => {
+            admin::alarms(status, method, path, query, body, client)
+        }
+        p if p == "/api/meters" || p.starts_with("/api/meters/") => {
+            api::meters(store, method, path, body)
+        }
+        _ => json_response(
+            404,
+            &serde_json::json!({"error": format!("no route {method} {path}")}),
+        ),
+    }
 }

@@ -175,6 +175,7 @@ pub fn render(status: &Status) -> String {
             .load(std::sync::atomic::Ordering::Relaxed) as f64,
     );
     bus_series(&mut out, status);
+    alarm_series(&mut out, status);
     for (name, help, kind, figure) in PER_METER {
         let _ = writeln!(
             out,
@@ -193,6 +194,29 @@ pub fn render(status: &Status) -> String {
         });
     }
     out
+}
+
+/// Active alarms by type and severity (every pair of a kind and its severity, 0 included, so
+/// that a rule can watch a series that exists before the first alarm).
+fn alarm_series(out: &mut String, status: &Status) {
+    let _ = writeln!(
+        out,
+        "# HELP dlms_bridge_alarms_active Active alarms by type and severity.\n# TYPE dlms_bridge_alarms_active gauge"
+    );
+    let counts: Vec<(crate::alarm::Kind, usize)> = status.with_alarms(|b| {
+        crate::alarm::Kind::ALL
+            .into_iter()
+            .map(|k| (k, b.active().filter(|a| a.kind == k).count()))
+            .collect()
+    });
+    for (kind, n) in counts {
+        let _ = writeln!(
+            out,
+            "dlms_bridge_alarms_active{{type=\"{}\",severity=\"{}\"}} {n}",
+            kind.as_str(),
+            kind.severity().as_str()
+        );
+    }
 }
 
 /// Per shared serial line: turns, busy seconds (utilisation is its rate), waits, and each

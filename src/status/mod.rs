@@ -3,11 +3,16 @@
 //! Figures come from the in-memory [`Status`] snapshot, never from the database; only the API
 //! (configuration) opens the database.
 
+mod admin;
 mod api;
 pub mod gate;
+pub mod history;
 mod http;
+mod https;
+pub mod log_ring;
 mod metrics;
 mod response;
+pub mod sign_in;
 mod snapshot;
 pub mod state;
 

@@ -26,6 +26,8 @@ fn meter_json(m: &MeterStatus) -> Value {
         "skipped_slots": m.skipped_slots,
         "breaker": if m.state == MeterState::BreakerOpen { "open" } else { "closed" },
         "last_error": m.last_error,
+        "recent_errors": m.recent_errors.iter().map(|(t, e)| json!({"at_ms": t, "error": e})).collect::<Vec<_>>(),
+        "association_rejected": m.rejected,
         "invocation_counter": m.invocation_counter,
         "clock_drift_s": m.clock_drift_s,
         "profiles": m.profiles.iter().map(|(obis, p)| (obis.clone(), json!({
@@ -86,7 +88,16 @@ pub fn status_document(status: &Status) -> Vec<u8> {
         .into_iter()
         .map(|(path, f)| (path, bus_json(&f)))
         .collect();
+    let alarms = status.with_alarms(|b| {
+        let mut by_severity = serde_json::Map::new();
+        for sev in crate::alarm::Severity::ALL {
+            let n = b.active().filter(|a| a.severity == sev).count();
+            by_severity.insert(sev.as_str().to_lowercase(), n.into());
+        }
+        json!({"active": b.active().count(), "unacknowledged": b.active().filter(|a| a.acked_ms.is_none()).count(), "by_severity": by_severity})
+    });
     let head = json!({
+        "alarms": alarms,
         "buses": buses,
         "push_unknown_senders": status.push_unknown.load(Ordering::Relaxed),
         "gateway_clock": {"set": clock_doubt.is_none(), "doubt": clock_doubt},

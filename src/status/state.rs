@@ -58,6 +58,27 @@ pub struct MeterStatus {
     pub clock_drift_s: Option<i64>,
     /// Per profile (OBIS): the newest row collected (Unix s) and the rows collected.
     pub profiles: BTreeMap<String, ProfileProgress>,
+    /// The last [`RECENT_ERRORS`] errors with their times (Unix ms).
+    pub recent_errors: std::collections::VecDeque<(i64, String)>,
+    /// The meter's refusal of the latest association attempt, until an association succeeds.
+    pub rejected: Option<String>,
+    /// Associations refused since start.
+    pub rejections: u64,
+}
+
+/// Errors a meter's status keeps with their times.
+pub const RECENT_ERRORS: usize = 5;
+
+impl MeterStatus {
+    /// Sets the last error and keeps it among the recent ones.
+    pub fn note_error(&mut self, error: String) {
+        if self.recent_errors.len() == RECENT_ERRORS {
+            self.recent_errors.pop_front();
+        }
+        self.recent_errors
+            .push_back((crate::clock::now_ms(), error.clone()));
+        self.last_error = Some(error);
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,6 +125,10 @@ pub struct Status {
     pub buses: Mutex<Vec<std::sync::Weak<crate::client::bus::Bus>>>,
     /// Pushed notifications from senders that are no configured meter.
     pub push_unknown: std::sync::atomic::AtomicU64,
+    /// The last hour of each meter's numeric values (for the page's charts).
+    pub history: Mutex<std::collections::HashMap<String, crate::status::history::MeterHistory>>,
+    /// The alarms (kept by the alarm thread, acknowledged through the API).
+    pub alarms: Mutex<crate::alarm::book::AlarmBook>,
 }
 
 impl Default for Status {
@@ -117,6 +142,8 @@ impl Default for Status {
             gateway_clock: crate::bridge::gateway_clock::GatewayClock::new(0),
             buses: Mutex::default(),
             push_unknown: std::sync::atomic::AtomicU64::new(0),
+            history: Mutex::default(),
+            alarms: Mutex::default(),
         }
     }
 }
@@ -161,6 +188,39 @@ impl Status {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// Keeps a reading's numeric values for the charts.
+    pub fn record_history(
+        &self,
+        name: &str,
+        ts_ms: i64,
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .record(ts_ms, values);
+    }
+
+    /// A meter's chart data (JSON), if it has any.
+    pub fn history_json(&self, name: &str) -> Option<serde_json::Value> {
+        let now = crate::clock::now_ms();
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|h| h.to_json(now))
+    }
+
+    pub fn with_alarms<R>(&self, f: impl FnOnce(&mut crate::alarm::book::AlarmBook) -> R) -> R {
+        f(&mut self.alarms.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Reads every meter's entry under the lock, without copying the map (at 1,000 meters a

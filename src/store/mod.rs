@@ -5,6 +5,7 @@
 //! rusqlite's `Connection` is `Send` but not `Sync`: every thread that needs the database opens
 //! its own [`Store`] (the publisher thread is the only writer of the outbox).
 
+pub mod alarms;
 pub mod config;
 pub mod counters;
 pub mod lock;

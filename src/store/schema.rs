@@ -136,6 +136,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (meter, obis)
     );
     ALTER TABLE outbox ADD COLUMN queued_ms INTEGER;",
+    // 6: the alarms the bridge raised (state, not configuration: no revision triggers).
+    "CREATE TABLE alarms (
+        id INTEGER PRIMARY KEY,
+        meter TEXT,
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        cleared_ms INTEGER,
+        acked_by TEXT,
+        acked_ms INTEGER
+    );",
 ];
 
 /// The outbox row counter and its triggers (also re-created when a corrupt outbox is

@@ -81,6 +81,28 @@ impl Publisher {
         );
     }
 
+    pub(super) fn queue_own(&mut self, payload: String) {
+        if self.settings.mode != crate::config::settings::PublishMode::Gateway {
+            // Device mode has no device for the gateway itself: the log and the page tell.
+            return;
+        }
+        if self.own_pending.len() == super::OWN_TELEMETRY_QUEUE {
+            self.own_pending.pop_front();
+        }
+        self.own_pending.push_back(payload);
+    }
+
+    /// Sends what is waiting once the gateway session is up.
+    pub(super) fn send_own(&mut self) {
+        if self.own_pending.is_empty() || !self.sessions.get(&None).is_some_and(|s| s.link.is_up())
+        {
+            return;
+        }
+        while let Some(p) = self.own_pending.pop_front() {
+            self.publish_own(OWN_TELEMETRY, p);
+        }
+    }
+
     /// Meters that were announced and are now removed or disabled: `v1/gateway/disconnect`.
     pub(super) fn announce_gone(&mut self, enabled: &HashSet<String>) {
         let Some(s) = self.sessions.get(&None) else {

@@ -94,7 +94,7 @@ impl Worker {
     fn note_failure(&self, what: &str, last: &mut Option<(String, Instant)>) {
         let name = &self.config.name;
         self.status.update_meter(name, |m| {
-            m.last_error = Some(what.to_string());
+            m.note_error(what.to_string());
             if m.successes == 0 {
                 m.state = MeterState::Connecting;
             }

@@ -1,0 +1,194 @@
+//! The page's other API routes (token checked by the caller): the log ring, the alarms and
+//! their acknowledgement, and the network scan. Plus the public chart data of a meter.
+
+use super::api::percent_decode;
+use super::response::json_response;
+use crate::status::log_ring;
+use crate::status::state::Status;
+use serde_json::{json, Value};
+use std::io::Cursor;
+use tiny_http::{Method, Response};
+
+type Reply = Response<Cursor<Vec<u8>>>;
+
+/// The most addresses x ports one scan from the page may probe: the request waits for the
+/// scan, and each silent address costs up to a time-out per transport.
+pub const MAX_PAGE_PROBES: usize = 256;
+
+fn error(code: u16, msg: impl Into<String>) -> Reply {
+    json_response(code, &json!({"error": msg.into()}))
+}
+
+/// The value of `key` in a query string.
+pub(super) fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// `GET /api/logs?since=N`: the lines after N (N = the `newest` of the previous answer).
+pub(super) fn logs(query: &str) -> Reply {
+    let since = query_value(query, "since")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (lines, newest) = log_ring::since(since);
+    let lines: Vec<Value> = lines
+        .into_iter()
+        .map(|(seq, text)| json!({"seq": seq, "text": text}))
+        .collect();
+    json_response(200, &json!({"lines": lines, "newest": newest}))
+}
+
+/// `GET /api/alarms[?active=true]`, newest first; `POST /api/alarms/ID/ack`.
+pub(super) fn alarms(
+    status: &Status,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &str,
+    client: &str,
+) -> Reply {
+    let rest: Vec<&str> = path
+        .trim_start_matches("/api/alarms")
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match (method, rest.as_slice()) {
+        (Method::Get, []) => {
+            let active_only = match query_value(query, "active") {
+                None | Some("false") => false,
+                Some("true") | Some("") => true,
+                Some(v) => return error(400, format!("active={v}: use true or false")),
+            };
+            let list: Vec<Value> = status.with_alarms(|b| {
+                b.all()
+                    .iter()
+                    .rev()
+                    .filter(|a| !active_only || a.active())
+                    .map(|a| a.to_json())
+                    .collect()
+            });
+            json_response(200, &Value::Array(list))
+        }
+        (Method::Post, [id, "ack"]) => {
+            let Ok(id) = id.parse::<i64>() else {
+                return error(400, format!("{id:?} is not an alarm id"));
+            };
+            let given: Option<String> = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("by").and_then(Value::as_str).map(str::to_string))
+                .filter(|s| !s.trim().is_empty());
+            let by = given.unwrap_or_else(|| format!("API client {client}"));
+            let now = crate::clock::now_ms();
+            match status.with_alarms(|b| b.ack(id, &by, now)) {
+                Ok(a) => {
+                    log::info!(
+                        "alarm {id} acknowledged by {:?}",
+                        a.acked_by.as_deref().unwrap_or("")
+                    );
+                    json_response(200, &a.to_json())
+                }
+                Err(_) => error(404, format!("alarm {id} not found")),
+            }
+        }
+        _ => error(405, format!("{method} {path} is not supported")),
+    }
+}
+
+/// `POST /api/scan {"hosts": "...", "ports": "...", ...meter fields}`: the meters found.
+/// Other fields (addresses, authentication, transport, time-outs) are the meter model's.
+pub(super) fn scan(body: &str) -> Reply {
+    let Ok(Value::Object(mut o)) = serde_json::from_str::<Value>(body) else {
+        return error(400, "scan takes a JSON object with hosts and ports");
+    };
+    let text = |o: &mut serde_json::Map<String, Value>, k: &str| {
+        o.remove(k)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let (hosts, ports) = (text(&mut o, "hosts"), text(&mut o, "ports"));
+    let hosts = match crate::scan::parse_hosts(&hosts) {
+        Ok(h) => h,
+        Err(e) => {
+            return json_response(
+                400,
+                &json!({"error": e.replace("--hosts", "hosts"), "field": "hosts"}),
+            )
+        }
+    };
+    let ports = match crate::scan::parse_ports(&ports) {
+        Ok(p) => p,
+        Err(e) => {
+            return json_response(
+                400,
+                &json!({"error": e.replace("--ports", "ports"), "field": "ports"}),
+            )
+        }
+    };
+    if hosts.len() * ports.len() > MAX_PAGE_PROBES {
+        return json_response(
+            400,
+            &json!({"error": format!("{} probes requested; the page scans at most {MAX_PAGE_PROBES} (use dlms-bridge scan for more)", hosts.len() * ports.len()), "field": "hosts"}),
+        );
+    }
+    let transport_given = o.contains_key("transport");
+    let mut template = crate::scan::probe_template();
+    o.insert("host".into(), hosts[0].to_string().into());
+    o.insert("port".into(), ports[0].into());
+    if let Err(e) = crate::config::json::apply_json(&mut template, &o) {
+        return json_response(
+            400,
+            &json!({"error": e.to_string(), "field": e.field_name()}),
+        );
+    }
+    let transports = if transport_given {
+        vec![template.transport]
+    } else {
+        crate::scan::TRANSPORTS.to_vec()
+    };
+    let found = std::sync::Mutex::new(Vec::new());
+    crate::scan::scan(&hosts, &ports, &template, &transports, &|line| {
+        found.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    });
+    let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    found.sort_by_key(|v| (v["host"].as_str().map(str::to_string), v["port"].as_u64()));
+    log::info!(
+        "scan from the page: {} probe(s), {} meter(s) found",
+        hosts.len() * ports.len(),
+        found.len()
+    );
+    json_response(
+        200,
+        &json!({"probes": hosts.len() * ports.len(), "found": found}),
+    )
+}
+
+/// `GET /status/meters/NAME/history`: the last hour of the meter's numeric values.
+pub(super) fn history(status: &Status, path: &str) -> Reply {
+    let name = percent_decode(
+        path.trim_start_matches("/status/meters/")
+            .trim_end_matches("/history"),
+    );
+    match status.history_json(&name) {
+        Some(h) => json_response(200, &h),
+        None if status.meter(&name).is_some() => json_response(
+            200,
+            &json!({"bucket_s": super::history::BUCKET_S, "series": {}}),
+        ),
+        None => error(404, format!("meter {name:?} not found")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values() {
+        assert_eq!(query_value("since=5&active=true", "active"), Some("true"));
+        assert_eq!(query_value("active", "active"), Some(""));
+        assert_eq!(query_value("", "since"), None);
+    }
+}
