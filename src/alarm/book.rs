@@ -64,9 +64,11 @@ impl AlarmBook {
                 Some(i) => {
                     let a = &mut self.alarms[i];
                     a.last_seen_ms = now_ms;
-                    if c.occurrences > 0 || a.detail != c.detail {
+                    // The detail (e.g. "silent for 41 s") and last-seen time change every
+                    // second: kept in memory, written with the next change or touch.
+                    a.detail.clone_from(&c.detail);
+                    if c.occurrences > 0 {
                         a.count += c.occurrences;
-                        a.detail.clone_from(&c.detail);
                         self.dirty.insert(a.id);
                     }
                 }

@@ -129,6 +129,11 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             store.set_setting("mqtt.port", &mqtt_port.to_string())?;
         }
         store.set_setting("log.status_interval_s", "10")?;
+        // A throw-away token for this demo's page (printed on the terminal, never logged).
+        if store.settings()?.api_token.is_none() {
+            let bytes = dlms_bridge::client::entropy::random_bytes::<12>("the demo's API token")?;
+            store.set_setting("http.api_token", &dlms_bridge::hex::encode(&bytes))?;
+        }
         for (i, (port, _, _)) in sims.iter().enumerate() {
             let name = format!("Demo meter {}", i + 1);
             if store.meter(&name).is_ok() {
@@ -148,10 +153,15 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let token = Store::open(&db)
+        .and_then(|s| s.settings())
+        .ok()
+        .and_then(|s| s.api_token)
+        .unwrap_or_default();
     eprintln!(
         "dlms-bridge demo: {meters} simulated meter(s) on 127.0.0.1:{port_base}.., database {}\n  \
          watch:  mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -t 'v1/gateway/#' -v\n  \
-         status page:  http://127.0.0.1:8080/ (JSON at /status, Prometheus at /metrics)\n  \
+         web page:  http://127.0.0.1:8080/ (sign in with the token {token}; JSON at /status, Prometheus at /metrics)\n  \
          read a meter yourself:  dlms-bridge read --host 127.0.0.1 --port {port_base} 1-0:32.7.0\n  \
          Ctrl-C stops.",
         db.display()

@@ -107,11 +107,14 @@ pub(super) fn authorize(
             limiter.succeeded(client);
             Ok(())
         }
-        _ => {
+        Some(_) => {
+            // Only a wrong token counts as a failed sign-in (a page asking without one does not).
             limiter.failed(client, now);
             Err(error(401, "missing or wrong bearer token")
                 .with_header(super::response::header("WWW-Authenticate", "Bearer")))
         }
+        None => Err(error(401, "missing or wrong bearer token")
+            .with_header(super::response::header("WWW-Authenticate", "Bearer"))),
     }
 }
 

@@ -88,7 +88,10 @@ impl MeterHistory {
                 let points: Vec<serde_json::Value> = s
                     .points(now_ms)
                     .into_iter()
-                    .map(|(t, v)| serde_json::json!([t, v]))
+                    // The shortest decimal that reads back as the f32 (20.31, not 20.309999465942383).
+                    .map(|(t, v)| {
+                        serde_json::json!([t, v.to_string().parse::<f64>().unwrap_or(0.0)])
+                    })
                     .collect();
                 (k.clone(), serde_json::Value::Array(points))
             })
