@@ -98,10 +98,10 @@ impl AlarmBook {
         }
         for a in &mut self.alarms {
             let holds = |(m, k): (&Subject, Kind)| m == &a.meter && k == a.kind;
-            if a.active()
-                && !verdict.holds.iter().any(|c| holds((&c.meter, c.kind)))
-                && !verdict.undecided.iter().any(|(m, k)| holds((m, *k)))
-            {
+            let still = verdict.holds.iter().any(|c| holds((&c.meter, c.kind)))
+                || verdict.undecided.iter().any(|(m, k)| holds((m, *k)))
+                || (verdict.meters_undecided && a.meter.is_some());
+            if a.active() && !still {
                 a.cleared_ms = Some(now_ms);
                 self.dirty.insert(a.id);
                 out.push(Transition::Cleared(a.clone()));
@@ -191,7 +191,7 @@ mod tests {
                 detail: "why".into(),
                 occurrences,
             }],
-            undecided: vec![],
+            ..Verdict::default()
         }
     }
 
@@ -232,11 +232,22 @@ mod tests {
         let mut b = AlarmBook::default();
         b.apply(&holds(None, Kind::PublisherOffline, 0), 0);
         let undecided = Verdict {
-            holds: vec![],
             undecided: vec![(None, Kind::PublisherOffline)],
+            ..Verdict::default()
         };
         assert!(b.apply(&undecided, 1).is_empty());
         assert_eq!(b.active().count(), 1);
+        b.apply(&holds(Some("M"), Kind::ClockDrift, 0), 1);
+        let starting = Verdict {
+            meters_undecided: true,
+            ..Verdict::default()
+        };
+        assert!(
+            b.apply(&starting, 1).is_empty(),
+            "just started: meter alarms stay"
+        );
+        assert_eq!(b.active().count(), 1);
+        b.apply(&Verdict::default(), 2);
         b.apply(&Verdict::default(), 2);
         for i in 0..(KEEP_CLEARED as i64 + 10) {
             b.apply(&holds(Some("M"), Kind::MeterOffline, 0), 10 + 2 * i);
@@ -246,7 +257,7 @@ mod tests {
         assert_eq!(b.all().len(), KEEP_CLEARED + 1);
         assert_eq!(b.active().count(), 1, "active alarms are never pruned");
         let (_, pruned) = b.take_changes();
-        assert_eq!(pruned.len(), 11);
+        assert_eq!(pruned.len(), 12);
         assert_eq!(pruned[0], 1, "the oldest cleared go first");
     }
 }

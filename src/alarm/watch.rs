@@ -7,6 +7,9 @@ use std::collections::HashMap;
 pub const MIN_OFFLINE_S: i64 = 10;
 /// A drop of readings stays an active alarm this long after the last reading dropped.
 pub const DROPPED_HOLD_S: i64 = 600;
+/// After a start, meters appear in the status as their threads start: until then no meter
+/// alarm is cleared for want of its meter.
+pub const START_GRACE_S: i64 = 10;
 
 /// One meter as the status shows it.
 #[derive(Debug, Clone, Default)]
@@ -48,10 +51,13 @@ pub struct Limits {
 pub struct Verdict {
     pub holds: Vec<Condition>,
     pub undecided: Vec<(Subject, Kind)>,
+    /// Every meter alarm is undecided (just started).
+    pub meters_undecided: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct Watch {
+    started_ms: Option<i64>,
     /// When each meter was first seen (the reference while it has never been read).
     first_seen_ms: HashMap<String, i64>,
     rejections: HashMap<String, u64>,
@@ -69,6 +75,8 @@ impl Watch {
         now_ms: i64,
     ) -> Verdict {
         let mut v = Verdict::default();
+        let started = *self.started_ms.get_or_insert(now_ms);
+        v.meters_undecided = now_ms - started < START_GRACE_S * 1000;
         self.first_seen_ms
             .retain(|name, _| meters.iter().any(|m| &m.name == name));
         for m in meters {
@@ -116,6 +124,13 @@ impl Watch {
                 .saturating_sub(previous_rejections.unwrap_or(0))
                 .max(u64::from(previous_rejections.is_none()));
             hold(v, Kind::AssociationRejected, why.clone(), new);
+        } else if m.last_success_ms.is_none() {
+            // Not associated since start: a refusal from before a restart may still hold.
+            v.undecided
+                .push((subject.clone(), Kind::AssociationRejected));
+        }
+        if m.clock_drift_s.is_none() {
+            v.undecided.push((subject.clone(), Kind::ClockDrift));
         }
         if let Some(drift) = m.clock_drift_s {
             if drift.unsigned_abs() > limits.clock_drift_s {
@@ -235,7 +250,16 @@ mod tests {
         let mut m = meter("A");
         m.interval_s = 1;
         let v = w.observe(&[m.clone()], &g, LIMITS, 1_000);
-        assert_eq!(v.undecided, [(Some("A".into()), Kind::MeterOffline)]);
+        let a = Some("A".to_string());
+        assert_eq!(
+            v.undecided,
+            [
+                (a.clone(), Kind::MeterOffline),
+                (a.clone(), Kind::AssociationRejected),
+                (a, Kind::ClockDrift)
+            ],
+            "nothing known yet: alarms from before a restart stay as they are"
+        );
         let v = w.observe(&[m], &g, LIMITS, 12_000);
         assert_eq!(kinds(&v), [(Some("A"), Kind::MeterOffline)], "10 s minimum");
     }

@@ -88,7 +88,7 @@ mod tests {
                 detail: "silent".into(),
                 occurrences: 0,
             }],
-            undecided: vec![],
+            ..Verdict::default()
         };
         book.apply(&holds, 1_000);
         book.ack(1, "Anna", 1_500).unwrap();
