@@ -17,6 +17,7 @@ pub mod config;
 pub mod cosem;
 pub mod dlms;
 pub mod hex;
+pub mod http_head;
 pub mod procfs;
 pub mod scan;
 pub mod sim;

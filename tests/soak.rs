@@ -77,6 +77,19 @@ fn a_broker_restarted_every_5_s_for_a_minute_loses_nothing() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let log = terminate_within(&mut bridge, Duration::from_secs(5));
+    // Written once the disk took writes again: raised and cleared, in the database.
+    let stored = dlms_bridge::store::Store::open(&db)
+        .unwrap()
+        .alarms()
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|a| a.kind == dlms_bridge::alarm::Kind::DiskFull
+                && a.meter.is_none()
+                && a.cleared_ms.is_some()),
+        "{stored:?}"
+    );
     let repeats = check_all_delivered(&sub.finish(), &names, started);
     eprintln!("12 broker restarts: every reading delivered, {repeats} repeat(s)");
     assert!(log.matches("publisher: connected").count() >= 10, "{log}");
@@ -128,6 +141,19 @@ fn a_five_minute_outage_loses_nothing() {
     );
     std::thread::sleep(Duration::from_secs(2));
     terminate_within(&mut bridge, Duration::from_secs(5));
+    // Written once the disk took writes again: raised and cleared, in the database.
+    let stored = dlms_bridge::store::Store::open(&db)
+        .unwrap()
+        .alarms()
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|a| a.kind == dlms_bridge::alarm::Kind::DiskFull
+                && a.meter.is_none()
+                && a.cleared_ms.is_some()),
+        "{stored:?}"
+    );
     let repeats = check_all_delivered(&sub.finish(), &names, started);
     eprintln!("{outage} s outage: every reading delivered, {repeats} repeat(s)");
 }
@@ -197,6 +223,13 @@ fn a_full_disk_during_an_outage_loses_nothing() {
                 .contains("outbox commits failing")
         },
     );
+    // The alarm: raised from memory (its own row cannot be written yet).
+    let disk_alarm = "dlms_bridge_alarms_active{type=\"disk_full\",severity=\"CRITICAL\"}";
+    wait_for("the disk_full alarm", Duration::from_secs(10), || {
+        http_get(http, "/metrics")
+            .1
+            .contains(&format!("{disk_alarm} 1"))
+    });
     std::thread::sleep(Duration::from_secs(10));
     // The broker returns while the disk is still full: readings go out from memory.
     broker.restart();
@@ -217,8 +250,30 @@ fn a_full_disk_during_an_outage_loses_nothing() {
     wait_for("commits work again", Duration::from_secs(20), || {
         bridge.log().contains("commits work again") && health(http) == 200
     });
+    wait_for(
+        "the disk_full alarm cleared",
+        Duration::from_secs(10),
+        || {
+            http_get(http, "/metrics")
+                .1
+                .contains(&format!("{disk_alarm} 0"))
+        },
+    );
     std::thread::sleep(Duration::from_secs(3));
     terminate_within(&mut bridge, Duration::from_secs(5));
+    // Written once the disk took writes again: raised and cleared, in the database.
+    let stored = dlms_bridge::store::Store::open(&db)
+        .unwrap()
+        .alarms()
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|a| a.kind == dlms_bridge::alarm::Kind::DiskFull
+                && a.meter.is_none()
+                && a.cleared_ms.is_some()),
+        "{stored:?}"
+    );
     let repeats = check_all_delivered(&sub.finish(), &names, started);
     eprintln!("disk full during an outage: every reading delivered, {repeats} repeat(s)");
 }

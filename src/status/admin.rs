@@ -3,6 +3,7 @@
 
 use super::api::percent_decode;
 use super::response::json_response;
+use crate::http_head::query_value;
 use crate::status::log_ring;
 use crate::status::state::Status;
 use serde_json::{json, Value};
@@ -17,15 +18,6 @@ pub const MAX_PAGE_PROBES: usize = 256;
 
 fn error(code: u16, msg: impl Into<String>) -> Reply {
     json_response(code, &json!({"error": msg.into()}))
-}
-
-/// The value of `key` in a query string.
-pub(super) fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
 }
 
 /// `GET /api/logs?since=N`: the lines after N (N = the `newest` of the previous answer).
@@ -178,17 +170,5 @@ pub(super) fn history(status: &Status, path: &str) -> Reply {
             &json!({"bucket_s": super::history::BUCKET_S, "series": {}}),
         ),
         None => error(404, format!("meter {name:?} not found")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values() {
-        assert_eq!(query_value("since=5&active=true", "active"), Some("true"));
-        assert_eq!(query_value("active", "active"), Some(""));
-        assert_eq!(query_value("", "since"), None);
     }
 }

@@ -9,6 +9,7 @@
 //! logged and retried: the listener survives running out of descriptors.
 
 use super::https::{Acceptor, Conn};
+pub use crate::http_head::{parse_head, Head, MAX_HEAD, PEER_HEADER};
 use log::warn;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -20,81 +21,14 @@ use std::time::{Duration, Instant};
 
 /// Connections served at once; more are answered 503 and closed.
 pub const MAX_CONNECTIONS: usize = 32;
-/// The longest request head (request line and headers).
-pub const MAX_HEAD: usize = 16 * 1024;
 /// The time a client has to send its request head.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// The largest request body passed on (meter imports are small).
 pub const MAX_BODY: u64 = 1 << 20;
 /// Per-connection threads only copy bytes (and, with HTTPS, run OpenSSL's handshake).
 const STACK: usize = 128 * 1024;
-/// The client's address as the gate saw it, for the routes (sign-in limits, acknowledgements).
-/// A client cannot set it: the gate drops any such header it sends.
-pub const PEER_HEADER: &str = "X-Dlms-Bridge-Peer";
 /// How long the gate waits for tiny_http's answer (a scan from the page takes a while).
 const UPSTREAM_WAIT: Duration = Duration::from_secs(120);
-
-/// What the head reader found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Head {
-    /// The head (ending in CRLFCRLF, `Connection` replaced by `close`), its body length, and
-    /// any bytes read past it.
-    Complete {
-        head: Vec<u8>,
-        content_length: u64,
-        extra: Vec<u8>,
-    },
-    TooLarge,
-    Malformed,
-}
-
-/// Pure: parses a buffered request head (sans-I/O) from the client at `peer`. `None`: need
-/// more bytes.
-pub fn parse_head(buf: &[u8], peer: &str) -> Option<Head> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return (buf.len() > MAX_HEAD).then_some(Head::TooLarge);
-    };
-    if end + 4 > MAX_HEAD {
-        return Some(Head::TooLarge);
-    }
-    let Ok(text) = std::str::from_utf8(&buf[..end]) else {
-        return Some(Head::Malformed);
-    };
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    if request_line.split(' ').count() != 3 {
-        return Some(Head::Malformed);
-    }
-    let mut head = String::with_capacity(end + 24);
-    head.push_str(request_line);
-    head.push_str("\r\n");
-    let mut content_length = 0;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Some(Head::Malformed);
-        };
-        if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case(PEER_HEADER) {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            match value.trim().parse() {
-                Ok(n) => content_length = n,
-                Err(_) => return Some(Head::Malformed),
-            }
-        }
-        head.push_str(line);
-        head.push_str("\r\n");
-    }
-    head.push_str(PEER_HEADER);
-    head.push_str(": ");
-    head.push_str(peer);
-    head.push_str("\r\nConnection: close\r\n\r\n");
-    Some(Head::Complete {
-        head: head.into_bytes(),
-        content_length,
-        extra: buf[end + 4..].to_vec(),
-    })
-}
 
 pub struct Gate {
     stop: Arc<AtomicBool>,
@@ -248,55 +182,4 @@ fn serve(client: &mut dyn Conn, peer: &str, inner: &Path) -> std::io::Result<()>
     std::io::copy(&mut upstream, client)?;
     client.flush()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_head_is_rewritten_to_close_and_keeps_what_follows() {
-        let h = parse_head(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nX-Dlms-Bridge-Peer: 1.2.3.4\r\nContent-Length: 3\r\n\r\nabcGET", "127.0.0.1").unwrap();
-        let Head::Complete {
-            head,
-            content_length,
-            extra,
-        } = h
-        else {
-            panic!("{h:?}")
-        };
-        assert_eq!(
-            String::from_utf8(head).unwrap(),
-            "GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Dlms-Bridge-Peer: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        );
-        assert_eq!((content_length, extra.as_slice()), (3, &b"abcGET"[..]));
-    }
-
-    #[test]
-    fn incomplete_heads_wait_and_endless_ones_are_refused() {
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n", "p"), None);
-        let endless = vec![b'a'; MAX_HEAD + 1];
-        assert_eq!(parse_head(&endless, "p"), Some(Head::TooLarge));
-        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
-        long.extend(vec![b'a'; MAX_HEAD]);
-        long.extend_from_slice(b"\r\n\r\n");
-        assert_eq!(parse_head(&long, "p"), Some(Head::TooLarge));
-    }
-
-    #[test]
-    fn malformed_heads_are_refused() {
-        assert_eq!(parse_head(b"GARBAGE\r\n\r\n", "p"), Some(Head::Malformed));
-        assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n", "p"),
-            Some(Head::Malformed)
-        );
-        assert_eq!(
-            parse_head(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", "p"),
-            Some(Head::Malformed)
-        );
-        assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\n\xff: x\r\n\r\n", "p"),
-            Some(Head::Malformed)
-        );
-    }
 }
