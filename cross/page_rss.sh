@@ -1,13 +1,14 @@
 #!/bin/sh
 # Resident memory of two bridge binaries, one after the other, each with 100 simulated meters
-# polled every second (the same simulator and broker): BEFORE without page traffic, AFTER with
-# the web page "open", i.e. fetched as a signed-in page does every 2 s (/status, a meter's
-# chart data, active alarms, new log lines). The bound: AFTER within 2 MiB of BEFORE.
+# polled every second (the same simulator and broker): BEFORE without page traffic, AFTER
+# without it too, then AFTER with the web page "open", i.e. fetched as a signed-in page does
+# every 2 s (/status, a meter's chart data, active alarms, new log lines). The bound:
+# AFTER with the page open within 2 MiB of BEFORE.
 #
 #   sh cross/page_rss.sh BEFORE_BINARY AFTER_BINARY [SECONDS]
 #
-# Prints "before: X MiB, after (page open): Y MiB, difference: D MiB" (VmRSS after SECONDS,
-# default 60, of polling).
+# Prints "before: X MiB, after: Y MiB, after with the page open: Z MiB, difference: D MiB"
+# (VmRSS after SECONDS, default 60, of polling).
 set -eu
 before=${1:?usage: cross/page_rss.sh BEFORE_BINARY AFTER_BINARY [SECONDS]}
 after=${2:?usage: cross/page_rss.sh BEFORE_BINARY AFTER_BINARY [SECONDS]}
@@ -63,5 +64,6 @@ measure() {
     echo "$kb"
 }
 b=$(measure "$before" before 0)
+i=$(measure "$after" idle 0)
 a=$(measure "$after" after 1)
-awk -v b="$b" -v a="$a" 'BEGIN { printf "before: %.1f MiB, after (page open): %.1f MiB, difference: %.1f MiB\n", b / 1024, a / 1024, (a - b) / 1024 }'
+awk -v b="$b" -v i="$i" -v a="$a" 'BEGIN { printf "before: %.1f MiB, after: %.1f MiB, after with the page open: %.1f MiB, difference: %.1f MiB\n", b / 1024, i / 1024, a / 1024, (a - b) / 1024 }'
