@@ -77,19 +77,6 @@ fn a_broker_restarted_every_5_s_for_a_minute_loses_nothing() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let log = terminate_within(&mut bridge, Duration::from_secs(5));
-    // Written once the disk took writes again: raised and cleared, in the database.
-    let stored = dlms_bridge::store::Store::open(&db)
-        .unwrap()
-        .alarms()
-        .unwrap();
-    assert!(
-        stored
-            .iter()
-            .any(|a| a.kind == dlms_bridge::alarm::Kind::DiskFull
-                && a.meter.is_none()
-                && a.cleared_ms.is_some()),
-        "{stored:?}"
-    );
     let repeats = check_all_delivered(&sub.finish(), &names, started);
     eprintln!("12 broker restarts: every reading delivered, {repeats} repeat(s)");
     assert!(log.matches("publisher: connected").count() >= 10, "{log}");
@@ -141,19 +128,6 @@ fn a_five_minute_outage_loses_nothing() {
     );
     std::thread::sleep(Duration::from_secs(2));
     terminate_within(&mut bridge, Duration::from_secs(5));
-    // Written once the disk took writes again: raised and cleared, in the database.
-    let stored = dlms_bridge::store::Store::open(&db)
-        .unwrap()
-        .alarms()
-        .unwrap();
-    assert!(
-        stored
-            .iter()
-            .any(|a| a.kind == dlms_bridge::alarm::Kind::DiskFull
-                && a.meter.is_none()
-                && a.cleared_ms.is_some()),
-        "{stored:?}"
-    );
     let repeats = check_all_delivered(&sub.finish(), &names, started);
     eprintln!("{outage} s outage: every reading delivered, {repeats} repeat(s)");
 }
