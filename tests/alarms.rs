@@ -144,6 +144,53 @@ fn the_publisher_alarm_reaches_thingsboard_when_the_broker_is_back() {
 }
 
 #[test]
+fn a_small_outbox_filling_up_raises_outbox_and_dropped_alarms() {
+    let temp = TempDir::new("alarm-outbox");
+    let dir = temp.0.clone();
+    let sim_port = free_port();
+    let _sim = simulator(sim_port, &[]);
+    let http_port = free_port();
+    let db = dir.join("bridge.db");
+    // No broker at all: readings stay in an outbox of 10 rows.
+    settings(
+        &db,
+        &[
+            ("mqtt.port", free_port().to_string()),
+            ("outbox.max_rows", "10".into()),
+            ("http.bind", format!("127.0.0.1:{http_port}")),
+            ("http.api_token", TOKEN.into()),
+        ],
+    );
+    Store::open(&db)
+        .unwrap()
+        .add_meter(&meter("M", sim_port, |_| {}))
+        .unwrap();
+    let mut bridge = Bridge::start(&db, &dir);
+    wait_port(http_port, Duration::from_secs(10));
+    wait_for("outbox and dropped alarms", Duration::from_secs(40), || {
+        let a = alarms(http_port, true);
+        find(&a, "gateway", "outbox_high").is_some()
+            && find(&a, "gateway", "readings_dropped").is_some()
+    });
+    let a = alarms(http_port, true);
+    let high = find(&a, "gateway", "outbox_high").unwrap();
+    assert!(
+        high["detail"]
+            .as_str()
+            .unwrap()
+            .contains("of outbox.max_rows 10"),
+        "{high}"
+    );
+    let dropped = find(&a, "gateway", "readings_dropped").unwrap();
+    assert_eq!(dropped["severity"], "CRITICAL");
+    wait_for("drops counted", Duration::from_secs(20), || {
+        find(&alarms(http_port, true), "gateway", "readings_dropped")
+            .is_some_and(|x| x["count"].as_u64() > dropped["count"].as_u64())
+    });
+    bridge.terminate();
+}
+
+#[test]
 fn meter_alarms_rise_clear_and_survive_a_restart() {
     let temp = TempDir::new("alarm-meters");
     let dir = temp.0.clone();

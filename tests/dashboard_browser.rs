@@ -130,6 +130,12 @@ fn dashboard_shows_meters_and_updates() {
         "values not shown ({volts}): {first}"
     );
     assert!(first.contains("state polling"), "{first}");
+    // No token on this gateway: read-only, and the page says how to set one.
+    assert!(
+        first.contains("<div id=\"api-off\" class=\"notice\">"),
+        "the API-off notice is not shown: {first}"
+    );
+    assert!(first.contains("settings set http.api_token"));
     // The page refreshes itself (every 2 s of page time; 5 s of it ran).
     let refreshes: u32 = first
         .split("data-refreshes=\"")

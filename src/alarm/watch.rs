@@ -273,19 +273,22 @@ mod tests {
         m.rejected = Some("authentication failure".into());
         m.rejections = 3;
         m.clock_drift_s = Some(-61);
+        m.breaker_open = true;
         let v = w.observe(&[m.clone()], &g, LIMITS, 1_000);
         assert_eq!(
             kinds(&v),
             [
+                (Some("A"), Kind::BreakerOpen),
                 (Some("A"), Kind::AssociationRejected),
                 (Some("A"), Kind::ClockDrift)
             ]
         );
+        m.breaker_open = false;
         assert_eq!(
-            v.holds[0].occurrences, 3,
+            v.holds[1].occurrences, 3,
             "first look: every refusal so far"
         );
-        assert!(v.holds[1].detail.contains("61 s behind"));
+        assert!(v.holds[2].detail.contains("61 s behind"));
         m.rejections = 5;
         m.clock_drift_s = Some(60);
         let v = w.observe(&[m], &g, LIMITS, 2_000);
