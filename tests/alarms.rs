@@ -52,6 +52,31 @@ fn settings(db: &Path, pairs: &[(&str, String)]) {
     }
 }
 
+/// A bridge with its page on a free port, the API token, `extra` settings and `meters`,
+/// started in `dir`; returns it with the page's port and the database.
+fn start_bridge(
+    dir: &Path,
+    extra: &[(&str, String)],
+    meters: &[MeterConfig],
+) -> (Bridge, u16, std::path::PathBuf) {
+    let http_port = free_port();
+    let db = dir.join("bridge.db");
+    let mut pairs = vec![
+        ("http.bind", format!("127.0.0.1:{http_port}")),
+        ("http.api_token", TOKEN.to_string()),
+    ];
+    pairs.extend(extra.iter().cloned());
+    settings(&db, &pairs);
+    let mut store = Store::open(&db).unwrap();
+    for m in meters {
+        store.add_meter(m).unwrap();
+    }
+    drop(store);
+    let bridge = Bridge::start(&db, dir);
+    wait_port(http_port, Duration::from_secs(10));
+    (bridge, http_port, db)
+}
+
 fn meter(name: &str, port: u16, tweak: impl Fn(&mut MeterConfig)) -> MeterConfig {
     let mut m = MeterConfig::tcp(name, "127.0.0.1", port);
     m.server_physical = Some(17);
@@ -90,24 +115,15 @@ fn the_publisher_alarm_reaches_thingsboard_when_the_broker_is_back() {
     broker.stop();
     let sim_port = free_port();
     let _sim = simulator(sim_port, &[]);
-    let http_port = free_port();
-    let db = dir.join("bridge.db");
-    settings(
-        &db,
+    let (mut bridge, http_port, _) = start_bridge(
+        &dir,
         &[
             ("mqtt.port", broker.port.to_string()),
             ("mqtt.reconnect_max_s", "2".into()),
             ("alarm.publisher_offline_s", "3".into()),
-            ("http.bind", format!("127.0.0.1:{http_port}")),
-            ("http.api_token", TOKEN.into()),
         ],
+        &[meter("M", sim_port, |_| {})],
     );
-    Store::open(&db)
-        .unwrap()
-        .add_meter(&meter("M", sim_port, |_| {}))
-        .unwrap();
-    let mut bridge = Bridge::start(&db, &dir);
-    wait_port(http_port, Duration::from_secs(10));
     wait_for("the publisher alarm", Duration::from_secs(20), || {
         find(&alarms(http_port, true), "gateway", "publisher_offline").is_some()
     });
@@ -149,24 +165,15 @@ fn a_small_outbox_filling_up_raises_outbox_and_dropped_alarms() {
     let dir = temp.0.clone();
     let sim_port = free_port();
     let _sim = simulator(sim_port, &[]);
-    let http_port = free_port();
-    let db = dir.join("bridge.db");
     // No broker at all: readings stay in an outbox of 10 rows.
-    settings(
-        &db,
+    let (mut bridge, http_port, _) = start_bridge(
+        &dir,
         &[
             ("mqtt.port", free_port().to_string()),
             ("outbox.max_rows", "10".into()),
-            ("http.bind", format!("127.0.0.1:{http_port}")),
-            ("http.api_token", TOKEN.into()),
         ],
+        &[meter("M", sim_port, |_| {})],
     );
-    Store::open(&db)
-        .unwrap()
-        .add_meter(&meter("M", sim_port, |_| {}))
-        .unwrap();
-    let mut bridge = Bridge::start(&db, &dir);
-    wait_port(http_port, Duration::from_secs(10));
     wait_for("outbox and dropped alarms", Duration::from_secs(40), || {
         let a = alarms(http_port, true);
         find(&a, "gateway", "outbox_high").is_some()
@@ -198,29 +205,20 @@ fn meter_alarms_rise_clear_and_survive_a_restart() {
     let _locked = simulator(locked, &["--password", "right-one"]);
     let ahead = free_port();
     let _ahead = simulator(ahead, &["--clock-offset-s", "300", "--seed", "9"]);
-    let http_port = free_port();
-    let db = dir.join("bridge.db");
-    settings(
-        &db,
+    let (mut bridge, http_port, db) = start_bridge(
+        &dir,
         &[
             ("mqtt.host", String::new()),
-            ("http.bind", format!("127.0.0.1:{http_port}")),
-            ("http.api_token", TOKEN.into()),
             ("alarm.clock_drift_s", "120".into()),
         ],
-    );
-    {
-        let mut store = Store::open(&db).unwrap();
-        store
-            .add_meter(&meter("Locked", locked, |m| {
+        &[
+            meter("Locked", locked, |m| {
                 m.auth = AuthKind::Low;
                 m.password = Some(dlms_bridge::config::values::Secret("wrong-one".into()));
-            }))
-            .unwrap();
-        store.add_meter(&meter("Ahead", ahead, |_| {})).unwrap();
-    }
-    let mut bridge = Bridge::start(&db, &dir);
-    wait_port(http_port, Duration::from_secs(10));
+            }),
+            meter("Ahead", ahead, |_| {}),
+        ],
+    );
     wait_for("both meter alarms", Duration::from_secs(30), || {
         let a = alarms(http_port, true);
         find(&a, "Locked", "association_rejected").is_some()
@@ -331,20 +329,15 @@ fn https_sign_in_limits_and_the_log_api() {
         eprintln!("skipped: needs openssl and curl");
         return;
     };
-    let http_port = free_port();
-    let db = dir.join("bridge.db");
-    settings(
-        &db,
+    let (mut bridge, http_port, db) = start_bridge(
+        &dir,
         &[
             ("mqtt.host", String::new()),
-            ("http.bind", format!("127.0.0.1:{http_port}")),
-            ("http.api_token", TOKEN.into()),
             ("http.tls_cert", cert.clone()),
             ("http.tls_key", key.clone()),
         ],
+        &[],
     );
-    let mut bridge = Bridge::start(&db, &dir);
-    wait_port(http_port, Duration::from_secs(10));
     let base = format!("https://127.0.0.1:{http_port}");
     let (ok, body) = curl(&["--cacert", &cert, &format!("{base}/status")]);
     assert!(ok && body.contains("\"uptime_s\""), "{body}");

@@ -33,15 +33,25 @@ pub(super) fn logs(query: &str) -> Reply {
     json_response(200, &json!({"lines": lines, "newest": newest}))
 }
 
+/// An authorized API request: what the routes read of it.
+pub(super) struct Call<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub body: &'a str,
+    /// The client's address (from the gate).
+    pub client: &'a str,
+}
+
 /// `GET /api/alarms[?active=true]`, newest first; `POST /api/alarms/ID/ack`.
-pub(super) fn alarms(
-    status: &Status,
-    method: &Method,
-    path: &str,
-    query: &str,
-    body: &str,
-    client: &str,
-) -> Reply {
+pub(super) fn alarms(status: &Status, call: &Call) -> Reply {
+    let Call {
+        method,
+        path,
+        query,
+        body,
+        client,
+    } = *call;
     let rest: Vec<&str> = path
         .trim_start_matches("/api/alarms")
         .split('/')

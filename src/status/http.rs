@@ -212,7 +212,16 @@ fn route(
                 match store.as_mut() {
                     Some(s) => match api::authorize(s, auth.as_deref(), &client, shared.limiter) {
                         Err(refused) => refused,
-                        Ok(()) => api_route(s, status, &method, path, &query, &body, &client),
+                        Ok(()) => {
+                            let call = admin::Call {
+                                method: &method,
+                                path,
+                                query: &query,
+                                body: &body,
+                                client: &client,
+                            };
+                            api_route(s, status, &call)
+                        }
                     },
                     None => json_response(500, &serde_json::json!({"error": "no database"})),
                 }
@@ -229,20 +238,15 @@ fn route(
 fn api_route(
     store: &mut crate::store::Store,
     status: &Status,
-    method: &Method,
-    path: &str,
-    query: &str,
-    body: &str,
-    client: &str,
+    call: &admin::Call,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
+    let (method, path) = (call.method, call.path);
     match path {
-        "/api/logs" if *method == Method::Get => admin::logs(query),
-        "/api/scan" if *method == Method::Post => admin::scan(body),
-        p if p == "/api/alarms" || p.starts_with("/api/alarms/") => {
-            admin::alarms(status, method, path, query, body, client)
-        }
+        "/api/logs" if *method == Method::Get => admin::logs(call.query),
+        "/api/scan" if *method == Method::Post => admin::scan(call.body),
+        p if p == "/api/alarms" || p.starts_with("/api/alarms/") => admin::alarms(status, call),
         p if p == "/api/meters" || p.starts_with("/api/meters/") => {
-            api::meters(store, method, path, body)
+            api::meters(store, method, path, call.body)
         }
         _ => json_response(
             404,
