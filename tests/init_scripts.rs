@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, wait_port, TempDir, BIN};
+use common::{free_port, TempDir, BIN};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -79,7 +79,15 @@ fn sysv_start_status_restart_stop() {
     let first = pid(dir).expect("pidfile");
     assert!(alive(first));
     // The board's HTTP default was seeded into the new database at the first start.
-    wait_port(port, Duration::from_secs(10));
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no status page on port {port} within 20 s; the service's log:\n{}",
+            std::fs::read_to_string(dir.join("bridge.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     if as_root {
         use std::os::unix::fs::MetadataExt;
         let nobody = std::fs::metadata(&db).unwrap().uid();

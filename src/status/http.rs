@@ -28,19 +28,63 @@ pub struct StatusServer {
 
 /// tiny_http listens on a private Unix socket behind the gate (`gate.rs`), in a directory of
 /// its own (mode 0700) under the temporary directory; tiny_http removes the socket when it is
-/// dropped. (Not an abstract name: tiny_http's `Drop` unwraps a path name.)
+/// dropped. (Not an abstract name: tiny_http's `Drop` unwraps a path name.) The name is random:
+/// a directory left by a killed process of another user with our pid (pids are reused) cannot
+/// be removed by us and would otherwise keep the page from starting.
 fn inner_listener() -> std::io::Result<(UnixListener, PathBuf)> {
     use std::os::unix::fs::DirBuilderExt;
-    static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "dlms-bridge-{}-{}",
-        std::process::id(),
-        STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    let path = dir.join("http.sock");
-    Ok((UnixListener::bind(&path)?, path))
+    remove_stale_socket_dirs();
+    let mut last = None;
+    for _ in 0..8 {
+        let suffix = crate::client::entropy::random_bytes::<6>("the status page's socket name")?;
+        let dir = std::env::temp_dir().join(format!(
+            "dlms-bridge-{}-{}",
+            std::process::id(),
+            crate::hex::encode(&suffix).to_ascii_lowercase()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                let path = dir.join("http.sock");
+                return Ok((UnixListener::bind(&path)?, path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no name for the page's socket")))
+}
+
+/// Socket directories of bridges that were killed (`kill -9`, power loss without a tmpfs):
+/// removed where nothing answers on their socket any more and they are ours to remove (a
+/// live bridge, in this PID namespace or another sharing /tmp, answers; another user's stay).
+fn remove_stale_socket_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("dlms-bridge-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        // A minute old at least: a bridge starting now has made its directory but not yet
+        // its socket.
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() >= 60));
+        if pid != std::process::id()
+            && old
+            && std::os::unix::net::UnixStream::connect(dir.join("http.sock")).is_err()
+        {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 impl StatusServer {
@@ -252,5 +296,43 @@ fn api_route(
             404,
             &serde_json::json!({"error": format!("no route {method} {path}")}),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_socket_directories_go_fresh_and_live_ones_stay() {
+        let tmp = std::env::temp_dir();
+        let stale = tmp.join("dlms-bridge-4000000000-stale");
+        let fresh = tmp.join("dlms-bridge-4000000001-fresh");
+        let foreign = tmp.join("dlms-bridge-e2e-not-a-socket-dir");
+        for d in [&stale, &fresh, &foreign] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for d in [&stale, &foreign] {
+            std::fs::File::open(d)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        // Another process's bridge (another pid), old but answering on its socket.
+        let live_dir = tmp.join("dlms-bridge-4000000002-live");
+        std::fs::create_dir_all(&live_dir).unwrap();
+        let live = UnixListener::bind(live_dir.join("http.sock")).unwrap();
+        std::fs::File::open(&live_dir)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        remove_stale_socket_dirs();
+        assert!(!stale.exists(), "a stale directory stays");
+        assert!(fresh.exists() && foreign.exists() && live_dir.exists());
+        drop(live);
+        for d in [&fresh, &foreign, &live_dir] {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
