@@ -591,14 +591,15 @@ impl Worker {
                     | crate::dlms::session::SessionError::HlsFailed(_)
             )
         );
+        let text = e.to_string();
         self.status.update_meter(&self.config.name, |m| {
             m.failures += 1;
             m.consecutive_failures = n;
-            m.note_error(e.to_string());
             if rejected {
-                m.rejected = Some(e.to_string());
+                m.rejected = Some(text.clone());
                 m.rejections += 1;
             }
+            m.note_error(text);
             m.state = if wait.is_zero() {
                 MeterState::Connecting
             } else {

@@ -108,7 +108,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         }
     };
     let db = dir.join("bridge.db");
-    let configured = (|| -> dlms_bridge::store::Result<Broker> {
+    let configured = (|| -> dlms_bridge::store::Result<(Broker, String)> {
         let mut store = Store::open(&db)?;
         let broker = if listening(mqtt_port) {
             info!("using the MQTT broker already listening on 127.0.0.1:{mqtt_port}");
@@ -130,10 +130,16 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         }
         store.set_setting("log.status_interval_s", "10")?;
         // A throw-away token for this demo's page (printed on the terminal, never logged).
-        if store.settings()?.api_token.is_none() {
-            let bytes = dlms_bridge::client::entropy::random_bytes::<12>("the demo's API token")?;
-            store.set_setting("http.api_token", &dlms_bridge::hex::encode(&bytes))?;
-        }
+        let token = match store.settings()?.api_token {
+            Some(t) => t,
+            None => {
+                let bytes =
+                    dlms_bridge::client::entropy::random_bytes::<12>("the demo's API token")?;
+                let t = dlms_bridge::hex::encode(&bytes);
+                store.set_setting("http.api_token", &t)?;
+                t
+            }
+        };
         for (i, (port, _, _)) in sims.iter().enumerate() {
             let name = format!("Demo meter {}", i + 1);
             if store.meter(&name).is_ok() {
@@ -144,20 +150,15 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             m.interval_s = interval;
             store.add_meter(&m)?;
         }
-        Ok(broker)
+        Ok((broker, token))
     })();
-    let _broker = match configured {
+    let (_broker, token) = match configured {
         Ok(b) => b,
         Err(e) => {
             eprintln!("dlms-bridge: {}: {e}", db.display());
             return Ok(ExitCode::FAILURE);
         }
     };
-    let token = Store::open(&db)
-        .and_then(|s| s.settings())
-        .ok()
-        .and_then(|s| s.api_token)
-        .unwrap_or_default();
     eprintln!(
         "dlms-bridge demo: {meters} simulated meter(s) on 127.0.0.1:{port_base}.., database {}\n  \
          watch:  mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -t 'v1/gateway/#' -v\n  \

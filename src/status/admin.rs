@@ -2,23 +2,16 @@
 //! their acknowledgement, and the network scan. Plus the public chart data of a meter.
 
 use super::api::percent_decode;
-use super::response::json_response;
+use super::response::{config_error, error, field_error, json_response, Reply};
 use crate::http_head::query_value;
 use crate::status::log_ring;
 use crate::status::state::Status;
 use serde_json::{json, Value};
-use std::io::Cursor;
-use tiny_http::{Method, Response};
-
-type Reply = Response<Cursor<Vec<u8>>>;
+use tiny_http::Method;
 
 /// The most addresses x ports one scan from the page may probe: the request waits for the
 /// scan, and each silent address costs up to a time-out per transport.
 pub const MAX_PAGE_PROBES: usize = 256;
-
-fn error(code: u16, msg: impl Into<String>) -> Reply {
-    json_response(code, &json!({"error": msg.into()}))
-}
 
 /// `GET /api/logs?since=N`: the lines after N (N = the `newest` of the previous answer).
 pub(super) fn logs(query: &str) -> Reply {
@@ -113,26 +106,19 @@ pub(super) fn scan(body: &str) -> Reply {
     let (hosts, ports) = (text(&mut o, "hosts"), text(&mut o, "ports"));
     let hosts = match crate::scan::parse_hosts(&hosts) {
         Ok(h) => h,
-        Err(e) => {
-            return json_response(
-                400,
-                &json!({"error": e.replace("--hosts", "hosts"), "field": "hosts"}),
-            )
-        }
+        Err(e) => return field_error(e.replace("--hosts", "hosts"), Some("hosts")),
     };
     let ports = match crate::scan::parse_ports(&ports) {
         Ok(p) => p,
-        Err(e) => {
-            return json_response(
-                400,
-                &json!({"error": e.replace("--ports", "ports"), "field": "ports"}),
-            )
-        }
+        Err(e) => return field_error(e.replace("--ports", "ports"), Some("ports")),
     };
     if hosts.len() * ports.len() > MAX_PAGE_PROBES {
-        return json_response(
-            400,
-            &json!({"error": format!("{} probes requested; the page scans at most {MAX_PAGE_PROBES} (use dlms-bridge scan for more)", hosts.len() * ports.len()), "field": "hosts"}),
+        return field_error(
+            format!(
+                "{} probes requested; the page scans at most {MAX_PAGE_PROBES} (use dlms-bridge scan for more)",
+                hosts.len() * ports.len()
+            ),
+            Some("hosts"),
         );
     }
     let transport_given = o.contains_key("transport");
@@ -140,10 +126,7 @@ pub(super) fn scan(body: &str) -> Reply {
     o.insert("host".into(), hosts[0].to_string().into());
     o.insert("port".into(), ports[0].into());
     if let Err(e) = crate::config::json::apply_json(&mut template, &o) {
-        return json_response(
-            400,
-            &json!({"error": e.to_string(), "field": e.field_name()}),
-        );
+        return config_error(&e);
     }
     let transports = if transport_given {
         vec![template.transport]

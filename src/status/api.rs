@@ -2,28 +2,14 @@
 //! up from the database). Protected by a bearer token from the settings (`http.api_token`);
 //! refused entirely while no token is set. Passwords and tokens are accepted, never returned.
 
-use super::response::json_response;
+use super::response::{config_error, error, json_response, Reply};
 use crate::config::json::{
     apply_json, from_json, measurements_from_json, measurements_json, to_json, Secrets,
 };
-use crate::config::{ConfigError, MeterConfig};
+use crate::config::MeterConfig;
 use crate::store::{Store, StoreError};
 use serde_json::{json, Value};
-use std::io::Cursor;
-use tiny_http::{Method, Response};
-
-type Reply = Response<Cursor<Vec<u8>>>;
-
-fn error(code: u16, msg: impl Into<String>) -> Reply {
-    json_response(code, &json!({"error": msg.into()}))
-}
-
-fn config_error(e: &ConfigError) -> Reply {
-    json_response(
-        400,
-        &json!({"error": e.to_string(), "field": e.field_name()}),
-    )
-}
+use tiny_http::Method;
 
 /// The HTTP status from the kind of error, never from its wording.
 fn store_error(e: StoreError) -> Reply {
@@ -107,14 +93,14 @@ pub(super) fn authorize(
             limiter.succeeded(client);
             Ok(())
         }
-        Some(_) => {
+        wrong_or_none => {
             // Only a wrong token counts as a failed sign-in (a page asking without one does not).
-            limiter.failed(client, now);
+            if wrong_or_none.is_some() {
+                limiter.failed(client, now);
+            }
             Err(error(401, "missing or wrong bearer token")
                 .with_header(super::response::header("WWW-Authenticate", "Bearer")))
         }
-        None => Err(error(401, "missing or wrong bearer token")
-            .with_header(super::response::header("WWW-Authenticate", "Bearer"))),
     }
 }
 

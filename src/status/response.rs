@@ -24,3 +24,24 @@ pub(super) fn json_bytes_response(code: u16, body: Vec<u8>) -> Response<std::io:
         // which simple monitoring scripts do not expect.
         .with_chunked_threshold(usize::MAX)
 }
+
+/// A response of the page's API.
+pub(super) type Reply = Response<std::io::Cursor<Vec<u8>>>;
+
+/// `{"error": msg}` with `code`.
+pub(super) fn error(code: u16, msg: impl Into<String>) -> Reply {
+    json_response(code, &serde_json::json!({"error": msg.into()}))
+}
+
+/// A 400 about one input field, named so that the page can show it next to that field.
+pub(super) fn field_error(msg: impl Into<String>, field: Option<&str>) -> Reply {
+    json_response(
+        400,
+        &serde_json::json!({"error": msg.into(), "field": field}),
+    )
+}
+
+/// A value the meter model refused.
+pub(super) fn config_error(e: &crate::config::ConfigError) -> Reply {
+    field_error(e.to_string(), e.field_name())
+}
