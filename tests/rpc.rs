@@ -534,8 +534,8 @@ fn provisioning_stores_the_token_once_and_explains_refusals() {
         (&json!("GW-1"), &json!("K"), &json!(true))
     );
     let s = Store::open(&db).unwrap().settings().unwrap();
-    assert_eq!(s.gateway_token.as_deref(), Some("TOKEN-GW-1"));
-    assert_eq!(s.mqtt_port, broker.port);
+    assert_eq!(s.broker.gateway_token.as_deref(), Some("TOKEN-GW-1"));
+    assert_eq!(s.broker.port, broker.port);
     // Run again (every boot of a fleet image): nothing asked, no second device.
     let asked = tb.seen.lock().unwrap().len();
     let again = provision(&db, "2");
@@ -570,6 +570,7 @@ fn provisioning_stores_the_token_once_and_explains_refusals() {
             .unwrap()
             .settings()
             .unwrap()
+            .broker
             .gateway_token
             .is_none());
     }

@@ -4,7 +4,7 @@
 //! gateway's own device (gateway mode; queued in memory until the broker is back).
 
 use super::event::{Event, Reading};
-use super::publisher::ToPublisher;
+use super::mqtt::ToPublisher;
 use super::worker::SharedSettings;
 use crate::alarm::book::{AlarmBook, Transition};
 use crate::alarm::watch::{GatewayView, Limits, MeterView, Watch};

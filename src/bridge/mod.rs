@@ -3,38 +3,41 @@
 //! periodic status lines.
 //!
 //! ```text
-//! meter workers --(bounded crossbeam channel of readings)--> publisher --> SQLite outbox --> MQTT
+//! meter workers --(bounded crossbeam channel of readings)--> outbox thread --> SQLite outbox
+//!                                                              |  ^
+//!                                                         work |  | answers
+//!                                                              v  |
+//!                                                     publisher (mqtt/: core + Paho driver)
 //! ```
+//! Folders hold one concept each, pure cores beside their thread shells: `mqtt/` (the
+//! publisher), `outbox/` (the outbox queue and its thread), `meter/` (a meter's thread and
+//! its poll cycle). The supervisor here is the only loop that reads the configuration; it
+//! sends every change to the threads that need it.
 
 pub mod alarm_watch;
-pub mod broker_error;
 pub mod bus;
-pub mod committer;
 pub mod counter;
 pub mod event;
 pub mod gateway_clock;
-pub mod link;
 pub mod meter_clock;
+pub mod mqtt;
+pub mod outbox;
 pub mod poll;
 pub mod profiles;
-pub mod publisher;
 pub mod push_listener;
 pub mod pushed;
-pub mod queue;
 pub mod rpc;
 pub mod rpc_exec;
 pub mod schedule;
-pub mod thingsboard;
-pub mod tls;
 pub mod worker;
 
 use crate::config::MeterConfig;
 use crate::status::state::{MeterState, Status};
 use crate::store::{Store, StoreError};
-use committer::Committer;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use log::{info, warn};
-use publisher::Publisher;
+use mqtt::{Configuration, Publisher, ToPublisher};
+use outbox::OutboxThread;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,17 +76,21 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     let (to_publisher, publisher_commands) = unbounded();
     let (answers, publisher_answers) = unbounded();
     let routes: Routes = Arc::default();
-    let publisher = Publisher::new(
-        Store::open(db)?,
-        status.clone(),
+    let publisher = Publisher::new(mqtt::Host {
+        store: Store::open(db)?,
+        status: status.clone(),
         answers,
-        to_publisher.clone(),
-        routes.clone(),
-    )?;
+        inbox: to_publisher.clone(),
+        routes: routes.clone(),
+        allow_remote_rpc_write: false,
+        gateway_mode: true,
+        incoming_dropped: 0,
+    });
     status
         .gateway_clock
-        .observed(store.counter(committer::NEWEST_READING)? as i64);
-    let committer = Committer::new(Store::open(db)?, status.clone(), to_publisher.clone())?;
+        .observed(store.counter(outbox::NEWEST_READING)? as i64);
+    let committer = OutboxThread::new(Store::open(db)?, status.clone(), to_publisher.clone())?;
+    let (outbox_settings, outbox_settings_rx) = unbounded();
     let (publisher_done, publisher_ended) = bounded::<()>(1);
     std::thread::Builder::new()
         .name("publisher".into())
@@ -93,7 +100,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         })?;
     let committer = std::thread::Builder::new()
         .name("outbox".into())
-        .spawn(move || committer.run(readings, publisher_answers))?;
+        .spawn(move || committer.run(readings, publisher_answers, outbox_settings_rx))?;
     let http_bind = store.settings()?.http_bind;
     let http = if http_bind.is_empty() {
         None
@@ -161,7 +168,22 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
                     if let Ok(s) = store.settings() {
                         interval = s.status_interval_s;
                         rpc_queue = s.rpc_queue;
-                        *shared_settings.write().unwrap_or_else(|e| e.into_inner()) = s;
+                        let s = Arc::new(s);
+                        let _ = outbox_settings.send(s.clone());
+                        let _ =
+                            to_publisher.send(ToPublisher::Configure(Arc::new(Configuration {
+                                settings: s.clone(),
+                                devices: meters
+                                    .iter()
+                                    .map(|m| mqtt::Device {
+                                        name: m.name.clone(),
+                                        device_type: m.device_type.clone(),
+                                        token: m.access_token.as_ref().map(|t| t.0.clone()),
+                                        enabled: m.enabled,
+                                    })
+                                    .collect(),
+                            })));
+                        *shared_settings.write().unwrap_or_else(|e| e.into_inner()) = (*s).clone();
                     }
                     push_meters
                         .lock()
@@ -228,7 +250,7 @@ struct Spawn<'a> {
     status: &'a Arc<Status>,
     db: &'a Path,
     routes: &'a Routes,
-    to_publisher: &'a Sender<publisher::ToPublisher>,
+    to_publisher: &'a Sender<ToPublisher>,
     rpc_queue: usize,
     settings: &'a worker::SharedSettings,
     buses: &'a bus::Lines,

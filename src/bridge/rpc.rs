@@ -9,6 +9,7 @@
 //!   the reply goes to `v1/devices/me/rpc/response/42`. On the gateway's own session (gateway
 //!   mode) these are calls to the gateway itself.
 
+pub use super::mqtt::session::SessionId;
 use crate::cosem::Obis;
 use crate::dlms::axdr::{parse_rfc3339, Data};
 use serde_json::{json, Map, Value};
@@ -95,22 +96,22 @@ pub const MAX_RPC_PROBES: usize = 256;
 pub enum ReplyTo {
     /// Gateway API: on the gateway session, `v1/gateway/rpc`, for `device`.
     Gateway { device: String, id: Value },
-    /// Device API on `session` (the gateway token's session: `None`), response topic `id`.
-    Device { session: Option<String>, id: String },
+    /// Device API on `session`, response topic `id`.
+    Device { session: SessionId, id: String },
     /// Not a request (an answer seen on the request topic): nothing is sent.
     Ignore,
 }
 
 impl ReplyTo {
-    /// The session to publish on (`None`: the gateway's), the topic and the payload.
-    pub fn reply(&self, result: Result<Value, String>) -> (Option<String>, String, String) {
+    /// The session to publish on, the topic and the payload.
+    pub fn reply(&self, result: Result<Value, String>) -> (SessionId, String, String) {
         let body = match result {
             Ok(v) => json!({ "result": v }),
             Err(e) => json!({ "error": e }),
         };
         match self {
             ReplyTo::Gateway { device, id } => (
-                None,
+                SessionId::Gateway,
                 GATEWAY_RPC.to_string(),
                 json!({"device": device, "id": id, "data": body}).to_string(),
             ),
@@ -119,7 +120,7 @@ impl ReplyTo {
                 format!("{DEVICE_RPC_RESPONSE_PREFIX}{id}"),
                 body.to_string(),
             ),
-            ReplyTo::Ignore => (None, String::new(), String::new()),
+            ReplyTo::Ignore => (SessionId::Gateway, String::new(), String::new()),
         }
     }
 
@@ -128,7 +129,7 @@ impl ReplyTo {
         match self {
             ReplyTo::Gateway { device, id } => format!("g|{device}|{id}"),
             ReplyTo::Device { session, id } => {
-                format!("d|{}|{id}", session.as_deref().unwrap_or(""))
+                format!("d|{}|{id}", session.device().unwrap_or(""))
             }
             ReplyTo::Ignore => String::new(),
         }
@@ -157,27 +158,26 @@ pub enum Request {
     Gateway(GatewayCall),
 }
 
-/// Parses one MQTT message on an RPC topic. `session`: the device whose session it came in on
-/// (device mode), `None` for the gateway session. `Err` carries the reply to send at once
+/// Parses one MQTT message on an RPC topic. `session`: the session it came in on. `Err` carries the reply to send at once
 /// (malformed JSON, unknown method, bad parameters); `Ok(None)`: not an RPC topic.
 pub fn parse(
-    session: Option<&str>,
+    session: &SessionId,
     topic: &str,
     payload: &[u8],
 ) -> Option<Result<(Request, ReplyTo), (ReplyTo, String)>> {
-    if topic == GATEWAY_RPC && session.is_none() {
+    if topic == GATEWAY_RPC && *session == SessionId::Gateway {
         return Some(parse_gateway(payload));
     }
     let id = topic.strip_prefix(DEVICE_RPC_REQUEST_PREFIX)?;
     let reply = ReplyTo::Device {
-        session: session.map(str::to_string),
+        session: session.clone(),
         id: id.to_string(),
     };
     Some((|| {
         let v: Value = serde_json::from_slice(payload)
             .map_err(|e| (reply.clone(), format!("malformed JSON: {e}")))?;
         let (method, params) = method_and_params(&v).map_err(|e| (reply.clone(), e))?;
-        let request = match session {
+        let request = match session.device() {
             Some(device) => Request::Meter {
                 device: device.to_string(),
                 call: meter_call(method, params).map_err(|e| (reply.clone(), e))?,
@@ -454,7 +454,9 @@ mod tests {
     #[test]
     fn gateway_requests_and_replies() {
         let req = br#"{"device":"Meter A","data":{"id":42,"method":"read","params":{"obis":"1-0:32.7.0"}}}"#;
-        let (request, reply) = parse(None, GATEWAY_RPC, req).unwrap().unwrap();
+        let (request, reply) = parse(&SessionId::Gateway, GATEWAY_RPC, req)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             request,
             Request::Meter {
@@ -468,7 +470,7 @@ mod tests {
             }
         );
         let (session, topic, payload) = reply.reply(Ok(json!({"value": 230.1})));
-        assert_eq!((session, topic.as_str()), (None, GATEWAY_RPC));
+        assert_eq!((session, topic.as_str()), (SessionId::Gateway, GATEWAY_RPC));
         assert_eq!(
             serde_json::from_str::<Value>(&payload).unwrap(),
             json!({"device":"Meter A","id":42,"data":{"result":{"value":230.1}}})
@@ -478,7 +480,7 @@ mod tests {
     #[test]
     fn device_and_gateway_session_requests() {
         let (r, reply) = parse(
-            Some("Meter A"),
+            &SessionId::Device("Meter A".into()),
             "v1/devices/me/rpc/request/7",
             br#"{"method":"get_clock","params":{}}"#,
         )
@@ -494,15 +496,19 @@ mod tests {
         let (_, topic, payload) = reply.reply(Err("no".into()));
         assert_eq!(topic, "v1/devices/me/rpc/response/7");
         assert_eq!(payload, r#"{"error":"no"}"#);
-        let (r, _) = parse(None, "v1/devices/me/rpc/request/1", br#"{"method":"ping"}"#)
-            .unwrap()
-            .unwrap();
+        let (r, _) = parse(
+            &SessionId::Gateway,
+            "v1/devices/me/rpc/request/1",
+            br#"{"method":"ping"}"#,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r, Request::Gateway(GatewayCall::Ping));
-        assert!(parse(None, "v1/gateway/telemetry", b"{}").is_none());
+        assert!(parse(&SessionId::Gateway, "v1/gateway/telemetry", b"{}").is_none());
         // Our own answer echoed by the broker is not a request.
         let echo = br#"{"device":"Meter A","id":42,"data":{"result":1}}"#;
         assert!(matches!(
-            parse(None, GATEWAY_RPC, echo),
+            parse(&SessionId::Gateway, GATEWAY_RPC, echo),
             Some(Err((ReplyTo::Ignore, _)))
         ));
     }
@@ -523,12 +529,16 @@ mod tests {
             (br#"{"device":"A","data":{"id":1,"method":"read_profile","params":{"obis":"1.0.99.1.0.255","from":"2026-11-30T06:00:00Z","to":"2026-11-30T05:00:00Z"}}}"#, "after"),
             (br#"{"device":"A","data":{"id":1,"method":"read_many","params":[]}}"#, "1 to 64"),
         ] {
-            match parse(None, GATEWAY_RPC, payload) {
+            match parse(&SessionId::Gateway, GATEWAY_RPC, payload) {
                 Some(Err((_, e))) => assert!(e.contains(needle), "{e} should say {needle}"),
                 other => panic!("{other:?}"),
             }
         }
-        let e = parse(None, "v1/devices/me/rpc/request/1", br#"{"method":"fly"}"#);
+        let e = parse(
+            &SessionId::Gateway,
+            "v1/devices/me/rpc/request/1",
+            br#"{"method":"fly"}"#,
+        );
         assert!(matches!(e, Some(Err((_, m))) if m.contains("unknown gateway method")));
     }
 

@@ -107,15 +107,15 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
-    if settings.gateway_token.is_some() {
+    if settings.broker.gateway_token.is_some() {
         println!(
             "{}",
             json!({"provisioned": false, "reason": "thingsboard.gateway_token is already set: nothing asked (clear it to provision again)"})
         );
         return Ok(ExitCode::SUCCESS);
     }
-    settings.mqtt_host = host.clone();
-    settings.mqtt_port = port;
+    settings.broker.host = host.clone();
+    settings.broker.port = port;
     let answer = match ask(
         &settings,
         &name,
@@ -155,7 +155,7 @@ fn ask(
     secret: &str,
     timeout: Duration,
 ) -> Result<Value, String> {
-    let uri = dlms_bridge::bridge::tls::broker_uri(settings);
+    let uri = dlms_bridge::bridge::mqtt::tls::broker_uri(&settings.broker);
     let client = mqtt::Client::new(
         mqtt::CreateOptionsBuilder::new()
             .server_uri(&uri)
@@ -168,8 +168,10 @@ fn ask(
     opts.user_name("provision")
         .clean_session(true)
         .connect_timeout(timeout);
-    if settings.mqtt_tls {
-        opts.ssl_options(dlms_bridge::bridge::tls::ssl_options(settings)?);
+    if settings.broker.tls {
+        opts.ssl_options(dlms_bridge::bridge::mqtt::tls::ssl_options(
+            &settings.broker,
+        )?);
     }
     let rx = client.start_consuming();
     client

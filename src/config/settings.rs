@@ -22,25 +22,56 @@ pub enum FullPolicy {
     DropNewest,
 }
 
+/// The broker connection's settings: compared as a whole (`PartialEq`) to decide whether a
+/// configuration change needs new MQTT sessions, so a new connection setting is added here
+/// once and is taken into account everywhere.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BridgeSettings {
+pub struct BrokerSettings {
     /// Publishing is off when empty: readings stay in the outbox.
-    pub mqtt_host: String,
-    pub mqtt_port: u16,
+    pub host: String,
+    pub port: u16,
     pub client_id: String,
     /// MQTT over TLS (mqtts; brokers listen on 8883 for it).
-    pub mqtt_tls: bool,
+    pub tls: bool,
     /// PEM file of the CA(s) that signed the broker's certificate; empty: the system's CAs.
-    pub mqtt_ca_file: String,
+    pub ca_file: String,
     /// PEM client certificate and private key (X.509 device authentication in ThingsBoard);
     /// both or neither.
-    pub mqtt_client_cert: String,
-    pub mqtt_client_key: String,
-    pub mqtt_client_key_password: Option<String>,
-    /// Check that the broker's certificate names `mqtt_host` (on unless a test lab says so).
-    pub mqtt_verify_hostname: bool,
+    pub client_cert: String,
+    pub client_key: String,
+    pub client_key_password: Option<String>,
+    /// Check that the broker's certificate names `host` (on unless a test lab says so).
+    pub verify_hostname: bool,
     pub mode: PublishMode,
     pub gateway_token: Option<String>,
+    /// The longest wait between two connect attempts (the backoff doubles up to it).
+    pub reconnect_max_s: u64,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "dlms-bridge".into(),
+            tls: false,
+            ca_file: String::new(),
+            client_cert: String::new(),
+            client_key: String::new(),
+            client_key_password: None,
+            verify_hostname: true,
+            mode: PublishMode::Gateway,
+            gateway_token: None,
+            reconnect_max_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeSettings {
+    /// Everything a broker connection is made from: a change here (and only here) makes the
+    /// publisher close its sessions and connect again.
+    pub broker: BrokerSettings,
     /// ThingsBoard's default maximum MQTT payload is 64 KiB.
     pub max_payload_bytes: usize,
     pub max_messages_per_second: u32,
@@ -53,8 +84,6 @@ pub struct BridgeSettings {
     /// Write behind: readings the broker acknowledges within the commit interval are never
     /// written to disk (SD card wear); the rest are committed as usual.
     pub outbox_write_behind: bool,
-    /// The longest wait between two connect attempts (the backoff doubles up to it).
-    pub reconnect_max_s: u64,
     /// /healthz fails when the oldest unacknowledged reading is older than this.
     pub health_max_unsent_age_s: u64,
     pub status_interval_s: u64,
@@ -97,17 +126,7 @@ pub struct BridgeSettings {
 impl Default for BridgeSettings {
     fn default() -> Self {
         BridgeSettings {
-            mqtt_host: "127.0.0.1".into(),
-            mqtt_port: 1883,
-            client_id: "dlms-bridge".into(),
-            mqtt_tls: false,
-            mqtt_ca_file: String::new(),
-            mqtt_client_cert: String::new(),
-            mqtt_client_key: String::new(),
-            mqtt_client_key_password: None,
-            mqtt_verify_hostname: true,
-            mode: PublishMode::Gateway,
-            gateway_token: None,
+            broker: BrokerSettings::default(),
             max_payload_bytes: 65_536,
             max_messages_per_second: 50,
             batch_max_readings: 500,
@@ -116,7 +135,6 @@ impl Default for BridgeSettings {
             outbox_max_age_s: 30 * 86_400,
             outbox_full_policy: FullPolicy::DropOldest,
             outbox_write_behind: true,
-            reconnect_max_s: 30,
             health_max_unsent_age_s: 120,
             status_interval_s: 60,
             http_bind: "127.0.0.1:8080".into(),
@@ -194,120 +212,120 @@ pub static SETTINGS: &[Setting] = &[
         help: "broker host (empty: do not publish, keep readings in the outbox)",
         secret: false,
         set: |s, v| {
-            s.mqtt_host = v.trim().to_string();
+            s.broker.host = v.trim().to_string();
             Ok(())
         },
-        get: |s| s.mqtt_host.clone(),
+        get: |s| s.broker.host.clone(),
     },
     Setting {
         key: "mqtt.port",
         help: "broker port",
         secret: false,
         set: |s, v| {
-            s.mqtt_port = bounded(v, 1, u16::MAX)?;
+            s.broker.port = bounded(v, 1, u16::MAX)?;
             Ok(())
         },
-        get: |s| s.mqtt_port.to_string(),
+        get: |s| s.broker.port.to_string(),
     },
     Setting {
         key: "mqtt.client_id",
         help: "MQTT client id (gateway mode)",
         secret: false,
         set: |s, v| {
-            s.client_id = super::values::label(v, 128)?;
+            s.broker.client_id = super::values::label(v, 128)?;
             Ok(())
         },
-        get: |s| s.client_id.clone(),
+        get: |s| s.broker.client_id.clone(),
     },
     Setting {
         key: "mqtt.tls",
         help: "true: MQTT over TLS (set mqtt.port to the broker's TLS port, usually 8883)",
         secret: false,
         set: |s, v| {
-            s.mqtt_tls = boolean(v)?;
+            s.broker.tls = boolean(v)?;
             Ok(())
         },
-        get: |s| s.mqtt_tls.to_string(),
+        get: |s| s.broker.tls.to_string(),
     },
     Setting {
         key: "mqtt.ca_file",
         help: "PEM file of the CA that signed the broker's certificate (empty: system CAs)",
         secret: false,
         set: |s, v| {
-            s.mqtt_ca_file = v.trim().to_string();
+            s.broker.ca_file = v.trim().to_string();
             Ok(())
         },
-        get: |s| s.mqtt_ca_file.clone(),
+        get: |s| s.broker.ca_file.clone(),
     },
     Setting {
         key: "mqtt.client_cert",
         help: "PEM client certificate for X.509 authentication (with mqtt.client_key)",
         secret: false,
         set: |s, v| {
-            s.mqtt_client_cert = v.trim().to_string();
+            s.broker.client_cert = v.trim().to_string();
             Ok(())
         },
-        get: |s| s.mqtt_client_cert.clone(),
+        get: |s| s.broker.client_cert.clone(),
     },
     Setting {
         key: "mqtt.client_key",
         help: "PEM private key of mqtt.client_cert",
         secret: false,
         set: |s, v| {
-            s.mqtt_client_key = v.trim().to_string();
+            s.broker.client_key = v.trim().to_string();
             Ok(())
         },
-        get: |s| s.mqtt_client_key.clone(),
+        get: |s| s.broker.client_key.clone(),
     },
     Setting {
         key: "mqtt.client_key_password",
         help: "password of an encrypted mqtt.client_key",
         secret: true,
         set: |s, v| {
-            s.mqtt_client_key_password = optional(v);
+            s.broker.client_key_password = optional(v);
             Ok(())
         },
-        get: |s| s.mqtt_client_key_password.clone().unwrap_or_default(),
+        get: |s| s.broker.client_key_password.clone().unwrap_or_default(),
     },
     Setting {
         key: "mqtt.verify_hostname",
         help: "false: accept a trusted certificate for another host name (test labs only)",
         secret: false,
         set: |s, v| {
-            s.mqtt_verify_hostname = boolean(v)?;
+            s.broker.verify_hostname = boolean(v)?;
             Ok(())
         },
-        get: |s| s.mqtt_verify_hostname.to_string(),
+        get: |s| s.broker.verify_hostname.to_string(),
     },
     Setting {
         key: "mqtt.reconnect_max_s",
         help: "longest wait between broker connect attempts (the wait doubles from 1 s up to it)",
         secret: false,
         set: |s, v| {
-            s.reconnect_max_s = bounded(v, 1, 3600)?;
+            s.broker.reconnect_max_s = bounded(v, 1, 3600)?;
             Ok(())
         },
-        get: |s| s.reconnect_max_s.to_string(),
+        get: |s| s.broker.reconnect_max_s.to_string(),
     },
     Setting {
         key: "thingsboard.mode",
         help: "gateway (one session, the gateway token) or device (one session per meter)",
         secret: false,
         set: |s, v| {
-            s.mode = word(v)?;
+            s.broker.mode = word(v)?;
             Ok(())
         },
-        get: |s| word_of(s.mode).to_string(),
+        get: |s| word_of(s.broker.mode).to_string(),
     },
     Setting {
         key: "thingsboard.gateway_token",
         help: "gateway device access token",
         secret: true,
         set: |s, v| {
-            s.gateway_token = optional(v);
+            s.broker.gateway_token = optional(v);
             Ok(())
         },
-        get: |s| s.gateway_token.clone().unwrap_or_default(),
+        get: |s| s.broker.gateway_token.clone().unwrap_or_default(),
     },
     Setting {
         key: "thingsboard.max_payload_bytes",

@@ -108,6 +108,10 @@ pub struct PublisherStatus {
     pub reconnects: u64,
     pub dropped: u64,
     pub mqtt_bytes: u64,
+    /// Messages from the broker dropped unread (too large, over a device's rate, inbox full).
+    pub incoming_dropped: u64,
+    /// Readings kept back because one of their values is larger than any message may be.
+    pub unfit: u64,
 }
 
 #[derive(Debug)]

@@ -59,7 +59,7 @@ mod tests {
             .set_setting("thingsboard.gateway_token", "SECRET")
             .unwrap();
         let s = store.settings().unwrap();
-        assert_eq!((s.mqtt_port, s.mode), (18830, PublishMode::Device));
+        assert_eq!((s.broker.port, s.broker.mode), (18830, PublishMode::Device));
         assert!(!format!("{:?}", s.shown()).contains("SECRET"));
         assert!(store.set_setting("mqtt.port", "99999").is_err());
         assert!(store.set_setting("thingsboard.mode", "both").is_err());
@@ -70,7 +70,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            store.settings().unwrap().mqtt_port,
+            store.settings().unwrap().broker.port,
             18830,
             "failed sets change nothing"
         );

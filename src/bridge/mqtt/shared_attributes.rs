@@ -8,12 +8,14 @@
 //! (re)connect the current values are requested, so a change made while the gateway was
 //! offline is applied.
 
-use super::Publisher;
+use super::bucket::suppressed;
+use super::core::{Command, Core, Count};
+use super::session::SessionId;
 use crate::config::{Measurement, MeterConfig};
 use crate::dlms::axdr::format_rfc3339;
 use log::{info, warn};
-use paho_mqtt as mqtt;
 use serde_json::{json, Map, Value};
+use std::time::Instant;
 
 pub const GATEWAY_ATTRIBUTES: &str = "v1/gateway/attributes";
 pub const GATEWAY_ATTRIBUTES_RESPONSE: &str = "v1/gateway/attributes/response";
@@ -34,12 +36,12 @@ pub const KEYS: [&str; 6] = [
 
 /// What to apply for which meter, from one message; `None`: not a shared-attribute message.
 pub fn parse(
-    session: Option<&str>,
+    session: &SessionId,
     topic: &str,
     payload: &[u8],
 ) -> Option<(String, Map<String, Value>)> {
     let v: Value = serde_json::from_slice(payload).ok()?;
-    let (device, data) = match (session, topic) {
+    let (device, data) = match (session.device(), topic) {
         // {"device": "Meter A", "data": {...}}; our own client attributes ({"Meter A": {...}})
         // echoed by a plain broker have no "device" and are not taken.
         (None, GATEWAY_ATTRIBUTES) => (
@@ -118,61 +120,61 @@ pub fn apply(
     Ok(m)
 }
 
-impl Publisher {
-    /// On each connection: ask ThingsBoard for the current shared attributes of every meter
-    /// this session speaks for.
-    pub(super) fn request_shared_attributes(&mut self, session: &Option<String>) {
-        let keys = KEYS.join(",");
-        let messages: Vec<(String, String)> = match session {
-            None => self
-                .devices
-                .keys()
-                .enumerate()
-                .map(|(i, d)| {
-                    (
-                        GATEWAY_ATTRIBUTES_REQUEST.to_string(),
-                        json!({"id": i + 1, "device": d, "client": false, "keys": KEYS})
-                            .to_string(),
-                    )
-                })
-                .collect(),
-            Some(_) => vec![(
-                DEVICE_ATTRIBUTES_REQUEST.to_string(),
-                json!({"sharedKeys": keys}).to_string(),
-            )],
-        };
-        for (topic, payload) in messages {
-            self.publish_on(session, &topic, payload);
-        }
+/// The request for a meter's current shared attributes, on its session.
+pub fn request(session: &SessionId, device: &str) -> (String, String) {
+    match session {
+        SessionId::Gateway => (
+            GATEWAY_ATTRIBUTES_REQUEST.to_string(),
+            json!({"id": 1, "device": device, "client": false, "keys": KEYS}).to_string(),
+        ),
+        SessionId::Device(_) => (
+            DEVICE_ATTRIBUTES_REQUEST.to_string(),
+            json!({"sharedKeys": KEYS.join(",")}).to_string(),
+        ),
     }
+}
 
-    /// A shared-attribute message: applied to the meter through the typed model.
-    pub(super) fn shared_attributes(
+impl Core {
+    /// A shared-attribute message from the broker: applied through the driver (the store),
+    /// within the device's rate.
+    pub(super) fn attributes_message(
         &mut self,
-        session: Option<String>,
+        session: SessionId,
         topic: &str,
         payload: &[u8],
-    ) -> bool {
-        let Some((device, data)) = parse(session.as_deref(), topic, payload) else {
-            return false;
+        now: Instant,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((device, data)) = parse(&session, topic, payload) else {
+            return;
         };
-        let meter = match self.store.meter(&device) {
-            Ok(m) => m,
-            Err(e) => {
-                warn!("shared attributes for {device:?} ignored: {e}");
-                return true;
+        let key = self.rate_key(&device);
+        if !self.incoming_rate.take(&key, now) {
+            out.push(Command::Count(Count::IncomingDropped(1)));
+            if let Some(n) = self.throttle.allow("attributes-rate", now) {
+                warn!("publisher: shared attributes for {key} come faster than {} a second: dropped{}", super::core::INCOMING_PER_DEVICE, suppressed(n));
             }
-        };
-        let outcome = apply(&meter, &data, self.settings.allow_remote_rpc_write).and_then(|m| {
-            if m == meter {
-                return Ok(false);
-            }
-            self.store
-                .update_meter(&m)
-                .map(|()| true)
-                .map_err(|e| e.to_string())
+            return;
+        }
+        out.push(Command::ApplyAttributes {
+            session,
+            device,
+            data,
         });
-        let report = match outcome {
+    }
+
+    /// The store's verdict on shared attributes: reported to ThingsBoard as the meter's
+    /// client attributes `config_error` / `config_applied_at`.
+    pub(super) fn attributes_applied(
+        &mut self,
+        session: SessionId,
+        device: String,
+        data: Map<String, Value>,
+        result: Result<bool, String>,
+        at_ms: i64,
+        now: Instant,
+    ) {
+        let report = match result {
             Ok(changed) => {
                 if changed {
                     info!(
@@ -180,7 +182,7 @@ impl Publisher {
                         Value::Object(data)
                     );
                 }
-                json!({"config_error": null, "config_applied_at": format_rfc3339(crate::clock::now_ms() / 1000)})
+                json!({"config_error": null, "config_applied_at": format_rfc3339(at_ms / 1000)})
             }
             Err(e) => {
                 warn!("shared attributes for meter {device:?} refused: {e}");
@@ -188,25 +190,37 @@ impl Publisher {
             }
         };
         match &session {
-            None => self.publish_on(
-                &None,
+            SessionId::Gateway => self.queue_control(
+                &session,
                 GATEWAY_ATTRIBUTES,
                 json!({ device: report }).to_string(),
+                now,
             ),
-            Some(_) => self.publish_on(&session, DEVICE_ATTRIBUTES, report.to_string()),
+            SessionId::Device(_) => {
+                self.queue_control(&session, DEVICE_ATTRIBUTES, report.to_string(), now)
+            }
         }
-        true
     }
 
-    /// QoS 1 on a session that is up; nothing if it is not.
-    pub(super) fn publish_on(&self, session: &Option<String>, topic: &str, payload: String) {
-        let client = self
-            .sessions
-            .get(session)
-            .filter(|s| s.link.is_up())
-            .and_then(|s| self.clients.get(&s.client_key));
-        if let Some(c) = client {
-            drop(c.publish(mqtt::Message::new(topic, payload, 1)));
+    /// On each connection: who the gateway is, and a request for the current shared
+    /// attributes of every meter the session speaks for (a change made while the gateway was
+    /// offline is applied); the gateway's figures soon after.
+    pub(super) fn on_connected(&mut self, id: &SessionId, now: Instant) {
+        let requests: Vec<String> = match id {
+            SessionId::Gateway => {
+                let identity = self.identity.clone();
+                self.queue_control(id, super::gateway_device::OWN_ATTRIBUTES, identity, now);
+                self.next_stats_at = Some(now);
+                self.devices
+                    .values()
+                    .filter(|d| d.enabled)
+                    .map(|d| d.name.clone())
+                    .collect()
+            }
+            SessionId::Device(d) => vec![d.clone()],
+        };
+        if let Some(s) = self.sessions.get_mut(id) {
+            s.attribute_requests = requests.into();
         }
     }
 }
@@ -218,7 +232,7 @@ mod tests {
     #[test]
     fn updates_and_responses_in_both_apis() {
         let (d, data) = parse(
-            None,
+            &SessionId::Gateway,
             GATEWAY_ATTRIBUTES,
             br#"{"device":"A","data":{"interval_s":5,"colour":"red"}}"#,
         )
@@ -229,25 +243,35 @@ mod tests {
             "unknown keys are not taken"
         );
         assert!(
-            parse(None, GATEWAY_ATTRIBUTES, br#"{"A":{"config_error":null}}"#).is_none(),
+            parse(
+                &SessionId::Gateway,
+                GATEWAY_ATTRIBUTES,
+                br#"{"A":{"config_error":null}}"#
+            )
+            .is_none(),
             "our own echo"
         );
         let (_, data) = parse(
-            None,
+            &SessionId::Gateway,
             GATEWAY_ATTRIBUTES_RESPONSE,
             br#"{"id":1,"device":"A","values":{"enabled":false}}"#,
         )
         .unwrap();
         assert_eq!(data["enabled"], json!(false));
         let (d, _) = parse(
-            Some("B"),
+            &SessionId::Device("B".into()),
             "v1/devices/me/attributes/response/1",
             br#"{"shared":{"interval_s":9}}"#,
         )
         .unwrap();
         assert_eq!(d, "B");
-        assert!(parse(Some("B"), DEVICE_ATTRIBUTES, br#"{"serialNumber":"X"}"#).is_none());
-        assert!(parse(None, GATEWAY_ATTRIBUTES, b"{oops").is_none());
+        assert!(parse(
+            &SessionId::Device("B".into()),
+            DEVICE_ATTRIBUTES,
+            br#"{"serialNumber":"X"}"#
+        )
+        .is_none());
+        assert!(parse(&SessionId::Gateway, GATEWAY_ATTRIBUTES, b"{oops").is_none());
     }
 
     #[test]

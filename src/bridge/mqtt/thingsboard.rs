@@ -6,9 +6,12 @@
 //! - Device API (one session per device token): `v1/devices/me/telemetry`
 //!   [{"ts": ms, "values": {...}}, ...]; `v1/devices/me/attributes` {...}.
 //!
-//! Entries are packed in order into messages no larger than the payload limit. An entry that
-//! alone exceeds the limit still goes out alone (ThingsBoard will refuse it, which is logged,
-//! rather than it blocking the outbox forever).
+//! Entries are packed in order into messages no larger than the payload limit
+//! (`thingsboard.max_payload_bytes`; ThingsBoard drops the connection of a client that sends
+//! more). No message over the limit is ever produced: an entry too large for one message is
+//! split by its keys into several entries with the same timestamp (ThingsBoard merges them),
+//! and an entry holding one value that alone is too large is returned as *unfit* (the caller
+//! parks it: a larger limit will let it out).
 
 use crate::store::outbox::{Entry, EntryKind};
 use serde_json::json;
@@ -102,7 +105,86 @@ impl Pending {
     }
 }
 
-/// Packs entries (in outbox order) into gateway messages within `max_payload` bytes.
+/// Messages of `entries` within `max_payload` (gateway API when `device` is `None`), and
+/// the ids of entries that cannot fit even alone. An entry id appears in every message that
+/// carries a part of it.
+pub fn pack(
+    device: Option<&str>,
+    entries: &[Entry],
+    max_payload: usize,
+) -> (Vec<Message>, Vec<i64>) {
+    let (fitting, unfit) = split_oversize(entries, max_payload, device.is_none());
+    let messages = match device {
+        None => gateway_messages(&fitting, max_payload),
+        Some(d) => device_messages(d, &fitting, max_payload),
+    };
+    (messages, unfit)
+}
+
+/// The size of the message that would carry `e` alone, with `values` as its values.
+fn size_alone(e: &Entry, values: usize, gateway: bool) -> usize {
+    let ts = e.ts_ms.to_string().len();
+    // {"ts":N,"values":V}
+    let item = values + ts + 17;
+    match (gateway, e.kind) {
+        (true, EntryKind::Telemetry) => quoted(&e.device).len() + item + 5,
+        (true, EntryKind::Attributes) => quoted(&e.device).len() + values + 3,
+        (false, EntryKind::Telemetry) => item + 2,
+        (false, EntryKind::Attributes) => values,
+    }
+}
+
+/// Entries too large for one message split into parts by their keys; the ids of entries
+/// with a single value too large for any message.
+fn split_oversize(entries: &[Entry], max: usize, gateway: bool) -> (Vec<Entry>, Vec<i64>) {
+    let mut out = Vec::with_capacity(entries.len());
+    let mut unfit = Vec::new();
+    for e in entries {
+        let values = values_of(e);
+        if size_alone(e, values.len(), gateway) <= max {
+            out.push(e.clone());
+            continue;
+        }
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(values)
+        else {
+            unfit.push(e.id);
+            continue;
+        };
+        let mut parts: Vec<String> = Vec::new();
+        let mut current: Vec<String> = Vec::new();
+        let mut size = 2;
+        let mut fits = true;
+        for (k, v) in &map {
+            let member = format!("{}:{}", quoted(k), v);
+            if size_alone(e, member.len() + 2, gateway) > max {
+                fits = false;
+                break;
+            }
+            if size_alone(e, size + member.len() + 1, gateway) > max && !current.is_empty() {
+                parts.push(format!("{{{}}}", current.join(",")));
+                current.clear();
+                size = 2;
+            }
+            size += member.len() + 1;
+            current.push(member);
+        }
+        if !fits {
+            unfit.push(e.id);
+            continue;
+        }
+        if !current.is_empty() {
+            parts.push(format!("{{{}}}", current.join(",")));
+        }
+        out.extend(parts.into_iter().map(|payload| Entry {
+            payload,
+            ..e.clone()
+        }));
+    }
+    (out, unfit)
+}
+
+/// Packs entries (in outbox order) into gateway messages within `max_payload` bytes; an
+/// entry that alone exceeds it goes out alone ([`pack`] splits such entries first).
 pub fn gateway_messages(entries: &[Entry], max_payload: usize) -> Vec<Message> {
     let mut out = Vec::new();
     let mut current: Option<Pending> = None;
@@ -112,8 +194,9 @@ pub fn gateway_messages(entries: &[Entry], max_payload: usize) -> Vec<Message> {
         } else {
             values_of(e).to_string()
         };
-        // Size of this entry in the message: the item, the device key, separators.
-        let cost = item.len() + e.device.len() + 8;
+        // Size of this entry in the message: the item, the device key, separators (the key
+        // is charged to every item: never less than what the message grows by).
+        let cost = item.len() + quoted(&e.device).len() + 4;
         let fits = current
             .as_ref()
             .is_some_and(|c| c.kind == e.kind && c.size + cost <= max_payload);
@@ -278,6 +361,57 @@ mod tests {
             .collect();
         assert_eq!(attrs.len(), 1);
         assert_eq!(attrs[0].payload, r#"{"M":{"serialNumber":"SIM1"}}"#);
+    }
+
+    #[test]
+    fn no_message_over_the_limit_is_ever_produced() {
+        // A 5,000-value entry (a shared attribute once made one of 50,000) among small ones.
+        let big: String = format!(
+            "{{{}}}",
+            (0..5000)
+                .map(|i| format!("\"m{i}\":{i}.5"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let huge_value = format!("{{\"blob\":\"{}\"}}", "x".repeat(3000));
+        let entries = [
+            e(1, "A", 1000, EntryKind::Telemetry, r#"{"a":1}"#),
+            e(2, "B \"quoted\"", 2000, EntryKind::Telemetry, &big),
+            e(3, "C", 3000, EntryKind::Attributes, &big),
+            e(4, "D", 4000, EntryKind::Telemetry, &huge_value),
+            e(5, "A", 5000, EntryKind::Telemetry, r#"{"a":2}"#),
+        ];
+        for gateway in [true, false] {
+            for max in [512, 2048, 65_536] {
+                let device = (!gateway).then_some("A");
+                let (msgs, unfit) = pack(device, &entries, max);
+                for m in &msgs {
+                    assert!(m.payload.len() <= max, "{} > {max}", m.payload.len());
+                    serde_json::from_str::<Value>(&m.payload).unwrap();
+                }
+                // Every value of entry 2 arrives once, all with its timestamp.
+                let mut seen = std::collections::BTreeSet::new();
+                for m in msgs.iter().filter(|m| m.entry_ids.contains(&2)) {
+                    let v: Value = serde_json::from_str(&m.payload).unwrap();
+                    let items = if gateway {
+                        v["B \"quoted\""].as_array().unwrap().clone()
+                    } else {
+                        v.as_array().unwrap().clone()
+                    };
+                    for item in items.iter().filter(|i| i["ts"] == 2000) {
+                        for k in item["values"].as_object().unwrap().keys() {
+                            assert!(seen.insert(k.clone()), "{k} twice");
+                        }
+                    }
+                }
+                assert_eq!(seen.len(), 5000, "max {max}");
+                assert_eq!(
+                    unfit,
+                    if max < 3100 { vec![4] } else { vec![] },
+                    "max {max}"
+                );
+            }
+        }
     }
 
     #[test]

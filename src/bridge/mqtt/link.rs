@@ -50,6 +50,10 @@ impl Link {
         self.state == LinkState::Up
     }
 
+    pub fn is_connecting(&self) -> bool {
+        matches!(self.state, LinkState::Connecting { .. })
+    }
+
     /// Whether an attempt should start now.
     pub fn should_connect(&self, now: Instant) -> bool {
         matches!(self.state, LinkState::Down { retry_at } if now >= retry_at)
@@ -85,9 +89,15 @@ impl Link {
 
     /// The connection dropped while up (or was closed on purpose): try again after 1 s.
     pub fn lost(&mut self, now: Instant) {
+        self.lost_for(now, Duration::from_secs(1));
+    }
+
+    /// The connection dropped: try again after `wait` (a session that keeps failing soon
+    /// after its connect backs off instead of reconnecting every second).
+    pub fn lost_for(&mut self, now: Instant, wait: Duration) {
         self.failures = 0;
         self.state = LinkState::Down {
-            retry_at: now + Duration::from_secs(1),
+            retry_at: now + wait,
         };
     }
 

@@ -2,15 +2,15 @@
 //! mislead: a refused token reads "(0)", and a port that accepts TCP but never answers
 //! CONNECT reads "TCP connect timeout".
 
-use crate::config::settings::BridgeSettings;
+use crate::config::settings::BrokerSettings;
 use paho_mqtt as mqtt;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// Whether the broker's port accepts a TCP connection within `wait` (asked only after a
 /// failure, to tell causes apart).
-pub fn port_open(settings: &BridgeSettings, wait: Duration) -> bool {
-    (settings.mqtt_host.as_str(), settings.mqtt_port)
+pub fn port_open(settings: &BrokerSettings, wait: Duration) -> bool {
+    (settings.host.as_str(), settings.port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
@@ -20,7 +20,7 @@ pub fn port_open(settings: &BridgeSettings, wait: Duration) -> bool {
 /// The sentence for a failed connect; `port_open` is asked only where it tells causes apart.
 pub fn describe(
     e: &mqtt::Error,
-    settings: &BridgeSettings,
+    settings: &BrokerSettings,
     port_open: impl Fn() -> bool,
 ) -> String {
     use mqtt::ConnectReturnCode::{BadUserNameOrPassword, NotAuthorized};
@@ -36,7 +36,7 @@ pub fn describe(
         // Over TLS every other failure is told the TLS causes too: with TLS 1.3 a broker that
         // refuses our client certificate does so after the handshake, and Paho then reports
         // a lost connection rather than a connect failure (seen on a loaded CI machine).
-        _ if settings.mqtt_tls => super::tls::explain_failure(settings, &e.to_string()),
+        _ if settings.tls => super::tls::explain_failure(settings, &e.to_string()),
         mqtt::Error::TcpConnectTimeout if port_open() => "the broker's port accepts TCP \
              connections but no CONNACK came (not an MQTT broker, or one that hangs)"
             .to_string(),
@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn each_failure_names_its_cause() {
-        let s = BridgeSettings::default();
+        let s = crate::config::settings::BrokerSettings::default();
         let refused = mqtt::Error::ConnectReturn(mqtt::ConnectReturnCode::NotAuthorized);
         let text = describe(&refused, &s, || unreachable!());
         assert!(

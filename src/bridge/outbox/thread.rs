@@ -6,9 +6,9 @@
 //!
 //! The decisions are [`Queue`]'s (pure, unit-tested); this file is the I/O around them.
 
-use super::event::{Event, ProfileCursor};
-use super::publisher::{FromPublisher, ToPublisher};
 use super::queue::{Limits, Queue};
+use crate::bridge::event::{Event, ProfileCursor};
+use crate::bridge::mqtt::{FromPublisher, ToPublisher};
 use crate::clock::now_ms;
 use crate::config::settings::BridgeSettings;
 use crate::status::state::Status;
@@ -23,10 +23,9 @@ const FINAL_FLUSH: Duration = Duration::from_secs(2);
 /// Longest sleep of the loop (settings reload, status refresh).
 const TICK: Duration = Duration::from_millis(500);
 
-pub struct Committer {
+pub struct OutboxThread {
     store: Store,
-    settings: BridgeSettings,
-    revision: i64,
+    settings: Arc<BridgeSettings>,
     status: Arc<Status>,
     queue: Queue,
     connected: bool,
@@ -78,12 +77,12 @@ fn quarantine(store: &mut Store, status: &Status, e: &StoreError) -> bool {
     }
 }
 
-impl Committer {
+impl OutboxThread {
     pub fn new(
         store: Store,
         status: Arc<Status>,
         to_publisher: Sender<ToPublisher>,
-    ) -> crate::store::Result<Committer> {
+    ) -> crate::store::Result<OutboxThread> {
         let mut store = store;
         let stats = match store.outbox_stats() {
             Err(e) if outbox::is_corrupt(&e) => {
@@ -97,9 +96,8 @@ impl Committer {
             settings.health_max_unsent_age_s,
             std::sync::atomic::Ordering::Relaxed,
         );
-        let c = Committer {
-            settings,
-            revision: store.config_revision()?,
+        let c = OutboxThread {
+            settings: Arc::new(settings),
             store,
             status,
             queue: Queue::new(stats.rows, stats.oldest_ts_ms),
@@ -115,7 +113,13 @@ impl Committer {
         Ok(c)
     }
 
-    pub fn run(mut self, events: Receiver<Event>, answers: Receiver<FromPublisher>) {
+    /// `settings`: the supervisor's, on every configuration change.
+    pub fn run(
+        mut self,
+        events: Receiver<Event>,
+        answers: Receiver<FromPublisher>,
+        settings: Receiver<Arc<BridgeSettings>>,
+    ) {
         let mut last_tick = Instant::now();
         let mut closing_since: Option<Instant> = None;
         loop {
@@ -147,6 +151,7 @@ impl Committer {
                         self.queue.publisher_reset();
                     }
                 },
+                recv(settings) -> s => if let Ok(s) = s { self.configure(s) },
                 default(wake) => {}
             }
             // Take what else is waiting without blocking, up to a batch.
@@ -303,23 +308,17 @@ impl Committer {
 
     fn reload(&mut self) {
         self.store_newest_reading(false);
-        match self.store.config_revision() {
-            Ok(r) if r != self.revision => match self.store.settings() {
-                Ok(s) => {
-                    self.status.max_unsent_age_s.store(
-                        s.health_max_unsent_age_s,
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                    self.settings = s;
-                    self.revision = r;
-                    self.queue.unpark();
-                }
-                Err(e) => warn!("outbox: reading settings: {e}"),
-            },
-            Ok(_) => {}
-            Err(e) => warn!("outbox: reading configuration: {e}"),
-        }
         self.refresh_row_stats();
+    }
+
+    /// A configuration change: new limits, and parked readings may be deliverable now.
+    fn configure(&mut self, settings: Arc<BridgeSettings>) {
+        self.status.max_unsent_age_s.store(
+            settings.health_max_unsent_age_s,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.settings = settings;
+        self.queue.unpark();
     }
 
     /// The count and the oldest row, as the store sees them (corrects what the queue tracks).
