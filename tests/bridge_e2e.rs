@@ -492,7 +492,7 @@ mod secured {
 
     fn reserved(db: &Path, meter: &str) -> u32 {
         let store = Store::open(db).unwrap();
-        let key_id = dlms_bridge::bridge::counter::CounterLease::new(
+        let key_id = dlms_bridge::bridge::meter::counter::CounterLease::new(
             meter,
             &Keys {
                 block_cipher: dlms_bridge::hex::array(EK).unwrap(),

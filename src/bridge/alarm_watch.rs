@@ -4,8 +4,8 @@
 //! gateway's own device (gateway mode; queued in memory until the broker is back).
 
 use super::event::{Event, Reading};
+use super::meter::SharedSettings;
 use super::mqtt::ToPublisher;
-use super::worker::SharedSettings;
 use crate::alarm::book::{AlarmBook, Transition};
 use crate::alarm::watch::{GatewayView, Limits, MeterView, Watch};
 use crate::alarm::Alarm;

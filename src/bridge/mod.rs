@@ -15,21 +15,13 @@
 //! sends every change to the threads that need it.
 
 pub mod alarm_watch;
-pub mod bus;
-pub mod counter;
 pub mod event;
 pub mod gateway_clock;
-pub mod meter_clock;
+pub mod meter;
 pub mod mqtt;
 pub mod outbox;
-pub mod poll;
-pub mod profiles;
-pub mod push_listener;
-pub mod pushed;
+pub mod push;
 pub mod rpc;
-pub mod rpc_exec;
-pub mod schedule;
-pub mod worker;
 
 use crate::config::MeterConfig;
 use crate::status::state::{MeterState, Status};
@@ -60,7 +52,7 @@ fn worker_stack() -> usize {
 
 struct Running {
     config: MeterConfig,
-    control: Sender<worker::Control>,
+    control: Sender<meter::Control>,
     handle: JoinHandle<()>,
     /// The shared serial line the meter's thread uses, if it shares one.
     bus: Option<Arc<crate::client::bus::Bus>>,
@@ -89,7 +81,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     status
         .gateway_clock
         .observed(store.counter(outbox::NEWEST_READING)? as i64);
-    let committer = OutboxThread::new(Store::open(db)?, status.clone(), to_publisher.clone())?;
+    let outbox_thread = OutboxThread::new(Store::open(db)?, status.clone(), to_publisher.clone())?;
     let (outbox_settings, outbox_settings_rx) = unbounded();
     let (publisher_done, publisher_ended) = bounded::<()>(1);
     std::thread::Builder::new()
@@ -98,9 +90,9 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
             publisher.run(publisher_commands);
             let _ = publisher_done.send(());
         })?;
-    let committer = std::thread::Builder::new()
+    let outbox_handle = std::thread::Builder::new()
         .name("outbox".into())
-        .spawn(move || committer.run(readings, publisher_answers, outbox_settings_rx))?;
+        .spawn(move || outbox_thread.run(readings, publisher_answers, outbox_settings_rx))?;
     let http_bind = store.settings()?.http_bind;
     let http = if http_bind.is_empty() {
         None
@@ -114,12 +106,12 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
             }
         }
     };
-    let push_meters: push_listener::Registry = Arc::default();
+    let push_meters: push::listener::Registry = Arc::default();
     let push_listen = store.settings()?.push_listen;
     let push_listener = if push_listen.is_empty() {
         None
     } else {
-        match push_listener::start(
+        match push::listener::start(
             &push_listen,
             push_meters.clone(),
             events.clone(),
@@ -135,9 +127,9 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     };
     let mut workers: HashMap<i64, Running> = HashMap::new();
     let mut rpc_queue = store.settings()?.rpc_queue;
-    let shared_settings: worker::SharedSettings =
+    let shared_settings: meter::SharedSettings =
         Arc::new(std::sync::RwLock::new(store.settings()?));
-    let lines = bus::Lines::new(shared_settings.clone(), status.clone());
+    let lines = meter::lines::Lines::new(shared_settings.clone(), status.clone());
     let spawn = |rpc_queue| Spawn {
         events: &events,
         status: &status,
@@ -208,7 +200,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     info!("stopping: releasing {} meter(s)", workers.len());
     let all: Vec<Running> = workers.into_values().collect();
     for w in &all {
-        let _ = w.control.send(worker::Control::Stop);
+        let _ = w.control.send(meter::Control::Stop);
     }
     for w in all {
         let _ = w.handle.join();
@@ -224,7 +216,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     // The outbox thread commits what is in memory and gives a connected publisher up to 2 s;
     // it never waits on the network. The publisher then has about a second to disconnect; a
     // publisher stuck in the MQTT library is left behind (the process exits around it).
-    let _ = committer.join();
+    let _ = outbox_handle.join();
     if publisher_ended
         .recv_timeout(Duration::from_secs(2))
         .is_err()
@@ -252,8 +244,8 @@ struct Spawn<'a> {
     routes: &'a Routes,
     to_publisher: &'a Sender<ToPublisher>,
     rpc_queue: usize,
-    settings: &'a worker::SharedSettings,
-    buses: &'a bus::Lines,
+    settings: &'a meter::SharedSettings,
+    buses: &'a meter::lines::Lines,
 }
 
 /// Serial devices named by two or more enabled meters (mode E meters sign on alone: never
@@ -312,7 +304,7 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
                         .iter()
                         .all(|f| f.live)
                     && r.control
-                        .try_send(worker::Control::Update(Box::new(new.clone())))
+                        .try_send(meter::Control::Update(Box::new(new.clone())))
                         .is_ok() =>
             {
                 r.config = new.clone();
@@ -327,7 +319,7 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
                 r.config.name
             );
             route(&r.config.name, None);
-            let _ = r.control.send(worker::Control::Stop);
+            let _ = r.control.send(meter::Control::Stop);
             let _ = r.handle.join();
             status.remove_meter(&r.config.name);
         }
@@ -344,15 +336,15 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
         // Bounded: a stop and a few updates; the supervisor never waits on a meter thread.
         let (control_tx, control_rx) = bounded(8);
         let (rpc_tx, rpc_rx) = bounded(spawn.rpc_queue);
-        let worker = worker::Worker::new(
+        let worker = meter::Worker::new(
             config.clone(),
             events.clone(),
             control_rx,
-            worker::RpcPorts {
+            meter::RpcPorts {
                 calls: rpc_rx,
                 replies: spawn.to_publisher.clone(),
             },
-            worker::Shared {
+            meter::Shared {
                 status: status.clone(),
                 db: db.to_path_buf(),
                 settings: spawn.settings.clone(),

@@ -119,6 +119,8 @@ pub fn status_document(status: &Status) -> Vec<u8> {
             "reconnects": p.reconnects,
             "dropped": p.dropped,
             "mqtt_bytes": p.mqtt_bytes,
+            "incoming_dropped": p.incoming_dropped,
+            "unfit": p.unfit,
         },
     });
     let names = status.meter_names();

@@ -464,10 +464,9 @@ impl Core {
             info!("publisher: broker settings changed, reconnecting");
             self.close_all(now, out);
         }
-        if first && settings.broker.host.is_empty() {
-            info!("publisher: publishing is off (mqtt.host is empty); readings stay in the outbox");
-        } else if !first && settings.broker.host.is_empty() && !self.settings.broker.host.is_empty()
-        {
+        // Said once per change: an empty host is a choice, but a silent one looks like a
+        // broken broker connection.
+        if settings.broker.host.is_empty() && (first || !self.settings.broker.host.is_empty()) {
             info!("publisher: publishing is off (mqtt.host is empty); readings stay in the outbox");
         }
         let rate = settings.max_messages_per_second;

@@ -64,11 +64,13 @@ impl Host {
                     .ok()
                     .and_then(|r| r.get(&device).cloned());
                 let reply = call.reply.clone();
-                let why = match queue.map(|q| q.try_send(call)) {
+                let why = match queue {
                     None => CallRefusal::NotRunning,
-                    Some(Ok(())) => return None,
-                    Some(Err(TrySendError::Full(_))) => CallRefusal::Busy,
-                    Some(Err(TrySendError::Disconnected(_))) => CallRefusal::Restarting,
+                    Some(q) => match q.try_send(call) {
+                        Ok(()) => return None,
+                        Err(TrySendError::Full(_)) => CallRefusal::Busy,
+                        Err(TrySendError::Disconnected(_)) => CallRefusal::Restarting,
+                    },
                 };
                 return Some(Input::MeterCallRefused { reply, why });
             }

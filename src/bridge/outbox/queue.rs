@@ -5,7 +5,7 @@
 //! committed to the SQLite outbox when it has waited `commit_interval_ms`; a committed reading is
 //! deleted when the broker acknowledges it. The publisher thread (MQTT) is handed *work*: items
 //! named by a [`Key`], answered with an [`Outcome`]. Nothing here does I/O or reads the clock:
-//! the outbox thread (`committer.rs`) passes the time in and performs what the queue decides,
+//! the outbox thread (`thread.rs`) passes the time in and performs what the queue decides,
 //! so every state is unit-tested below.
 //!
 //! Invariants:

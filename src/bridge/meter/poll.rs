@@ -1,5 +1,5 @@
 //! A meter's poll cycle, pure: when to act, whether to connect or read, how failures back off
-//! and when the breaker opens. The worker (`worker.rs`) does the I/O it decides and reports
+//! and when the breaker opens. The meter thread (`meter/mod.rs`) does the I/O it decides and reports
 //! the outcome back; every rule here is tested without a meter or a clock.
 
 use super::schedule::{Backoff, Breaker, Schedule};

@@ -24,8 +24,8 @@ impl Worker {
                 return;
             }
         };
-        let keys = crate::bridge::pushed::keys_of(&self.config);
-        let template = crate::bridge::pushed::template_of(&self.config);
+        let keys = crate::bridge::push::reading::keys_of(&self.config);
+        let template = crate::bridge::push::reading::template_of(&self.config);
         let mut receiver = Receiver::new(keys, template, self.config.utc_offset_min);
         info!(
             "meter {name:?}: listening for pushed notifications on {}",
@@ -69,7 +69,7 @@ impl Worker {
                 last_heard = Instant::now();
                 match result {
                     Ok(pushed) => {
-                        if !crate::bridge::pushed::deliver(
+                        if !crate::bridge::push::reading::deliver(
                             &self.config,
                             &self.status,
                             &self.events,
@@ -86,7 +86,7 @@ impl Worker {
     }
 
     fn refused(&self, e: &PushError, last: &mut Option<(String, Instant)>) {
-        crate::bridge::pushed::refused(&self.config.name, &self.status, e);
+        crate::bridge::push::reading::refused(&self.config.name, &self.status, e);
         self.note_failure(&e.to_string(), last);
     }
 

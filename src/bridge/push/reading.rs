@@ -1,7 +1,7 @@
 //! A pushed notification taken for a meter becomes a reading: the same for a meter on a serial
 //! HAN port (its own thread) and for meters pushing to the TCP listener.
 
-use super::event::{Event, Reading};
+use crate::bridge::event::{Event, Reading};
 use crate::client::json;
 use crate::client::push::Pushed;
 use crate::clock::now_ms;

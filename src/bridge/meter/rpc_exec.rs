@@ -1,7 +1,7 @@
 //! Runs a ThingsBoard RPC on a meter's open association (the meter's own worker thread, between
 //! polls) and says the result in JSON: values scaled with their unit, times in RFC 3339.
 
-use super::rpc::{MeterCall, Object};
+use crate::bridge::rpc::{MeterCall, Object};
 use crate::client::reads::{self, RowSelection, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, Transport};
 use crate::clock::now_ms;

@@ -10,7 +10,7 @@
 //! restart, even after kill -9, resumes without skipping a row (a row may come twice, with the
 //! same timestamp).
 
-use super::event::Reading;
+use crate::bridge::event::Reading;
 use crate::client::reads::{self, ProfileRow, ReadError, RowSelection, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, Transport};
 use crate::config::settings::BridgeSettings;

@@ -2,15 +2,18 @@
 //! publisher. Failures lead to reconnects, exponential backoff with jitter, and a circuit
 //! breaker that pauses a meter reconnecting too often; none of it touches other meters.
 
+pub mod clock;
 mod collect;
-mod push;
+pub mod counter;
+mod han;
+pub mod lines;
+pub mod poll;
+pub mod profiles;
+pub mod rpc_exec;
+pub mod schedule;
 
-use super::counter::CounterLease;
 use super::event::{Event, Reading};
-use super::meter_clock::MeterClock;
 use super::mqtt::ToPublisher;
-use super::poll::{Failed, PollCycle, Step, BREAKER_PAUSE};
-use super::profiles::Collector;
 use super::rpc::{MeterCall, RpcCall};
 use crate::client::reads::{self, ScalerCache, Target};
 use crate::client::{json, ClientError, Connection, Heard, MeterTarget, NetStats, Transport};
@@ -20,8 +23,12 @@ use crate::config::values::Ciphering;
 use crate::config::MeterConfig;
 use crate::cosem::Obis;
 use crate::status::state::{add_net, MeterState, Status};
+use clock::MeterClock;
+use counter::CounterLease;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{info, warn};
+use poll::{Failed, PollCycle, Step, BREAKER_PAUSE};
+use profiles::Collector;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -465,20 +472,20 @@ impl Worker {
         } else {
             let max_rows = call.max_rows;
             let outcome = match assoc.conn.as_mut() {
-                Some(c) => super::rpc_exec::execute(c, &mut assoc.cache, &call.call, max_rows),
-                None => Err(super::rpc_exec::ExecError::Refused("no association".into())),
+                Some(c) => rpc_exec::execute(c, &mut assoc.cache, &call.call, max_rows),
+                None => Err(rpc_exec::ExecError::Refused("no association".into())),
             };
             self.count_traffic(assoc, lease);
             match outcome {
                 Ok(v) => Ok(v),
-                Err(super::rpc_exec::ExecError::Link(e)) => {
+                Err(rpc_exec::ExecError::Link(e)) => {
                     let f = cycle.read_failed(Instant::now(), true);
                     assoc.conn = None;
                     let text = e.to_string();
                     self.report_failure(&e, f);
                     Err(text)
                 }
-                Err(super::rpc_exec::ExecError::Refused(m)) => Err(m),
+                Err(rpc_exec::ExecError::Refused(m)) => Err(m),
             }
         };
         info!(

@@ -5,8 +5,8 @@
 //! Unknown senders are counted and logged once per sender; the listener bounds its
 //! connections, their idle time and their PDU size.
 
-use super::event::Event;
-use super::pushed;
+use super::reading;
+use crate::bridge::event::Event;
 use crate::client::push::{sender_title, Arrival, PushStream, Receiver};
 use crate::config::values::Push;
 use crate::config::MeterConfig;
@@ -43,7 +43,11 @@ impl PushMeters {
                 Some((was, r)) if was == *m => (was, r),
                 _ => (
                     m.clone(),
-                    Receiver::new(pushed::keys_of(m), pushed::template_of(m), m.utc_offset_min),
+                    Receiver::new(
+                        reading::keys_of(m),
+                        reading::template_of(m),
+                        m.utc_offset_min,
+                    ),
                 ),
             };
             self.meters.insert(m.name.clone(), entry);
@@ -210,11 +214,11 @@ fn take(
         Ok(p) => {
             let meter = meter.clone();
             drop(reg);
-            pushed::deliver(&meter, status, events, p)
+            reading::deliver(&meter, status, events, p)
         }
         Err(e) => {
             warn!("push: meter {name:?}: {e}");
-            pushed::refused(&name, status, &e);
+            reading::refused(&name, status, &e);
             true
         }
     }

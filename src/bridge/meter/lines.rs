@@ -2,7 +2,7 @@
 //! two or more meters, alive while a meter thread uses it (so that a line no longer shared goes
 //! back to being a meter's own port), and visible to the status page.
 
-use super::worker::SharedSettings;
+use super::SharedSettings;
 use crate::client::bus::Bus;
 use crate::client::Endpoint;
 use crate::config::MeterConfig;

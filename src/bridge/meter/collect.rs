@@ -1,9 +1,9 @@
 //! What a meter's thread does after a poll, on the same association, while the next poll is
-//! not due: the clock check and profile collection (`meter_clock`, `profiles`).
+//! not due: the clock check and profile collection (`clock.rs`, `profiles.rs`).
 
+use super::profiles::{Chunk, Cursors, Limits};
 use super::{Assoc, Worker};
 use crate::bridge::event::{Event, ProfileCursor};
-use crate::bridge::profiles::{Chunk, Cursors, Limits};
 use crate::client::{ClientError, Connection, Transport};
 use crate::clock::now_ms;
 use crate::store::Store;
