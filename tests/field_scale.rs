@@ -175,12 +175,15 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// Connections made after `mark` (an index into the log's lines).
+/// The most connections one MQTT client made after `mark` (an index into the log's lines).
 fn connects_after(log: &str, mark: usize) -> usize {
-    log.lines()
-        .skip(mark)
-        .filter(|l| l.contains("publisher: connected to"))
-        .count()
+    let mut per_client: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in log.lines().skip(mark) {
+        if let Some((_, client)) = l.split_once("publisher: connected to ") {
+            *per_client.entry(client).or_default() += 1;
+        }
+    }
+    per_client.values().copied().max().unwrap_or(0)
 }
 
 fn outage(name: &str, meters: u16, interval_s: u32, down: Duration, device_mode: bool) {

@@ -1,7 +1,6 @@
-//! Faults that take minutes (issue 12's "done when"): a broker restarted every 5 s for a
-//! minute, a 5-minute outage, and a full disk during an outage. Each ends with every reading
-//! delivered (at least once, with its own timestamp), /healthz back to 200, and SIGTERM obeyed
-//! within 5 s. The 20-boot run of a broker that is down for 2 minutes at boot is
+//! A full disk during an outage: every reading delivered (at least once, with its own
+//! timestamp), /healthz back to 200, and SIGTERM obeyed within 5 s. The broker restarted every
+//! 5 s for a minute and the 5-minute outage run at field scale in `field_scale.rs`. The 20-boot run of a broker that is down for 2 minutes at boot is
 //! `benches/boot_soak.rs` (40 broker-minutes: not for every CI run); its figures are in
 //! docs/benchmarks.md.
 
@@ -9,11 +8,10 @@ mod common;
 
 use common::*;
 use dlms_bridge::config::values::Transport;
-use dlms_bridge::store::Store;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The readings per meter with repeats (the same timestamp twice: at-least-once delivery
 /// across a connection lost before its PUBACK) removed, and how many repeats there were.
@@ -47,89 +45,6 @@ fn check_all_delivered(msgs: &[(String, Value)], names: &[&str], started_ms: i64
 
 fn health(port: u16) -> u16 {
     http_get(port, "/healthz").0
-}
-
-#[test]
-fn a_broker_restarted_every_5_s_for_a_minute_loses_nothing() {
-    if !have_mosquitto() {
-        return;
-    }
-    let dir = TempDir::new("restarts");
-    let mut broker = Mosquitto::start(&dir.0);
-    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
-    let sims = simulated(0..2, 70, Transport::Hdlc);
-    let db = dir.0.join("bridge.db");
-    let names = ["R1", "R2"];
-    configure(&db, broker.port, &sims, &names, |_| {});
-    setting(&db, "mqtt.reconnect_max_s", "2");
-    let http = free_port();
-    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
-    let started = dlms_bridge::clock::now_ms();
-    let mut bridge = Bridge::start(&db, &dir.0);
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_secs(5));
-        broker.stop();
-        broker.restart();
-    }
-    wait_for("the backlog drained", Duration::from_secs(30), || {
-        Store::open(&db).unwrap().outbox_stats().unwrap().rows == 0 && health(http) == 200
-    });
-    std::thread::sleep(Duration::from_secs(2));
-    let log = terminate_within(&mut bridge, Duration::from_secs(5));
-    let repeats = check_all_delivered(&sub.finish(), &names, started);
-    eprintln!("12 broker restarts: every reading delivered, {repeats} repeat(s)");
-    assert!(log.matches("publisher: connected").count() >= 10, "{log}");
-}
-
-#[test]
-fn a_five_minute_outage_loses_nothing() {
-    if !have_mosquitto() {
-        return;
-    }
-    let outage = std::env::var("SOAK_OUTAGE_S")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300u64);
-    let dir = TempDir::new("long-outage");
-    let mut broker = Mosquitto::start(&dir.0);
-    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
-    let sims = simulated(0..2, 71, Transport::Hdlc);
-    let db = dir.0.join("bridge.db");
-    let names = ["L1", "L2"];
-    configure(&db, broker.port, &sims, &names, |_| {});
-    let http = free_port();
-    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
-    setting(&db, "health.max_unsent_age_s", "30");
-    let started = dlms_bridge::clock::now_ms();
-    let mut bridge = Bridge::start(&db, &dir.0);
-    wait_for("healthy", Duration::from_secs(15), || health(http) == 200);
-    broker.stop();
-    let down = Instant::now();
-    // /healthz turns red within its threshold (30 s here) and stays red.
-    wait_for("/healthz 503", Duration::from_secs(35), || {
-        health(http) == 503
-    });
-    eprintln!("/healthz 503 after {:?} of outage", down.elapsed());
-    while down.elapsed() < Duration::from_secs(outage) {
-        std::thread::sleep(Duration::from_secs(5));
-    }
-    let rows = Store::open(&db).unwrap().outbox_stats().unwrap().rows;
-    assert!(rows >= outage, "{rows} readings kept during {outage} s");
-    broker.restart();
-    let up = Instant::now();
-    // The backoff cap is 30 s: connected and drained well within a minute.
-    wait_for("drained and healthy", Duration::from_secs(60), || {
-        Store::open(&db).unwrap().outbox_stats().unwrap().rows == 0 && health(http) == 200
-    });
-    eprintln!(
-        "drained {rows} readings {:?} after the broker returned",
-        up.elapsed()
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    terminate_within(&mut bridge, Duration::from_secs(5));
-    let repeats = check_all_delivered(&sub.finish(), &names, started);
-    eprintln!("{outage} s outage: every reading delivered, {repeats} repeat(s)");
 }
 
 /// A small tmpfs for the database, so that the disk really fills (root only: skipped with a

@@ -76,11 +76,27 @@ impl Drop for Proc {
     }
 }
 
-/// The first of `n` consecutive free loopback ports (for `simulate --port-base`).
+/// The first of `n` consecutive free loopback ports (for `simulate --port-base`). Looked for
+/// below the kernel's ephemeral range: inside it, the many short connections of a busy machine
+/// leave few runs of 1,000 free ports (a search there once spun for minutes).
 pub fn free_ports(n: u16) -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let free = |p: u16| (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok());
+    // Spread the start by process, so that parallel test binaries rarely meet.
+    let span = low.saturating_sub(n).saturating_sub(10_000).max(1);
+    let mut p = 10_000 + (std::process::id() as u16).wrapping_mul(7919) % span;
+    for _ in 0..64 {
+        if p + n < low && free(p) {
+            return p;
+        }
+        p = 10_000 + (p - 10_000 + n + 17) % span;
+    }
     loop {
         let p = free_port();
-        if p < 60_000 && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+        if p < 60_000 && free(p) {
             return p;
         }
     }

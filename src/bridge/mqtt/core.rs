@@ -194,6 +194,8 @@ pub enum Command {
     Answer(Vec<(Key, Outcome)>),
     /// To the outbox thread: whether it may hand work over.
     Connected(bool),
+    /// To the outbox thread: readings parked for a session that was down may go now.
+    Unpark,
     CallMeter {
         device: String,
         call: RpcCall,
@@ -522,11 +524,17 @@ impl Core {
                 }
             };
             let s = self.session(&id, now);
-            if id == SessionId::Gateway && !s.link.is_up() {
+            if s.link.is_up() {
+                s.waiting.push_back(item);
+            } else if id == SessionId::Gateway {
                 // Sent before the outbox thread learnt of a lost connection: give it back.
                 back.push((item.key, Outcome::Retry));
             } else {
-                s.waiting.push_back(item);
+                // Device mode: one meter whose session is down must not hold up the others
+                // (the outbox hands a new batch only when the last is answered): parked until
+                // that session comes up.
+                s.parked = true;
+                back.push((item.key, Outcome::Park));
             }
         }
         if !back.is_empty() {
@@ -572,6 +580,10 @@ impl Core {
                 });
                 if again {
                     out.push(Command::Count(Count::Reconnect));
+                }
+                if std::mem::take(&mut self.sessions.get_mut(&id).expect("looked up above").parked)
+                {
+                    out.push(Command::Unpark);
                 }
                 self.on_connected(&id, now);
             }

@@ -57,6 +57,9 @@ impl Host {
             Command::Connected(up) => {
                 let _ = self.answers.send(FromPublisher::Connected(up));
             }
+            Command::Unpark => {
+                let _ = self.answers.send(FromPublisher::Unpark);
+            }
             Command::CallMeter { device, call } => {
                 let queue = self
                     .routes

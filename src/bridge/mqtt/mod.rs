@@ -72,6 +72,8 @@ pub enum FromPublisher {
     Answers(Vec<(Key, Outcome)>),
     /// Whether work can be taken. `false` also means: everything held was answered Retry.
     Connected(bool),
+    /// Device mode: a meter's session came up; readings parked while it was down may go now.
+    Unpark,
 }
 
 /// The topics a session subscribes to: RPC requests to the meters (gateway API) and to the

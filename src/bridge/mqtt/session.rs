@@ -103,6 +103,8 @@ pub struct Session {
     pub up_since: Option<Instant>,
     /// Connections in a row that failed within [`SHORT_SESSION`] of coming up.
     pub short_sessions: u32,
+    /// Readings for this session were parked while it was down.
+    pub parked: bool,
 }
 
 /// A connection that fails sooner than this after coming up counts as a failed attempt for
@@ -127,6 +129,7 @@ impl Session {
             control_turn: false,
             up_since: None,
             short_sessions: 0,
+            parked: false,
         }
     }
 

@@ -771,3 +771,52 @@ fn publishing_off_gives_everything_back_and_takes_nothing() {
     assert_eq!(h.answers[&Key::Memory(1)], [Outcome::Retry]);
     assert_eq!(h.connected_to_outbox, Some(false));
 }
+
+#[test]
+fn device_mode_a_meter_whose_session_is_down_holds_up_no_other() {
+    let s = settings(|s| s.broker.mode = PublishMode::Device);
+    let mut h = Harness::new(s, devices(3, true));
+    // M0 and M1 connect; M2's broker account refuses it.
+    for (session, client) in h.connects.clone() {
+        let result = if session == SessionId::Device("M2".into()) {
+            Err("refused".to_string())
+        } else {
+            Ok(())
+        };
+        h.input(Input::ConnectDone {
+            session,
+            generation: client.generation,
+            result,
+        });
+    }
+    h.run_for(Duration::from_secs(2));
+    h.input(Input::Work(vec![
+        reading(1, "M0"),
+        reading(2, "M2"),
+        reading(3, "M1"),
+    ]));
+    h.run_for(Duration::from_secs(1));
+    assert_eq!(h.answers[&Key::Memory(1)], [Outcome::Acked]);
+    assert_eq!(h.answers[&Key::Memory(3)], [Outcome::Acked]);
+    assert_eq!(
+        h.answers[&Key::Memory(2)],
+        [Outcome::Park],
+        "answered at once: the batch is complete"
+    );
+    assert!(!h.calls.iter().any(|c| matches!(c, Command::Unpark)));
+    // M2 comes up: its parked readings may go.
+    let (session, client) = h
+        .connects
+        .iter()
+        .rev()
+        .find(|(s, _)| *s == SessionId::Device("M2".into()))
+        .cloned()
+        .unwrap();
+    h.at(Duration::from_secs(2));
+    h.input(Input::ConnectDone {
+        session,
+        generation: client.generation,
+        result: Ok(()),
+    });
+    assert!(h.calls.iter().any(|c| matches!(c, Command::Unpark)));
+}

@@ -276,6 +276,7 @@ impl OutboxThread {
                     self.queue.answered(key, outcome);
                 }
             }
+            FromPublisher::Unpark => self.queue.unpark(),
             FromPublisher::Connected(up) => {
                 self.connected = up;
                 if !up {
