@@ -403,3 +403,53 @@ fn an_rpc_flood_from_the_broker_leaves_publishing_working() {
     );
     site.stop();
 }
+
+/// Takes TCP connections on `port` and never answers (a broker behind a dead NAT), until
+/// `stop`; the connections are closed with it.
+fn black_hole(port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let mut held = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((c, _)) = l.accept() {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_broker_that_never_answers_connect_then_a_real_one_on_its_port_is_drained() {
+    if !have_mosquitto() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut site = Site::new("hole", 100, 5, false);
+    site.wait_reads(1, Duration::from_secs(60));
+    site.broker.stop();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (port, s) = (site.broker.port, stop.clone());
+    let hole = std::thread::spawn(move || black_hole(port, s));
+    // Long enough for several attempts to go unanswered.
+    std::thread::sleep(Duration::from_secs(45));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hole.join().unwrap();
+    site.broker.restart();
+    let took = site.wait_drained(Duration::from_secs(90), Instant::now());
+    let sent = site.sent();
+    eprintln!("after 45 s of a black-hole broker: drained {took:?} after the real one came");
+    wait_for("the subscriber has them", Duration::from_secs(30), || {
+        let got = site.delivered();
+        sent.iter()
+            .all(|(m, n)| got.get(m).copied().unwrap_or(0) as u64 >= *n)
+    });
+    site.check_delivered(&sent);
+    let log = terminate_within(site.bridge(), Duration::from_secs(5));
+    assert!(
+        log.contains("accepts TCP connections but no CONNACK came")
+            || log.contains("no answer to CONNECT within"),
+        "the black hole is named: {}",
+        tail(&log)
+    );
+}

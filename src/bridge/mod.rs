@@ -77,6 +77,7 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
         allow_remote_rpc_write: false,
         gateway_mode: true,
         incoming_dropped: 0,
+        overflow_logged: None,
     });
     status
         .gateway_clock

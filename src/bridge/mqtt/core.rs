@@ -45,6 +45,10 @@ pub const MAX_INCOMING_BYTES: usize = 16 * 1024;
 /// limits each device likewise); the rest is dropped and counted.
 pub const INCOMING_PER_DEVICE: u32 = 10;
 pub const INCOMING_BURST: u32 = 20;
+/// RPCs and attribute messages taken a second from all devices together (each may be a
+/// meter exchange and a log line): a flood over many device names is bounded too.
+pub const INCOMING_TOTAL: u32 = 20;
+pub const INCOMING_TOTAL_BURST: u32 = 50;
 /// Answers and own messages a session holds for sending; more are dropped and counted.
 pub const CONTROL_QUEUE: usize = 512;
 /// The gateway's own telemetry messages held while the broker is away.
@@ -259,6 +263,7 @@ pub struct Core {
     next_ticket: u64,
     bucket: TokenBucket,
     pub(super) incoming_rate: PerKey,
+    pub(super) incoming_total: TokenBucket,
     pub(super) throttle: Throttle,
     pub(super) pending_rpcs: HashMap<String, PendingRpc>,
     pub(super) own_pending: VecDeque<String>,
@@ -288,6 +293,7 @@ impl Core {
             in_flight: BTreeMap::new(),
             next_ticket: 0,
             incoming_rate: PerKey::new(INCOMING_PER_DEVICE, INCOMING_BURST, 4096),
+            incoming_total: TokenBucket::new(INCOMING_TOTAL, INCOMING_TOTAL_BURST, now),
             throttle: Throttle::new(WARN_EVERY),
             pending_rpcs: HashMap::new(),
             own_pending: VecDeque::new(),

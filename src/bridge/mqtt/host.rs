@@ -24,6 +24,8 @@ pub struct Host {
     pub allow_remote_rpc_write: bool,
     pub gateway_mode: bool,
     pub incoming_dropped: u64,
+    /// When the inbox overflow was last logged, and what was dropped since.
+    pub overflow_logged: Option<(std::time::Instant, u64)>,
 }
 
 impl Host {
@@ -43,9 +45,19 @@ impl Host {
     }
 
     /// Messages the library's thread could not hand over (the inbox was full).
+    /// Logged at most every 10 s, with the count since the last line.
     pub fn inbox_overflow(&mut self, n: u64) {
         self.count(Count::IncomingDropped(n));
-        warn!("publisher: {n} message(s) from the broker dropped: more arrive than the gateway takes (RPC or attribute flood)");
+        let now = std::time::Instant::now();
+        let (at, held) = self
+            .overflow_logged
+            .unwrap_or((now - std::time::Duration::from_secs(10), 0));
+        if now.duration_since(at) >= std::time::Duration::from_secs(10) {
+            warn!("publisher: {} message(s) from the broker dropped: more arrive than the gateway takes (RPC or attribute flood)", held + n);
+            self.overflow_logged = Some((now, 0));
+        } else {
+            self.overflow_logged = Some((at, held + n));
+        }
     }
 
     /// Does what the core asked; some answers come back as an input.

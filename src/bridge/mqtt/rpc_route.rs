@@ -8,7 +8,7 @@ use super::bucket::suppressed;
 use super::core::{CallRefusal, Command, Core, Count, PendingRpc, MAX_INCOMING_BYTES};
 use super::session::SessionId;
 use crate::bridge::rpc::{self, GatewayCall, ReplyTo, Request, RpcCall};
-use log::{info, warn};
+use log::warn;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -55,17 +55,12 @@ impl Core {
         };
         let rate_key = match &parsed {
             Ok((Request::Meter { device, .. }, _)) => self.rate_key(device),
-            _ => format!("session|{}", session.device().unwrap_or("")),
+            _ => match session.device() {
+                Some(d) => self.rate_key(d),
+                None => "the gateway itself".into(),
+            },
         };
-        if !self.incoming_rate.take(&rate_key, now) {
-            out.push(Command::Count(Count::IncomingDropped(1)));
-            if let Some(n) = self.throttle.allow("incoming-rate", now) {
-                warn!(
-                    "publisher: RPCs for {rate_key} come faster than {} a second: dropped{}",
-                    super::core::INCOMING_PER_DEVICE,
-                    suppressed(n)
-                );
-            }
+        if !self.take_incoming(&rate_key, "RPCs", now, out) {
             return;
         }
         match parsed {
@@ -87,7 +82,7 @@ impl Core {
                 });
             }
             Ok((Request::Gateway(GatewayCall::Ping), reply)) => {
-                info!("rpc: gateway Ping -> ok");
+                log::debug!("rpc: gateway Ping -> ok");
                 self.reply(
                     &reply,
                     Ok(json!({"pong": true, "version": env!("CARGO_PKG_VERSION")})),
@@ -141,10 +136,41 @@ impl Core {
     /// limit (the table stays as small as the configuration).
     pub(super) fn rate_key(&self, device: &str) -> String {
         if self.devices.contains_key(device) {
-            format!("meter|{device}")
+            format!("meter {device:?}")
         } else {
-            "unknown meters".into()
+            "meters nobody configured".into()
         }
+    }
+
+    /// Whether a message from the broker may be handled now: within its device's rate and
+    /// the total; dropped and counted if not.
+    pub(super) fn take_incoming(
+        &mut self,
+        key: &str,
+        what: &str,
+        now: Instant,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        if !self.incoming_total.available(now) {
+            out.push(Command::Count(Count::IncomingDropped(1)));
+            if let Some(n) = self.throttle.allow("incoming-total", now) {
+                warn!("publisher: RPCs and shared attributes come faster than {} a second in all: dropped{}", super::core::INCOMING_TOTAL, suppressed(n));
+            }
+            return false;
+        }
+        if !self.incoming_rate.take(key, now) {
+            out.push(Command::Count(Count::IncomingDropped(1)));
+            if let Some(n) = self.throttle.allow("incoming-rate", now) {
+                warn!(
+                    "publisher: {what} for {key} come faster than {} a second: dropped{}",
+                    super::core::INCOMING_PER_DEVICE,
+                    suppressed(n)
+                );
+            }
+            return false;
+        }
+        self.incoming_total.take(now);
+        true
     }
 
     fn pend(&mut self, reply: &ReplyTo, method: &str, now: Instant) -> Instant {

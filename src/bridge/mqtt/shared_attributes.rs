@@ -24,6 +24,10 @@ pub const DEVICE_ATTRIBUTES: &str = "v1/devices/me/attributes";
 pub const DEVICE_ATTRIBUTES_RESPONSE: &str = "v1/devices/me/attributes/response/+";
 const DEVICE_ATTRIBUTES_REQUEST: &str = "v1/devices/me/attributes/request/1";
 
+/// Measurements a shared attribute may set (a meter answers a few dozen registers; a
+/// 600-entry list was once accepted and made every poll log 45 KB of "object not found").
+pub const MAX_REMOTE_MEASUREMENTS: usize = 128;
+
 /// The shared attributes that configure a meter.
 pub const KEYS: [&str; 6] = [
     "interval_s",
@@ -79,6 +83,12 @@ pub fn apply(
         match (key.as_str(), value) {
             ("rpc_write", _) if !allow_rpc_write => {
                 return Err("rpc_write cannot be set from ThingsBoard on this gateway (thingsboard.allow_remote_rpc_write is false)".into())
+            }
+            ("measurements", Value::Object(list)) if list.len() > MAX_REMOTE_MEASUREMENTS => {
+                return Err(format!(
+                    "measurements: {} given, at most {MAX_REMOTE_MEASUREMENTS} from ThingsBoard",
+                    list.len()
+                ))
             }
             ("measurements", Value::Object(list)) => {
                 let mut measurements = Vec::new();
@@ -148,12 +158,17 @@ impl Core {
         let Some((device, data)) = parse(&session, topic, payload) else {
             return;
         };
-        let key = self.rate_key(&device);
-        if !self.incoming_rate.take(&key, now) {
+        if !self.devices.contains_key(&device) {
+            // Never answered: an answer naming a device ThingsBoard does not have would make
+            // it create one (a forged flood of names would fill the tenant).
             out.push(Command::Count(Count::IncomingDropped(1)));
-            if let Some(n) = self.throttle.allow("attributes-rate", now) {
-                warn!("publisher: shared attributes for {key} come faster than {} a second: dropped{}", super::core::INCOMING_PER_DEVICE, suppressed(n));
+            if let Some(n) = self.throttle.allow("attributes-unknown", now) {
+                warn!("publisher: shared attributes for {device:?}, which is no configured meter: ignored{}", suppressed(n));
             }
+            return;
+        }
+        let key = self.rate_key(&device);
+        if !self.take_incoming(&key, "shared attributes", now, out) {
             return;
         }
         out.push(Command::ApplyAttributes {
@@ -177,10 +192,16 @@ impl Core {
         let report = match result {
             Ok(changed) => {
                 if changed {
-                    info!(
-                        "shared attributes applied to meter {device:?}: {}",
-                        Value::Object(data)
-                    );
+                    let mut text = Value::Object(data).to_string();
+                    if text.len() > 300 {
+                        let cut = (0..=300)
+                            .rev()
+                            .find(|i| text.is_char_boundary(*i))
+                            .unwrap_or(0);
+                        text.truncate(cut);
+                        text.push_str("...");
+                    }
+                    info!("shared attributes applied to meter {device:?}: {text}");
                 }
                 json!({"config_error": null, "config_applied_at": format_rfc3339(at_ms / 1000)})
             }

@@ -623,9 +623,12 @@ fn an_rpc_and_attribute_flood_while_a_backlog_drains_leaves_publishing_working()
         .iter()
         .filter(|c| matches!(c, Command::ApplyAttributes { .. }))
         .count();
-    // Per device: 20 saved up, then 10 a second.
-    assert!(meter_calls <= 11 * (20 + 10 * 30), "{meter_calls}");
+    // Per device: 20 saved up, then 10 a second; all devices together 50, then 20 a second.
     assert!(applies <= 20 + 10 * 30, "{applies}");
+    assert!(
+        meter_calls + applies <= 50 + 20 * 30,
+        "{meter_calls} + {applies}"
+    );
     assert!(meter_calls > 100 && applies > 100, "not everything refused");
     assert!(h.core.held() == 0);
 }
@@ -819,4 +822,69 @@ fn device_mode_a_meter_whose_session_is_down_holds_up_no_other() {
         result: Ok(()),
     });
     assert!(h.calls.iter().any(|c| matches!(c, Command::Unpark)));
+}
+
+#[test]
+fn many_device_names_share_one_total_and_unknown_meters_get_no_attribute_answer() {
+    let mut h = up_gateway(settings(|_| {}), devices(5, false));
+    let before = h.published.len();
+    // 1,000 attribute messages for names nobody configured, in one second.
+    for i in 0..1000 {
+        h.input(Input::Incoming {
+            session: SessionId::Gateway,
+            topic: "v1/gateway/attributes".into(),
+            payload: json!({"device": format!("rnd{i}"), "data": {"interval_s": 5}})
+                .to_string()
+                .into_bytes(),
+        });
+    }
+    h.run_for(Duration::from_secs(1));
+    assert!(
+        !h.calls
+            .iter()
+            .any(|c| matches!(c, Command::ApplyAttributes { .. })),
+        "nothing applied"
+    );
+    assert!(
+        h.published[before..]
+            .iter()
+            .all(|(_, t, _)| t != "v1/gateway/attributes"),
+        "no answer names a device ThingsBoard would create"
+    );
+    // RPCs over many names: bounded by the total.
+    for i in 0..1000 {
+        h.input(Input::Incoming {
+            session: SessionId::Gateway,
+            topic: "v1/gateway/rpc".into(),
+            payload:
+                json!({"device": format!("M{}", i % 5), "data": {"id": i, "method": "get_clock"}})
+                    .to_string()
+                    .into_bytes(),
+        });
+    }
+    let calls = h
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Command::CallMeter { .. }))
+        .count();
+    assert!(
+        (20..=INCOMING_TOTAL_BURST as usize + 1).contains(&calls),
+        "{calls}"
+    );
+}
+
+#[test]
+fn a_remote_measurement_list_is_bounded() {
+    let m = crate::config::MeterConfig::tcp("A", "127.0.0.1", 1);
+    let list: serde_json::Map<String, Value> = (0..600)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                json!(format!("1-0:{}.{}.0", 1 + i % 80, 7 + i / 80)),
+            )
+        })
+        .collect();
+    let data = json!({"measurements": list});
+    let e = super::shared_attributes::apply(&m, data.as_object().unwrap(), false).unwrap_err();
+    assert!(e.contains("at most 128"), "{e}");
 }
