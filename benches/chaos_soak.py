@@ -183,6 +183,9 @@ def main():
         with lock:
             for dev, items in v.items():
                 for it in items:
+                    # Alarm telemetry (alarm_type) travels the same way; only readings count.
+                    if "alarm_type" in it.get("values", {}):
+                        continue
                     key = (dev, it["ts"])
                     if key in seen:
                         dup[0] += 1
@@ -299,6 +302,8 @@ def main():
         "refused_by_library_lines": log_text.count("Max buffered"),
         "work_dir": work,
     }
+    with open(os.path.join(work, "delivered.json"), "w") as f:
+        json.dump({d: sorted(t) for d, t in per.items()}, f)
     print(json.dumps(summary, indent=1))
     with open(a.out + ".summary.json", "w") as f:
         json.dump(summary, f, indent=1)

@@ -7,16 +7,16 @@
 mod common;
 
 use common::{
-    free_port, have, have_mosquitto, http, http_get, simulator, wait_for, wait_port, Bridge,
-    Mosquitto, Subscriber, TempDir,
+    free_port, have, have_mosquitto, http, http_get, simulated, simulator, terminate_within,
+    wait_for, wait_port, Bridge, Mosquitto, Subscriber, TempDir,
 };
-use dlms_bridge::config::values::AuthKind;
+use dlms_bridge::config::values::{AuthKind, Transport};
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::store::Store;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "alarm-test-token-0123456789";
 
@@ -420,4 +420,35 @@ fn https_sign_in_limits_and_the_log_api() {
             .contains("status page not started: http.tls_key")
     });
     bridge.terminate();
+}
+
+/// At the shipped defaults: a meter added with only its host and port (60 s interval) is
+/// healthy for 3 minutes and raises no alarm (it raised `meter_offline` 11 s after every read,
+/// and /healthz failed ~50 of every 60 s, while `interval_s` never reached the status).
+#[test]
+fn a_meter_at_the_default_interval_raises_no_alarm_and_health_stays_200() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("alarm-defaults");
+    let broker = Mosquitto::start(&dir.0);
+    let sims = simulated(0..1, 91, Transport::Hdlc);
+    let m = MeterConfig::tcp("Default", "127.0.0.1", sims.ports[0]);
+    let (mut bridge, http, _db) =
+        start_bridge(&dir.0, &[("mqtt.port", broker.port.to_string())], &[m]);
+    wait_for("the first read", Duration::from_secs(70), || {
+        http_get(http, "/healthz").0 == 200
+    });
+    let t0 = Instant::now();
+    let mut samples = 0;
+    while t0.elapsed() < Duration::from_secs(180) {
+        let (code, body) = http_get(http, "/healthz");
+        assert_eq!(code, 200, "after {:?}: {body}", t0.elapsed());
+        let active = alarms(http, true);
+        assert!(active.is_empty(), "after {:?}: {active:?}", t0.elapsed());
+        samples += 1;
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!("{samples} samples over 3 minutes: /healthz 200, no alarm");
+    terminate_within(&mut bridge, Duration::from_secs(5));
 }

@@ -189,6 +189,14 @@ impl Worker {
             config.name
         );
         self.config = config;
+        self.report_interval();
+    }
+
+    /// The interval the status (offline alarm, /healthz: 3 intervals) judges this meter by.
+    fn report_interval(&self) {
+        let interval = self.config.interval_s;
+        self.status
+            .update_meter(&self.config.name, |m| m.interval_s = interval);
     }
 
     /// A read succeeded: the association is kept for the next poll only if that comes before
@@ -228,6 +236,7 @@ impl Worker {
             crate::config::values::Push::None => {}
         }
         let name = self.config.name.clone();
+        self.report_interval();
         let Some(mut target) = self.config.target() else {
             warn!("meter {name:?}: invalid configuration, not polled");
             return;
