@@ -180,6 +180,20 @@ impl Status {
 
     /// Updates a meter's entry only if it exists: what arrives after a meter was removed
     /// (a late PUBACK) must not bring it back.
+    /// `update_existing_meter` for many meters under one lock.
+    pub fn update_existing_meters<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        mut f: impl FnMut(&str, &mut MeterStatus),
+    ) {
+        let mut m = self.meters.lock().unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            if let Some(s) = m.get_mut(name) {
+                f(name, s);
+            }
+        }
+    }
+
     pub fn update_existing_meter(&self, name: &str, f: impl FnOnce(&mut MeterStatus)) {
         let mut m = self.meters.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = m.get_mut(name) {

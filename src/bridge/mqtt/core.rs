@@ -634,30 +634,36 @@ impl Core {
         s.outstanding = s.outstanding.saturating_sub(1);
         match (how, f.carried) {
             (Completion::Acked, Carried::Readings { keys, bytes }) => {
-                let mut done = Vec::new();
-                let mut readings: Vec<(String, u64)> = Vec::new();
-                let mut devices: Vec<String> = Vec::new();
+                let mut done = Vec::with_capacity(keys.len());
+                // Per device (in first-seen order): readings completed by this message.
+                let mut per_device: HashMap<String, usize> = HashMap::new();
+                let mut counts: Vec<(String, u64)> = Vec::new();
                 let mut telemetry = false;
                 for k in keys {
                     let Some(h) = s.held.get_mut(&k) else {
                         continue;
                     };
                     telemetry |= h.telemetry;
-                    if !devices.contains(&h.device) {
-                        devices.push(h.device.clone());
-                    }
+                    let slot = match per_device.get(&h.device) {
+                        Some(i) => *i,
+                        None => {
+                            per_device.insert(h.device.clone(), counts.len());
+                            counts.push((h.device.clone(), 0));
+                            counts.len() - 1
+                        }
+                    };
                     h.parts = h.parts.saturating_sub(1);
                     if h.parts == 0 {
                         let h = s.held.remove(&k).expect("looked up above");
                         done.push((k, Outcome::Acked));
                         if h.telemetry {
-                            match readings.iter_mut().find(|(d, _)| *d == h.device) {
-                                Some((_, n)) => *n += 1,
-                                None => readings.push((h.device, 1)),
-                            }
+                            counts[slot].1 += 1;
                         }
                     }
                 }
+                let devices: Vec<String> = counts.iter().map(|(d, _)| d.clone()).collect();
+                let readings: Vec<(String, u64)> =
+                    counts.into_iter().filter(|(_, n)| *n > 0).collect();
                 out.push(Command::Count(Count::Delivered {
                     bytes,
                     telemetry,

@@ -173,17 +173,17 @@ impl Host {
                     p.mqtt_bytes += bytes;
                 });
                 let share = bytes / (devices.len().max(1) as u64);
-                for d in &devices {
-                    let published = readings.iter().find(|(x, _)| x == d).map_or(0, |(_, n)| *n);
-                    // Never creates an entry: a meter removed meanwhile stays removed.
-                    self.status.update_existing_meter(d, |m| {
+                let by_device: std::collections::HashMap<&str, u64> =
+                    readings.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+                // Never creates an entry: a meter removed meanwhile stays removed.
+                self.status
+                    .update_existing_meters(devices.iter().map(String::as_str), |d, m| {
                         if telemetry {
-                            m.published += published;
+                            m.published += by_device.get(d).copied().unwrap_or(0);
                         }
                         m.mqtt_messages += 1;
                         m.mqtt_bytes += share;
                     });
-                }
             }
             Count::FailedPublish => self.status.update_publisher(|p| p.failed_publishes += 1),
             Count::Reconnect => self.status.update_publisher(|p| p.reconnects += 1),

@@ -172,6 +172,7 @@ impl Session {
         for m in messages {
             let keys: Vec<Key> = m.entry_ids.iter().map(|i| items[*i as usize].key).collect();
             let mut devices: Vec<String> = Vec::new();
+            let mut seen: HashSet<&str> = HashSet::new();
             for i in &m.entry_ids {
                 let w = &items[*i as usize];
                 let h = self.held.entry(w.key).or_insert_with(|| Held {
@@ -180,7 +181,8 @@ impl Session {
                     parts: 0,
                 });
                 h.parts += 1;
-                if !devices.contains(&w.entry.device) {
+                // Only the gateway API announces devices.
+                if device.is_none() && seen.insert(&w.entry.device) {
                     devices.push(w.entry.device.clone());
                 }
             }

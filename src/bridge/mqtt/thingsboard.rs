@@ -113,10 +113,21 @@ pub fn pack(
     entries: &[Entry],
     max_payload: usize,
 ) -> (Vec<Message>, Vec<i64>) {
-    let (fitting, unfit) = split_oversize(entries, max_payload, device.is_none());
+    let gateway = device.is_none();
+    // Entries that fit as they are (the usual case) are packed without a copy.
+    // (The stored text's length bounds the values' size: no JSON is checked twice.)
+    let all_fit = entries
+        .iter()
+        .all(|e| size_alone(e, e.payload.len(), gateway) <= max_payload);
+    let (split, unfit) = if all_fit {
+        (Vec::new(), Vec::new())
+    } else {
+        split_oversize(entries, max_payload, gateway)
+    };
+    let fitting = if all_fit { entries } else { &split[..] };
     let messages = match device {
-        None => gateway_messages(&fitting, max_payload),
-        Some(d) => device_messages(d, &fitting, max_payload),
+        None => gateway_messages(fitting, max_payload),
+        Some(d) => device_messages(d, fitting, max_payload),
     };
     (messages, unfit)
 }
