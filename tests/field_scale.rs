@@ -151,12 +151,21 @@ impl Site {
         out.into_iter().map(|(d, s)| (d, s.len())).collect()
     }
 
-    /// Every reading in `sent` (a snapshot taken at least a commit interval before) arrived.
-    fn check_delivered(&self, sent: &BTreeMap<String, u64>) {
-        let got = self.delivered();
-        for (m, n) in sent {
-            let g = got.get(m).copied().unwrap_or(0) as u64;
-            assert!(g >= *n, "{m}: {g} readings delivered of {n} read");
+    /// Every reading in `sent` (a snapshot taken at least a commit interval before) arrives
+    /// at the subscriber within 30 s.
+    fn wait_delivered(&self, sent: &BTreeMap<String, u64>) {
+        let missing = || {
+            let got = self.delivered();
+            sent.iter()
+                .map(|(m, n)| (m, got.get(m).copied().unwrap_or(0) as u64, *n))
+                .find(|(_, g, n)| g < n)
+        };
+        let t0 = Instant::now();
+        while missing().is_some() && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if let Some((m, g, n)) = missing() {
+            panic!("{m}: {g} readings delivered of {n} read");
         }
     }
 
@@ -210,12 +219,7 @@ fn outage(name: &str, meters: u16, interval_s: u32, down: Duration, device_mode:
     );
     std::thread::sleep(Duration::from_secs(2));
     if !device_mode {
-        wait_for("the subscriber has them", Duration::from_secs(30), || {
-            let got = site.delivered();
-            sent.iter()
-                .all(|(m, n)| got.get(m).copied().unwrap_or(0) as u64 >= *n)
-        });
-        site.check_delivered(&sent);
+        site.wait_delivered(&sent);
     }
     let log = site.stop();
     assert!(
@@ -268,18 +272,13 @@ fn a_broker_restarted_every_5_s_for_a_minute_at_100_meters_loses_nothing() {
     let took = site.wait_drained(Duration::from_secs(90), Instant::now());
     let sent = site.sent();
     eprintln!("12 broker restarts at 100 meters: drained {took:?} after the last");
-    wait_for("the subscriber has them", Duration::from_secs(30), || {
-        let got = site.delivered();
-        sent.iter()
-            .all(|(m, n)| got.get(m).copied().unwrap_or(0) as u64 >= *n)
-    });
-    site.check_delivered(&sent);
+    site.wait_delivered(&sent);
     let log = site.stop();
-    assert!(
-        log.matches("publisher: connected").count() >= 10,
-        "{}",
-        tail(&log)
-    );
+    // Sessions that die within 10 s of their connect back off (1, 2, 4 ... s): fewer
+    // connects than restarts, but never given up.
+    let connects = log.matches("publisher: connected").count();
+    eprintln!("{connects} connections during 12 restarts");
+    assert!(connects >= 5, "{}", tail(&log));
     assert!(connects_after(&log, mark) <= 1, "{}", tail(&log));
 }
 
@@ -323,12 +322,7 @@ fn kill_9_while_a_backlog_drains_loses_no_accepted_reading() {
         Duration::from_secs(90),
         || rows() == 0,
     );
-    wait_for("the subscriber has them", Duration::from_secs(30), || {
-        let got = site.delivered();
-        sent.iter()
-            .all(|(m, n)| got.get(m).copied().unwrap_or(0) as u64 >= *n)
-    });
-    site.check_delivered(&sent);
+    site.wait_delivered(&sent);
     site.stop();
 }
 
@@ -439,12 +433,7 @@ fn a_broker_that_never_answers_connect_then_a_real_one_on_its_port_is_drained() 
     let took = site.wait_drained(Duration::from_secs(90), Instant::now());
     let sent = site.sent();
     eprintln!("after 45 s of a black-hole broker: drained {took:?} after the real one came");
-    wait_for("the subscriber has them", Duration::from_secs(30), || {
-        let got = site.delivered();
-        sent.iter()
-            .all(|(m, n)| got.get(m).copied().unwrap_or(0) as u64 >= *n)
-    });
-    site.check_delivered(&sent);
+    site.wait_delivered(&sent);
     let log = terminate_within(site.bridge(), Duration::from_secs(5));
     assert!(
         log.contains("accepts TCP connections but no CONNACK came")

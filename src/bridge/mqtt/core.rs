@@ -574,15 +574,12 @@ impl Core {
                     "publisher: connected to {} as {:?}",
                     s.client.uri, s.client.client_id
                 );
-                let topics = super::subscriptions(&id);
-                let ticket = self.issue(&id, Carried::Subscribe, now);
-                let s = self.sessions.get_mut(&id).expect("looked up above");
-                s.outstanding += 1;
+                let (ticket, client) = self.issue(&id, Carried::Subscribe, now);
                 out.push(Command::Subscribe {
                     session: id.clone(),
-                    client: s.client.clone(),
+                    client,
                     ticket,
-                    topics,
+                    topics: super::subscriptions(&id),
                 });
                 if again {
                     out.push(Command::Count(Count::Reconnect));
@@ -604,10 +601,23 @@ impl Core {
         }
     }
 
-    pub(super) fn issue(&mut self, id: &SessionId, carried: Carried, now: Instant) -> Ticket {
+    /// A library command on the session: its ticket (deadline [`ACK_TIMEOUT`]) and client; it
+    /// counts as outstanding until it completes or the session is reset.
+    pub(super) fn issue(
+        &mut self,
+        id: &SessionId,
+        carried: Carried,
+        now: Instant,
+    ) -> (Ticket, ClientKey) {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket += 1;
-        let generation = self.sessions.get(id).map_or(0, |s| s.client.generation);
+        let s = self
+            .sessions
+            .get_mut(id)
+            .expect("commands go on existing sessions");
+        s.outstanding += 1;
+        let client = s.client.clone();
+        let generation = client.generation;
         self.in_flight.insert(
             ticket,
             InFlight {
@@ -617,7 +627,7 @@ impl Core {
                 carried,
             },
         );
-        ticket
+        (ticket, client)
     }
 
     fn completed(&mut self, ticket: Ticket, how: Completion, now: Instant, out: &mut Vec<Command>) {
@@ -922,12 +932,10 @@ impl Core {
                 return;
             };
             self.bucket.take(now);
-            let ticket = self.issue(id, carried, now);
-            let s = self.sessions.get_mut(id).expect("looked up above");
-            s.outstanding += 1;
+            let (ticket, client) = self.issue(id, carried, now);
             out.push(Command::Publish {
                 session: id.clone(),
-                client: s.client.clone(),
+                client,
                 ticket,
                 topic,
                 payload,

@@ -90,16 +90,9 @@ impl Core {
                 );
             }
             Ok((Request::Gateway(call), reply)) => {
-                if self.pending_rpcs.contains_key(&reply.key()) {
-                    self.reply(
-                        &reply,
-                        Err("a request with this id is still running".into()),
-                        now,
-                    );
-                    return;
+                if self.pend_once(&reply, "gateway", now).is_some() {
+                    out.push(Command::GatewayCall { call, reply });
                 }
-                self.pend(&reply, "gateway", now);
-                out.push(Command::GatewayCall { call, reply });
             }
             Ok((
                 Request::Meter {
@@ -109,15 +102,9 @@ impl Core {
                 },
                 reply,
             )) => {
-                if self.pending_rpcs.contains_key(&reply.key()) {
-                    self.reply(
-                        &reply,
-                        Err("a request with this id is still running".into()),
-                        now,
-                    );
+                let Some(deadline) = self.pend_once(&reply, &method, now) else {
                     return;
-                }
-                let deadline = self.pend(&reply, &method, now);
+                };
                 out.push(Command::CallMeter {
                     device,
                     call: RpcCall {
@@ -171,6 +158,20 @@ impl Core {
         }
         self.incoming_total.take(now);
         true
+    }
+
+    /// Records a call as pending, with its deadline; a call whose id is still pending is
+    /// answered so instead (`None`).
+    fn pend_once(&mut self, reply: &ReplyTo, method: &str, now: Instant) -> Option<Instant> {
+        if self.pending_rpcs.contains_key(&reply.key()) {
+            self.reply(
+                reply,
+                Err("a request with this id is still running".into()),
+                now,
+            );
+            return None;
+        }
+        Some(self.pend(reply, method, now))
     }
 
     fn pend(&mut self, reply: &ReplyTo, method: &str, now: Instant) -> Instant {
