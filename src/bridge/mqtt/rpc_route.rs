@@ -53,6 +53,10 @@ impl Core {
             self.attributes_message(session, topic, payload, now, out);
             return;
         };
+        // Not a request (our own answer echoed by a plain broker): costs no one's rate.
+        if matches!(parsed, Err((ReplyTo::Ignore, _))) {
+            return;
+        }
         let rate_key = match &parsed {
             Ok((Request::Meter { device, .. }, _)) => self.rate_key(device),
             _ => match session.device() {

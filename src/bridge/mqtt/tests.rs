@@ -888,3 +888,30 @@ fn a_remote_measurement_list_is_bounded() {
     let e = super::shared_attributes::apply(&m, data.as_object().unwrap(), false).unwrap_err();
     assert!(e.contains("at most 128"), "{e}");
 }
+
+#[test]
+fn our_own_answers_echoed_by_a_plain_broker_cost_no_rate() {
+    let mut h = up_gateway(settings(|_| {}), devices(1, false));
+    // A plain broker sends our answers on v1/gateway/rpc back to us: 200 of them.
+    for i in 0..200 {
+        h.input(Input::Incoming {
+            session: SessionId::Gateway,
+            topic: "v1/gateway/rpc".into(),
+            payload: json!({"device": "M0", "id": i, "data": {"result": {"pong": true}}})
+                .to_string()
+                .into_bytes(),
+        });
+    }
+    h.input(Input::Incoming {
+        session: SessionId::Gateway,
+        topic: "v1/devices/me/rpc/request/7".into(),
+        payload: br#"{"method":"ping"}"#.to_vec(),
+    });
+    h.run_for(Duration::from_secs(1));
+    assert!(
+        h.published
+            .iter()
+            .any(|(_, t, p)| t == "v1/devices/me/rpc/response/7" && p.contains("pong")),
+        "the real request is answered"
+    );
+}
