@@ -35,6 +35,20 @@ struct Site {
 }
 
 impl Site {
+    /// A site, if mosquitto is here, once the other tests of this file are done with theirs.
+    fn start(
+        name: &str,
+        meters: u16,
+        interval_s: u32,
+        device_mode: bool,
+    ) -> Option<(std::sync::MutexGuard<'static, ()>, Site)> {
+        if !have_mosquitto() {
+            return None;
+        }
+        let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        Some((one, Site::new(name, meters, interval_s, device_mode)))
+    }
+
     fn new(name: &str, meters: u16, interval_s: u32, device_mode: bool) -> Site {
         let dir = TempDir::new(name);
         let broker = Mosquitto::start(&dir.0);
@@ -196,11 +210,9 @@ fn connects_after(log: &str, mark: usize) -> usize {
 }
 
 fn outage(name: &str, meters: u16, interval_s: u32, down: Duration, device_mode: bool) {
-    if !have_mosquitto() {
+    let Some((_one, mut site)) = Site::start(name, meters, interval_s, device_mode) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut site = Site::new(name, meters, interval_s, device_mode);
+    };
     site.wait_reads(1, Duration::from_secs(u64::from(interval_s) * 2 + 60));
     site.broker.stop();
     let t0 = Instant::now();
@@ -256,11 +268,9 @@ fn a_30_s_outage_at_100_meters_in_device_mode_drains_within_90_s() {
 
 #[test]
 fn a_broker_restarted_every_5_s_for_a_minute_at_100_meters_loses_nothing() {
-    if !have_mosquitto() {
+    let Some((_one, mut site)) = Site::start("restarts", 100, 5, false) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut site = Site::new("restarts", 100, 5, false);
+    };
     site.wait_reads(1, Duration::from_secs(60));
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(60) {
@@ -284,11 +294,9 @@ fn a_broker_restarted_every_5_s_for_a_minute_at_100_meters_loses_nothing() {
 
 #[test]
 fn kill_9_while_a_backlog_drains_loses_no_accepted_reading() {
-    if !have_mosquitto() {
+    let Some((_one, mut site)) = Site::start("kill", 100, 5, false) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut site = Site::new("kill", 100, 5, false);
+    };
     // A slow drain, so that the kill lands in the middle of it.
     let mut store = Store::open(&site.db).unwrap();
     store
@@ -328,11 +336,9 @@ fn kill_9_while_a_backlog_drains_loses_no_accepted_reading() {
 
 #[test]
 fn an_rpc_flood_from_the_broker_leaves_publishing_working() {
-    if !have_mosquitto() {
+    let Some((_one, mut site)) = Site::start("flood", 100, 5, false) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut site = Site::new("flood", 100, 5, false);
+    };
     site.wait_reads(1, Duration::from_secs(60));
     let pid = site.bridge().child.id();
     let rss_before = rss_kib(pid);
@@ -415,11 +421,9 @@ fn black_hole(port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
 
 #[test]
 fn a_broker_that_never_answers_connect_then_a_real_one_on_its_port_is_drained() {
-    if !have_mosquitto() {
+    let Some((_one, mut site)) = Site::start("hole", 100, 5, false) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut site = Site::new("hole", 100, 5, false);
+    };
     site.wait_reads(1, Duration::from_secs(60));
     site.broker.stop();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -68,17 +68,13 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
     let (to_publisher, publisher_commands) = unbounded();
     let (answers, publisher_answers) = unbounded();
     let routes: Routes = Arc::default();
-    let publisher = Publisher::new(mqtt::Host {
-        store: Store::open(db)?,
-        status: status.clone(),
+    let publisher = Publisher::new(mqtt::Host::new(
+        Store::open(db)?,
+        status.clone(),
         answers,
-        inbox: to_publisher.clone(),
-        routes: routes.clone(),
-        allow_remote_rpc_write: false,
-        gateway_mode: true,
-        incoming_dropped: 0,
-        overflow_logged: None,
-    });
+        to_publisher.clone(),
+        routes.clone(),
+    ));
     status
         .gateway_clock
         .observed(store.counter(outbox::NEWEST_READING)? as i64);

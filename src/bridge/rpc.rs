@@ -136,6 +136,11 @@ impl ReplyTo {
     }
 }
 
+/// The answer to the gateway's `ping`.
+pub fn pong() -> Value {
+    json!({"pong": true, "version": env!("CARGO_PKG_VERSION")})
+}
+
 /// An RPC on its way to a meter's thread.
 #[derive(Debug)]
 pub struct RpcCall {

@@ -180,16 +180,16 @@ impl Status {
 
     /// Updates a meter's entry only if it exists: what arrives after a meter was removed
     /// (a late PUBACK) must not bring it back.
-    /// `update_existing_meter` for many meters under one lock.
-    pub fn update_existing_meters<'a>(
+    /// `update_existing_meter` for many meters under one lock: `f` gets each meter's item.
+    pub fn update_existing_meters<'a, T>(
         &self,
-        names: impl IntoIterator<Item = &'a str>,
-        mut f: impl FnMut(&str, &mut MeterStatus),
+        items: impl IntoIterator<Item = (&'a str, T)>,
+        mut f: impl FnMut(T, &mut MeterStatus),
     ) {
         let mut m = self.meters.lock().unwrap_or_else(|e| e.into_inner());
-        for name in names {
+        for (name, item) in items {
             if let Some(s) = m.get_mut(name) {
-                f(name, s);
+                f(item, s);
             }
         }
     }

@@ -154,13 +154,13 @@ pub enum Input {
 /// Counters for the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Count {
-    /// One message acknowledged: its bytes, and readings delivered per device (a reading
-    /// split over several messages counts with its last part).
+    /// One message acknowledged: its bytes, and per device it carried (in first-seen order)
+    /// the readings it completed (a reading split over several messages counts with its last
+    /// part, so a device can be there with 0).
     Delivered {
         bytes: u64,
         telemetry: bool,
-        readings: Vec<(String, u64)>,
-        devices: Vec<String>,
+        per_device: Vec<(String, u64)>,
     },
     FailedPublish,
     Reconnect,
@@ -515,11 +515,11 @@ impl Core {
             let id = match self.settings.broker.mode {
                 PublishMode::Gateway => SessionId::Gateway,
                 PublishMode::Device => {
-                    let token = self
+                    let has_token = self
                         .devices
                         .get(&item.entry.device)
-                        .and_then(|d| d.token.clone());
-                    if token.is_none() {
+                        .is_some_and(|d| d.token.is_some());
+                    if !has_token {
                         if self.warned_no_token.insert(item.entry.device.clone()) {
                             warn!("meter {:?} has no access_token: its readings stay in the outbox (device mode)", item.entry.device);
                         }
@@ -645,40 +645,32 @@ impl Core {
         match (how, f.carried) {
             (Completion::Acked, Carried::Readings { keys, bytes }) => {
                 let mut done = Vec::with_capacity(keys.len());
-                // Per device (in first-seen order): readings completed by this message.
-                let mut per_device: HashMap<String, usize> = HashMap::new();
-                let mut counts: Vec<(String, u64)> = Vec::new();
+                let mut per_device: Vec<(String, u64)> = Vec::new();
+                // Index into `per_device` by device name.
+                let mut slots: HashMap<String, usize> = HashMap::new();
                 let mut telemetry = false;
                 for k in keys {
                     let Some(h) = s.held.get_mut(&k) else {
                         continue;
                     };
                     telemetry |= h.telemetry;
-                    let slot = match per_device.get(&h.device) {
-                        Some(i) => *i,
-                        None => {
-                            per_device.insert(h.device.clone(), counts.len());
-                            counts.push((h.device.clone(), 0));
-                            counts.len() - 1
-                        }
-                    };
+                    let slot = *slots.entry(h.device.clone()).or_insert_with(|| {
+                        per_device.push((h.device.clone(), 0));
+                        per_device.len() - 1
+                    });
                     h.parts = h.parts.saturating_sub(1);
                     if h.parts == 0 {
                         let h = s.held.remove(&k).expect("looked up above");
                         done.push((k, Outcome::Acked));
                         if h.telemetry {
-                            counts[slot].1 += 1;
+                            per_device[slot].1 += 1;
                         }
                     }
                 }
-                let devices: Vec<String> = counts.iter().map(|(d, _)| d.clone()).collect();
-                let readings: Vec<(String, u64)> =
-                    counts.into_iter().filter(|(_, n)| *n > 0).collect();
                 out.push(Command::Count(Count::Delivered {
                     bytes,
                     telemetry,
-                    readings,
-                    devices,
+                    per_device,
                 }));
                 if !done.is_empty() {
                     out.push(Command::Answer(done));
@@ -972,12 +964,10 @@ impl Core {
         now: Instant,
     ) {
         let max = self.settings.max_payload_bytes;
-        let payload = if payload.len() > max {
+        if payload.len() > max {
             warn!("publisher: a {}-byte message on {topic} is over thingsboard.max_payload_bytes ({max}): not sent", payload.len());
             return;
-        } else {
-            payload
-        };
+        }
         let Some(s) = self.sessions.get_mut(id) else {
             return;
         };

@@ -86,6 +86,21 @@ enum Pending {
     Subscribe(mqtt::Token),
 }
 
+impl Pending {
+    /// The command's end, if it has ended (polling takes the result out of the token).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Option<Completion> {
+        let result = match self {
+            Pending::Delivery(t) => Pin::new(t).poll(cx),
+            Pending::Subscribe(t) => Pin::new(t).poll(cx).map(|r| r.map(|_| ())),
+        };
+        match result {
+            Poll::Ready(Ok(())) => Some(Completion::Acked),
+            Poll::Ready(Err(e)) => Some(Completion::Failed(e.to_string())),
+            Poll::Pending => None,
+        }
+    }
+}
+
 pub struct Publisher {
     core: Core,
     host: Host,
@@ -207,13 +222,10 @@ impl Publisher {
             Event::Token(ticket) => {
                 let waker = self.ticket_waker(ticket);
                 let mut cx = Context::from_waker(&waker);
-                let done = match self.tokens.get_mut(&ticket) {
-                    Some((_, Pending::Delivery(t))) => poll_result(Pin::new(t).poll(&mut cx)),
-                    Some((_, Pending::Subscribe(t))) => {
-                        poll_result(Pin::new(t).poll(&mut cx).map(|r| r.map(|_| ())))
-                    }
-                    None => None,
-                };
+                let done = self
+                    .tokens
+                    .get_mut(&ticket)
+                    .and_then(|(_, p)| p.poll(&mut cx));
                 if let Some(how) = done {
                     self.tokens.remove(&ticket);
                     inputs.push_back(Input::Completed { ticket, how });
@@ -386,11 +398,7 @@ impl Publisher {
     fn track(&mut self, ticket: Ticket, mut pending: Pending, inputs: &mut VecDeque<Input>) {
         let waker = self.ticket_waker(ticket);
         let mut cx = Context::from_waker(&waker);
-        let done = match &mut pending {
-            Pending::Delivery(t) => poll_result(Pin::new(t).poll(&mut cx)),
-            Pending::Subscribe(t) => poll_result(Pin::new(t).poll(&mut cx).map(|r| r.map(|_| ()))),
-        };
-        match done {
+        match pending.poll(&mut cx) {
             Some(how) => inputs.push_back(Input::Completed { ticket, how }),
             None => {
                 self.tokens.insert(ticket, (Instant::now(), pending));
@@ -475,13 +483,5 @@ fn incoming_input(m: Incoming) -> Input {
         session: m.session,
         topic: m.topic,
         payload: m.payload,
-    }
-}
-
-fn poll_result(p: Poll<mqtt::Result<()>>) -> Option<Completion> {
-    match p {
-        Poll::Ready(Ok(())) => Some(Completion::Acked),
-        Poll::Ready(Err(e)) => Some(Completion::Failed(e.to_string())),
-        Poll::Pending => None,
     }
 }

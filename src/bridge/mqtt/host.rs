@@ -14,25 +14,39 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub struct Host {
-    pub store: Store,
-    pub status: Arc<Status>,
-    pub answers: Sender<FromPublisher>,
+    store: Store,
+    status: Arc<Status>,
+    answers: Sender<FromPublisher>,
     /// This thread's own channel (a scan answers through it).
-    pub inbox: Sender<ToPublisher>,
+    inbox: Sender<ToPublisher>,
     /// Meter threads' RPC queues, by meter name (kept by the supervisor).
-    pub routes: crate::bridge::Routes,
-    pub allow_remote_rpc_write: bool,
-    pub gateway_mode: bool,
-    pub incoming_dropped: u64,
+    routes: crate::bridge::Routes,
+    allow_remote_rpc_write: bool,
     /// When the inbox overflow was last logged, and what was dropped since.
-    pub overflow_logged: Option<(std::time::Instant, u64)>,
+    overflow_logged: Option<(std::time::Instant, u64)>,
 }
 
 impl Host {
+    pub fn new(
+        store: Store,
+        status: Arc<Status>,
+        answers: Sender<FromPublisher>,
+        inbox: Sender<ToPublisher>,
+        routes: crate::bridge::Routes,
+    ) -> Host {
+        Host {
+            store,
+            status,
+            answers,
+            inbox,
+            routes,
+            allow_remote_rpc_write: false,
+            overflow_logged: None,
+        }
+    }
+
     pub fn configured(&mut self, config: &Configuration) {
         self.allow_remote_rpc_write = config.settings.allow_remote_rpc_write;
-        self.gateway_mode =
-            config.settings.broker.mode == crate::config::settings::PublishMode::Gateway;
     }
 
     pub fn heartbeat(&self) {
@@ -163,41 +177,37 @@ impl Host {
             Count::Delivered {
                 bytes,
                 telemetry,
-                readings,
-                devices,
+                per_device,
             } => {
-                let n: u64 = readings.iter().map(|(_, n)| n).sum();
+                let n: u64 = per_device.iter().map(|(_, n)| n).sum();
                 self.status.update_publisher(|p| {
                     p.published_messages += 1;
                     p.published_readings += n;
                     p.mqtt_bytes += bytes;
                 });
-                let share = bytes / (devices.len().max(1) as u64);
-                let by_device: std::collections::HashMap<&str, u64> =
-                    readings.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+                let share = bytes / (per_device.len().max(1) as u64);
                 // Never creates an entry: a meter removed meanwhile stays removed.
-                self.status
-                    .update_existing_meters(devices.iter().map(String::as_str), |d, m| {
+                self.status.update_existing_meters(
+                    per_device.iter().map(|(d, n)| (d.as_str(), *n)),
+                    |n, m| {
                         if telemetry {
-                            m.published += by_device.get(d).copied().unwrap_or(0);
+                            m.published += n;
                         }
                         m.mqtt_messages += 1;
                         m.mqtt_bytes += share;
-                    });
+                    },
+                );
             }
             Count::FailedPublish => self.status.update_publisher(|p| p.failed_publishes += 1),
             Count::Reconnect => self.status.update_publisher(|p| p.reconnects += 1),
-            Count::IncomingDropped(n) => {
-                self.incoming_dropped += n;
-                self.status.update_publisher(|p| p.incoming_dropped += n);
-            }
+            Count::IncomingDropped(n) => self.status.update_publisher(|p| p.incoming_dropped += n),
             Count::Unfit(n) => self.status.update_publisher(|p| p.unfit += n),
         }
     }
 
     fn gateway_call(&mut self, call: &GatewayCall) -> Result<Value, String> {
         Ok(match call {
-            GatewayCall::Ping => json!({"pong": true, "version": env!("CARGO_PKG_VERSION")}),
+            GatewayCall::Ping => crate::bridge::rpc::pong(),
             GatewayCall::Status => crate::status::status_json(&self.status),
             GatewayCall::Meters => {
                 let meters: Vec<Value> = self.status.with_meters(|m| {

@@ -9,7 +9,7 @@ use super::core::{CallRefusal, Command, Core, Count, PendingRpc, MAX_INCOMING_BY
 use super::session::SessionId;
 use crate::bridge::rpc::{self, GatewayCall, ReplyTo, Request, RpcCall};
 use log::warn;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const DEVICE_RPC_REQUEST_PREFIX: &str = "v1/devices/me/rpc/request/";
@@ -87,11 +87,7 @@ impl Core {
             }
             Ok((Request::Gateway(GatewayCall::Ping), reply)) => {
                 log::debug!("rpc: gateway Ping -> ok");
-                self.reply(
-                    &reply,
-                    Ok(json!({"pong": true, "version": env!("CARGO_PKG_VERSION")})),
-                    now,
-                );
+                self.reply(&reply, Ok(rpc::pong()), now);
             }
             Ok((Request::Gateway(call), reply)) => {
                 if self.pend_once(&reply, "gateway", now).is_some() {
