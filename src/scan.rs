@@ -16,6 +16,21 @@ use std::sync::Mutex;
 pub const MAX_PROBES: usize = 65_536;
 const PARALLEL: usize = 16;
 
+/// `10.1.0.0/16` (or one address): the block's first address and its prefix length.
+pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
+    let bad = || format!("{text:?} is not an IPv4 CIDR block (e.g. 10.1.0.0/16)");
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u8>().map_err(|_| bad())?),
+        None => (text, 32),
+    };
+    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    if len > 32 {
+        return Err(bad());
+    }
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Ok((Ipv4Addr::from(u32::from(addr) & mask), len))
+}
+
 /// `127.0.0.1`, `127.0.0.1-127.0.0.9`, `127.0.0.1-9`, or a comma list of those.
 pub fn parse_hosts(spec: &str) -> Result<Vec<Ipv4Addr>, String> {
     let mut out = Vec::new();

@@ -13,8 +13,24 @@ pub struct ReopeningFile {
     reopen: Arc<AtomicBool>,
 }
 
+/// Created 0640: the log names meters, hosts and the page's clients' addresses, which are not
+/// for every local user (the group can read it, for a log shipper).
 fn open(path: &PathBuf) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)?;
+    // A log left world-readable by an earlier version is closed to others too.
+    if let Ok(meta) = file.metadata() {
+        let mode = meta.permissions().mode();
+        if mode & 0o007 != 0 {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode & !0o007));
+        }
+    }
+    Ok(file)
 }
 
 impl ReopeningFile {
@@ -40,5 +56,22 @@ impl Write for ReopeningFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_new_log_file_is_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dlms-bridge-log-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bridge.log");
+        let _ = std::fs::remove_file(&path);
+        drop(super::open(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let _ = std::fs::remove_dir_all(&dir);
+        // The umask may take bits away, never add them.
+        assert_eq!(mode & !0o640, 0, "mode {mode:o}");
     }
 }

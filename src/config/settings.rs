@@ -114,6 +114,12 @@ pub struct BridgeSettings {
     pub bus_keep_open: bool,
     /// Where meters that push over TCP connect (ADDRESS:PORT; empty: no listener).
     pub push_listen: String,
+    /// A pushed notification whose own date-time is further than this from the gateway's
+    /// (trusted) clock is stamped with the gateway's time instead (0: never).
+    pub push_max_clock_skew_s: u64,
+    /// The addresses a scan (page, RPC) may probe: "auto" (the gateway's own IPv4 subnets and
+    /// loopback) or a comma list of CIDR blocks.
+    pub scan_allowed: String,
     /// PEM certificate (chain) and private key of the status page's HTTPS; both or neither.
     pub http_tls_cert: String,
     pub http_tls_key: String,
@@ -151,6 +157,8 @@ impl Default for BridgeSettings {
             bus_turnaround_ms: 20,
             bus_keep_open: false,
             push_listen: String::new(),
+            push_max_clock_skew_s: 300,
+            scan_allowed: "auto".into(),
             http_tls_cert: String::new(),
             http_tls_key: String::new(),
             alarm_publisher_offline_s: 300,
@@ -493,6 +501,32 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         get: |s| s.push_listen.clone(),
+    },
+    Setting {
+        key: "push.max_clock_skew_s",
+        help: "a pushed notification whose date-time is further than this from the gateway's clock is stamped with the gateway's time (logged); 0: always the meter's time",
+        secret: false,
+        set: |s, v| {
+            s.push_max_clock_skew_s = bounded(v, 0, 86_400 * 366)?;
+            Ok(())
+        },
+        get: |s| s.push_max_clock_skew_s.to_string(),
+    },
+    Setting {
+        key: "scan.allowed",
+        help: "addresses a scan from the page or the scan RPC may probe: auto (the gateway's own IPv4 subnets and loopback) or a comma list of CIDR blocks (e.g. 10.1.0.0/16,127.0.0.0/8)",
+        secret: false,
+        set: |s, v| {
+            let v = v.trim();
+            if v != "auto" {
+                for block in v.split(',').map(str::trim) {
+                    crate::scan::parse_cidr(block)?;
+                }
+            }
+            s.scan_allowed = v.to_string();
+            Ok(())
+        },
+        get: |s| s.scan_allowed.clone(),
     },
     Setting {
         key: "log.status_interval_s",
