@@ -18,9 +18,21 @@ pub enum Head {
         head: Vec<u8>,
         content_length: u64,
         extra: Vec<u8>,
+        /// The request line's method and target, for the gate's routing.
+        method: String,
+        target: String,
+        /// An `Authorization: Bearer ...` header is present (checked behind the gate, but a
+        /// body is not read for a request without one).
+        bearer: bool,
+        /// `Expect: 100-continue` (removed: the gate answers it itself).
+        expects_continue: bool,
     },
     TooLarge,
     Malformed,
+    /// Well-formed but refused with this status line: a chunked body (the gate forwards only
+    /// bodies of a known length: 411), another HTTP version than 1.0 or 1.1 (an HTTP/2
+    /// preface, `PRI * HTTP/2.0`, would hold a request thread: 505).
+    Unsupported(&'static str),
 }
 
 /// Pure: parses a buffered request head (sans-I/O) from the client at `peer`. `None`: need
@@ -45,9 +57,14 @@ pub fn parse_head(buf: &[u8], peer: &str) -> Option<Head> {
     }
     let mut lines = text.split("\r\n");
     let request_line = lines.next().unwrap_or("");
-    if request_line.split(' ').count() != 3 {
+    let parts: Vec<&str> = request_line.split(' ').collect();
+    let [method, target, version] = parts[..] else {
         return Some(Head::Malformed);
+    };
+    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+        return Some(Head::Unsupported("505 HTTP Version Not Supported"));
     }
+    let (mut bearer, mut expects_continue) = (false, false);
     let mut head = String::with_capacity(end + 24);
     head.push_str(request_line);
     head.push_str("\r\n");
@@ -60,6 +77,18 @@ pub fn parse_head(buf: &[u8], peer: &str) -> Option<Head> {
         let name = name.trim();
         if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case(PEER_HEADER) {
             continue;
+        }
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Some(Head::Unsupported("411 Length Required"));
+        }
+        if name.eq_ignore_ascii_case("expect") {
+            expects_continue = value.trim().eq_ignore_ascii_case("100-continue");
+            continue;
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            bearer = value.trim().split_once(' ').is_some_and(|(scheme, token)| {
+                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+            });
         }
         if name.eq_ignore_ascii_case("content-length") {
             match value.trim().parse() {
@@ -78,6 +107,10 @@ pub fn parse_head(buf: &[u8], peer: &str) -> Option<Head> {
         head: head.into_bytes(),
         content_length,
         extra: buf[end + 4..].to_vec(),
+        method: method.to_string(),
+        target: target.to_string(),
+        bearer,
+        expects_continue,
     })
 }
 
@@ -101,6 +134,7 @@ mod tests {
             head,
             content_length,
             extra,
+            ..
         } = h
         else {
             panic!("{h:?}")
@@ -121,6 +155,46 @@ mod tests {
         long.extend(vec![b'a'; MAX_HEAD]);
         long.extend_from_slice(b"\r\n\r\n");
         assert_eq!(parse_head(&long, "p"), Some(Head::TooLarge));
+    }
+
+    /// Issue 24 item 1: what would hold a request thread behind the gate is refused at once.
+    #[test]
+    fn chunked_bodies_and_other_versions_are_refused_and_routing_facts_are_read() {
+        assert_eq!(
+            parse_head(b"PRI * HTTP/2.0\r\n\r\n", "p"),
+            Some(Head::Unsupported("505 HTTP Version Not Supported"))
+        );
+        assert_eq!(
+            parse_head(
+                b"PUT /api/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "p"
+            ),
+            Some(Head::Unsupported("411 Length Required"))
+        );
+        let Some(Head::Complete {
+            head,
+            method,
+            target,
+            bearer,
+            expects_continue,
+            ..
+        }) = parse_head(
+            b"POST /api/meters HTTP/1.1\r\nAuthorization: Bearer abc\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+            "p",
+        )
+        else {
+            panic!()
+        };
+        assert_eq!((method.as_str(), target.as_str()), ("POST", "/api/meters"));
+        assert!(bearer && expects_continue);
+        assert!(!String::from_utf8(head).unwrap().contains("Expect"));
+        let Some(Head::Complete { bearer, .. }) = parse_head(
+            b"POST /api/x HTTP/1.1\r\nAuthorization: Basic abc\r\n\r\n",
+            "p",
+        ) else {
+            panic!()
+        };
+        assert!(!bearer);
     }
 
     #[test]

@@ -18,9 +18,11 @@ pub mod cosem;
 pub mod dlms;
 pub mod hex;
 pub mod http_head;
+pub mod log_throttle;
 pub mod procfs;
 pub mod scan;
 pub mod sim;
+pub mod slots;
 #[cfg(feature = "runtime")]
 pub mod status;
 #[cfg(feature = "runtime")]

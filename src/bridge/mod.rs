@@ -103,7 +103,15 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
             }
         }
     };
-    let push_meters: push::listener::Registry = Arc::default();
+    let push_meters: push::listener::Registry = Arc::new(std::sync::Mutex::new(
+        match crate::store::Store::open(db) {
+            Ok(s) => push::listener::PushMeters::with_store(s),
+            Err(e) => {
+                warn!("push: the database cannot be opened for replay counters ({e}); they are kept in memory only");
+                push::listener::PushMeters::default()
+            }
+        },
+    ));
     let push_listen = store.settings()?.push_listen;
     let push_listener = if push_listen.is_empty() {
         None
@@ -177,7 +185,12 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
                     push_meters
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .configure(&meters);
+                        .configure(
+                            &meters,
+                            shared_settings
+                                .read()
+                                .map_or(300, |s| s.push_max_clock_skew_s),
+                        );
                     reconcile(&mut workers, meters, &spawn(rpc_queue));
                     revision = r;
                 }

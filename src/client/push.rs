@@ -342,6 +342,7 @@ pub struct Receiver {
     stream: PushStream,
     keys: Option<(crate::dlms::security::Keys, Option<[u8; 8]>)>,
     last_counter: Option<u32>,
+    require_authentication: bool,
     template: Vec<Slot>,
     utc_offset_min: i16,
 }
@@ -356,9 +357,30 @@ impl Receiver {
             stream: PushStream::serial(),
             keys,
             last_counter: None,
+            require_authentication: false,
             template,
             utc_offset_min,
         }
+    }
+
+    /// Continues replay protection from `counter`, the last one taken before (kept in the
+    /// database across restarts and edits): a notification must come above it.
+    pub fn with_last_counter(mut self, counter: Option<u32>) -> Receiver {
+        self.last_counter = counter;
+        self
+    }
+
+    /// Refuses ciphered notifications that are encrypted only (security control without the
+    /// authentication bit, Green Book 9.2.7.2.3): with `auth` or `auth-enc` configured, only
+    /// what the authentication key vouches for is taken.
+    pub fn requiring_authentication(mut self, yes: bool) -> Receiver {
+        self.require_authentication = yes;
+        self
+    }
+
+    /// The invocation counter of the last ciphered notification taken.
+    pub fn last_counter(&self) -> Option<u32> {
+        self.last_counter
     }
 
     /// Bytes from the meter's serial line (HDLC): every complete notification in them.
@@ -382,6 +404,13 @@ impl Receiver {
             };
             let opened = crate::dlms::security::open_apdu(keys, None, title.as_ref(), apdu)
                 .map_err(|e| PushError::Security(e.to_string()))?;
+            if self.require_authentication
+                && opened.protection == crate::dlms::security::Protection::Encrypted
+            {
+                return Err(PushError::Security(
+                    "encrypted only, not authenticated: this meter's security needs the authentication tag".into(),
+                ));
+            }
             if let Some(last) = self.last_counter {
                 if opened.invocation_counter <= last {
                     return Err(PushError::Replayed {
@@ -393,6 +422,12 @@ impl Receiver {
             self.last_counter = Some(opened.invocation_counter);
             plain = opened.plain;
             &plain[..]
+        } else if self.keys.is_some() {
+            // Anyone on the LAN can send a plain notification naming this meter's address or
+            // logical device name; a meter with keys is heard only through them.
+            return Err(PushError::Security(
+                "plain (not ciphered), and this meter has keys: only notifications its keys open are taken".into(),
+            ));
         } else {
             apdu
         };
@@ -526,6 +561,46 @@ mod tests {
         assert!(matches!(keyless.apdu(apdu), Err(PushError::Security(_))));
     }
 
+    /// Issue 24 items 5 and 6: a meter with keys takes nothing plain (a forged notification
+    /// naming its address); replay protection goes on from a counter kept across a restart;
+    /// an encrypted-only notification is refused where the meter's security needs the tag.
+    #[test]
+    fn a_meter_with_keys_takes_only_what_they_open_above_the_kept_counter() {
+        let wrapped = crate::hex::vector(include_str!(
+            "../../tests/vectors/push/gurux-ciphered-wrapper.hex"
+        ));
+        let apdu = &wrapped[8..];
+        let keys = crate::dlms::security::Keys {
+            block_cipher: crate::hex::array("000102030405060708090A0B0C0D0E0F").unwrap(),
+            authentication: crate::hex::array("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF").unwrap(),
+        };
+        let title = crate::hex::array("4D4D4D0000BC614E").unwrap();
+        let plain = crate::hex::vector(vectors::AIDON_LIST_2);
+        let mut keyed = Receiver::new(Some((keys.clone(), Some(title))), Vec::new(), 0);
+        assert!(
+            matches!(keyed.apdu(&plain), Err(PushError::Security(ref e)) if e.contains("plain")),
+            "a plain notification for a meter with keys"
+        );
+        assert!(Receiver::new(None, Vec::new(), 0).apdu(&plain).is_ok());
+        let mut restarted = Receiver::new(Some((keys.clone(), Some(title))), Vec::new(), 0)
+            .with_last_counter(Some(0x2000));
+        assert_eq!(
+            restarted.apdu(apdu),
+            Err(PushError::Replayed {
+                counter: 0x1234,
+                last: 0x2000
+            })
+        );
+        let mut fresh = Receiver::new(Some((keys, Some(title))), Vec::new(), 0)
+            .requiring_authentication(true)
+            .with_last_counter(Some(0x1233));
+        assert!(
+            fresh.apdu(apdu).is_ok(),
+            "authenticated and above the counter"
+        );
+        assert_eq!(fresh.last_counter(), Some(0x1234));
+    }
+
     /// The Tirol example: two M-Bus frames, ciphered (suite 1 label, encryption only) with the
     /// published key; the values the document states. Any split, and garbage before.
     #[test]
@@ -559,7 +634,15 @@ mod tests {
         // A flipped byte in the first frame: its checksum fails, nothing comes out.
         let mut bad = bytes.clone();
         bad[40] ^= 1;
-        let mut r = Receiver::new(Some((keys, Some(title))), Vec::new(), 0);
+        let mut r = Receiver::new(Some((keys.clone(), Some(title))), Vec::new(), 0);
         assert!(r.push_bytes(&bad).iter().all(Result::is_err));
+        // Encrypted only: refused where the meter's security asks for authentication.
+        let mut strict =
+            Receiver::new(Some((keys, Some(title))), Vec::new(), 0).requiring_authentication(true);
+        let got = strict.push_bytes(&bytes);
+        assert!(
+            matches!(got.as_slice(), [Err(PushError::Security(e))] if e.contains("not authenticated")),
+            "{got:?}"
+        );
     }
 }

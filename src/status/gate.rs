@@ -1,34 +1,75 @@
 //! The front gate of the status page: bounds what one client can cost before tiny_http sees it.
 //!
 //! tiny_http accepts without limit (a thread and two descriptors per connection), buffers a
-//! request head of any length, and ends its accept loop for good on the first accept error
-//! (EMFILE at the open-file limit). So the public TCP port is ours: this gate accepts, refuses
-//! past [`MAX_CONNECTIONS`] with a 503 (no thread spent), reads the request head within
-//! [`MAX_HEAD`] bytes and [`HEAD_DEADLINE`], forces `Connection: close`, and passes the request
-//! to tiny_http over a private Unix socket, then copies the answer back. An accept error is
-//! logged and retried: the listener survives running out of descriptors.
+//! request head of any length, reads bodies lazily on one of its two request threads, and
+//! ends its accept loop for good on the first accept error (EMFILE at the open-file limit).
+//! So the public TCP port is ours. The gate:
+//! - holds [`MAX_CONNECTIONS`] slots, [`MAX_UNSETTLED_PER_ADDRESS`] per address until a
+//!   request is complete; a newcomer evicts an incomplete one (`crate::slots`), so idle or
+//!   dribbling sockets lock nobody out; only when every slot serves a complete request is a
+//!   newcomer answered 503 (no thread spent);
+//! - reads the head within [`MAX_HEAD`] bytes and [`HEAD_DEADLINE`], and the whole body
+//!   (at most [`MAX_BODY`], within [`BODY_DEADLINE`]) before anything reaches tiny_http, so
+//!   a request thread never waits on a client; a body is not read at all for an `/api/`
+//!   request without a bearer token; chunked bodies (411) and other HTTP versions (505) are
+//!   refused;
+//! - passes `/healthz` and `/metrics` to a request thread of their own (a second socket), so
+//!   they answer whatever the page's two threads are doing;
+//! - forces `Connection: close`, half-closes its side upstream, copies the answer back, and
+//!   stops waiting as soon as the client has gone.
+//!
+//! An accept error is logged and retried: the listener survives running out of descriptors.
 
 use super::https::{Acceptor, Conn};
 pub use crate::http_head::{parse_head, Head, MAX_HEAD, PEER_HEADER};
+use crate::slots::{Admission, SlotId, Slots};
 use log::warn;
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Connections served at once; more are answered 503 and closed.
+/// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
+/// Connections one address may hold whose request is not complete yet.
+pub const MAX_UNSETTLED_PER_ADDRESS: usize = 8;
 /// The time a client has to send its request head.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// The time a client has, after its head, to send the whole body.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// The largest request body passed on (meter imports are small).
 pub const MAX_BODY: u64 = 1 << 20;
 /// Per-connection threads only copy bytes (and, with HTTPS, run OpenSSL's handshake).
 const STACK: usize = 128 * 1024;
 /// How long the gate waits for tiny_http's answer (a scan from the page takes a while).
 const UPSTREAM_WAIT: Duration = Duration::from_secs(120);
+/// How often a client waiting for its answer is checked for having left.
+const CLIENT_CHECK: Duration = Duration::from_millis(250);
+
+/// The Unix sockets behind the gate: the page's request threads, and the probes' own.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub main: PathBuf,
+    pub probes: PathBuf,
+}
+
+impl Upstreams {
+    /// `/healthz` and `/metrics` go to their own thread.
+    fn for_request(&self, method: &str, target: &str) -> &PathBuf {
+        let path = target.split('?').next().unwrap_or("");
+        let probe = matches!(method, "GET" | "HEAD") && matches!(path, "/healthz" | "/metrics");
+        if probe {
+            &self.probes
+        } else {
+            &self.main
+        }
+    }
+}
+
+type Table = Arc<Mutex<Slots<TcpStream>>>;
 
 pub struct Gate {
     stop: Arc<AtomicBool>,
@@ -36,19 +77,22 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Serves `listener` (HTTPS with `tls`), passing requests to the Unix socket at `inner`.
+    /// Serves `listener` (HTTPS with `tls`), passing requests to the Unix sockets `upstreams`.
     pub fn start(
         listener: TcpListener,
-        inner: PathBuf,
+        upstreams: Upstreams,
         tls: Option<Acceptor>,
     ) -> std::io::Result<Gate> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let active = Arc::new(AtomicUsize::new(0));
+        let table: Table = Arc::new(Mutex::new(Slots::new(
+            MAX_CONNECTIONS,
+            MAX_UNSETTLED_PER_ADDRESS,
+        )));
         std::thread::Builder::new()
             .name("http-gate".into())
-            .spawn(move || accept_loop(&listener, &inner, tls.as_ref(), &active, &s))?;
+            .spawn(move || accept_loop(&listener, &upstreams, tls.as_ref(), &table, &s))?;
         Ok(Gate { stop, addr })
     }
 
@@ -59,17 +103,21 @@ impl Gate {
     }
 }
 
+fn lock(table: &Table) -> std::sync::MutexGuard<'_, Slots<TcpStream>> {
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn accept_loop(
     listener: &TcpListener,
-    inner: &Path,
+    upstreams: &Upstreams,
     tls: Option<&Acceptor>,
-    active: &Arc<AtomicUsize>,
+    table: &Table,
     stop: &AtomicBool,
 ) {
     let mut last_warning: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let (mut client, peer) = match listener.accept() {
-            Ok((c, a)) => (c, a.ip().to_string()),
+            Ok(c) => c,
             Err(e) => {
                 // EMFILE/ENFILE and the like: keep listening, slower, and say so now and then.
                 if last_warning.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
@@ -83,19 +131,29 @@ fn accept_loop(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            if tls.is_some() {
-                // No thread for a handshake: closed.
+        let Ok(handle) = client.try_clone() else {
+            continue;
+        };
+        let id = match lock(table).admit(peer.ip(), handle, Instant::now()) {
+            Admission::Admitted { id, evicted } => {
+                for e in evicted {
+                    let _ = e.shutdown(Shutdown::Both);
+                }
+                id
+            }
+            Admission::Refused(_) => {
+                if tls.is_none() {
+                    let _ = client.set_write_timeout(Some(Duration::from_millis(200)));
+                    let _ = client.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                    );
+                }
+                // With TLS no thread for a handshake: closed.
                 continue;
             }
-            let _ = client.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = client.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
-            );
-            continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let (a, path, tls) = (active.clone(), inner.to_path_buf(), tls.cloned());
+        };
+        let (t, upstreams, tls) = (table.clone(), upstreams.clone(), tls.cloned());
+        let peer = peer.ip().to_string();
         let spawned = std::thread::Builder::new()
             .name("http-conn".into())
             .stack_size(STACK)
@@ -104,13 +162,13 @@ fn accept_loop(
                 let _ = client.set_read_timeout(Some(HEAD_DEADLINE));
                 let _ = client.set_write_timeout(Some(Duration::from_secs(10)));
                 if let Some(mut conn) = super::https::wrap(tls.as_ref(), client) {
-                    let _ = serve(conn.as_mut(), &peer, &path);
+                    let _ = serve(conn.as_mut(), &peer, id, &t, &upstreams);
                     conn.close();
                 }
-                a.fetch_sub(1, Ordering::Relaxed);
+                lock(&t).release(id);
             });
         if spawned.is_err() {
-            active.fetch_sub(1, Ordering::Relaxed);
+            lock(table).release(id);
         }
     }
 }
@@ -121,21 +179,23 @@ fn reply(client: &mut dyn Conn, status: &str) -> std::io::Result<()> {
     )
 }
 
-fn serve(client: &mut dyn Conn, peer: &str, inner: &Path) -> std::io::Result<()> {
-    let deadline = Instant::now() + HEAD_DEADLINE;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    let head = loop {
-        if let Some(h) = parse_head(&buf, peer) {
-            break h;
-        }
+/// Reads until `done` says the bytes so far are enough, or the deadline passes (`Ok(None)`:
+/// timed out; `Err`: the client left or failed).
+fn read_until(
+    client: &mut dyn Conn,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+    done: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<Option<()>> {
+    let mut chunk = [0u8; 4096];
+    while !done(buf) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return reply(client, "408 Request Timeout");
+            return Ok(None);
         }
         client.tcp().set_read_timeout(Some(left))?;
         match client.read(&mut chunk) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e)
                 if matches!(
@@ -143,43 +203,129 @@ fn serve(client: &mut dyn Conn, peer: &str, inner: &Path) -> std::io::Result<()>
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                return reply(client, "408 Request Timeout")
+                return Ok(None)
             }
             Err(e) => return Err(e),
         }
+    }
+    Ok(Some(()))
+}
+
+fn serve(
+    client: &mut dyn Conn,
+    peer: &str,
+    id: SlotId,
+    table: &Table,
+    upstreams: &Upstreams,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let head_deadline = Instant::now() + HEAD_DEADLINE;
+    if read_until(client, &mut buf, head_deadline, |b| {
+        parse_head(b, peer).is_some()
+    })?
+    .is_none()
+    {
+        return reply(client, "408 Request Timeout");
+    }
+    let Some(head) = parse_head(&buf, peer) else {
+        return Ok(());
     };
-    let (head, content_length, extra) = match head {
+    let (head, content_length, mut body, method, target, bearer, expects_continue) = match head {
         Head::Complete {
             head,
             content_length,
             extra,
-        } => (head, content_length, extra),
+            method,
+            target,
+            bearer,
+            expects_continue,
+        } => (
+            head,
+            content_length,
+            extra,
+            method,
+            target,
+            bearer,
+            expects_continue,
+        ),
         Head::TooLarge => return reply(client, "431 Request Header Fields Too Large"),
         Head::Malformed => return reply(client, "400 Bad Request"),
+        Head::Unsupported(status) => return reply(client, status),
     };
     if content_length > MAX_BODY {
         return reply(client, "413 Content Too Large");
     }
-    let mut upstream = UnixStream::connect(inner)?;
-    upstream.set_read_timeout(Some(UPSTREAM_WAIT))?;
+    if content_length > 0 {
+        // Authorization before the body: without a token, nothing is read.
+        if target.starts_with("/api/") && !bearer {
+            return client.write_all(
+                concat!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n",
+                "Content-Type: application/json\r\nContent-Length: 41\r\nConnection: close\r\n\r\n",
+                "{\"error\":\"missing or wrong bearer token\"}"
+            )
+                .as_bytes(),
+            );
+        }
+        if expects_continue {
+            client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        let want = content_length as usize;
+        let body_deadline = Instant::now() + BODY_DEADLINE;
+        if read_until(client, &mut body, body_deadline, |b| b.len() >= want)?.is_none() {
+            return reply(client, "408 Request Timeout");
+        }
+        body.truncate(want);
+    } else {
+        body.clear();
+    }
+    // Complete: from now on this connection is never evicted.
+    lock(table).settle(id);
+    let mut upstream = UnixStream::connect(upstreams.for_request(&method, &target))?;
     upstream.set_write_timeout(Some(Duration::from_secs(10)))?;
     upstream.write_all(&head)?;
-    // The body: what came with the head, then the rest, exactly Content-Length bytes.
-    let first = extra.len().min(content_length as usize);
-    upstream.write_all(&extra[..first])?;
-    let mut rest = content_length - first as u64;
-    client
-        .tcp()
-        .set_read_timeout(Some(Duration::from_secs(10)))?;
-    while rest > 0 {
-        let n = client.read(&mut chunk[..(rest.min(2048) as usize)])?;
-        if n == 0 {
-            break;
+    upstream.write_all(&body)?;
+    upstream.shutdown(Shutdown::Write)?;
+    relay(&mut upstream, client)
+}
+
+/// Copies the answer to the client; gives up when the client has gone (its slot is free at
+/// once) or after [`UPSTREAM_WAIT`].
+fn relay(upstream: &mut UnixStream, client: &mut dyn Conn) -> std::io::Result<()> {
+    upstream.set_read_timeout(Some(CLIENT_CHECK))?;
+    let until = Instant::now() + UPSTREAM_WAIT;
+    let mut chunk = [0u8; 8192];
+    loop {
+        match upstream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => client.write_all(&chunk[..n])?,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if client_left(client.tcp()) || Instant::now() >= until {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
         }
-        upstream.write_all(&chunk[..n])?;
-        rest -= n as u64;
     }
-    std::io::copy(&mut upstream, client)?;
-    client.flush()?;
-    Ok(())
+    client.flush()
+}
+
+/// Whether the client has closed its side (or its connection failed): it sent nothing we
+/// wait for, so any readable end-of-stream means it left.
+fn client_left(tcp: &TcpStream) -> bool {
+    if tcp.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let r = tcp.peek(&mut [0u8; 1]);
+    let _ = tcp.set_nonblocking(false);
+    match r {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
 }

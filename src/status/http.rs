@@ -1,4 +1,5 @@
-//! The tiny_http server: two threads calling the blocking `recv`, `unblock()` on shutdown.
+//! The tiny_http servers: two threads for the page and API and one for the probes, calling
+//! the blocking `recv`, `unblock()` on shutdown.
 
 use super::gate::Gate;
 use super::response::{header, json_bytes_response, json_response};
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use tiny_http::{Method, Request, Response, Server};
 
+/// Request threads of the page and API (one more serves /healthz and /metrics alone).
 const THREADS: usize = 2;
 /// The largest request body accepted (meter imports are small).
 const MAX_BODY: u64 = 1 << 20;
@@ -20,69 +22,113 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 
 pub struct StatusServer {
     server: Arc<Server>,
+    probe_server: Arc<Server>,
     gate: Gate,
-    socket: PathBuf,
+    dir: PathBuf,
     threads: Vec<JoinHandle<()>>,
     pub addr: std::net::SocketAddr,
 }
 
-/// tiny_http listens on a private Unix socket behind the gate (`gate.rs`), in a directory of
-/// its own (mode 0700) under the temporary directory; tiny_http removes the socket when it is
-/// dropped. (Not an abstract name: tiny_http's `Drop` unwraps a path name.) The name is random:
-/// a directory left by a killed process of another user with our pid (pids are reused) cannot
-/// be removed by us and would otherwise keep the page from starting.
-fn inner_listener() -> std::io::Result<(UnixListener, PathBuf)> {
-    use std::os::unix::fs::DirBuilderExt;
-    remove_stale_socket_dirs();
-    let mut last = None;
-    for _ in 0..8 {
-        let suffix = crate::client::entropy::random_bytes::<6>("the status page's socket name")?;
-        let dir = std::env::temp_dir().join(format!(
-            "dlms-bridge-{}-{}",
-            std::process::id(),
-            crate::hex::encode(&suffix).to_ascii_lowercase()
-        ));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {
-                let path = dir.join("http.sock");
-                return Ok((UnixListener::bind(&path)?, path));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
+/// The names of the page's sockets, and of the file that marks their directory as ours.
+const MAIN_SOCKET: &str = "http.sock";
+const PROBES_SOCKET: &str = "probes.sock";
+const MARKER: &str = "dlms-bridge-page";
+/// Longest Unix socket path (sun_path holds 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// tiny_http listens on private Unix sockets behind the gate (`gate.rs`), in a directory of
+/// its own (mode 0700): `$RUNTIME_DIRECTORY/page` under systemd, else beside the database
+/// (`bridge.db.page/`), which the run lock makes this process's alone; a temporary directory
+/// only when that path is too long for a socket. (Not abstract names: tiny_http's `Drop`
+/// unwraps a path name.)
+fn socket_dir(db: &Path) -> PathBuf {
+    let preferred = match std::env::var_os("RUNTIME_DIRECTORY") {
+        Some(d) if !d.is_empty() => {
+            // systemd may list several, separated by colons: the first.
+            let first = d
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            PathBuf::from(first).join("page")
         }
+        _ => {
+            let mut name = db.file_name().unwrap_or_default().to_os_string();
+            name.push(".page");
+            db.with_file_name(name)
+        }
+    };
+    // Absolute: the gate connects from its own threads (std::path::absolute needs Rust 1.79).
+    let absolute = if preferred.is_absolute() {
+        preferred
+    } else {
+        std::env::current_dir().map_or(preferred.clone(), |d| d.join(&preferred))
+    };
+    if absolute.join(PROBES_SOCKET).as_os_str().len() <= MAX_SOCKET_PATH {
+        absolute
+    } else {
+        std::env::temp_dir().join(format!("dlms-bridge-{}-page", std::process::id()))
     }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no name for the page's socket")))
 }
 
-/// Socket directories of bridges that were killed (`kill -9`, power loss without a tmpfs):
-/// removed where nothing answers on their socket any more and they are ours to remove (a
-/// live bridge, in this PID namespace or another sharing /tmp, answers; another user's stay).
+/// Makes `dir` (0700, with our marker) and binds the two sockets in it. What a killed bridge
+/// left there is removed first, but only what the bridge can prove it made: its marker and
+/// sockets nobody answers on; anything else in the directory makes it refuse.
+fn inner_listeners(dir: &Path) -> std::io::Result<(UnixListener, UnixListener)> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() && !remove_if_ours(dir) {
+        return Err(std::io::Error::other(format!(
+            "{} holds files that are not the status page's sockets, or a live page answers there: not touched; remove it or set http.bind to another port",
+            dir.display()
+        )));
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+    std::fs::write(dir.join(MARKER), format!("{}\n", std::process::id()))?;
+    let main = UnixListener::bind(dir.join(MAIN_SOCKET))?;
+    let probes = UnixListener::bind(dir.join(PROBES_SOCKET))?;
+    Ok((main, probes))
+}
+
+/// Removes `dir` if every entry is our marker or one of our sockets with nobody answering on
+/// it; `false` (and nothing removed) otherwise.
+fn remove_if_ours(dir: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut ours = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Ok(kind) = entry.file_type() else {
+            return false;
+        };
+        let is_socket = kind.is_socket() && (name == MAIN_SOCKET || name == PROBES_SOCKET);
+        let is_marker = kind.is_file() && name == MARKER;
+        if !(is_socket || is_marker) {
+            return false;
+        }
+        if is_socket && std::os::unix::net::UnixStream::connect(entry.path()).is_ok() {
+            return false;
+        }
+        ours.push(entry.path());
+    }
+    ours.iter().all(|p| std::fs::remove_file(p).is_ok()) && std::fs::remove_dir(dir).is_ok()
+}
+
+/// Socket directories an older version left in the temporary directory
+/// (`dlms-bridge-<pid>-<random>/http.sock`), removed under the same rule.
 fn remove_stale_socket_dirs() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("dlms-bridge-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let dir = entry.path();
-        // A minute old at least: a bridge starting now has made its directory but not yet
-        // its socket.
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() >= 60));
-        if pid != std::process::id()
-            && old
-            && std::os::unix::net::UnixStream::connect(dir.join("http.sock")).is_err()
+        if name.to_str().is_some_and(|n| n.starts_with("dlms-bridge-"))
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+            && entry.path().join(MAIN_SOCKET).exists()
         {
-            let _ = std::fs::remove_dir_all(&dir);
+            remove_if_ours(&entry.path());
         }
     }
 }
@@ -96,18 +142,31 @@ impl StatusServer {
         let tls = super::https::acceptor(&settings.http_tls_cert, &settings.http_tls_key)
             .map_err(std::io::Error::other)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let (inner, socket) = inner_listener()?;
+        remove_stale_socket_dirs();
+        let dir = socket_dir(db);
+        let (main, probes) = inner_listeners(&dir)?;
+        let upstreams = gate::Upstreams {
+            main: dir.join(MAIN_SOCKET),
+            probes: dir.join(PROBES_SOCKET),
+        };
         let server = Arc::new(
-            Server::from_listener(inner, None)
+            Server::from_listener(main, None)
                 .map_err(|e| std::io::Error::other(format!("{bind}: {e}")))?,
         );
-        let gate = Gate::start(listener(bind)?, socket.clone(), tls)?;
+        let probe_server = Arc::new(
+            Server::from_listener(probes, None)
+                .map_err(|e| std::io::Error::other(format!("{bind}: {e}")))?,
+        );
+        let gate = Gate::start(listener(bind)?, upstreams, tls)?;
         let addr = gate.addr;
         info!("status page on {scheme}://{addr}/");
         let mut threads = Vec::new();
         let limiter = Arc::new(std::sync::Mutex::new(SignInLimiter::default()));
-        for i in 0..THREADS {
-            let (server, status, db) = (server.clone(), status.clone(), db.to_path_buf());
+        // Thread 0 serves only the probes (/healthz, /metrics); the others everything.
+        let servers = std::iter::once(probe_server.clone())
+            .chain(std::iter::repeat(server.clone()).take(THREADS));
+        for (i, server) in servers.enumerate() {
+            let (status, db) = (status.clone(), db.to_path_buf());
             let limiter = limiter.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -124,8 +183,9 @@ impl StatusServer {
         }
         Ok(StatusServer {
             server,
+            probe_server,
             gate,
-            socket,
+            dir,
             threads,
             addr,
         })
@@ -133,16 +193,18 @@ impl StatusServer {
 
     pub fn stop(self) {
         self.gate.stop();
-        for _ in &self.threads {
+        self.probe_server.unblock();
+        for _ in 1..self.threads.len() {
             self.server.unblock();
         }
         for t in self.threads {
             let _ = t.join();
         }
+        // tiny_http removes its socket files when dropped.
         drop(self.server);
-        if let Some(dir) = self.socket.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        drop(self.probe_server);
+        let _ = std::fs::remove_file(self.dir.join(MARKER));
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -235,40 +297,40 @@ fn route(
             let auth = header_value(&request, "Authorization");
             // Set by the gate (any such header from the client was removed there).
             let client = header_value(&request, gate::PEER_HEADER).unwrap_or_else(|| "unknown".into());
-            let mut body = String::new();
-            if request.body_length().unwrap_or(0) as u64 > MAX_BODY {
-                json_response(413, &serde_json::json!({"error": "request body too large"}))
-            } else {
-                request
-                    .as_reader()
-                    .take(MAX_BODY)
-                    .read_to_string(&mut body)?;
-                if store.is_none() {
-                    match crate::store::Store::open(shared.db) {
-                        Ok(s) => *store = Some(s),
-                        Err(e) => {
-                            let r =
-                                json_response(500, &serde_json::json!({"error": e.to_string()}));
-                            return request.respond(r);
-                        }
+            if store.is_none() {
+                match crate::store::Store::open(shared.db) {
+                    Ok(s) => *store = Some(s),
+                    Err(e) => {
+                        let r = json_response(500, &serde_json::json!({"error": e.to_string()}));
+                        return request.respond(r);
                     }
                 }
-                match store.as_mut() {
-                    Some(s) => match api::authorize(s, auth.as_deref(), &client, shared.limiter) {
-                        Err(refused) => refused,
-                        Ok(()) => {
-                            let call = admin::Call {
-                                method: &method,
-                                path,
-                                query: &query,
-                                body: &body,
-                                client: &client,
-                            };
-                            api_route(s, status, &call)
-                        }
-                    },
-                    None => json_response(500, &serde_json::json!({"error": "no database"})),
-                }
+            }
+            match store.as_mut() {
+                // Authorized before the body is read (the gate has it whole already, and
+                // reads none for a request without a bearer token).
+                Some(s) => match api::authorize(s, auth.as_deref(), &client, shared.limiter) {
+                    Err(refused) => refused,
+                    Ok(()) if request.body_length().unwrap_or(0) as u64 > MAX_BODY => {
+                        json_response(413, &serde_json::json!({"error": "request body too large"}))
+                    }
+                    Ok(()) => {
+                        let mut body = String::new();
+                        request
+                            .as_reader()
+                            .take(MAX_BODY)
+                            .read_to_string(&mut body)?;
+                        let call = admin::Call {
+                            method: &method,
+                            path,
+                            query: &query,
+                            body: &body,
+                            client: &client,
+                        };
+                        api_route(s, status, &call)
+                    }
+                },
+                None => json_response(500, &serde_json::json!({"error": "no database"})),
             }
         }
         _ => json_response(
@@ -287,7 +349,7 @@ fn api_route(
     let (method, path) = (call.method, call.path);
     match path {
         "/api/logs" if *method == Method::Get => admin::logs(call.query),
-        "/api/scan" if *method == Method::Post => admin::scan(call.body),
+        "/api/scan" if *method == Method::Post => admin::scan(store, call.body),
         p if p == "/api/alarms" || p.starts_with("/api/alarms/") => admin::alarms(status, call),
         p if p == "/api/meters" || p.starts_with("/api/meters/") => {
             api::meters(store, method, path, call.body)
@@ -303,36 +365,44 @@ fn api_route(
 mod tests {
     use super::*;
 
+    /// Issue 24 item 9: only what the bridge can prove it made is removed; a user's
+    /// directories that merely share the prefix keep every file.
     #[test]
-    fn stale_socket_directories_go_fresh_and_live_ones_stay() {
+    fn only_dead_socket_directories_of_ours_are_removed() {
         let tmp = std::env::temp_dir();
-        let stale = tmp.join("dlms-bridge-4000000000-stale");
-        let fresh = tmp.join("dlms-bridge-4000000001-fresh");
-        let foreign = tmp.join("dlms-bridge-e2e-not-a-socket-dir");
-        for d in [&stale, &fresh, &foreign] {
+        let tag = std::process::id();
+        let stale = tmp.join(format!("dlms-bridge-{tag}-stale-test"));
+        let live = tmp.join(format!("dlms-bridge-{tag}-live-test"));
+        let notes = tmp.join(format!("dlms-bridge-{tag}-notes-test"));
+        let exports = tmp.join(format!("dlms-bridge-{tag}-exports-test"));
+        for d in [&stale, &live, &notes, &exports] {
+            let _ = std::fs::remove_dir_all(d);
             std::fs::create_dir_all(d).unwrap();
         }
-        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        for d in [&stale, &foreign] {
-            std::fs::File::open(d)
-                .unwrap()
-                .set_modified(hour_ago)
-                .unwrap();
-        }
-        // Another process's bridge (another pid), old but answering on its socket.
-        let live_dir = tmp.join("dlms-bridge-4000000002-live");
-        std::fs::create_dir_all(&live_dir).unwrap();
-        let live = UnixListener::bind(live_dir.join("http.sock")).unwrap();
-        std::fs::File::open(&live_dir)
-            .unwrap()
-            .set_modified(hour_ago)
-            .unwrap();
+        // A killed bridge's: a socket nobody answers on, and the marker.
+        drop(UnixListener::bind(stale.join(MAIN_SOCKET)).unwrap());
+        std::fs::write(stale.join(MARKER), "1\n").unwrap();
+        let _answering = UnixListener::bind(live.join(MAIN_SOCKET)).unwrap();
+        drop(UnixListener::bind(notes.join(MAIN_SOCKET)).unwrap());
+        std::fs::write(notes.join("notes.txt"), "mine").unwrap();
+        std::fs::write(exports.join("meters-backup.json"), "{}").unwrap();
         remove_stale_socket_dirs();
-        assert!(!stale.exists(), "a stale directory stays");
-        assert!(fresh.exists() && foreign.exists() && live_dir.exists());
-        drop(live);
-        for d in [&fresh, &foreign, &live_dir] {
+        let survived = (live.exists(), notes.join("notes.txt").exists(), exports.join("meters-backup.json").exists());
+        let stale_gone = !stale.exists();
+        for d in [&stale, &live, &notes, &exports] {
             let _ = std::fs::remove_dir_all(d);
         }
+        assert!(stale_gone, "a dead socket directory of ours stays");
+        assert_eq!(survived, (true, true, true));
+    }
+
+    #[test]
+    fn the_sockets_live_beside_the_database() {
+        let dir = socket_dir(Path::new("/var/lib/dlms-bridge/bridge.db"));
+        if std::env::var_os("RUNTIME_DIRECTORY").is_none() {
+            assert_eq!(dir, Path::new("/var/lib/dlms-bridge/bridge.db.page"));
+        }
+        let long = format!("/{}/bridge.db", "x".repeat(120));
+        assert!(socket_dir(Path::new(&long)).starts_with(std::env::temp_dir()));
     }
 }

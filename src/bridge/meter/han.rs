@@ -1,10 +1,10 @@
 //! A meter that pushes on a receive-only serial line (HAN/P1 customer ports: a frame every
 //! 2-10 s, nothing ever sent to the meter). The line is opened, and reopened after errors;
-//! every notification the sans-I/O [`Receiver`] takes becomes a reading, stamped with the
+//! every notification the sans-I/O [`crate::client::push::Receiver`] takes becomes a reading, stamped with the
 //! notification's own time (else the gateway's, when its clock is set).
 
 use super::{Control, Worker};
-use crate::client::push::{PushError, Receiver};
+use crate::client::push::PushError;
 use crate::client::{Endpoint, SerialTransport, Transport};
 use crate::status::state::MeterState;
 use log::{info, warn};
@@ -24,9 +24,8 @@ impl Worker {
                 return;
             }
         };
-        let keys = crate::bridge::push::reading::keys_of(&self.config);
-        let template = crate::bridge::push::reading::template_of(&self.config);
-        let mut receiver = Receiver::new(keys, template, self.config.utc_offset_min);
+        // A serial line cannot be replayed into from the LAN: its counter lives in memory.
+        let mut receiver = crate::bridge::push::reading::receiver_for(&self.config, None);
         info!(
             "meter {name:?}: listening for pushed notifications on {}",
             settings.path
@@ -74,6 +73,9 @@ impl Worker {
                             &self.status,
                             &self.events,
                             pushed,
+                            self.settings
+                                .read()
+                                .map_or(300, |s| s.push_max_clock_skew_s),
                         ) {
                             return;
                         }

@@ -107,52 +107,7 @@ impl PerKey {
     }
 }
 
-/// At most one warning per key per `every`; the warnings held back meanwhile are counted and
-/// named in the next one that goes out.
-#[derive(Debug)]
-pub struct Throttle {
-    every: Duration,
-    last: HashMap<&'static str, (Instant, u64)>,
-}
-
-impl Throttle {
-    pub fn new(every: Duration) -> Throttle {
-        Throttle {
-            every,
-            last: HashMap::new(),
-        }
-    }
-
-    /// `Some(suppressed)` when a warning of this kind may be written now (with how many were
-    /// held back since the last), `None` when it is held back.
-    pub fn allow(&mut self, kind: &'static str, now: Instant) -> Option<u64> {
-        match self.last.get_mut(kind) {
-            Some((at, held)) if now.saturating_duration_since(*at) < self.every => {
-                *held += 1;
-                None
-            }
-            Some((at, held)) => {
-                let n = *held;
-                *at = now;
-                *held = 0;
-                Some(n)
-            }
-            None => {
-                self.last.insert(kind, (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
-
-/// " (N more suppressed)" or nothing.
-pub fn suppressed(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(" ({n} more suppressed)")
-    }
-}
+pub use crate::log_throttle::{suppressed, Throttle};
 
 #[cfg(test)]
 mod tests {
@@ -193,17 +148,5 @@ mod tests {
             p.take(&format!("k{i}"), t0 + i * MS);
         }
         assert!(p.buckets.len() <= 4);
-    }
-
-    #[test]
-    fn the_throttle_counts_what_it_holds_back() {
-        let t0 = Instant::now();
-        let mut t = Throttle::new(Duration::from_secs(10));
-        assert_eq!(t.allow("x", t0), Some(0));
-        assert_eq!(t.allow("x", t0 + MS), None);
-        assert_eq!(t.allow("y", t0 + MS), Some(0), "kinds apart");
-        assert_eq!(t.allow("x", t0 + 2 * MS), None);
-        assert_eq!(t.allow("x", t0 + Duration::from_secs(10)), Some(2));
-        assert_eq!(suppressed(2), " (2 more suppressed)");
     }
 }

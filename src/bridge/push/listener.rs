@@ -1,56 +1,144 @@
 //! The TCP listener for meters that push (IDIS/DSMR push setups, class 40): meters connect to
 //! `push.listen` and send DATA-NOTIFICATIONs (wrapper or HDLC). A notification is for the
 //! meter whose system title its ciphering names, else whose `push_address` its source address
-//! is, else whose `logical_device_name` it carries (0-0:42.0.0); it is opened with that meter's keys, replay-checked and mapped like any pushed one.
-//! Unknown senders are counted and logged once per sender; the listener bounds its
-//! connections, their idle time and their PDU size.
+//! is, else whose `logical_device_name` it carries (0-0:42.0.0); it is opened with that
+//! meter's keys (a meter with keys takes nothing plain), replay-checked against the last
+//! invocation counter taken (kept in the database, so a restart or an edit does not forget
+//! it) and mapped like any pushed one.
+//!
+//! The listener is open to the site LAN, so nothing an unknown device does may lock a meter
+//! out or fill the log:
+//! - [`MAX_CONNECTIONS`] slots, [`MAX_UNIDENTIFIED_PER_ADDRESS`] per address until a
+//!   connection has delivered a notification one of our meters takes; newcomers evict the
+//!   unidentified (`crate::slots`), never an identified meter;
+//! - an unidentified connection has [`FIRST_NOTIFICATION`] to deliver one, an identified one
+//!   [`IDLE`] between them: bytes that are not a taken notification do not keep a slot;
+//! - every warning is rate-limited per sender address or meter ("N more suppressed").
 
 use super::reading;
 use crate::bridge::event::Event;
 use crate::client::push::{sender_title, Arrival, PushStream, Receiver};
 use crate::config::values::Push;
 use crate::config::MeterConfig;
+use crate::log_throttle::{suppressed, Throttle};
+use crate::slots::{Admission, SlotId, Slots};
 use crate::status::state::Status;
+use crate::store::Store;
 use crossbeam_channel::Sender;
 use log::{info, warn};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Connections served at once; more are closed at once.
+/// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
-/// A connection that sends nothing this long is closed.
+/// Connections one address may hold before any of them delivered a notification we take.
+pub const MAX_UNIDENTIFIED_PER_ADDRESS: usize = 4;
+/// The time a new connection has to deliver a notification one of our meters takes.
+pub const FIRST_NOTIFICATION: Duration = Duration::from_secs(30);
+/// The longest gap between taken notifications on one connection.
 pub const IDLE: Duration = Duration::from_secs(300);
+/// One warning per sender (or meter) and kind this often, with the count held back.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// The meters that push over TCP, with their receive state (replay counters).
-#[derive(Default)]
 pub struct PushMeters {
     meters: HashMap<String, (MeterConfig, Receiver)>,
-    unknown_seen: HashSet<String>,
+    /// Where the last taken invocation counters are kept (None: in memory only).
+    store: Option<Store>,
+    max_skew_s: u64,
+    warnings: Throttle<(&'static str, String)>,
+}
+
+impl Default for PushMeters {
+    fn default() -> Self {
+        PushMeters {
+            meters: HashMap::new(),
+            store: None,
+            max_skew_s: 300,
+            warnings: Throttle::new(WARN_EVERY),
+        }
+    }
 }
 
 pub type Registry = Arc<Mutex<PushMeters>>;
 
+/// What became of one notification.
+enum Taken {
+    /// Taken for a meter: the connection is identified.
+    Yes,
+    /// Not ours, or refused.
+    No,
+    /// The bridge is stopping.
+    Stopping,
+}
+
 impl PushMeters {
-    /// Takes the current configuration; meters that did not change keep their state.
-    pub fn configure(&mut self, meters: &[MeterConfig]) {
+    /// Keeps replay counters in `store`.
+    pub fn with_store(store: Store) -> PushMeters {
+        PushMeters {
+            store: Some(store),
+            ..PushMeters::default()
+        }
+    }
+
+    /// Takes the current configuration; meters that did not change keep their state, and an
+    /// edited one goes on from its last taken counter.
+    pub fn configure(&mut self, meters: &[MeterConfig], max_skew_s: u64) {
+        self.max_skew_s = max_skew_s;
         let mut old = std::mem::take(&mut self.meters);
         for m in meters.iter().filter(|m| m.enabled && m.push == Push::Tcp) {
             let entry = match old.remove(&m.name) {
                 Some((was, r)) if was == *m => (was, r),
-                _ => (
-                    m.clone(),
-                    Receiver::new(
-                        reading::keys_of(m),
-                        reading::template_of(m),
-                        m.utc_offset_min,
-                    ),
-                ),
+                was => {
+                    let kept = self.kept_counter(m);
+                    let in_memory = was
+                        .filter(|(w, _)| w.system_title == m.system_title)
+                        .and_then(|(_, r)| r.last_counter());
+                    (m.clone(), reading::receiver_for(m, kept.max(in_memory)))
+                }
             };
             self.meters.insert(m.name.clone(), entry);
+        }
+    }
+
+    fn kept_counter(&mut self, meter: &MeterConfig) -> Option<u32> {
+        let store = self.store.as_ref()?;
+        match store.counter(&reading::counter_name(meter)) {
+            Ok(0) => None,
+            Ok(n) => u32::try_from(n - 1).ok(),
+            Err(e) => {
+                warn!("push: meter {:?}: its last invocation counter cannot be read ({e}); replays are refused from the next one taken", meter.name);
+                None
+            }
+        }
+    }
+
+    /// Keeps the counter just taken (stored plus one: 0 means none kept).
+    fn keep_counter(&mut self, name: &str) {
+        let Some((meter, receiver)) = self.meters.get(name) else {
+            return;
+        };
+        let (Some(counter), Some(store)) = (receiver.last_counter(), self.store.as_mut()) else {
+            return;
+        };
+        if let Err(e) = store.raise_counter(&reading::counter_name(meter), u64::from(counter) + 1) {
+            if let Some(n) = self
+                .warnings
+                .allow(("counter", name.to_string()), Instant::now())
+            {
+                warn!("push: meter {name:?}: its invocation counter cannot be kept ({e}); a restart would forget it{}", suppressed(n));
+            }
+        }
+    }
+
+    /// Writes `line` unless a warning of this kind for `who` went out less than a minute ago.
+    fn warn(&mut self, kind: &'static str, who: &str, line: impl FnOnce() -> String) {
+        if let Some(n) = self.warnings.allow((kind, who.to_string()), Instant::now()) {
+            warn!("{}{}", line(), suppressed(n));
         }
     }
 
@@ -90,6 +178,18 @@ fn logical_device_name(apdu: &[u8]) -> Option<String> {
         })
 }
 
+type Table = Arc<Mutex<Slots<TcpStream>>>;
+
+/// What every connection thread shares.
+#[derive(Clone)]
+struct Shared {
+    registry: Registry,
+    events: Sender<Event>,
+    status: Arc<Status>,
+    stop: Arc<AtomicBool>,
+    table: Table,
+}
+
 /// Listens until `stop`; each connection on a thread of its own.
 pub fn start(
     bind: &str,
@@ -101,41 +201,29 @@ pub fn start(
     let listener = TcpListener::bind(bind)?;
     listener.set_nonblocking(true)?;
     info!("push: listening for meters on {bind}");
+    let shared = Shared {
+        registry,
+        events,
+        status,
+        stop,
+        table: Arc::new(Mutex::new(Slots::new(
+            MAX_CONNECTIONS,
+            MAX_UNIDENTIFIED_PER_ADDRESS,
+        ))),
+    };
     std::thread::Builder::new()
         .name("push-listener".into())
         .spawn(move || {
-            let active = Arc::new(AtomicUsize::new(0));
-            while !stop.load(Ordering::Relaxed) {
+            while !shared.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((conn, peer)) => {
-                        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                            warn!("push: {peer}: {MAX_CONNECTIONS} connections already, closed");
-                            continue;
-                        }
-                        active.fetch_add(1, Ordering::Relaxed);
-                        let (registry, events, status, stop, active) = (
-                            registry.clone(),
-                            events.clone(),
-                            status.clone(),
-                            stop.clone(),
-                            active.clone(),
-                        );
-                        let spawned = std::thread::Builder::new()
-                            .name("push-conn".into())
-                            .stack_size(64 * 1024)
-                            .spawn(move || {
-                                serve(conn, &peer.to_string(), &registry, &events, &status, &stop);
-                                active.fetch_sub(1, Ordering::Relaxed);
-                            });
-                        if spawned.is_err() {
-                            warn!("push: cannot start a thread for {peer}");
-                        }
-                    }
+                    Ok((conn, peer)) => admit(conn, peer, &shared),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(100));
+                        std::thread::sleep(Duration::from_millis(50));
                     }
                     Err(e) => {
-                        warn!("push: accept: {e}");
+                        let mut reg = shared.registry.lock().unwrap_or_else(|e| e.into_inner());
+                        reg.warn("accept", "", || format!("push: accept: {e}"));
+                        drop(reg);
                         std::thread::sleep(Duration::from_millis(500));
                     }
                 }
@@ -143,20 +231,71 @@ pub fn start(
         })
 }
 
-fn serve(
-    mut conn: TcpStream,
-    peer: &str,
-    registry: &Registry,
-    events: &Sender<Event>,
-    status: &Status,
-    stop: &AtomicBool,
-) {
+fn warn_for(shared: &Shared, kind: &'static str, who: IpAddr, line: impl FnOnce() -> String) {
+    let mut reg = shared.registry.lock().unwrap_or_else(|e| e.into_inner());
+    reg.warn(kind, &who.to_string(), line);
+}
+
+/// A slot for the newcomer (evicting unidentified connections if need be) and its thread.
+fn admit(conn: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let Ok(handle) = conn.try_clone() else {
+        return;
+    };
+    let admission = shared
+        .table
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .admit(peer.ip(), handle, Instant::now());
+    let id = match admission {
+        Admission::Admitted { id, evicted } => {
+            for e in &evicted {
+                let _ = e.shutdown(Shutdown::Both);
+            }
+            if !evicted.is_empty() {
+                warn_for(shared, "evicted", peer.ip(), || {
+                    format!("push: all {MAX_CONNECTIONS} connections taken: {} that delivered no notification closed for {peer}", evicted.len())
+                });
+            }
+            id
+        }
+        Admission::Refused(_) => {
+            warn_for(shared, "full", peer.ip(), || {
+                format!("push: {peer}: {MAX_CONNECTIONS} meters connected already, closed")
+            });
+            return;
+        }
+    };
+    let s = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("push-conn".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            serve(conn, peer, id, &s);
+            s.table
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .release(id);
+        });
+    if spawned.is_err() {
+        shared
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(id);
+        warn_for(shared, "thread", peer.ip(), || {
+            format!("push: cannot start a thread for {peer}")
+        });
+    }
+}
+
+fn serve(mut conn: TcpStream, peer: SocketAddr, id: SlotId, shared: &Shared) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
     let mut stream = PushStream::new();
     let mut buf = [0u8; 2048];
-    let mut heard = Instant::now();
-    while !stop.load(Ordering::Relaxed) && heard.elapsed() < IDLE {
+    let mut identified = false;
+    let mut deadline = Instant::now() + FIRST_NOTIFICATION;
+    while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let n = match conn.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => n,
@@ -170,56 +309,79 @@ fn serve(
             }
             Err(_) => return,
         };
-        heard = Instant::now();
         let arrivals = match stream.push(&buf[..n]) {
             Ok(a) => a,
             Err(e) => {
-                warn!("push: {peer}: {e}; connection closed");
+                warn_for(shared, "stream", peer.ip(), || {
+                    format!("push: {peer}: {e}; connection closed")
+                });
                 return;
             }
         };
         for arrival in arrivals {
-            if !take(&arrival, peer, registry, events, status) {
-                return;
+            match take(&arrival, peer, shared) {
+                Taken::Yes => {
+                    deadline = Instant::now() + IDLE;
+                    if !identified {
+                        identified = true;
+                        shared
+                            .table
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .settle(id);
+                    }
+                }
+                Taken::No => {}
+                Taken::Stopping => return,
             }
         }
     }
 }
 
-/// One notification: to its meter, or counted as from an unknown sender. `false` when the
-/// bridge is stopping.
-fn take(
-    arrival: &Arrival,
-    peer: &str,
-    registry: &Registry,
-    events: &Sender<Event>,
-    status: &Status,
-) -> bool {
-    let mut reg = registry.lock().unwrap_or_else(|e| e.into_inner());
+/// One notification: to its meter, or counted as from an unknown sender.
+fn take(arrival: &Arrival, peer: SocketAddr, shared: &Shared) -> Taken {
+    let status = &shared.status;
+    let mut reg = shared.registry.lock().unwrap_or_else(|e| e.into_inner());
     let Some(name) = reg.meter_for(arrival) else {
         status.push_unknown.fetch_add(1, Ordering::Relaxed);
         let who = match sender_title(&arrival.apdu) {
             Some(t) => format!("system title {}", crate::hex::encode(&t)),
-            None => format!("source address {} from {peer}", arrival.source),
+            None => format!("source address {}", arrival.source),
         };
-        if reg.unknown_seen.len() < 1000 && reg.unknown_seen.insert(who.clone()) {
-            warn!("push: a notification from an unknown sender ({who}) dropped (said once per sender)");
-        }
-        return true;
+        reg.warn("unknown", &peer.ip().to_string(), || {
+            format!(
+                "push: a notification from an unknown sender ({who}, from {}) dropped",
+                peer.ip()
+            )
+        });
+        return Taken::No;
     };
     let Some((meter, receiver)) = reg.meters.get_mut(&name) else {
-        return true;
+        return Taken::No;
     };
     match receiver.apdu(&arrival.apdu) {
         Ok(p) => {
             let meter = meter.clone();
+            let max_skew_s = reg.max_skew_s;
+            // Kept before it is published: a crash between the two loses no protection.
+            reg.keep_counter(&name);
             drop(reg);
-            reading::deliver(&meter, status, events, p)
+            if reading::deliver(&meter, status, &shared.events, p, max_skew_s) {
+                Taken::Yes
+            } else {
+                Taken::Stopping
+            }
         }
         Err(e) => {
-            warn!("push: meter {name:?}: {e}");
+            reg.warn("refused", &name, || {
+                format!(
+                    "push: meter {name:?}: a notification from {} refused: {e}",
+                    peer.ip()
+                )
+            });
+            drop(reg);
             reading::refused(&name, status, &e);
-            true
+            Taken::No
         }
     }
 }

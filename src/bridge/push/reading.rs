@@ -7,24 +7,62 @@ use crate::client::push::Pushed;
 use crate::clock::now_ms;
 use crate::config::MeterConfig;
 use crate::cosem::Obis;
+use crate::log_throttle::{suppressed, Throttle};
 use crate::status::state::{MeterState, Status};
 use crossbeam_channel::Sender;
+use log::warn;
 use serde_json::Map;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// Sends the reading (stamped with the notification's own time, else the gateway's when its
-/// clock is set, else not at all) and records it in the status; `false` when the bridge is
-/// stopping.
+/// Warnings of notifications stamped far from the gateway's clock, per meter.
+fn skew_warnings() -> &'static Mutex<Throttle<String>> {
+    static WARNINGS: OnceLock<Mutex<Throttle<String>>> = OnceLock::new();
+    WARNINGS.get_or_init(|| Mutex::new(Throttle::new(Duration::from_secs(600))))
+}
+
+/// The time a reading is stamped with: the notification's own, unless the gateway's clock is
+/// trusted and the two differ by more than `max_skew_s` (a meter with a flat RTC battery, or a
+/// plain sender choosing its own date): then the gateway's, said in the log. `None`: no time
+/// to give it (no date-time in it and the gateway's clock not set).
+pub fn stamp(
+    meter: &str,
+    time_s: Option<i64>,
+    now_ms: i64,
+    trusted: bool,
+    max_skew_s: u64,
+) -> Option<i64> {
+    match time_s {
+        Some(t) if trusted && max_skew_s > 0 && (t * 1000).abs_diff(now_ms) > max_skew_s * 1000 => {
+            let mut w = skew_warnings().lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = w.allow(meter.to_string(), Instant::now()) {
+                warn!(
+                    "push: meter {meter:?}: its notification's date-time is {} s from the gateway's clock (push.max_clock_skew_s {max_skew_s}): stamped with the gateway's time{}",
+                    ((t * 1000).abs_diff(now_ms)) / 1000,
+                    suppressed(n)
+                );
+            }
+            Some(now_ms)
+        }
+        Some(t) => Some(t * 1000),
+        None if trusted => Some(now_ms),
+        None => None,
+    }
+}
+
+/// Sends the reading (stamped as [`stamp`] says, else not at all) and records it in the
+/// status; `false` when the bridge is stopping.
 pub fn deliver(
     meter: &MeterConfig,
     status: &Status,
     events: &Sender<Event>,
     pushed: Pushed,
+    max_skew_s: u64,
 ) -> bool {
     let now = now_ms();
-    let ts_ms = match pushed.time_s {
-        Some(t) => t * 1000,
-        None if status.gateway_clock.trusted(now) => now,
-        None => return true,
+    let trusted = status.gateway_clock.trusted(now);
+    let Some(ts_ms) = stamp(&meter.name, pushed.time_s, now, trusted, max_skew_s) else {
+        return true;
     };
     let mut map = Map::new();
     for (obis, v) in pushed.values {
@@ -106,6 +144,30 @@ pub fn keys_of(meter: &MeterConfig) -> Option<(crate::dlms::security::Keys, Opti
     }
 }
 
+/// The receive side of a pushing meter: its keys, its template, whether its security needs
+/// authenticated notifications, and replay protection from `last_counter` on.
+pub fn receiver_for(
+    meter: &MeterConfig,
+    last_counter: Option<u32>,
+) -> crate::client::push::Receiver {
+    use crate::config::values::Ciphering;
+    crate::client::push::Receiver::new(keys_of(meter), template_of(meter), meter.utc_offset_min)
+        .requiring_authentication(matches!(
+            meter.security,
+            Ciphering::Auth | Ciphering::AuthEnc
+        ))
+        .with_last_counter(last_counter)
+}
+
+/// The name a meter's last taken invocation counter is kept under (in the counters table),
+/// per expected system title: a replaced meter (another title) starts afresh.
+pub fn counter_name(meter: &MeterConfig) -> String {
+    let title = meter
+        .system_title
+        .map_or_else(|| "any".to_string(), |t| crate::hex::encode(&t));
+    format!("push_invocation_counter/{}/{title}", meter.name)
+}
+
 /// A meter's push template (checked when it was configured).
 pub fn template_of(meter: &MeterConfig) -> Vec<crate::client::push::Slot> {
     meter
@@ -113,4 +175,33 @@ pub fn template_of(meter: &MeterConfig) -> Vec<crate::client::push::Slot> {
         .as_deref()
         .and_then(|t| crate::client::push::parse_template(t).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stamp;
+
+    /// Issue 24 item 6: a date-time far from a trusted gateway clock is not believed.
+    #[test]
+    fn a_notification_far_from_the_gateways_clock_is_stamped_with_the_gateways_time() {
+        let now = 1_800_000_000_000;
+        assert_eq!(
+            stamp("m", Some(1_800_000_100), now, true, 300),
+            Some(1_800_000_100_000)
+        );
+        assert_eq!(stamp("m", Some(4_000_000_000), now, true, 300), Some(now));
+        assert_eq!(stamp("m", Some(1_000_000_000), now, true, 300), Some(now));
+        assert_eq!(
+            stamp("m", Some(1_000_000_000), now, true, 0),
+            Some(1_000_000_000_000),
+            "0: off"
+        );
+        assert_eq!(
+            stamp("m", Some(1_000_000_000), now, false, 300),
+            Some(1_000_000_000_000),
+            "no trusted clock to compare"
+        );
+        assert_eq!(stamp("m", None, now, false, 300), None);
+        assert_eq!(stamp("m", None, now, true, 300), Some(now));
+    }
 }
