@@ -149,6 +149,16 @@ fn names_hosts_and_settings_are_checked_and_listed() {
     for (name, host, needle) in [
         ("Red\u{1b}[31m", "127.0.0.1", "contains control characters"),
         ("Line\nbreak", "127.0.0.1", "contains control characters"),
+        (
+            "Meter\u{202E}A",
+            "127.0.0.1",
+            "contains the invisible or direction-changing character U+202E",
+        ),
+        (
+            "A",
+            "a..b",
+            "--host: \"a..b\" is not a host name or IP address (an empty label)",
+        ),
         ("42", "127.0.0.1", "is a number"),
         (
             "A",
@@ -166,6 +176,21 @@ fn names_hosts_and_settings_are_checked_and_listed() {
     }
     let zero = cli(&db, &["settings", "set", "mqtt.port", "0"]);
     assert!(!zero.status.success());
+    for (key, value, needle) in [
+        (
+            "mqtt.host",
+            "a b",
+            "mqtt.host: \"a b\" is not a host name or IP address",
+        ),
+        ("mqtt.host", "tb:1883", "a port goes in port"),
+        ("http.api_token", "0000000000000000", "different characters"),
+        ("http.api_token", "1234567890123456", "sequence"),
+        ("http.api_token", "abcdefghijklmnop", "sequence"),
+    ] {
+        let out = cli(&db, &["settings", "set", key, value]);
+        assert!(!out.status.success(), "{key} {value}");
+        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+    }
     let help = stdout(
         &Command::new(BIN)
             .args(["settings", "--help"])
@@ -374,13 +399,25 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         ("serial_device", "/dev/ttyUSB0"),
     ];
     match field {
-        "name" => (vec![("Meter Ä/7", vec![])], vec!["", "12", "a\u{7}"]),
+        "name" => (
+            vec![("Meter Ä/7", vec![]), ("電表 7", vec![])],
+            vec!["", "12", "a\u{7}", "A\u{202E}B", "\u{200B}A", "A\u{FEFF}"],
+        ),
         "enabled" => (vec![("false", vec![]), ("yes", vec![])], vec!["flase", "2"]),
         "transport" => (vec![("wrapper", vec![])], vec!["modbus"]),
         // Loopback names only: nothing here may resolve or reach beyond 127.0.0.0/8.
         "host" => (
             vec![("localhost", vec![]), ("127.0.0.2", vec![])],
-            vec!["a b", "-x"],
+            vec![
+                "a b",
+                "-x",
+                "localhost:80",
+                "a..b",
+                "999.1.1.1",
+                "255.255.255.255",
+                "0.0.0.0",
+                "meter_7",
+            ],
         ),
         "port" => (vec![("65535", vec![])], vec!["0", "65536", "x"]),
         "serial_device" => (vec![("/dev/ttyS3", serial.clone())], vec!["ttyS3"]),

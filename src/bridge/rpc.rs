@@ -80,7 +80,8 @@ pub enum GatewayCall {
     Status,
     Meters,
     Reload,
-    /// Probe these loopback or LAN addresses x ports (at most `MAX_RPC_PROBES`).
+    /// Probe these addresses x ports (at most `MAX_RPC_PROBES`; the host checks them against
+    /// `scan.allowed`, which this pure parser cannot read).
     Scan {
         hosts: Vec<std::net::Ipv4Addr>,
         ports: Vec<u16>,
@@ -251,15 +252,19 @@ fn gateway_call(method: &str, params: &Value) -> Result<GatewayCall, String> {
                     "scan needs {k:?}, e.g. \"hosts\": \"192.168.1.10-20\", \"ports\": \"4059\""
                 ))
             };
-            let hosts = crate::scan::parse_hosts(text("hosts")?)?;
-            let ports = crate::scan::parse_ports(text("ports")?)?;
-            if hosts.len() * ports.len() > MAX_RPC_PROBES {
-                return Err(format!(
-                    "{} probes requested; an RPC scan probes at most {MAX_RPC_PROBES} (use dlms-bridge scan on the gateway for more)",
-                    hosts.len() * ports.len()
-                ));
+            // Counted before anything is expanded: a long list of large ranges costs nothing.
+            let t = crate::scan::targets(text("hosts")?, text("ports")?, MAX_RPC_PROBES).map_err(
+                |e| match e {
+                    crate::scan::TargetError::TooMany { .. } => {
+                        format!("{e} in an RPC scan (use dlms-bridge scan on the gateway for more)")
+                    }
+                    _ => e.to_string(),
+                },
+            )?;
+            GatewayCall::Scan {
+                hosts: t.hosts,
+                ports: t.ports,
             }
-            GatewayCall::Scan { hosts, ports }
         }
         other => {
             return Err(format!(
@@ -545,6 +550,22 @@ mod tests {
             br#"{"method":"fly"}"#,
         );
         assert!(matches!(e, Some(Err((_, m))) if m.contains("unknown gateway method")));
+    }
+
+    #[test]
+    fn scan_requests_are_counted_before_they_are_expanded() {
+        let huge = vec!["1.0.0.0-1.0.255.255"; 2000].join(",");
+        let e = gateway_call("scan", &json!({"hosts": huge, "ports": "4059"})).unwrap_err();
+        assert!(
+            e.starts_with("131072000 probes requested; at most 256 in an RPC scan"),
+            "{e}"
+        );
+        let ok = gateway_call("scan", &json!({"hosts": "127.0.0.1-2", "ports": "1-3"})).unwrap();
+        assert!(
+            matches!(ok, GatewayCall::Scan { hosts, ports } if hosts.len() == 2 && ports.len() == 3)
+        );
+        let e = gateway_call("scan", &json!({"hosts": "x", "ports": "1"})).unwrap_err();
+        assert!(e.starts_with("hosts: \"x\""), "{e}");
     }
 
     #[test]

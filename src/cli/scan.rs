@@ -3,7 +3,7 @@
 //! where the association allows. One JSON line per meter found.
 
 use super::args::{usage, AfterYesNo, MeterFlags, UsageError};
-use dlms_bridge::scan::{parse_hosts, parse_ports, probe_template, scan, MAX_PROBES, TRANSPORTS};
+use dlms_bridge::scan::{probe_template, scan, targets, TargetError, MAX_PROBES, TRANSPORTS};
 use lexopt::prelude::*;
 use std::process::ExitCode;
 
@@ -20,8 +20,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut hosts, mut ports) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
-            Long("hosts") => hosts = Some(parse_hosts(&parser.value()?.string()?).map_err(usage)?),
-            Long("ports") => ports = Some(parse_ports(&parser.value()?.string()?).map_err(usage)?),
+            Long("hosts") => hosts = Some(parser.value()?.string()?),
+            Long("ports") => ports = Some(parser.value()?.string()?),
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -39,12 +39,12 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let hosts =
         hosts.ok_or_else(|| usage("scan needs --hosts (no default range is ever scanned)"))?;
     let ports = ports.ok_or_else(|| usage("scan needs --ports"))?;
-    if hosts.len() * ports.len() > MAX_PROBES {
-        return Err(usage(format!(
-            "{} probes requested; the limit is {MAX_PROBES}",
-            hosts.len() * ports.len()
-        )));
-    }
+    // Counted before they are expanded; the operator's own scan is not held to scan.allowed.
+    let targets = targets(&hosts, &ports, MAX_PROBES).map_err(|e| match e {
+        TargetError::Hosts(_) | TargetError::Ports(_) => usage(format!("--{e}")),
+        _ => usage(e.to_string()),
+    })?;
+    let (hosts, ports) = (targets.hosts, targets.ports);
     if ["host", "port", "serial"]
         .iter()
         .any(|f| flags.was_given(f))

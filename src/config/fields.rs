@@ -9,8 +9,8 @@
 use super::error::ConfigError;
 use super::meter::MeterConfig;
 use super::values::{
-    boolean, bounded, device_path, hex_bytes, hex_text, host, label, secret_text, word, word_of,
-    Secret,
+    boolean, bounded, device_path, hex_bytes, hex_text, host, label, secret_text, visible_label,
+    word, word_of, Secret,
 };
 use crate::cosem::Obis;
 
@@ -95,7 +95,7 @@ pub static FIELDS: &[Field] = &[
             if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("{v:?} is a number; numbers name meters by id"));
             }
-            m.name = label(v, 128)?;
+            m.name = visible_label(v, 128)?;
             Ok(())
         },
         clear: no_clear,
@@ -839,6 +839,17 @@ mod tests {
         assert!(m.enabled, "nothing changed");
         assert!(find("name").unwrap().apply(&mut m, Some("12")).is_err());
         assert!(find("host").unwrap().apply(&mut m, Some("a b")).is_err());
+        let e = find("name")
+            .unwrap()
+            .apply(&mut m, Some("Meter\u{202E}A"))
+            .unwrap_err();
+        assert_eq!(e.field_name(), Some("name"));
+        assert!(e.to_string().contains("U+202E"), "{e}");
+        let e = find("host")
+            .unwrap()
+            .apply(&mut m, Some("localhost:80"))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("host: \"localhost:80\""), "{e}");
         assert!(find("baud").unwrap().apply(&mut m, None).is_err());
         find("server_physical")
             .unwrap()

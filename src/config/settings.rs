@@ -4,7 +4,7 @@
 //! (`store::settings`) all go through the table.
 
 use super::error::quoted;
-use super::values::{boolean, bounded, word, word_of, Word};
+use super::values::{boolean, bounded, host, word, word_of, Word};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishMode {
@@ -214,13 +214,60 @@ fn optional(v: &str) -> Option<String> {
     Some(v.to_string()).filter(|t| !t.is_empty())
 }
 
+/// The admin API's token must not be guessable: 16 characters or more, no blanks or control
+/// characters, at least 8 different ones, and not a run such as 1234567890123456 or
+/// abcdefghijklmnop. (The message never repeats the token: it reaches terminals and logs.)
+fn api_token(v: &str) -> Result<(), String> {
+    if v.chars().count() < 16 || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("use at least 16 characters, no blanks or control characters".into());
+    }
+    let distinct: std::collections::HashSet<char> = v.chars().collect();
+    if distinct.len() < 8 {
+        return Err(format!(
+            "the token has only {} different characters; use at least 8 (e.g. random hex digits: od -An -tx1 -N16 /dev/urandom | tr -d ' \\n')",
+            distinct.len()
+        ));
+    }
+    if is_run(v) {
+        return Err("the token is a simple sequence of characters; use a random one".into());
+    }
+    Ok(())
+}
+
+/// Whether every character follows the one before by the same step of one, forward or
+/// backward, in the digits, the letters or both (wrapping: ...8901..., ...yzab...).
+fn is_run(v: &str) -> bool {
+    const ALPHABETS: [&str; 3] = [
+        "0123456789",
+        "abcdefghijklmnopqrstuvwxyz",
+        "0123456789abcdefghijklmnopqrstuvwxyz",
+    ];
+    let lower = v.to_ascii_lowercase();
+    ALPHABETS.iter().any(|alphabet| {
+        let n = alphabet.len();
+        let Some(at) = lower
+            .chars()
+            .map(|c| alphabet.find(c))
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return false;
+        };
+        let steps: Vec<usize> = at.windows(2).map(|w| (w[1] + n - w[0]) % n).collect();
+        steps.iter().all(|s| *s == 1) || steps.iter().all(|s| *s == n - 1)
+    })
+}
+
 pub static SETTINGS: &[Setting] = &[
     Setting {
         key: "mqtt.host",
         help: "broker host (empty: do not publish, keep readings in the outbox)",
         secret: false,
         set: |s, v| {
-            s.broker.host = v.trim().to_string();
+            let v = v.trim();
+            if !v.is_empty() {
+                host(v)?;
+            }
+            s.broker.host = v.to_string();
             Ok(())
         },
         get: |s| s.broker.host.clone(),
@@ -557,11 +604,11 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "http.api_token",
-        help: "bearer token of the meter API (at least 16 characters; empty: API off)",
+        help: "bearer token of the meter API (at least 16 characters, 8 of them different, not a sequence; empty: API off)",
         secret: true,
         set: |s, v| {
-            if !v.is_empty() && (v.len() < 16 || v.chars().any(|c| c.is_control() || c == ' ')) {
-                return Err("use at least 16 characters, no blanks or control characters".into());
+            if !v.is_empty() {
+                api_token(v)?;
             }
             s.api_token = optional(v);
             Ok(())
@@ -732,5 +779,69 @@ mod tests {
             .unwrap_err()
             .contains("http.api_token"));
         assert!(help_lines().contains("mqtt.port") && help_lines().contains("(default 1883)"));
+    }
+
+    #[test]
+    fn the_broker_host_is_a_host() {
+        let mut b = BridgeSettings::default();
+        for good in ["", "tb.example.com", "10.0.0.5", "::1", " localhost "] {
+            b.apply("mqtt.host", good).unwrap();
+        }
+        assert_eq!(b.broker.host, "localhost", "trimmed");
+        for bad in [
+            "a b",
+            "tb:1883",
+            "a..b",
+            "999.1.1.1",
+            "255.255.255.255",
+            "0.0.0.0",
+        ] {
+            let e = b.apply("mqtt.host", bad).unwrap_err();
+            assert!(
+                e.starts_with("mqtt.host: ") && e.contains("not a host name or IP address"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert_eq!(b.broker.host, "localhost", "nothing changed");
+    }
+
+    #[test]
+    fn api_tokens_must_not_be_guessable() {
+        let mut b = BridgeSettings::default();
+        for good in [
+            "test-token-0123456789",
+            "T0KEN-0123456789abcdef",
+            "9f86d081884c7d659a2feaa0",
+            "correct-horse-battery-staple",
+        ] {
+            b.apply("http.api_token", good).unwrap();
+            assert_eq!(b.api_token.as_deref(), Some(good));
+        }
+        for (bad, why) in [
+            ("short", "at least 16"),
+            ("0000000000000000", "different characters"),
+            ("aaaaaaaaaaaaaaaaaaaa", "different characters"),
+            ("abababababababab", "different characters"),
+            ("1234567890123456", "sequence"),
+            ("abcdefghijklmnop", "sequence"),
+            ("ABCDEFGHIJKLMNOP", "sequence"),
+            ("zyxwvutsrqponmlk", "sequence"),
+            ("0123456789abcdef", "sequence"),
+            ("my token with blanks", "no blanks"),
+        ] {
+            let e = b.apply("http.api_token", bad).unwrap_err();
+            assert!(
+                e.starts_with("http.api_token: ") && e.contains(why),
+                "{bad:?}: {e}"
+            );
+            assert!(!e.contains(bad), "the token is never repeated: {e}");
+        }
+        assert_eq!(
+            b.api_token.as_deref(),
+            Some("correct-horse-battery-staple"),
+            "nothing changed"
+        );
+        b.apply("http.api_token", "").unwrap();
+        assert_eq!(b.api_token, None, "empty turns the API off");
     }
 }

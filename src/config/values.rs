@@ -158,13 +158,98 @@ pub fn label(v: &str, max: usize) -> Result<String, String> {
     Ok(v.to_string())
 }
 
-/// A host name or IP address literal (RFC 1123 labels; IPv6 literals as written).
-pub fn host(v: &str) -> Result<String, String> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
-    if v.is_empty() || v.len() > 253 || !v.chars().all(ok_char) || v.starts_with('-') {
-        return Err(format!("{} is not a host name or IP address", quoted(v)));
+/// Characters that change how the text around them looks without showing themselves: bidi
+/// embeddings, overrides and isolates, zero-width spaces, joiners and marks, the line and
+/// paragraph separators, the byte-order mark, the soft hyphen. A name holding one can be
+/// shown as another meter's name (or reversed) on the page, in ThingsBoard and in the log.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{FEFF}'
+                | '\u{00AD}'
+        )
+}
+
+/// A name people tell meters apart by: a [`label`] without invisible or direction-changing
+/// characters (any other Unicode is fine: "Zähler Süd", "電表 7").
+pub fn visible_label(v: &str, max: usize) -> Result<String, String> {
+    let v = label(v, max)?;
+    match v.chars().find(|c| is_invisible(*c)) {
+        Some(c) => Err(format!(
+            "{} contains the invisible or direction-changing character U+{:04X}",
+            quoted(&v),
+            u32::from(c)
+        )),
+        None => Ok(v),
     }
-    Ok(v.to_string())
+}
+
+/// A host to connect to: an IPv4 or IPv6 address, or a DNS host name (RFC 1123: labels of 1
+/// to 63 letters, digits and hyphens, no hyphen at either end, 253 characters in all). The
+/// meters' `host` and `mqtt.host` share it.
+pub fn host(v: &str) -> Result<String, String> {
+    match host_problem(v) {
+        None => Ok(v.to_string()),
+        Some(why) => Err(format!(
+            "{} is not a host name or IP address ({why})",
+            quoted(v)
+        )),
+    }
+}
+
+/// What is wrong with `v` as a host, if anything.
+fn host_problem(v: &str) -> Option<&'static str> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    if v.contains(':') {
+        return match v.parse::<Ipv6Addr>() {
+            Ok(a) if a.is_unspecified() => Some(":: is no address to connect to"),
+            Ok(_) => None,
+            Err(_) if v.matches(':').count() == 1 => Some("a port goes in port, not in host"),
+            Err(_) => Some("not an IPv6 address"),
+        };
+    }
+    if v.is_empty() {
+        return Some("empty");
+    }
+    if v.len() > 253 {
+        return Some("longer than 253 characters");
+    }
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Some("only letters, digits, '-' and '.'");
+    }
+    let labels: Vec<&str> = v.split('.').collect();
+    if labels.iter().any(|l| l.is_empty()) {
+        return Some("an empty label");
+    }
+    if labels.iter().any(|l| l.len() > 63) {
+        return Some("a label longer than 63 characters");
+    }
+    if labels
+        .iter()
+        .any(|l| l.starts_with('-') || l.ends_with('-'))
+    {
+        return Some("a label starts or ends with '-'");
+    }
+    // A numeric last label is an address, never a name: 999.1.1.1 is a typo.
+    let last = labels.last().copied().unwrap_or_default();
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        return match v.parse::<Ipv4Addr>() {
+            Err(_) => Some("numeric, but not an IPv4 address"),
+            Ok(a) if a.is_unspecified() => Some("0.0.0.0 is no address to connect to"),
+            Ok(a) if a.is_broadcast() => Some("the broadcast address"),
+            Ok(_) => None,
+        };
+    }
+    None
 }
 
 /// A device path such as /dev/ttyUSB0.
@@ -213,6 +298,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_are_any_visible_text() {
+        for good in ["Meter A", "Zähler Süd/7", "電表 7", "sim-1", "Ünïcødé ✓"] {
+            assert_eq!(visible_label(good, 128).as_deref(), Ok(good));
+        }
+        for bad in [
+            "A\u{202E}B",
+            "A\u{2066}B",
+            "A\u{2069}",
+            "\u{200B}A",
+            "A\u{200D}B",
+            "A\u{200F}B",
+            "A\u{2028}B",
+            "A\u{2029}B",
+            "\u{FEFF}A",
+            "Me\u{00AD}ter",
+            "A\u{85}B",
+            "A\u{1b}[31m",
+        ] {
+            let e = visible_label(bad, 128).unwrap_err();
+            assert!(e.contains("character"), "{bad:?}: {e}");
+        }
+        let e = visible_label("A\u{202E}B", 128).unwrap_err();
+        assert!(e.contains("U+202E"), "{e}");
+    }
+
+    #[test]
     fn strict_words_and_booleans() {
         assert_eq!(word::<Transport>("wrapper"), Ok(Transport::Wrapper));
         assert_eq!(
@@ -234,9 +345,61 @@ mod tests {
         for bad in ["", " A", "A\u{1b}[31m", "A\nB", &"x".repeat(129)] {
             assert!(label(bad, 128).is_err(), "{bad:?}");
         }
-        assert!(host("127.0.0.1").is_ok() && host("meter-7.local").is_ok() && host("::1").is_ok());
-        for bad in ["my host", "", "a\tb", "-x"] {
-            assert!(host(bad).is_err(), "{bad:?}");
+        for good in [
+            "127.0.0.1",
+            "meter-7.local",
+            "::1",
+            "fe80::1",
+            "localhost",
+            "h",
+            "10.0.0.255",
+            "4ever.example",
+            &format!(
+                "{}.{}.{}.{}",
+                "a".repeat(63),
+                "b".repeat(63),
+                "c".repeat(63),
+                "d".repeat(61)
+            ),
+        ] {
+            assert_eq!(host(good).as_deref(), Ok(good), "{good:?}");
+        }
+        for (bad, why) in [
+            ("my host", "only letters"),
+            ("", "empty"),
+            ("a\tb", "only letters"),
+            ("-x", "'-'"),
+            ("x-.y", "'-'"),
+            ("localhost:80", "a port goes in port"),
+            ("a..b", "an empty label"),
+            (".a", "an empty label"),
+            ("a.", "an empty label"),
+            ("999.1.1.1", "not an IPv4 address"),
+            ("1.2.3", "not an IPv4 address"),
+            ("example.123", "not an IPv4 address"),
+            ("255.255.255.255", "broadcast"),
+            ("0.0.0.0", "no address"),
+            ("::", "no address"),
+            ("1::2::3", "not an IPv6"),
+            ("meter_7", "only letters"),
+            ("zähler", "only letters"),
+            (&"x".repeat(64), "longer than 63"),
+            (
+                &format!(
+                    "{}.{}.{}.{}",
+                    "a".repeat(63),
+                    "b".repeat(63),
+                    "c".repeat(63),
+                    "d".repeat(62)
+                ),
+                "longer than 253",
+            ),
+        ] {
+            let e = host(bad).unwrap_err();
+            assert!(
+                e.contains("is not a host name or IP address") && e.contains(why),
+                "{bad:?}: {e}"
+            );
         }
         assert_eq!(bounded::<u16>("65535", 1, 65535), Ok(65535));
         assert!(bounded::<u16>("0", 1, 65535).is_err());

@@ -93,8 +93,9 @@ pub(super) fn alarms(status: &Status, call: &Call) -> Reply {
 }
 
 /// `POST /api/scan {"hosts": "...", "ports": "...", ...meter fields}`: the meters found.
-/// Other fields (addresses, authentication, transport, time-outs) are the meter model's.
-pub(super) fn scan(body: &str) -> Reply {
+/// Other fields (addresses, authentication, transport, time-outs up to
+/// `scan::MAX_SCAN_TIMEOUT_MS`) are the meter model's. Only addresses in `scan.allowed`.
+pub(super) fn scan(store: &crate::store::Store, body: &str) -> Reply {
     let Ok(Value::Object(mut o)) = serde_json::from_str::<Value>(body) else {
         return error(400, "scan takes a JSON object with hosts and ports");
     };
@@ -104,50 +105,63 @@ pub(super) fn scan(body: &str) -> Reply {
             .unwrap_or_default()
     };
     let (hosts, ports) = (text(&mut o, "hosts"), text(&mut o, "ports"));
-    let hosts = match crate::scan::parse_hosts(&hosts) {
-        Ok(h) => h,
-        Err(e) => return field_error(e.replace("--hosts", "hosts"), Some("hosts")),
+    let targets = match page_targets(store, &hosts, &ports) {
+        Ok(t) => t,
+        Err(reply) => return reply,
     };
-    let ports = match crate::scan::parse_ports(&ports) {
-        Ok(p) => p,
-        Err(e) => return field_error(e.replace("--ports", "ports"), Some("ports")),
-    };
-    if hosts.len() * ports.len() > MAX_PAGE_PROBES {
-        return field_error(
-            format!(
-                "{} probes requested; the page scans at most {MAX_PAGE_PROBES} (use dlms-bridge scan for more)",
-                hosts.len() * ports.len()
-            ),
-            Some("hosts"),
-        );
-    }
     let transport_given = o.contains_key("transport");
-    let mut template = crate::scan::probe_template();
-    o.insert("host".into(), hosts[0].to_string().into());
-    o.insert("port".into(), ports[0].into());
-    if let Err(e) = crate::config::json::apply_json(&mut template, &o) {
-        return config_error(&e);
-    }
+    o.insert("host".into(), targets.hosts[0].to_string().into());
+    o.insert("port".into(), targets.ports[0].into());
+    let template = match crate::scan::request_template(&o) {
+        Ok(t) => t,
+        Err(e) => return config_error(&e),
+    };
     let transports = if transport_given {
         vec![template.transport]
     } else {
         crate::scan::TRANSPORTS.to_vec()
     };
     let found = std::sync::Mutex::new(Vec::new());
-    crate::scan::scan(&hosts, &ports, &template, &transports, &|line| {
+    let (hosts, ports) = (&targets.hosts, &targets.ports);
+    crate::scan::scan(hosts, ports, &template, &transports, &|line| {
         found.lock().unwrap_or_else(|e| e.into_inner()).push(line);
     });
     let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
     found.sort_by_key(|v| (v["host"].as_str().map(str::to_string), v["port"].as_u64()));
     log::info!(
         "scan from the page: {} probe(s), {} meter(s) found",
-        hosts.len() * ports.len(),
+        targets.probes(),
         found.len()
     );
-    json_response(
-        200,
-        &json!({"probes": hosts.len() * ports.len(), "found": found}),
-    )
+    json_response(200, &json!({"probes": targets.probes(), "found": found}))
+}
+
+/// The page's hosts x ports: counted against [`MAX_PAGE_PROBES`] before they are expanded,
+/// and inside `scan.allowed`.
+fn page_targets(
+    store: &crate::store::Store,
+    hosts: &str,
+    ports: &str,
+) -> Result<crate::scan::Targets, Reply> {
+    use crate::scan::TargetError;
+    let refused = |e: TargetError| {
+        let msg = match e {
+            TargetError::TooMany { .. } => {
+                format!("{e} from the page (use dlms-bridge scan for more)")
+            }
+            _ => e.to_string(),
+        };
+        field_error(msg, Some(e.field()))
+    };
+    let targets = crate::scan::targets(hosts, ports, MAX_PAGE_PROBES).map_err(refused)?;
+    let setting = match store.settings() {
+        Ok(s) => s.scan_allowed,
+        Err(e) => return Err(error(500, format!("settings unreadable: {e}"))),
+    };
+    let allowed = crate::scan::Allowed::from_setting(&setting)
+        .map_err(|e| error(500, format!("scan.allowed: {e}")))?;
+    targets.check_allowed(&allowed).map_err(refused)?;
+    Ok(targets)
 }
 
 /// `GET /status/meters/NAME/history`: the last hour of the meter's numeric values.

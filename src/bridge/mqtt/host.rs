@@ -22,6 +22,8 @@ pub struct Host {
     /// Meter threads' RPC queues, by meter name (kept by the supervisor).
     routes: crate::bridge::Routes,
     allow_remote_rpc_write: bool,
+    /// The setting `scan.allowed`: the blocks a scan RPC may probe.
+    scan_allowed: String,
     /// When the inbox overflow was last logged, and what was dropped since.
     overflow_logged: Option<(std::time::Instant, u64)>,
 }
@@ -41,12 +43,14 @@ impl Host {
             inbox,
             routes,
             allow_remote_rpc_write: false,
+            scan_allowed: "auto".into(),
             overflow_logged: None,
         }
     }
 
     pub fn configured(&mut self, config: &Configuration) {
         self.allow_remote_rpc_write = config.settings.allow_remote_rpc_write;
+        self.scan_allowed = config.settings.scan_allowed.clone();
     }
 
     pub fn heartbeat(&self) {
@@ -115,7 +119,7 @@ impl Host {
                 hosts,
                 ports,
                 reply,
-            } => self.start_scan(hosts, ports, reply),
+            } => return self.start_scan(hosts, ports, reply),
             Command::ApplyAttributes {
                 session,
                 device,
@@ -228,8 +232,26 @@ impl Host {
     }
 
     /// A scan takes seconds: it runs on a thread of its own (one at a time) and answers like a
-    /// meter does, through this thread.
-    fn start_scan(&self, hosts: Vec<std::net::Ipv4Addr>, ports: Vec<u16>, reply: ReplyTo) {
+    /// meter does, through this thread. Addresses outside `scan.allowed` are refused here
+    /// (the RPC parser is pure and cannot read the routes).
+    fn start_scan(
+        &self,
+        hosts: Vec<std::net::Ipv4Addr>,
+        ports: Vec<u16>,
+        reply: ReplyTo,
+    ) -> Option<Input> {
+        let targets = crate::scan::Targets { hosts, ports };
+        let allowed = crate::scan::Allowed::from_setting(&self.scan_allowed)
+            .map_err(|e| format!("scan.allowed: {e}"))
+            .and_then(|a| targets.check_allowed(&a).map_err(|e| e.to_string()));
+        if let Err(e) = allowed {
+            warn!("rpc: scan refused: {e}");
+            return Some(Input::RpcReply {
+                reply,
+                result: Err(e),
+            });
+        }
+        let crate::scan::Targets { hosts, ports } = targets;
         let inbox = self.inbox.clone();
         let template = crate::scan::probe_template();
         let spawned = std::thread::Builder::new()
@@ -257,6 +279,7 @@ impl Host {
         if let Err(e) = spawned {
             warn!("rpc: cannot start the scan: {e}");
         }
+        None
     }
 
     /// The gateway's own telemetry.

@@ -126,8 +126,23 @@ pub fn apply(
             (key, other) => return Err(format!("{key}: {other} is not a value for it")),
         }
     }
+    check_clock_sync(meter, &m)?;
     m.validate().map_err(|e| e.to_string())?;
     Ok(m)
+}
+
+/// A clock sync threshold writes the meter's clock, as the `set_clock` RPC does: set or
+/// changed from ThingsBoard only for a meter whose `rpc_write` allows that RPC. Clearing it,
+/// or the value the gateway already has (sent again on every reconnect), needs nothing.
+fn check_clock_sync(before: &MeterConfig, after: &MeterConfig) -> Result<(), String> {
+    let changed = after.clock_sync_threshold_s != before.clock_sync_threshold_s;
+    if changed && after.clock_sync_threshold_s.is_some() && !after.rpc_write {
+        return Err(format!(
+            "clock_sync_threshold_s sets the meter's clock, as set_clock does, and this meter's rpc_write is false (dlms-bridge meter edit {:?} --rpc-write true; from ThingsBoard only with thingsboard.allow_remote_rpc_write true)",
+            before.name
+        ));
+    }
+    Ok(())
 }
 
 /// The request for a meter's current shared attributes, on its session.
@@ -206,7 +221,14 @@ impl Core {
                 json!({"config_error": null, "config_applied_at": format_rfc3339(at_ms / 1000)})
             }
             Err(e) => {
-                warn!("shared attributes for meter {device:?} refused: {e}");
+                // The answer goes back on every message; the log line at most every few
+                // seconds (a dashboard repeating a refused value must not fill the card).
+                if let Some(n) = self.throttle.allow("attributes-refused", now) {
+                    warn!(
+                        "shared attributes for meter {device:?} refused: {e}{}",
+                        suppressed(n)
+                    );
+                }
                 json!({"config_error": e})
             }
         };
@@ -318,8 +340,12 @@ mod tests {
         .unwrap();
         assert_eq!(ms.measurements.len(), 2);
         assert!(apply(&m, &data(json!({"measurements": {"v": "nonsense"}})), false).is_err());
+        let writable = MeterConfig {
+            rpc_write: true,
+            ..m.clone()
+        };
         let p = apply(
-            &m,
+            &writable,
             &data(json!({"profiles": [{"obis": "1-0:99.1.0", "every_s": 900}],
                          "clock_sync_threshold_s": 30})),
             false,
@@ -335,5 +361,54 @@ mod tests {
         .unwrap();
         assert_eq!(as_text.profiles[0].obis.to_string(), "0-0:99.98.0*255");
         assert!(apply(&m, &data(json!({"profiles": [{"obis": "x"}]})), false).is_err());
+    }
+
+    #[test]
+    fn a_clock_sync_threshold_needs_the_set_clock_permission() {
+        let m = MeterConfig::tcp("A", "127.0.0.1", 1);
+        let data = |v: Value| v.as_object().unwrap().clone();
+        let sync = data(json!({"clock_sync_threshold_s": 30}));
+        for allow in [false, true] {
+            let e = apply(&m, &sync, allow).unwrap_err();
+            assert!(
+                e.contains("rpc_write is false") && e.contains("--rpc-write true"),
+                "{e}"
+            );
+            assert!(e.contains("thingsboard.allow_remote_rpc_write"), "{e}");
+        }
+        // With rpc_write, given in the same message (only where the owner allows that)...
+        let both = data(json!({"clock_sync_threshold_s": 30, "rpc_write": true}));
+        assert!(apply(&m, &both, false).is_err());
+        assert_eq!(
+            apply(&m, &both, true).unwrap().clock_sync_threshold_s,
+            Some(30)
+        );
+        // ... or already set on the meter.
+        let writable = MeterConfig {
+            rpc_write: true,
+            ..m.clone()
+        };
+        assert_eq!(
+            apply(&writable, &sync, false)
+                .unwrap()
+                .clock_sync_threshold_s,
+            Some(30)
+        );
+        // Clearing it, or the value the operator set (sent again at every reconnect), is no
+        // new write.
+        let operator_set = MeterConfig {
+            clock_sync_threshold_s: Some(30),
+            ..m.clone()
+        };
+        assert!(apply(&operator_set, &sync, false).is_ok());
+        let lower = data(json!({"clock_sync_threshold_s": 5}));
+        assert!(apply(&operator_set, &lower, false).is_err());
+        let cleared = data(json!({"clock_sync_threshold_s": null}));
+        assert_eq!(
+            apply(&operator_set, &cleared, false)
+                .unwrap()
+                .clock_sync_threshold_s,
+            None
+        );
     }
 }
