@@ -1,30 +1,38 @@
 //! Connection slots of a listener open to the site LAN (the status page's gate, the push
-//! listener), sans-I/O: who may come in when every slot is taken.
+//! listener), sans-I/O: who may come in when slots run short.
 //!
 //! A slot is *settled* once its connection has shown it is a real client (a complete request
-//! head and body at the gate; a notification one of our meters' keys or addresses accept at
-//! the push listener). Unsettled connections are what an unfriendly device can make for free,
-//! so they never lock anyone out:
-//! - one address holds at most `per_address` unsettled slots; its next connection evicts its
-//!   own oldest;
-//! - when every slot is taken, a new connection evicts an unsettled one: the oldest of the
-//!   address holding the most (so a flood from one host evicts itself, not the meter that
-//!   connected a second ago from another);
-//! - settled connections are never evicted; only when all slots are settled is a newcomer
-//!   refused.
+//! at the gate; a notification one of our meters takes at the push listener), and *heard*
+//! once it has said something well-formed (a request head, a frame). Connections that are
+//! neither are what an unfriendly device makes for free, so they never lock anyone out:
+//! - one address holds at most `per_address` unsettled slots; past that its own oldest
+//!   unsettled connection gives way, unless that one came less than [`GRACE`] ago and is in
+//!   the middle of speaking (not heard yet, but bytes wait unread in its socket, as the
+//!   caller's `silent` says): then the newcomer is refused, never let past the share;
+//! - when every slot is taken, the oldest silent connection of the address holding the most
+//!   gives way, but only one at least [`GRACE`] old (a client that connected a moment ago
+//!   from elsewhere has not had the time to speak), or a heard one whose [`GRACE`] is over
+//!   (a dribbling body);
+//! - settled connections are never evicted. When no slot can be freed the newcomer is
+//!   refused: that takes a flood from several addresses faster than the slots per
+//!   [`GRACE`].
 //!
 //! The caller keeps a handle per slot (a clone of the socket) and shuts the evicted ones down.
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub type SlotId = u64;
+
+/// How long a connection from another address is safe from eviction after it came.
+pub const GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Slot<H> {
     id: SlotId,
     address: IpAddr,
     since: Instant,
+    heard: bool,
     settled: bool,
     handle: H,
 }
@@ -34,7 +42,8 @@ struct Slot<H> {
 pub enum Admission<H> {
     /// In, in slot `id`; the connections in `evicted` lost their slots to it (shut them down).
     Admitted { id: SlotId, evicted: Vec<H> },
-    /// Every slot is held by a settled connection.
+    /// Every slot is taken and none could be freed, or the address's share is taken by
+    /// connections speaking this moment.
     Refused(H),
 }
 
@@ -65,21 +74,40 @@ impl<H> Slots<H> {
     }
 
     /// Takes a slot for a connection from `address`, evicting as the module says.
-    pub fn admit(&mut self, address: IpAddr, handle: H, now: Instant) -> Admission<H> {
+    pub fn admit(
+        &mut self,
+        address: IpAddr,
+        handle: H,
+        now: Instant,
+        silent: impl Fn(&H) -> bool,
+    ) -> Admission<H> {
         let mut evicted = Vec::new();
-        let own_unsettled = self.unsettled_of(address);
-        if own_unsettled >= self.per_address {
-            if let Some(i) = self.oldest_unsettled(|a| a == address) {
-                evicted.push(self.slots.swap_remove(i).handle);
+        let own = self
+            .slots
+            .iter()
+            .filter(|s| !s.settled && s.address == address)
+            .count();
+        if own >= self.per_address {
+            // Heard but not settled counts too: frames nobody takes, a body that never ends.
+            let victim = self.oldest(|s| {
+                let old = now.saturating_duration_since(s.since) >= GRACE;
+                s.address == address && !s.settled && (s.heard || old || silent(&s.handle))
+            });
+            match victim {
+                Some(i) => evicted.push(self.slots.swap_remove(i).handle),
+                // All of its share are speaking, just now: it waits its turn (it gets no more
+                // than its share, whatever it sends).
+                None => return Admission::Refused(handle),
             }
         }
         if self.slots.len() >= self.max {
-            match self.busiest_address() {
-                Some(busiest) => {
-                    if let Some(i) = self.oldest_unsettled(|a| a == busiest) {
-                        evicted.push(self.slots.swap_remove(i).handle);
-                    }
-                }
+            let evictable = |s: &Slot<H>| {
+                let old = now.saturating_duration_since(s.since) >= GRACE;
+                !s.settled && old && (s.heard || silent(&s.handle))
+            };
+            let busiest = self.busiest(&evictable);
+            match busiest.and_then(|a| self.oldest(|s| s.address == a && evictable(s))) {
+                Some(i) => evicted.push(self.slots.swap_remove(i).handle),
                 None => return Admission::Refused(handle),
             }
         }
@@ -89,10 +117,44 @@ impl<H> Slots<H> {
             id,
             address,
             since: now,
+            heard: false,
             settled: false,
             handle,
         });
         Admission::Admitted { id, evicted }
+    }
+
+    /// What holds the slots, for a refusal's log line.
+    pub fn census(&self, now: Instant, silent: impl Fn(&H) -> bool) -> String {
+        let count = |f: &dyn Fn(&Slot<H>) -> bool| self.slots.iter().filter(|s| f(s)).count();
+        let settled = count(&|s| s.settled);
+        let heard = count(&|s| s.heard && !s.settled);
+        let speaking = count(&|s| !s.heard && !s.settled && !silent(&s.handle));
+        let young = count(&|s| !s.settled && now.saturating_duration_since(s.since) < GRACE);
+        let mut by_address: Vec<(IpAddr, usize)> = Vec::new();
+        for s in &self.slots {
+            match by_address.iter_mut().find(|(a, _)| *a == s.address) {
+                Some((_, n)) => *n += 1,
+                None => by_address.push((s.address, 1)),
+            }
+        }
+        by_address.sort_by_key(|a| std::cmp::Reverse(a.1));
+        let top: Vec<String> = by_address
+            .iter()
+            .take(3)
+            .map(|(a, n)| format!("{n} from {a}"))
+            .collect();
+        format!(
+            "{settled} settled, {heard} heard, {speaking} speaking, {young} new; {}",
+            top.join(", ")
+        )
+    }
+
+    /// The connection in `id` has said something well-formed.
+    pub fn heard(&mut self, id: SlotId) {
+        if let Some(s) = self.slots.iter_mut().find(|s| s.id == id) {
+            s.heard = true;
+        }
     }
 
     /// The connection in `id` has shown it is a real client: it is never evicted.
@@ -114,26 +176,19 @@ impl<H> Slots<H> {
         }
     }
 
-    fn unsettled_of(&self, address: IpAddr) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| !s.settled && s.address == address)
-            .count()
-    }
-
-    fn oldest_unsettled(&self, of: impl Fn(IpAddr) -> bool) -> Option<usize> {
+    fn oldest(&self, which: impl Fn(&Slot<H>) -> bool) -> Option<usize> {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.settled && of(s.address))
+            .filter(|(_, s)| which(s))
             .min_by_key(|(_, s)| (s.since, s.id))
             .map(|(i, _)| i)
     }
 
-    /// The address with the most unsettled slots (ties: the one holding the oldest).
-    fn busiest_address(&self) -> Option<IpAddr> {
+    /// The address with the most `evictable` slots (ties: the one holding the oldest).
+    fn busiest(&self, evictable: &impl Fn(&Slot<H>) -> bool) -> Option<IpAddr> {
         let mut counts: Vec<(IpAddr, usize, Instant)> = Vec::new();
-        for s in self.slots.iter().filter(|s| !s.settled) {
+        for s in self.slots.iter().filter(|s| evictable(s)) {
             match counts.iter_mut().find(|(a, _, _)| *a == s.address) {
                 Some((_, n, oldest)) => {
                     *n += 1;
@@ -149,10 +204,27 @@ impl<H> Slots<H> {
     }
 }
 
+/// Whether nothing has arrived on `tcp` yet that its thread has not read: a non-blocking
+/// peek (MSG_DONTWAIT, so the connection's own blocking mode and time-outs are untouched).
+/// An error or an end of stream counts as silent: such a connection has nothing to lose.
+#[cfg(feature = "runtime")]
+pub fn silent(tcp: &std::net::TcpStream) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::unix::io::AsRawFd;
+    let mut byte = [0u8; 1];
+    !matches!(
+        recv(
+            tcp.as_raw_fd(),
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT
+        ),
+        Ok(n) if n > 0
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])
@@ -165,47 +237,97 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "runtime")]
+    #[test]
+    fn a_socket_is_silent_until_bytes_wait_in_it() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let handle = accepted.try_clone().unwrap();
+        assert!(silent(&handle));
+        client.write_all(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!silent(&handle));
+    }
+
+    fn always(_: &&str) -> bool {
+        true
+    }
+
     #[test]
     fn a_flood_from_one_address_evicts_itself_not_the_others() {
         let t0 = Instant::now();
         let mut slots = Slots::new(8, 4);
-        let (meter, _) = admitted(slots.admit(ip(1), "meter", t0));
-        for i in 0..100u32 {
-            let t = t0 + Duration::from_millis(u64::from(i) + 1);
-            let (_, evicted) = admitted(slots.admit(ip(66), "attacker", t));
+        let (meter, _) = admitted(slots.admit(ip(1), "meter", t0, always));
+        for i in 0..100u64 {
+            let t = t0 + Duration::from_micros(i);
+            let (_, evicted) = admitted(slots.admit(ip(66), "attacker", t, always));
             assert!(!evicted.contains(&"meter"));
         }
         assert!(
             slots.holds(meter),
             "the meter's fresh connection was evicted"
         );
-        assert_eq!(slots.unsettled_of(ip(66)), 4, "the per-address cap");
+        assert_eq!(slots.len(), 5, "the per-address share");
+    }
+
+    /// The same address as a flood: a client whose bytes wait in its socket, or that has been
+    /// heard, stays; the silent ones go.
+    #[test]
+    fn a_client_speaking_from_a_flooding_address_stays() {
+        let t0 = Instant::now();
+        let mut slots = Slots::new(32, 4);
+        let (monitor, _) = admitted(slots.admit(ip(1), "monitor", t0, always));
+        let speaking = |h: &&str| *h != "monitor";
+        for i in 0..50u64 {
+            let t = t0 + Duration::from_micros(i);
+            admitted(slots.admit(ip(1), "idle", t, speaking));
+        }
+        assert!(slots.holds(monitor), "its request was waiting to be read");
+        slots.settle(monitor);
+        for i in 0..50u64 {
+            let t = t0 + Duration::from_millis(i);
+            admitted(slots.admit(ip(1), "idle", t, always));
+        }
+        assert!(slots.holds(monitor), "settled");
+        assert_eq!(slots.len(), 5, "the share, and the settled one");
     }
 
     #[test]
     fn when_full_the_busiest_address_loses_its_oldest_and_settled_ones_stay() {
         let t0 = Instant::now();
+        let s = Duration::from_secs(2);
         let mut slots = Slots::new(4, 4);
-        let (a, _) = admitted(slots.admit(ip(1), 1, t0));
+        let (a, _) = admitted(slots.admit(ip(1), 1, t0, |_| true));
         slots.settle(a);
-        let (b, _) = admitted(slots.admit(ip(2), 2, t0 + Duration::from_millis(1)));
-        let (c, _) = admitted(slots.admit(ip(3), 3, t0 + Duration::from_millis(2)));
-        let (d, _) = admitted(slots.admit(ip(3), 4, t0 + Duration::from_millis(3)));
-        let (_, evicted) = admitted(slots.admit(ip(4), 5, t0 + Duration::from_millis(4)));
+        let (b, _) = admitted(slots.admit(ip(2), 2, t0 + s, |_| true));
+        let (c, _) = admitted(slots.admit(ip(3), 3, t0 + 2 * s, |_| true));
+        let (d, _) = admitted(slots.admit(ip(3), 4, t0 + 3 * s, |_| true));
+        let (_, evicted) = admitted(slots.admit(ip(4), 5, t0 + 4 * s, |_| true));
         assert_eq!(evicted, vec![3], "ip 3 holds two: its oldest goes");
         assert!(slots.holds(a) && slots.holds(b) && !slots.holds(c) && slots.holds(d));
-        for id in [b, d] {
-            slots.settle(id);
-        }
-        let (e, evicted) = admitted(slots.admit(ip(9), 6, t0 + Duration::from_millis(5)));
-        assert_eq!(evicted, vec![5], "the only unsettled one");
-        slots.settle(e);
+        slots.settle(b);
+        slots.settle(d);
+        assert!(
+            matches!(
+                slots.admit(ip(9), 6, t0 + 4 * s, |_| true),
+                Admission::Refused(6)
+            ),
+            "the only unsettled one came a moment ago"
+        );
+        let (e, evicted) = admitted(slots.admit(ip(9), 6, t0 + 5 * s, |_| true));
+        assert_eq!(evicted, vec![5], "its grace is over");
+        slots.heard(e);
+        let (f, evicted) = admitted(slots.admit(ip(11), 7, t0 + 6 * s, |_| true));
+        assert_eq!(evicted, vec![6], "heard, but slow past its grace");
+        slots.settle(f);
         assert!(matches!(
-            slots.admit(ip(10), 7, t0 + Duration::from_millis(6)),
-            Admission::Refused(7)
+            slots.admit(ip(12), 8, t0 + 7 * s, |_| true),
+            Admission::Refused(8)
         ));
         slots.release(a);
         assert_eq!(slots.len(), 3);
-        admitted(slots.admit(ip(10), 8, t0 + Duration::from_millis(7)));
+        admitted(slots.admit(ip(12), 8, t0 + 8 * s, |_| true));
     }
 }

@@ -133,11 +133,19 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         let token = match store.settings()?.api_token {
             Some(t) => t,
             None => {
-                let bytes =
-                    dlms_bridge::client::entropy::random_bytes::<12>("the demo's API token")?;
-                let t = dlms_bridge::hex::encode(&bytes);
-                store.set_setting("http.api_token", &t)?;
-                t
+                // 32 hex digits; drawn again in the rare case the token rules refuse them
+                // (fewer than 8 different characters).
+                let mut tries = 0;
+                loop {
+                    let bytes =
+                        dlms_bridge::client::entropy::random_bytes::<16>("the demo's API token")?;
+                    let t = dlms_bridge::hex::encode(&bytes);
+                    match store.set_setting("http.api_token", &t) {
+                        Ok(()) => break t,
+                        Err(_) if tries < 8 => tries += 1,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         };
         for (i, (port, _, _)) in sims.iter().enumerate() {

@@ -539,7 +539,7 @@ pub static FIELDS: &[Field] = &[
         name: "interval_s",
         flag: "interval-s",
         value: "N",
-        help: "poll every N seconds",
+        help: "poll every N seconds (a meter that pushes: the time expected between its notifications; offline after 3 of them missed)",
         kind: Kind::Int,
         secret: false,
         optional: false,

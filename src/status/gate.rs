@@ -134,7 +134,7 @@ fn accept_loop(
         let Ok(handle) = client.try_clone() else {
             continue;
         };
-        let id = match lock(table).admit(peer.ip(), handle, Instant::now()) {
+        let id = match lock(table).admit(peer.ip(), handle, Instant::now(), crate::slots::silent) {
             Admission::Admitted { id, evicted } => {
                 for e in evicted {
                     let _ = e.shutdown(Shutdown::Both);
@@ -185,10 +185,15 @@ fn read_until(
     client: &mut dyn Conn,
     buf: &mut Vec<u8>,
     deadline: Instant,
+    held: &dyn Fn() -> bool,
     done: impl Fn(&[u8]) -> bool,
 ) -> std::io::Result<Option<()>> {
     let mut chunk = [0u8; 4096];
     while !done(buf) {
+        // Evicted: stop at once, whatever its socket still buffers.
+        if !held() {
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(None);
@@ -220,7 +225,8 @@ fn serve(
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let head_deadline = Instant::now() + HEAD_DEADLINE;
-    if read_until(client, &mut buf, head_deadline, |b| {
+    let held = || lock(table).holds(id);
+    if read_until(client, &mut buf, head_deadline, &held, |b| {
         parse_head(b, peer).is_some()
     })?
     .is_none()
@@ -252,6 +258,7 @@ fn serve(
         Head::Malformed => return reply(client, "400 Bad Request"),
         Head::Unsupported(status) => return reply(client, status),
     };
+    lock(table).heard(id);
     if content_length > MAX_BODY {
         return reply(client, "413 Content Too Large");
     }
@@ -272,7 +279,7 @@ fn serve(
         }
         let want = content_length as usize;
         let body_deadline = Instant::now() + BODY_DEADLINE;
-        if read_until(client, &mut body, body_deadline, |b| b.len() >= want)?.is_none() {
+        if read_until(client, &mut body, body_deadline, &held, |b| b.len() >= want)?.is_none() {
             return reply(client, "408 Request Timeout");
         }
         body.truncate(want);

@@ -387,7 +387,11 @@ mod tests {
         std::fs::write(notes.join("notes.txt"), "mine").unwrap();
         std::fs::write(exports.join("meters-backup.json"), "{}").unwrap();
         remove_stale_socket_dirs();
-        let survived = (live.exists(), notes.join("notes.txt").exists(), exports.join("meters-backup.json").exists());
+        let survived = (
+            live.exists(),
+            notes.join("notes.txt").exists(),
+            exports.join("meters-backup.json").exists(),
+        );
         let stale_gone = !stale.exists();
         for d in [&stale, &live, &notes, &exports] {
             let _ = std::fs::remove_dir_all(d);

@@ -225,6 +225,9 @@ impl Worker {
     }
 
     pub fn run(mut self) {
+        // Push meters too: their interval is the time expected between notifications (before
+        // this, 0: the offline alarm rose 10 s after every push; issue 25).
+        self.report_interval();
         match self.config.push {
             crate::config::values::Push::Serial => return self.run_push(),
             crate::config::values::Push::Tcp => {
@@ -236,7 +239,6 @@ impl Worker {
             crate::config::values::Push::None => {}
         }
         let name = self.config.name.clone();
-        self.report_interval();
         let Some(mut target) = self.config.target() else {
             warn!("meter {name:?}: invalid configuration, not polled");
             return;

@@ -13,6 +13,7 @@
 //!   unidentified (`crate::slots`), never an identified meter;
 //! - an unidentified connection has [`FIRST_NOTIFICATION`] to deliver one, an identified one
 //!   [`IDLE`] between them: bytes that are not a taken notification do not keep a slot;
+//! - after a notification that is not taken a connection pauses [`REFUSED_PAUSE`];
 //! - every warning is rate-limited per sender address or meter ("N more suppressed").
 
 use super::reading;
@@ -41,6 +42,10 @@ pub const MAX_UNIDENTIFIED_PER_ADDRESS: usize = 4;
 pub const FIRST_NOTIFICATION: Duration = Duration::from_secs(30);
 /// The longest gap between taken notifications on one connection.
 pub const IDLE: Duration = Duration::from_secs(300);
+/// A connection pauses this long after a notification that was not taken (unknown sender,
+/// refused): a flood of bad tags costs the gateway ten decryptions a second per connection,
+/// and the other connections get the registry.
+pub const REFUSED_PAUSE: Duration = Duration::from_millis(100);
 /// One warning per sender (or meter) and kind this often, with the count held back.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -231,6 +236,10 @@ pub fn start(
         })
 }
 
+fn lock(table: &Table) -> std::sync::MutexGuard<'_, Slots<TcpStream>> {
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn warn_for(shared: &Shared, kind: &'static str, who: IpAddr, line: impl FnOnce() -> String) {
     let mut reg = shared.registry.lock().unwrap_or_else(|e| e.into_inner());
     reg.warn(kind, &who.to_string(), line);
@@ -245,7 +254,7 @@ fn admit(conn: TcpStream, peer: SocketAddr, shared: &Shared) {
         .table
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .admit(peer.ip(), handle, Instant::now());
+        .admit(peer.ip(), handle, Instant::now(), crate::slots::silent);
     let id = match admission {
         Admission::Admitted { id, evicted } => {
             for e in &evicted {
@@ -253,14 +262,15 @@ fn admit(conn: TcpStream, peer: SocketAddr, shared: &Shared) {
             }
             if !evicted.is_empty() {
                 warn_for(shared, "evicted", peer.ip(), || {
-                    format!("push: all {MAX_CONNECTIONS} connections taken: {} that delivered no notification closed for {peer}", evicted.len())
+                    format!("push: {} connection(s) that delivered no notification closed to make room for {peer}", evicted.len())
                 });
             }
             id
         }
         Admission::Refused(_) => {
+            let census = lock(&shared.table).census(Instant::now(), crate::slots::silent);
             warn_for(shared, "full", peer.ip(), || {
-                format!("push: {peer}: {MAX_CONNECTIONS} meters connected already, closed")
+                format!("push: {peer}: all {MAX_CONNECTIONS} connections are meters or clients speaking ({census}): closed")
             });
             return;
         }
@@ -296,6 +306,11 @@ fn serve(mut conn: TcpStream, peer: SocketAddr, id: SlotId, shared: &Shared) {
     let mut identified = false;
     let mut deadline = Instant::now() + FIRST_NOTIFICATION;
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        // Evicted: done at once (what its socket still buffers is not read on; a thread that
+        // went on would outlive its slot).
+        if !lock(&shared.table).holds(id) {
+            return;
+        }
         let n = match conn.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => n,
@@ -318,7 +333,13 @@ fn serve(mut conn: TcpStream, peer: SocketAddr, id: SlotId, shared: &Shared) {
                 return;
             }
         };
+        if !arrivals.is_empty() && !identified {
+            lock(&shared.table).heard(id);
+        }
         for arrival in arrivals {
+            if !identified && !lock(&shared.table).holds(id) {
+                return;
+            }
             match take(&arrival, peer, shared) {
                 Taken::Yes => {
                     deadline = Instant::now() + IDLE;
@@ -331,7 +352,7 @@ fn serve(mut conn: TcpStream, peer: SocketAddr, id: SlotId, shared: &Shared) {
                             .settle(id);
                     }
                 }
-                Taken::No => {}
+                Taken::No => std::thread::sleep(REFUSED_PAUSE),
                 Taken::Stopping => return,
             }
         }
