@@ -34,8 +34,10 @@ use std::time::{Duration, Instant};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
-/// Connections one address may hold whose request is not complete yet.
-pub const MAX_UNSETTLED_PER_ADDRESS: usize = 8;
+/// Connections one address may hold whose request is not complete yet: half the table, and
+/// more than a browser opens (Chromium keeps 6 per host and preconnects spares; at 8 its spare
+/// sockets were closed under it and a PATCH from the page was lost).
+pub const MAX_UNSETTLED_PER_ADDRESS: usize = 16;
 /// The time a client has to send its request head.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// The time a client has, after its head, to send the whole body.
