@@ -19,6 +19,7 @@ pub mod dlms;
 pub mod hex;
 pub mod http_head;
 pub mod log_throttle;
+pub mod machine;
 pub mod procfs;
 pub mod scan;
 pub mod sim;

@@ -55,6 +55,48 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     }
 }
 
+/// At most `lines` warnings per `window` in all, whatever their keys: a flood from 250
+/// addresses (one line a minute each) must not write 250 lines a minute either.
+#[derive(Debug)]
+pub struct Budget {
+    lines: u32,
+    window: Duration,
+    started: Option<Instant>,
+    used: u32,
+    held: u64,
+}
+
+impl Budget {
+    pub fn new(lines: u32, window: Duration) -> Budget {
+        Budget {
+            lines: lines.max(1),
+            window,
+            started: None,
+            used: 0,
+            held: 0,
+        }
+    }
+
+    /// A line that its own key allowed, carrying `carried` held back under that key:
+    /// `Some(all held back)` when it may be written now, `None` when it is held back too
+    /// (its count goes into the next line written).
+    pub fn allow(&mut self, now: Instant, carried: u64) -> Option<u64> {
+        let expired = self
+            .started
+            .map_or(true, |t| now.saturating_duration_since(t) >= self.window);
+        if expired {
+            self.started = Some(now);
+            self.used = 0;
+        }
+        if self.used >= self.lines {
+            self.held += carried + 1;
+            return None;
+        }
+        self.used += 1;
+        Some(carried + std::mem::take(&mut self.held))
+    }
+}
+
 /// " (N more suppressed)" or nothing.
 pub fn suppressed(n: u64) -> String {
     if n == 0 {
@@ -80,6 +122,17 @@ mod tests {
         assert_eq!(t.allow("x", t0 + 2 * MS), None);
         assert_eq!(t.allow("x", t0 + Duration::from_secs(10)), Some(2));
         assert_eq!(suppressed(2), " (2 more suppressed)");
+    }
+
+    #[test]
+    fn the_budget_bounds_all_keys_together_and_counts_what_it_holds() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(2, Duration::from_secs(60));
+        assert_eq!(b.allow(t0, 0), Some(0));
+        assert_eq!(b.allow(t0, 3), Some(3));
+        assert_eq!(b.allow(t0, 5), None);
+        assert_eq!(b.allow(t0, 0), None);
+        assert_eq!(b.allow(t0 + Duration::from_secs(60), 1), Some(1 + 6 + 1));
     }
 
     #[test]

@@ -77,6 +77,31 @@ fn start_bridge(
     (bridge, http_port, db)
 }
 
+/// At the shipped defaults (a meter added with host, port and a wrong password): one
+/// attempt, not one a minute and then more, and one alarm.
+#[test]
+fn a_wrong_password_at_the_defaults_is_tried_once() {
+    let temp = TempDir::new("alarm-password-defaults");
+    let port = free_port();
+    let _sim = simulator(port, &["--password", "right-one"]);
+    let mut m = MeterConfig::tcp("Wrong", "127.0.0.1", port);
+    m.server_physical = Some(17);
+    m.auth = AuthKind::Low;
+    m.password = Some(dlms_bridge::config::values::Secret("wrong-one".into()));
+    let (mut bridge, http_port, _db) = start_bridge(&temp.0, &[("mqtt.host", String::new())], &[m]);
+    wait_for("the refusal", Duration::from_secs(30), || {
+        find(&alarms(http_port, true), "Wrong", "association_rejected").is_some()
+    });
+    // Two more slots at the default 60 s interval.
+    std::thread::sleep(Duration::from_secs(130));
+    let log = bridge.terminate();
+    let attempts = log
+        .matches("meter \"Wrong\": association rejected permanently")
+        .count();
+    assert_eq!(attempts, 1, "{log}");
+    assert!(log.contains("not tried again for 60 min"), "{log}");
+}
+
 fn meter(name: &str, port: u16, tweak: impl Fn(&mut MeterConfig)) -> MeterConfig {
     let mut m = MeterConfig::tcp(name, "127.0.0.1", port);
     m.server_physical = Some(17);
@@ -233,11 +258,15 @@ fn meter_alarms_rise_clear_and_survive_a_restart() {
         drift["detail"].as_str().unwrap().contains("ahead of"),
         "{drift}"
     );
-    // Refusals keep counting while the alarm is up.
-    wait_for("more refusals counted", Duration::from_secs(30), || {
-        find(&alarms(http_port, true), "Locked", "association_rejected")
-            .is_some_and(|x| x["count"].as_u64() > rejected["count"].as_u64())
-    });
+    // Issue 25 item 2: no new attempt after a refusal for good (it was retried every second
+    // here, and 9-10 times in 3-5 minutes at the defaults, until the meter locked).
+    std::thread::sleep(Duration::from_secs(10));
+    let still = find(&alarms(http_port, true), "Locked", "association_rejected").unwrap();
+    assert_eq!(still["count"], rejected["count"], "tried again: {still}");
+    let status: Value =
+        serde_json::from_str(&http(http_port, "GET", "/status", None, None).1).unwrap();
+    let locked = &status["meters"]["Locked"];
+    assert_eq!(locked["state"], "needs-configuration", "{locked}");
     let id = rejected["id"].as_i64().unwrap();
     let (code, body) = http(
         http_port,

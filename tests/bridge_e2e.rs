@@ -76,6 +76,50 @@ fn gateway_mode_end_to_end() {
     assert!(log.contains("stopping: releasing 3 meter(s)"), "{log}");
 }
 
+/// Issue 25 item 3: every gateway used the client id `dlms-bridge`, and two on one broker
+/// knocked each other off every second. Two bridges with the default client id (two
+/// databases, as two gateways or two services on one machine) share one broker.
+#[test]
+fn two_bridges_at_the_default_client_id_both_stay_connected() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("two-bridges");
+    let broker = Mosquitto::start(&dir.0);
+    let (sims_a, sims_b) = (
+        simulated(0..1, 41, Transport::Hdlc),
+        simulated(1..2, 41, Transport::Hdlc),
+    );
+    let (a, b) = (dir.0.join("a.db"), dir.0.join("b.db"));
+    configure(&a, broker.port, &sims_a, &["A"], |_| {});
+    configure(&b, broker.port, &sims_b, &["B"], |_| {});
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let mut first = Bridge::start(&a, &dir.0);
+    let mut other = Bridge::start(&b, &dir.0);
+    wait_for("both meters' readings", Duration::from_secs(20), || {
+        gateway_readings(&sub.messages()).len() == 2
+    });
+    std::thread::sleep(Duration::from_secs(15));
+    let logs = [first.terminate(), other.terminate()];
+    for log in &logs {
+        assert!(!log.contains("connection to"), "a session lost: {log}");
+        assert!(log.contains("connected to"), "{log}");
+    }
+    let ids: Vec<&str> = logs
+        .iter()
+        .map(|l| {
+            l.split(" as \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+        })
+        .collect();
+    assert!(
+        ids[0].starts_with("dlms-bridge-") && ids[0] != ids[1],
+        "{ids:?}"
+    );
+}
+
 #[test]
 fn device_mode_end_to_end() {
     if !have_mosquitto() {

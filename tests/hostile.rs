@@ -34,13 +34,7 @@ fn keys() -> Keys {
 }
 
 fn vector(name: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/vectors/push/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
-    dlms_bridge::hex::parse(&hex).unwrap()
+    common::push_vector(name)
 }
 
 /// A genuine notification of meter T with invocation counter `ic`, wrapped.
@@ -122,6 +116,8 @@ fn attacks_from_the_lan_cost_the_polling_meter_nothing() {
         ("http.bind", format!("127.0.0.1:{http}")),
         ("http.api_token", TOKEN.to_string()),
         ("push.listen", format!("127.0.0.1:{listen}")),
+        // Never a probe off this machine, whatever subnets it has.
+        ("scan.allowed", "127.0.0.0/8".to_string()),
     ] {
         cli_ok(&db, &["settings", "set", k, &v]);
     }
@@ -225,6 +221,42 @@ fn attacks_from_the_lan_cost_the_polling_meter_nothing() {
             std::thread::sleep(Duration::from_secs(3));
         }
     }));
+    // Empty connections from eight more LAN addresses, 100 a second in all, each held 3 s,
+    // to both listeners (helper-4's flood: with a grace for silent connections it kept every
+    // slot too young to free, and T reconnecting for each push was locked out).
+    for port in [http, listen] {
+        attackers.push(repeat(&stop, move || {
+            let mut open: std::collections::VecDeque<(Instant, TcpStream)> = Default::default();
+            for i in 0..300u16 {
+                if let Some(c) = connect_from([127, 0, 0, 10 + (i % 8) as u8], port) {
+                    open.push_back((Instant::now(), c));
+                }
+                while open
+                    .front()
+                    .is_some_and(|(t, _)| t.elapsed() > Duration::from_secs(3))
+                {
+                    open.pop_front();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }));
+    }
+    // Bodies of 256 KiB (the largest taken) with any bearer token, from four addresses, 32
+    // at a time: the gate holds at most 1 MiB of bodies in all.
+    attackers.push(repeat(&stop, move || {
+        let body = vec![b'x'; 256 << 10];
+        let conns: Vec<TcpStream> = (0..32u8)
+            .filter_map(|i| connect_from([127, 0, 0, 20 + i % 4], http))
+            .collect();
+        for mut c in conns {
+            let _ = c.write_all(
+                b"POST /api/meters HTTP/1.1\r\nAuthorization: Bearer zzzzzzzzzzzzzzzzzz\r\nContent-Length: 262144\r\n\r\n",
+            );
+            let _ = c.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = c.write_all(&body);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }));
     // Item 4: bad-tag notifications under T's system title (it travels in clear), as fast
     // as the listener takes them.
     attackers.push(repeat(&stop, move || {
@@ -239,6 +271,22 @@ fn attacks_from_the_lan_cost_the_polling_meter_nothing() {
             }
         }
     }));
+    // Item 2: scan lists that took the bridge to 509 MiB when expanded before the cap, and a
+    // target outside the allowed blocks; both refused at once.
+    let huge = vec!["1.0.0.0-1.0.255.255"; 2000].join(",");
+    let scan_refusals = Arc::new(Mutex::new(Vec::new()));
+    {
+        let refusals = scan_refusals.clone();
+        attackers.push(repeat(&stop, move || {
+            for hosts in [huge.as_str(), "10.0.0.1"] {
+                let body = serde_json::json!({"hosts": hosts, "ports": "4059"}).to_string();
+                let auth = format!("Bearer {TOKEN}");
+                let (code, _) = common::http(http, "POST", "/api/scan", Some(&auth), Some(&body));
+                refusals.lock().unwrap().push(code);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }));
+    }
     // Item 6: a plain notification from "meter F's address".
     let forged = dlms_bridge::dlms::wrapper::wrap(7, 1, &vector("aidon-list-2.hex")).unwrap();
     attackers.push(repeat(&stop, move || {
@@ -320,6 +368,12 @@ fn attacks_from_the_lan_cost_the_polling_meter_nothing() {
         probes.iter().map(|p| p.1).max().unwrap_or_default()
     );
     assert!(probes.len() > 100, "{} probes", probes.len());
+    let scans = scan_refusals.lock().unwrap().clone();
+    // 400: counted and refused; 503: no room for its body while the body flood runs.
+    assert!(
+        scans.len() > 10 && scans.contains(&400) && scans.iter().all(|c| [400, 503].contains(c)),
+        "scans not refused: {scans:?}"
+    );
     assert!(
         slow.is_empty(),
         "/healthz failed or took over 1 s: {slow:?}"

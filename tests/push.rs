@@ -26,13 +26,7 @@ const GURUX_KEYS: [&str; 8] = [
 ];
 
 fn vector(name: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/vectors/push/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
-    dlms_bridge::hex::parse(&hex).unwrap()
+    common::push_vector(name)
 }
 
 /// Waits until every one of `devices` has published.

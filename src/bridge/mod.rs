@@ -165,6 +165,10 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
                     if let Ok(s) = store.settings() {
                         interval = s.status_interval_s;
                         rpc_queue = s.rpc_queue;
+                        let mut s = s;
+                        if s.broker.client_id == "auto" {
+                            s.broker.client_id = crate::machine::client_id(db);
+                        }
                         let s = Arc::new(s);
                         let _ = outbox_settings.send(s.clone());
                         let _ =

@@ -143,7 +143,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                     match store.set_setting("http.api_token", &t) {
                         Ok(()) => break t,
                         Err(_) if tries < 8 => tries += 1,
-                        Err(e) => return Err(e.into()),
+                        Err(e) => return Err(e),
                     }
                 }
             }

@@ -28,20 +28,7 @@ const RESPONSE: &str = "/provision/response";
 
 /// hostname-MACHINEID8: the same on every run on one machine, different between machines.
 pub fn default_device_name() -> String {
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
-    let host = read("/proc/sys/kernel/hostname");
-    let id = read("/etc/machine-id");
-    let id: String = id.chars().take(8).collect();
-    match (host.is_empty(), id.is_empty()) {
-        (false, false) => format!("{host}-{id}"),
-        (false, true) => host,
-        (true, false) => format!("gateway-{id}"),
-        (true, true) => "dlms-bridge-gateway".into(),
-    }
+    dlms_bridge::machine::name()
 }
 
 /// What ThingsBoard answered: the token, or why not (both answer formats: `status` and

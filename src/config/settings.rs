@@ -53,7 +53,7 @@ impl Default for BrokerSettings {
         BrokerSettings {
             host: "127.0.0.1".into(),
             port: 1883,
-            client_id: "dlms-bridge".into(),
+            client_id: "auto".into(),
             tls: false,
             ca_file: String::new(),
             client_cert: String::new(),
@@ -117,6 +117,9 @@ pub struct BridgeSettings {
     /// A pushed notification whose own date-time is further than this from the gateway's
     /// (trusted) clock is stamped with the gateway's time instead (0: never).
     pub push_max_clock_skew_s: u64,
+    /// After a meter refused our credentials for good, the seconds before the next attempt
+    /// (a configuration change tries at once).
+    pub auth_retry_s: u64,
     /// The addresses a scan (page, RPC) may probe: "auto" (the gateway's own IPv4 subnets and
     /// loopback) or a comma list of CIDR blocks.
     pub scan_allowed: String,
@@ -158,6 +161,7 @@ impl Default for BridgeSettings {
             bus_keep_open: false,
             push_listen: String::new(),
             push_max_clock_skew_s: 300,
+            auth_retry_s: 3600,
             scan_allowed: "auto".into(),
             http_tls_cert: String::new(),
             http_tls_key: String::new(),
@@ -284,7 +288,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "mqtt.client_id",
-        help: "MQTT client id (gateway mode)",
+        help: "MQTT client id (gateway mode); auto: dlms-bridge-HOSTNAME-MACHINEID8-XXXX, stable and different for every machine and database (a broker keeps one session per id)",
         secret: false,
         set: |s, v| {
             s.broker.client_id = super::values::label(v, 128)?;
@@ -558,6 +562,16 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         get: |s| s.push_max_clock_skew_s.to_string(),
+    },
+    Setting {
+        key: "meter.auth_retry_s",
+        help: "after a meter refuses the password or keys for good (wrong password, unknown mechanism), seconds before it is tried again (a configuration change tries at once); at least 1200: many meters lock after 3 failed authentications",
+        secret: false,
+        set: |s, v| {
+            s.auth_retry_s = bounded(v, 1200, 86_400 * 7)?;
+            Ok(())
+        },
+        get: |s| s.auth_retry_s.to_string(),
     },
     Setting {
         key: "scan.allowed",

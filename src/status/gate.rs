@@ -10,9 +10,9 @@
 //!   newcomer answered 503 (no thread spent);
 //! - reads the head within [`MAX_HEAD`] bytes and [`HEAD_DEADLINE`], and the whole body
 //!   (at most [`MAX_BODY`], within [`BODY_DEADLINE`]) before anything reaches tiny_http, so
-//!   a request thread never waits on a client; a body is not read at all for an `/api/`
-//!   request without a bearer token; chunked bodies (411) and other HTTP versions (505) are
-//!   refused;
+//!   a request thread never waits on a client; a body is not read at all for a request
+//!   without a bearer token, and all bodies held at once stay within [`BODY_BUDGET`] (else
+//!   503, retry after 1 s); chunked bodies (411) and other HTTP versions (505) are refused;
 //! - passes `/healthz` and `/metrics` to a request thread of their own (a second socket), so
 //!   they answer whatever the page's two threads are doing;
 //! - forces `Connection: close`, half-closes its side upstream, copies the answer back, and
@@ -28,7 +28,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,36 @@ pub const MAX_UNSETTLED_PER_ADDRESS: usize = 16;
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// The time a client has, after its head, to send the whole body.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
-/// The largest request body passed on (meter imports are small).
-pub const MAX_BODY: u64 = 1 << 20;
+/// The largest request body passed on: a meter is about 1 KiB of JSON, so an import through
+/// the API of some 250 meters (`dlms-bridge meter import` takes any number).
+pub const MAX_BODY: u64 = 256 << 10;
+/// Request bodies the gate holds at once, all connections together: 32 clients sending 1 MiB
+/// each cost 45 MiB of RSS before this (helper-4), much of it kept by the allocator's
+/// per-thread arenas after it was freed; at 4 MiB in all, still 26 MiB.
+pub const BODY_BUDGET: u64 = 1 << 20;
+
+/// Body bytes held now, by every gate of the process.
+static BUFFERED: AtomicU64 = AtomicU64::new(0);
+
+/// A share of [`BODY_BUDGET`], given back when dropped.
+struct BodyShare(u64);
+
+impl BodyShare {
+    fn take(bytes: u64) -> Option<BodyShare> {
+        BUFFERED
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + bytes <= BODY_BUDGET).then_some(held + bytes)
+            })
+            .ok()
+            .map(|_| BodyShare(bytes))
+    }
+}
+
+impl Drop for BodyShare {
+    fn drop(&mut self) {
+        BUFFERED.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
 /// Per-connection threads only copy bytes (and, with HTTPS, run OpenSSL's handshake).
 const STACK: usize = 128 * 1024;
 /// How long the gate waits for tiny_http's answer (a scan from the page takes a while).
@@ -176,8 +204,14 @@ fn accept_loop(
 }
 
 fn reply(client: &mut dyn Conn, status: &str) -> std::io::Result<()> {
+    reply_with(client, status, "")
+}
+
+/// `headers`: whole lines, each ending in CRLF.
+fn reply_with(client: &mut dyn Conn, status: &str, headers: &str) -> std::io::Result<()> {
     client.write_all(
-        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
     )
 }
 
@@ -238,35 +272,37 @@ fn serve(
     let Some(head) = parse_head(&buf, peer) else {
         return Ok(());
     };
-    let (head, content_length, mut body, method, target, bearer, expects_continue) = match head {
-        Head::Complete {
-            head,
-            content_length,
-            extra,
-            method,
-            target,
-            bearer,
-            expects_continue,
-        } => (
-            head,
-            content_length,
-            extra,
-            method,
-            target,
-            bearer,
-            expects_continue,
-        ),
-        Head::TooLarge => return reply(client, "431 Request Header Fields Too Large"),
-        Head::Malformed => return reply(client, "400 Bad Request"),
-        Head::Unsupported(status) => return reply(client, status),
+    let refusal = match &head {
+        Head::Complete { .. } => None,
+        Head::TooLarge => Some("431 Request Header Fields Too Large"),
+        Head::Malformed => Some("400 Bad Request"),
+        Head::Unsupported(status) => Some(*status),
+    };
+    if let Some(status) = refusal {
+        return reply(client, status);
+    }
+    let Head::Complete {
+        head,
+        content_length,
+        extra: mut body,
+        method,
+        target,
+        bearer,
+        expects_continue,
+    } = head
+    else {
+        return Ok(());
     };
     lock(table).heard(id);
     if content_length > MAX_BODY {
         return reply(client, "413 Content Too Large");
     }
+    // Held until the body has been passed on.
+    let mut _share = None;
     if content_length > 0 {
-        // Authorization before the body: without a token, nothing is read.
-        if target.starts_with("/api/") && !bearer {
+        // Authorization before the body: without a token, nothing is read (only the API
+        // takes bodies).
+        if !bearer {
             return client.write_all(
                 concat!(
                 "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n",
@@ -276,10 +312,15 @@ fn serve(
                 .as_bytes(),
             );
         }
+        _share = BodyShare::take(content_length);
+        if _share.is_none() {
+            return reply_with(client, "503 Service Unavailable", "Retry-After: 1\r\n");
+        }
         if expects_continue {
             client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
         let want = content_length as usize;
+        body.reserve_exact(want.saturating_sub(body.len()));
         let body_deadline = Instant::now() + BODY_DEADLINE;
         if read_until(client, &mut body, body_deadline, &held, |b| b.len() >= want)?.is_none() {
             return reply(client, "408 Request Timeout");
@@ -294,6 +335,8 @@ fn serve(
     upstream.set_write_timeout(Some(Duration::from_secs(10)))?;
     upstream.write_all(&head)?;
     upstream.write_all(&body)?;
+    drop(body);
+    drop(_share);
     upstream.shutdown(Shutdown::Write)?;
     relay(&mut upstream, client)
 }

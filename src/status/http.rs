@@ -16,8 +16,8 @@ use tiny_http::{Method, Request, Response, Server};
 
 /// Request threads of the page and API (one more serves /healthz and /metrics alone).
 const THREADS: usize = 2;
-/// The largest request body accepted (meter imports are small).
-const MAX_BODY: u64 = 1 << 20;
+/// The largest request body accepted (the gate refuses larger ones before they reach here).
+const MAX_BODY: u64 = gate::MAX_BODY;
 const DASHBOARD: &str = include_str!("dashboard.html");
 
 pub struct StatusServer {

@@ -174,6 +174,14 @@ pub fn render(status: &Status) -> String {
             .push_unknown
             .load(std::sync::atomic::Ordering::Relaxed) as f64,
     );
+    gauge(
+        "push_refused_total",
+        "Pushed notifications naming a configured meter that its keys or replay protection refused.",
+        "counter",
+        status
+            .push_refused
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
     bus_series(&mut out, status);
     alarm_series(&mut out, status);
     for (name, help, kind, figure) in PER_METER {

@@ -100,6 +100,7 @@ pub fn status_document(status: &Status) -> Vec<u8> {
         "alarms": alarms,
         "buses": buses,
         "push_unknown_senders": status.push_unknown.load(Ordering::Relaxed),
+        "push_refused": status.push_refused.load(Ordering::Relaxed),
         "gateway_clock": {"set": clock_doubt.is_none(), "doubt": clock_doubt},
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": status.started.elapsed().as_secs(),

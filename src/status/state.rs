@@ -12,6 +12,9 @@ pub enum MeterState {
     Polling,
     Backoff,
     BreakerOpen,
+    /// The meter refused our credentials for good: not tried again before
+    /// `meter.auth_retry_s` or a configuration change.
+    NeedsConfiguration,
     Disabled,
 }
 
@@ -22,6 +25,7 @@ impl MeterState {
             MeterState::Polling => "polling",
             MeterState::Backoff => "backoff",
             MeterState::BreakerOpen => "breaker-open",
+            MeterState::NeedsConfiguration => "needs-configuration",
             MeterState::Disabled => "disabled",
         }
     }
@@ -129,6 +133,9 @@ pub struct Status {
     pub buses: Mutex<Vec<std::sync::Weak<crate::client::bus::Bus>>>,
     /// Pushed notifications from senders that are no configured meter.
     pub push_unknown: std::sync::atomic::AtomicU64,
+    /// Pushed notifications over TCP naming a configured meter that its keys or replay
+    /// protection refused (not the meter's failures: anyone on the LAN can send them).
+    pub push_refused: std::sync::atomic::AtomicU64,
     /// The last hour of each meter's numeric values (for the page's charts).
     pub history: Mutex<std::collections::HashMap<String, crate::status::history::MeterHistory>>,
     /// The alarms (kept by the alarm thread, acknowledged through the API).
@@ -146,6 +153,7 @@ impl Default for Status {
             gateway_clock: crate::bridge::gateway_clock::GatewayClock::new(0),
             buses: Mutex::default(),
             push_unknown: std::sync::atomic::AtomicU64::new(0),
+            push_refused: std::sync::atomic::AtomicU64::new(0),
             history: Mutex::default(),
             alarms: Mutex::default(),
         }

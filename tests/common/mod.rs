@@ -871,3 +871,14 @@ pub fn line(
         path,
     })
 }
+
+/// A push vector of tests/vectors/push/ (hex lines; `#` lines are comments).
+pub fn push_vector(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/vectors/push/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+    dlms_bridge::hex::parse(&hex).unwrap()
+}

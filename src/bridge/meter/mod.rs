@@ -419,6 +419,18 @@ impl Worker {
                         }
                     });
                 }
+                if refuses_credentials(&e) {
+                    let retry_s = self.settings.read().map_or(3600, |s| s.auth_retry_s);
+                    let f =
+                        cycle.authentication_refused(Instant::now(), Duration::from_secs(retry_s));
+                    self.report_failure(&e, f);
+                    warn!(
+                        "meter {name:?}: not tried again for {} min, or until its configuration changes (meter edit): many meters lock their password or port after 3 failed authentications",
+                        retry_s / 60
+                    );
+                    self.set_state(MeterState::NeedsConfiguration);
+                    return false;
+                }
                 let f = cycle.connect_failed(Instant::now());
                 self.report_failure(&e, f);
                 if f.breaker_opened {
@@ -467,6 +479,16 @@ impl Worker {
             Err(format!(
                 "{} writes to the meter, and this meter's rpc_write is false (dlms-bridge meter edit {:?} --rpc-write true)",
                 call.method, self.config.name
+            ))
+        } else if cycle.needs_configuration(started) {
+            // An RPC must not become the attempt that locks the meter.
+            Err(format!(
+                "the meter refused our credentials ({}); fix its configuration (meter edit {:?}) before asking it anything",
+                self.status
+                    .meter(&self.config.name)
+                    .and_then(|m| m.last_error)
+                    .unwrap_or_default(),
+                self.config.name
             ))
         } else if call.call == MeterCall::PollNow {
             // The next slot now: readings go out as from any poll.
@@ -687,6 +709,25 @@ impl Worker {
 }
 
 /// The meter's clock now (Unix ms), `None` if it cannot be read or is not a time.
+/// A refusal that trying again cannot cure, only a configuration change (Green Book 9.3.2,
+/// acse-service-user diagnostics): the application context or the mechanism not taken, the
+/// authentication failed or is required; and HLS failing its proof.
+fn refuses_credentials(e: &ClientError) -> bool {
+    use crate::dlms::acse::{AssociationResult, ResultSourceDiagnostic};
+    use crate::dlms::session::SessionError;
+    match e {
+        ClientError::Session(SessionError::Rejected(r)) => {
+            r.result == AssociationResult::RejectedPermanent
+                && matches!(
+                    r.diagnostic,
+                    ResultSourceDiagnostic::User(2 | 11 | 12 | 13 | 14)
+                )
+        }
+        ClientError::Session(SessionError::HlsFailed(_)) => true,
+        _ => false,
+    }
+}
+
 fn meter_time_ms(
     c: &mut Connection<Box<dyn Transport>>,
     utc_offset_min: i16,

@@ -45,6 +45,9 @@ pub struct PollCycle {
     not_before: Instant,
     failures: u32,
     open: bool,
+    /// The meter refused our credentials for good: no association before this (or before a
+    /// configuration change).
+    refused_until: Option<Instant>,
 }
 
 impl PollCycle {
@@ -57,7 +60,26 @@ impl PollCycle {
             not_before: now,
             failures: 0,
             open: false,
+            refused_until: None,
         }
+    }
+
+    /// The meter refused the association for good (wrong password or key, a mechanism it
+    /// does not take): many meters lock their password or port after 3 failed
+    /// authentications, so no new attempt for `retry_after`, or until the configuration
+    /// changes (a change of anything but the live fields restarts the worker, and with it
+    /// this cycle).
+    pub fn authentication_refused(&mut self, now: Instant, retry_after: Duration) -> Failed {
+        let mut f = self.failed(now);
+        self.refused_until = Some(now + retry_after);
+        self.not_before = now + retry_after;
+        f.wait = retry_after;
+        f
+    }
+
+    /// Whether the meter waits for its configuration after a refusal.
+    pub fn needs_configuration(&self, now: Instant) -> bool {
+        self.refused_until.is_some_and(|t| now < t)
     }
 
     /// A new interval (a live configuration change): the schedule restarts from `now`.
@@ -142,6 +164,26 @@ impl PollCycle {
 
 #[cfg(test)]
 mod tests {
+    /// Issue 25 item 2: a wrong password was retried 9-10 times in 3-5 minutes.
+    #[test]
+    fn a_refused_authentication_is_tried_once_an_hour() {
+        let t0 = Instant::now();
+        let mut cycle = PollCycle::new(t0, Duration::from_secs(60), 1);
+        let mut attempts = 0;
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(3600) {
+            if cycle.wake_at() <= now {
+                assert_eq!(cycle.begin(now).step, Step::Connect);
+                attempts += 1;
+                cycle.authentication_refused(now, Duration::from_secs(3600));
+                assert!(cycle.needs_configuration(now));
+            }
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(attempts, 1, "failed authentications in an hour");
+        assert!(!cycle.needs_configuration(now + Duration::from_secs(1)));
+    }
+
     use super::*;
 
     const S: Duration = Duration::from_secs(1);

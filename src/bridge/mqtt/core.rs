@@ -700,6 +700,20 @@ impl Core {
                 .is_some_and(|t| now.saturating_duration_since(t) < SHORT_SESSION)
             {
                 s.short_sessions += 1;
+                // A broker keeps one session per client id and drops the older connection
+                // when another client connects with it: a session ended again and again just
+                // after it began is most likely that (issue 25).
+                if s.short_sessions >= 3 {
+                    if let Some(n) = self.throttle.allow("client-id-taken", now) {
+                        warn!(
+                            "publisher: {id}'s connection ended {} times in a row within {} s of its start: another client is probably using client id {:?} (mqtt.client_id; auto makes one per machine){}",
+                            s.short_sessions,
+                            SHORT_SESSION.as_secs(),
+                            s.client.client_id,
+                            suppressed(n)
+                        );
+                    }
+                }
                 let max = Duration::from_secs(self.settings.broker.reconnect_max_s);
                 s.link
                     .lost_for(now, super::link::backoff(s.short_sessions, max));

@@ -21,7 +21,7 @@ use crate::bridge::event::Event;
 use crate::client::push::{sender_title, Arrival, PushStream, Receiver};
 use crate::config::values::Push;
 use crate::config::MeterConfig;
-use crate::log_throttle::{suppressed, Throttle};
+use crate::log_throttle::{suppressed, Budget, Throttle};
 use crate::slots::{Admission, SlotId, Slots};
 use crate::status::state::Status;
 use crate::store::Store;
@@ -48,6 +48,8 @@ pub const IDLE: Duration = Duration::from_secs(300);
 pub const REFUSED_PAUSE: Duration = Duration::from_millis(100);
 /// One warning per sender (or meter) and kind this often, with the count held back.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Warnings of the listener in all per [`WARN_EVERY`], whatever the number of senders.
+const WARN_LINES: u32 = 20;
 
 /// The meters that push over TCP, with their receive state (replay counters).
 pub struct PushMeters {
@@ -56,6 +58,8 @@ pub struct PushMeters {
     store: Option<Store>,
     max_skew_s: u64,
     warnings: Throttle<(&'static str, String)>,
+    /// All of them together: at most [`WARN_LINES`] per [`WARN_EVERY`].
+    budget: Budget,
 }
 
 impl Default for PushMeters {
@@ -65,6 +69,7 @@ impl Default for PushMeters {
             store: None,
             max_skew_s: 300,
             warnings: Throttle::new(WARN_EVERY),
+            budget: Budget::new(WARN_LINES, WARN_EVERY),
         }
     }
 }
@@ -142,8 +147,11 @@ impl PushMeters {
 
     /// Writes `line` unless a warning of this kind for `who` went out less than a minute ago.
     fn warn(&mut self, kind: &'static str, who: &str, line: impl FnOnce() -> String) {
-        if let Some(n) = self.warnings.allow((kind, who.to_string()), Instant::now()) {
-            warn!("{}{}", line(), suppressed(n));
+        let now = Instant::now();
+        if let Some(n) = self.warnings.allow((kind, who.to_string()), now) {
+            if let Some(all) = self.budget.allow(now, n) {
+                warn!("{}{}", line(), suppressed(all));
+            }
         }
     }
 
@@ -401,7 +409,9 @@ fn take(arrival: &Arrival, peer: SocketAddr, shared: &Shared) -> Taken {
                 )
             });
             drop(reg);
-            reading::refused(&name, status, &e);
+            // Counted apart, not as the meter's failures: the system title and address a
+            // notification names travel in clear, so anyone could spoil the meter's figures.
+            status.push_refused.fetch_add(1, Ordering::Relaxed);
             Taken::No
         }
     }
