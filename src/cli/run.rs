@@ -14,14 +14,114 @@ dlms-bridge run [--db PATH] [--log-file PATH] [--log-level error|warn|info|debug
                 [--default-http-bind ADDR:PORT] [--default-mqtt-host HOST]
   Polls every enabled meter of the database and publishes to ThingsBoard; applies
   `meter`/`settings` changes live; SIGTERM or SIGINT stops it cleanly.
-  --db defaults to $DLMS_BRIDGE_DB, else ./dlms-bridge.db
+  --db defaults to $DLMS_BRIDGE_DB, else DB= in /etc/default/dlms-bridge or
+  /etc/conf.d/dlms-bridge (what the service uses), else an installed
+  /var/lib/dlms-bridge/bridge.db or /etc/dlms-bridge/bridge.db, else ./dlms-bridge.db
   --log-file is reopened on SIGHUP (log rotation); without it the log goes to stderr
   --default-*: applied only when the database has no such setting (service first start)";
 
-/// The database path: --db, else $DLMS_BRIDGE_DB, else ./dlms-bridge.db.
+/// The service's environment files (Debian packages, OpenRC) and the installed databases
+/// (packages and install.sh; OpenWrt), in the order they are tried.
+const SERVICE_ENV: [&str; 2] = ["/etc/default/dlms-bridge", "/etc/conf.d/dlms-bridge"];
+const INSTALLED: [&str; 2] = [
+    "/var/lib/dlms-bridge/bridge.db",
+    "/etc/dlms-bridge/bridge.db",
+];
+
+/// The database path when no --db is given: the one the service uses, so that `sudo
+/// dlms-bridge meter add ...` on a gateway changes what the service reads (issue 25).
 pub fn default_db() -> PathBuf {
-    std::env::var_os("DLMS_BRIDGE_DB")
-        .map_or_else(|| PathBuf::from("dlms-bridge.db"), PathBuf::from)
+    default_db_from(
+        std::env::var_os("DLMS_BRIDGE_DB"),
+        &|p| std::fs::read_to_string(p).ok(),
+        &|p| p.is_file(),
+    )
+}
+
+/// [`default_db`] with its inputs given: $DLMS_BRIDGE_DB, the files' text, and which files
+/// exist.
+pub fn default_db_from(
+    env: Option<std::ffi::OsString>,
+    read: &dyn Fn(&str) -> Option<String>,
+    exists: &dyn Fn(&std::path::Path) -> bool,
+) -> PathBuf {
+    if let Some(p) = env.filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    for file in SERVICE_ENV {
+        if let Some(db) = read(file).and_then(|text| env_value(&text, "DB")) {
+            return PathBuf::from(db);
+        }
+    }
+    INSTALLED
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| exists(p))
+        .unwrap_or_else(|| PathBuf::from("dlms-bridge.db"))
+}
+
+/// The value of `key` in a shell-style environment file (`KEY=value`, `KEY="value"`; `$VAR`
+/// and `${VAR}` of keys set above it expanded; the last assignment wins). `None` when absent
+/// or empty.
+fn env_value(text: &str, key: &str) -> Option<String> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().trim_start_matches("export ").trim();
+        if k.is_empty() || k.starts_with('#') {
+            continue;
+        }
+        let v = v.trim().trim_matches('"').trim_matches('\'');
+        let mut expanded = v.to_string();
+        for (name, value) in vars.iter().rev() {
+            expanded = expanded
+                .replace(&format!("${{{name}}}"), value)
+                .replace(&format!("${name}"), value);
+        }
+        vars.retain(|(n, _)| n != k);
+        vars.push((k.to_string(), expanded));
+    }
+    vars.into_iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && !v.contains('$'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_cli_finds_the_services_database() {
+        let none = |_: &str| None;
+        let nothing = |_: &Path| false;
+        assert_eq!(default_db_from(None, &none, &nothing), Path::new("dlms-bridge.db"));
+        assert_eq!(
+            default_db_from(Some("/x/y.db".into()), &none, &nothing),
+            Path::new("/x/y.db")
+        );
+        let installed = |p: &Path| p == Path::new("/etc/dlms-bridge/bridge.db");
+        assert_eq!(
+            default_db_from(None, &none, &installed),
+            Path::new("/etc/dlms-bridge/bridge.db")
+        );
+        // A board file as install.sh writes it (board-config/*.env).
+        let board = |f: &str| {
+            (f == "/etc/conf.d/dlms-bridge").then(|| {
+                "# board\nDATA_DIR=\"/srv/meters\"\nDB=\"$DATA_DIR/bridge.db\"\nLOG_LEVEL=info\n".to_string()
+            })
+        };
+        assert_eq!(
+            default_db_from(None, &board, &installed),
+            Path::new("/srv/meters/bridge.db")
+        );
+        assert_eq!(env_value("DB=/a\nDB=/b\n", "DB").as_deref(), Some("/b"));
+        assert_eq!(env_value("DB=$UNSET/x\n", "DB"), None);
+    }
 }
 
 pub fn init_logging(level: log::LevelFilter, file: Option<&PathBuf>) -> Result<(), UsageError> {

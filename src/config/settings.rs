@@ -301,7 +301,15 @@ pub static SETTINGS: &[Setting] = &[
         help: "true: MQTT over TLS (set mqtt.port to the broker's TLS port, usually 8883)",
         secret: false,
         set: |s, v| {
-            s.broker.tls = boolean(v)?;
+            let tls = boolean(v)?;
+            // Refused where it is set, not only in the log of a bridge retrying for ever.
+            if tls && !cfg!(feature = "tls") {
+                return Err(
+                    "mqtt.tls: this build has no TLS (built without the tls feature; cross/build.sh --tls makes one with it)"
+                        .into(),
+                );
+            }
+            s.broker.tls = tls;
             Ok(())
         },
         get: |s| s.broker.tls.to_string(),
@@ -762,6 +770,19 @@ pub fn help_lines() -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Issue 25 item 4: a build without TLS took `mqtt.tls true` and failed only at run time.
+    #[test]
+    fn mqtt_tls_is_refused_where_the_build_has_no_tls() {
+        let mut s = BridgeSettings::default();
+        let got = s.apply("mqtt.tls", "true");
+        if cfg!(feature = "tls") {
+            assert!(got.is_ok(), "{got:?}");
+        } else {
+            assert!(got.is_err_and(|e| e.contains("no TLS")));
+        }
+        assert!(s.apply("mqtt.tls", "false").is_ok());
+    }
+
     use super::*;
 
     #[test]

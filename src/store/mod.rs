@@ -97,10 +97,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating the file if needed) and migrates the database at `path`. Its directory
+    /// must exist: a tree created silently by `sudo dlms-bridge meter add --db ...` belongs to
+    /// root, and a typo in a path would become a database nobody reads (issue 25).
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            if !dir.is_dir() {
+                return Err(StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "the directory {} does not exist (the package creates /var/lib/dlms-bridge; create it, or give --db a path in an existing directory)",
+                        dir.display()
+                    ),
+                )));
+            }
         }
         if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
             return Err(StoreError::Foreign(
@@ -207,5 +217,19 @@ pub(crate) mod tempdir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod open_tests {
+    /// Issue 25 item 5: a database in a directory that does not exist is an error, not a
+    /// tree created on the spot.
+    #[test]
+    fn a_missing_directory_is_an_error_not_created() {
+        let dir = super::tempdir::TempDir::new("missing-dir");
+        let path = dir.path().join("no/such/dir/bridge.db");
+        let err = super::Store::open(&path).err().expect("opened");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!dir.path().join("no").exists());
     }
 }
