@@ -86,7 +86,10 @@ pub fn deliver(
         m.successes += 1;
         m.consecutive_failures = 0;
         m.readings_sent += 1;
-        m.last_success_ms = Some(ts_ms);
+        // When it was heard, not the time it carries: a meter whose clock is behind (or a
+        // list stamped at the start of its period) read as silent for that long, and the
+        // offline alarm rose just after a push (issue 25).
+        m.last_success_ms = Some(now);
         m.last_values = latest;
         m.last_error = None;
     });
@@ -180,6 +183,22 @@ pub fn template_of(meter: &MeterConfig) -> Vec<crate::client::push::Slot> {
 #[cfg(test)]
 mod tests {
     use super::stamp;
+
+    #[test]
+    fn a_push_counts_as_heard_now_whatever_time_it_carries() {
+        let status = crate::status::state::Status::default();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let meter = crate::config::MeterConfig::tcp("P", "127.0.0.1", 1);
+        let now = crate::clock::now_ms();
+        let pushed = crate::client::push::Pushed {
+            time_s: Some(now / 1000 - 250),
+            values: Vec::new(),
+        };
+        assert!(super::deliver(&meter, &status, &tx, pushed, 300));
+        assert!(rx.try_recv().is_ok());
+        let heard = status.meter("P").and_then(|m| m.last_success_ms).unwrap();
+        assert!(heard >= now, "last success {heard} is the reading's time, not now ({now})");
+    }
 
     /// Issue 24 item 6: a date-time far from a trusted gateway clock is not believed.
     #[test]
