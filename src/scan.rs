@@ -128,12 +128,24 @@ pub fn count<T: Copy + Into<u64>>(ranges: &[(T, T)]) -> u64 {
     })
 }
 
-/// `127.0.0.1`, `127.0.0.1-127.0.0.9`, `127.0.0.1-9`, or a comma list of those, as inclusive
-/// ranges (a few bytes per entry of the text, whatever the ranges' sizes).
+/// `127.0.0.1`, `127.0.0.1-127.0.0.9`, `127.0.0.1-9`, `10.1.2.0/24`, or a comma list of
+/// those, as inclusive ranges (a few bytes per entry of the text, whatever the ranges'
+/// sizes; the probe cap bounds what is scanned).
 pub fn host_ranges(spec: &str) -> Result<Vec<(u32, u32)>, TargetError> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || TargetError::Hosts(format!("{part:?} is not an IPv4 address or range"));
+        if part.contains('/') {
+            let (first, len) = parse_cidr(part).map_err(|_| bad())?;
+            let size = if len == 0 {
+                u32::MAX
+            } else {
+                (1u32 << (32 - len)) - 1
+            };
+            let start = u32::from(first);
+            out.push((start, start.saturating_add(size)));
+            continue;
+        }
         let (a, b) = match part.split_once('-') {
             None => (part, None),
             Some((a, b)) => (a, Some(b)),
@@ -376,9 +388,14 @@ pub fn scan(
     count.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One probe: `None` if nothing DLMS answers there.
+/// One probe: `None` if nothing DLMS answers there. A meter that answers but refuses the
+/// association is found too, with why (`refused`): "0 meters found" for a meter that wants a
+/// password sent the user looking for a wiring fault (issue 25).
 fn probe(target: &MeterTarget, transport: Transport) -> Option<serde_json::Value> {
-    let mut conn = target.connect().ok()?;
+    let mut conn = match target.connect() {
+        Ok(c) => c,
+        Err(e) => return refused(target, transport, &e),
+    };
     let identity = [
         Target::new(1, Obis::new(0, 0, 96, 1, 0, 255), 2),
         Target::new(1, Obis::new(0, 0, 42, 0, 0, 255), 2),
@@ -399,9 +416,86 @@ fn probe(target: &MeterTarget, transport: Transport) -> Option<serde_json::Value
     Some(line)
 }
 
+/// The line for a meter that answered DLMS and refused the association; `None` for any
+/// other failure (nothing there, or not a meter).
+fn refused(
+    target: &MeterTarget,
+    transport: Transport,
+    e: &crate::client::ClientError,
+) -> Option<serde_json::Value> {
+    use crate::dlms::acse::ResultSourceDiagnostic;
+    use crate::dlms::session::SessionError;
+    let why = match e {
+        crate::client::ClientError::Session(SessionError::Rejected(r)) => match r.diagnostic {
+            ResultSourceDiagnostic::User(12 | 13 | 14) => format!(
+                "needs authentication (--auth low --password ..., or the meter's HLS keys): {r}"
+            ),
+            _ => r.to_string(),
+        },
+        crate::client::ClientError::Session(SessionError::HlsFailed(why)) => {
+            format!("HLS authentication failed: {why}")
+        }
+        _ => return None,
+    };
+    let Endpoint::Tcp { host, port } = &target.endpoint else {
+        return None;
+    };
+    Some(json!({
+        "host": host,
+        "port": port,
+        "transport": word_of(transport),
+        "serial_number": null,
+        "logical_device_name": null,
+        "refused": why,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidr_blocks_are_ranges() {
+        assert_eq!(
+            host_ranges("10.1.2.0/30").unwrap(),
+            vec![(0x0A01_0200, 0x0A01_0203)]
+        );
+        assert_eq!(
+            host_ranges("10.1.2.7/32").unwrap(),
+            vec![(0x0A01_0207, 0x0A01_0207)]
+        );
+        assert_eq!(host_ranges("0.0.0.0/0").unwrap(), vec![(0, u32::MAX)]);
+        assert!(host_ranges("10.1.2.0/33").is_err());
+    }
+
+    /// Issue 25 item 7: a meter that wants a password is found, and told apart.
+    #[test]
+    fn a_meter_refusing_the_association_is_found_with_why() {
+        use crate::sim::net::{bind_ephemeral, serve_tcp, SimConfig};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listener = bind_ephemeral().unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut config = SimConfig::new(crate::sim::model::MeterModel::new(1, 0), Transport::Hdlc);
+        config.server.password = Some(b"secret".to_vec());
+        let s = stop.clone();
+        std::thread::spawn(move || serve_tcp(listener, config, Default::default(), s));
+        let mut template = probe_template();
+        template.auth = crate::config::values::AuthKind::Low;
+        template.password = Some(crate::config::values::Secret("wrong".into()));
+        let found = Mutex::new(Vec::new());
+        let n = scan(
+            &[Ipv4Addr::LOCALHOST],
+            &[port],
+            &template,
+            &[Transport::Hdlc],
+            &|line| found.lock().unwrap().push(line),
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let found = found.into_inner().unwrap();
+        assert_eq!(n, 1, "{found:?}");
+        let why = found[0]["refused"].as_str().unwrap_or("");
+        assert!(why.contains("authentication"), "{found:?}");
+    }
 
     #[test]
     fn host_and_port_specs() {
