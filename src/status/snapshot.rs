@@ -17,6 +17,7 @@ fn meter_json(m: &MeterStatus) -> Value {
         "state": m.state.as_str(),
         "last_success": m.last_success_ms.map(|t| format_rfc3339(t / 1000)),
         "values": m.last_values,
+        "units": m.units,
         "cycles": m.cycles,
         "successes": m.successes,
         "failures": m.failures,

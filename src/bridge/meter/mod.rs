@@ -84,6 +84,8 @@ pub struct Worker {
     collector: Collector,
     clock: MeterClock,
     bus: Option<Arc<crate::client::bus::Bus>>,
+    /// The units last sent to ThingsBoard (the `units` attribute), sent again when they change.
+    units_sent: std::cell::RefCell<Map<String, Value>>,
 }
 
 /// Where a worker gets its RPCs and sends their answers.
@@ -124,6 +126,7 @@ impl Worker {
             collector,
             clock: MeterClock::default(),
             bus: shared.bus,
+            units_sent: Default::default(),
         }
     }
 
@@ -551,6 +554,7 @@ impl Worker {
             map.insert("clock_drift_s".into(), json!(d));
         }
         let mut errors = Vec::new();
+        let mut units = Map::new();
         for ((meas, t), v) in self
             .config
             .measurements
@@ -560,7 +564,11 @@ impl Worker {
         {
             match v {
                 Ok(v) => {
-                    map.insert(meas.key.clone(), json::value(&v).0);
+                    let (value, unit) = json::value(&v);
+                    map.insert(meas.key.clone(), value);
+                    if let Some(u) = unit {
+                        units.insert(meas.key.clone(), json!(u));
+                    }
                 }
                 Err(e) => errors.push(format!("{} ({}): {e}", meas.key, t.obis)),
             }
@@ -583,6 +591,23 @@ impl Worker {
         }
         if got {
             self.status.record_history(name, ts_ms, &latest);
+        }
+        // Each key's unit as a client attribute, `units` (issue 25: energy went out as
+        // `active_energy_import 237345632` with no Wh anywhere); again only when it changes.
+        if !units.is_empty() && *self.units_sent.borrow() != units {
+            let sent = self
+                .events
+                .send(Event::Attributes {
+                    device: name.clone(),
+                    ts_ms,
+                    values: Map::from_iter([("units".to_string(), Value::Object(units.clone()))]),
+                })
+                .is_ok();
+            if sent {
+                let u = units.clone();
+                self.status.update_meter(name, |m| m.units = u);
+                *self.units_sent.borrow_mut() = units;
+            }
         }
         self.status.update_meter(name, |m| {
             m.state = MeterState::Polling;
