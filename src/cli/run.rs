@@ -99,7 +99,10 @@ mod tests {
     fn the_cli_finds_the_services_database() {
         let none = |_: &str| None;
         let nothing = |_: &Path| false;
-        assert_eq!(default_db_from(None, &none, &nothing), Path::new("dlms-bridge.db"));
+        assert_eq!(
+            default_db_from(None, &none, &nothing),
+            Path::new("dlms-bridge.db")
+        );
         assert_eq!(
             default_db_from(Some("/x/y.db".into()), &none, &nothing),
             Path::new("/x/y.db")

@@ -29,9 +29,9 @@ impl Store {
     /// Writes a consistent copy of the whole database to `to` (a new file, mode 0600).
     pub fn backup_to(&self, to: &Path) -> Result<()> {
         create_private(to)?;
-        let target = to.to_str().ok_or_else(|| {
-            StoreError::Invalid(format!("{}: not a UTF-8 path", to.display()))
-        })?;
+        let target = to
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("{}: not a UTF-8 path", to.display())))?;
         if let Err(e) = self.conn.execute("VACUUM INTO ?1", [target]) {
             let _ = std::fs::remove_file(to);
             return Err(e.into());

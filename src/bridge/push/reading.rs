@@ -197,7 +197,10 @@ mod tests {
         assert!(super::deliver(&meter, &status, &tx, pushed, 300));
         assert!(rx.try_recv().is_ok());
         let heard = status.meter("P").and_then(|m| m.last_success_ms).unwrap();
-        assert!(heard >= now, "last success {heard} is the reading's time, not now ({now})");
+        assert!(
+            heard >= now,
+            "last success {heard} is the reading's time, not now ({now})"
+        );
     }
 
     /// Issue 24 item 6: a date-time far from a trusted gateway clock is not believed.
