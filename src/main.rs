@@ -19,36 +19,78 @@ USAGE:
     dlms-bridge demo                 simulated meters + bridge (+ mosquitto if installed); Ctrl-C stops
     dlms-bridge run [--db PATH]      the bridge: poll meters, publish to ThingsBoard
     dlms-bridge meter ...            add|list|show|edit|rm|import|export meters
-    dlms-bridge settings ...         show|set MQTT / ThingsBoard / outbox settings
+    dlms-bridge settings ...         show|get|set MQTT / ThingsBoard / outbox settings
     dlms-bridge provision ...        register this gateway with ThingsBoard (device provisioning)
     dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames and their APDUs
     dlms-bridge decode-apdu HEX      decode one APDU
     dlms-bridge obis CODE            normalise an OBIS code
+    dlms-bridge help [COMMAND]       this text, or a command's (like COMMAND --help)
     dlms-bridge --version
+  maintainers:
+    dlms-bridge docs configuration   Markdown reference of every meter field and setting
+
+EXIT CODES: 0 done, 1 failed (meter, network, database, file), 2 usage error (unknown
+command, flag or setting, a missing argument, a bad value on the command line)
 ";
+
+type Sub = fn(lexopt::Parser) -> Result<ExitCode, cli::args::UsageError>;
+
+/// The commands that parse their own options, by name.
+const SUBCOMMANDS: &[(&str, Sub)] = &[
+    ("read", cli::read::run),
+    ("scan", cli::scan::run),
+    ("simulate", cli::simulate::run),
+    ("run", cli::run::run),
+    ("demo", cli::demo::run),
+    ("meter", cli::meter::run),
+    ("settings", cli::meter::settings),
+    ("provision", cli::provision::run),
+    ("docs", cli::docs::run),
+];
+
+/// Every command's name, for the near-miss suggestion.
+const COMMANDS: &[&str] = &[
+    "read",
+    "scan",
+    "simulate",
+    "run",
+    "demo",
+    "meter",
+    "settings",
+    "provision",
+    "docs",
+    "decode-hdlc",
+    "decode-apdu",
+    "obis",
+    "help",
+];
+
+fn sub(name: &str) -> Option<Sub> {
+    SUBCOMMANDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+}
+
+fn run_sub(name: &str, run: Sub, args: &[String]) -> ExitCode {
+    match run(lexopt::Parser::from_args(args.iter())) {
+        Ok(code) => code,
+        Err(cli::args::UsageError(msg)) => {
+            eprintln!("dlms-bridge {name}: {msg} (see --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprint!("dlms-bridge: {msg}\n\n{USAGE}");
+    ExitCode::from(2)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let sub: Option<fn(lexopt::Parser) -> Result<ExitCode, cli::args::UsageError>> =
-        match args.first().map(String::as_str) {
-            Some("read") => Some(cli::read::run),
-            Some("scan") => Some(cli::scan::run),
-            Some("simulate") => Some(cli::simulate::run),
-            Some("run") => Some(cli::run::run),
-            Some("demo") => Some(cli::demo::run),
-            Some("meter") => Some(cli::meter::run),
-            Some("settings") => Some(cli::meter::settings),
-            Some("provision") => Some(cli::provision::run),
-            _ => None,
-        };
-    if let Some(run) = sub {
-        return match run(lexopt::Parser::from_args(args.iter().skip(1))) {
-            Ok(code) => code,
-            Err(cli::args::UsageError(msg)) => {
-                eprintln!("dlms-bridge {}: {msg} (see --help)", args[0]);
-                ExitCode::from(2)
-            }
-        };
+    if let Some((name, run)) = args.first().and_then(|a| sub(a).map(|f| (a, f))) {
+        return run_sub(name, run, &args[1..]);
     }
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(0), arg(1)) {
@@ -83,19 +125,39 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("dlms-bridge: {e}");
-                ExitCode::FAILURE
+                // A bad value on the command line: a usage error.
+                eprintln!("dlms-bridge obis: {e}");
+                ExitCode::from(2)
             }
         },
-        (Some("-h" | "--help"), _) | (None, _) => {
+        (Some(cmd @ ("decode-hdlc" | "decode-apdu")), None) => {
+            usage_error(&format!("{cmd} needs HEX (the bytes as hex digits)"))
+        }
+        (Some("obis"), None) => usage_error("obis needs a CODE, e.g. 1-0:1.8.0"),
+        (Some("help"), Some(cmd)) => match sub(cmd) {
+            Some(run) => run_sub(cmd, run, &["--help".to_string()]),
+            None if COMMANDS.contains(&cmd) => {
+                print!("{USAGE}");
+                ExitCode::SUCCESS
+            }
+            None => unknown(cmd),
+        },
+        (Some("-h" | "--help" | "help"), _) | (None, _) => {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
-        _ => {
-            eprint!("dlms-bridge: unknown command\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+        (Some(cmd), _) => unknown(cmd),
     }
+}
+
+fn unknown(cmd: &str) -> ExitCode {
+    let hint = cli::args::did_you_mean(cmd, COMMANDS.iter().copied());
+    let what = if cmd.starts_with('-') {
+        "unknown option"
+    } else {
+        "unknown command"
+    };
+    usage_error(&format!("{what} {cmd:?}{hint}"))
 }
 
 fn with_hex(hex: &str, f: impl FnOnce(&[u8]) -> ExitCode) -> ExitCode {

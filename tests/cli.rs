@@ -10,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_ports, Proc, BIN};
+use common::{cli, free_ports, Proc, TempDir, BIN};
 
 fn wait_port(port: u16) {
     common::wait_port(port, Duration::from_secs(10));
@@ -520,4 +520,286 @@ fn version_names_commit_target_and_features() {
     );
     assert!(text.contains(std::env::consts::ARCH), "{text}");
     assert!(text.contains("TLS"), "{text}");
+}
+
+fn err_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+fn out_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Issue 25: a usage error says what is missing or unknown and exits 2; a failure exits 1.
+#[test]
+fn usage_errors_say_what_is_missing_and_exit_2() {
+    let dir = TempDir::new("cli-usage");
+    let db = dir.0.join("bridge.db");
+    for (args, needle) in [
+        (
+            &["meter", "add", "--host", "1.2.3.4"][..],
+            "meter add needs a NAME: dlms-bridge meter add NAME",
+        ),
+        (&["meter", "add"][..], "meter add needs a NAME"),
+        (
+            &["meter", "edit"][..],
+            "meter edit needs a NAME: dlms-bridge meter edit NAME --FIELD VALUE",
+        ),
+        (&["meter", "show"][..], "meter show needs a NAME"),
+        (&["meter", "import"][..], "meter import needs a FILE"),
+        (
+            &["meter", "ad", "x"][..],
+            "unknown meter command \"ad\" (did you mean add?); commands: add, edit, list",
+        ),
+        (
+            &["meter", "add", "A", "B", "--host", "h", "--port", "1"][..],
+            "\"B\" left over",
+        ),
+        (
+            &["meter", "list", "--host", "h"][..],
+            "--host applies to meter add and meter edit only",
+        ),
+        (
+            &["meter", "add", "A", "--hots", "h"][..],
+            "--hots is not a meter field (did you mean --host?)",
+        ),
+        (&["meter", "list", "--bogus"][..], "--bogus"),
+        (&["meter", "edit", "A"][..], "nothing to change"),
+        (
+            &["settings", "set", "mqtt.hots", "x"][..],
+            "unknown setting \"mqtt.hots\" (did you mean mqtt.host?); known: mqtt.host",
+        ),
+        (&["settings", "get", "nope"][..], "unknown setting \"nope\""),
+        (
+            &["settings", "set", "mqtt.port"][..],
+            "settings set needs KEY VALUE",
+        ),
+        (
+            &["settings", "sett", "mqtt.port", "1"][..],
+            "(did you mean set?)",
+        ),
+        (
+            &["settings", "set", "mqtt.port", "0"][..],
+            "mqtt.port: \"0\"",
+        ),
+        (
+            &["meter", "add", "A", "--host", "h", "--port", "0"][..],
+            "--port: \"0\"",
+        ),
+    ] {
+        let out = cli(&db, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", err_of(&out));
+        assert!(err_of(&out).contains(needle), "{args:?}: {}", err_of(&out));
+        assert_eq!(
+            err_of(&out).lines().count(),
+            1,
+            "{args:?}: {}",
+            err_of(&out)
+        );
+    }
+    assert_eq!(
+        out_of(&cli(&db, &["meter", "list"])),
+        "",
+        "nothing was added"
+    );
+
+    // `help` is `--help`; an unknown command is named, then the usage follows.
+    let help = run(&["--help"]);
+    for args in [&["help"][..], &[][..]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(out.stdout, help.stdout, "{args:?}");
+    }
+    assert!(out_of(&help).contains("dlms-bridge docs configuration"));
+    let meter_help = run(&["help", "meter"]);
+    assert_eq!(meter_help.status.code(), Some(0));
+    assert_eq!(meter_help.stdout, run(&["meter", "--help"]).stdout);
+    for (args, needle) in [
+        (
+            &["foo"][..],
+            "dlms-bridge: unknown command \"foo\"\n\ndlms-bridge — ",
+        ),
+        (
+            &["metre", "list"][..],
+            "unknown command \"metre\" (did you mean meter?)",
+        ),
+        (&["--bogus"][..], "unknown option \"--bogus\""),
+        (&["obis"][..], "obis needs a CODE"),
+        (&["obis", "1.2"][..], "obis"),
+        (&["help", "foo"][..], "unknown command \"foo\""),
+        (
+            &["docs", "configration"][..],
+            "(did you mean configuration?)",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", err_of(&out));
+        assert!(err_of(&out).contains(needle), "{args:?}: {}", err_of(&out));
+        if !matches!(args, ["docs", ..] | ["obis", _]) {
+            assert!(
+                err_of(&out).contains("\nUSAGE:\n"),
+                "{args:?}: the usage follows"
+            );
+        }
+    }
+
+    let out = cli(
+        &db,
+        &[
+            "provision",
+            "--host",
+            "tb:1883",
+            "--key",
+            "k",
+            "--secret",
+            "s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", err_of(&out));
+    assert!(
+        err_of(&out).starts_with("dlms-bridge provision: --host: \"tb:1883\""),
+        "{}",
+        err_of(&out)
+    );
+
+    // Failures at run time exit 1.
+    let out = cli(&db, &["meter", "edit", "Nobody", "--port", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err_of(&out));
+    let out = run(&["meter", "list", "--db", "/proc/nope/x.db"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err_of(&out));
+}
+
+#[test]
+fn settings_get_prints_one_value_and_never_a_secret() {
+    let dir = TempDir::new("cli-settings-get");
+    let db = dir.0.join("bridge.db");
+    let get = |key: &str| {
+        let out = cli(&db, &["settings", "get", key]);
+        assert_eq!(out.status.code(), Some(0), "{key}: {}", err_of(&out));
+        out_of(&out).trim_end().to_string()
+    };
+    assert_eq!(get("mqtt.port"), "1883");
+    assert!(cli(&db, &["settings", "set", "mqtt.port", "18830"])
+        .status
+        .success());
+    assert_eq!(get("mqtt.port"), "18830");
+    assert_eq!(get("thingsboard.gateway_token"), "(not set)");
+    let set = cli(
+        &db,
+        &[
+            "settings",
+            "set",
+            "thingsboard.gateway_token",
+            "T0k3n-very-secret",
+        ],
+    );
+    assert!(set.status.success(), "{}", err_of(&set));
+    assert_eq!(get("thingsboard.gateway_token"), "(set)");
+}
+
+#[test]
+fn meter_list_is_a_table_for_people_and_json_lines_for_programs() {
+    let dir = TempDir::new("cli-list");
+    let db = dir.0.join("bridge.db");
+    for args in [
+        &[
+            "meter",
+            "add",
+            "Kitchen",
+            "--host",
+            "10.0.0.7",
+            "--port",
+            "4059",
+            "--interval-s",
+            "15",
+        ][..],
+        &[
+            "meter",
+            "add",
+            "Basement meter",
+            "--serial",
+            "/dev/ttyUSB0",
+            "--auth",
+            "low",
+            "--password",
+            "pw",
+            "--enabled",
+            "no",
+        ][..],
+    ] {
+        let out = cli(&db, args);
+        assert!(out.status.success(), "{args:?}: {}", err_of(&out));
+    }
+    // Not a terminal (a pipe): JSON lines, as before; --json says so explicitly.
+    let piped = cli(&db, &["meter", "list"]);
+    assert_eq!(piped.stdout, cli(&db, &["meter", "list", "--json"]).stdout);
+    let v = lines(&piped);
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["name"], "Basement meter");
+    assert_eq!(v[0]["endpoint"], "/dev/ttyUSB0");
+    assert_eq!(v[0]["auth"], "low");
+    assert_eq!(v[1]["endpoint"], "10.0.0.7:4059");
+    assert_eq!(v[1]["interval_s"], 15);
+    let table = out_of(&cli(&db, &["meter", "list", "--table"]));
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    let cols: Vec<&str> = rows[0].split_whitespace().collect();
+    assert_eq!(
+        cols,
+        ["NAME", "ID", "ENABLED", "ENDPOINT", "INTERVAL", "AUTH"],
+        "{table}"
+    );
+    assert!(rows[1].starts_with("Basement meter  "), "{table}");
+    assert!(
+        rows[1].contains("  no  ") && rows[1].contains("/dev/ttyUSB0"),
+        "{table}"
+    );
+    assert!(rows[1].ends_with("low"), "{table}");
+    assert!(
+        rows[2].contains("10.0.0.7:4059") && rows[2].contains("15 s"),
+        "{table}"
+    );
+    let at = |r: &str| {
+        r.find("ENDPOINT")
+            .or_else(|| r.find("/dev").or_else(|| r.find("10.0")))
+    };
+    assert_eq!(at(rows[0]), at(rows[1]), "aligned:\n{table}");
+    assert_eq!(at(rows[1]), at(rows[2]), "aligned:\n{table}");
+    let out = cli(&db, &["meter", "show", "Kitchen", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "--json is for list");
+    // On a terminal (script(1) gives it one), the table is the default.
+    if common::have("script", &["--version"]) {
+        let cmd = format!("{BIN} meter list --db {}", db.display());
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap();
+        let text = out_of(&out).replace('\r', "");
+        assert_eq!(text, table, "a terminal gets the table");
+    }
+}
+
+/// docs/configuration.md is `dlms-bridge docs configuration`'s output, kept in step with the
+/// field and setting tables it is generated from.
+#[test]
+fn docs_configuration_is_up_to_date() {
+    let out = run(&["docs", "configuration"]);
+    assert_eq!(out.status.code(), Some(0), "{}", err_of(&out));
+    let generated = out_of(&out);
+    for f in dlms_bridge::config::fields::FIELDS {
+        assert!(
+            generated.contains(&format!("| `{}` | `--{}", f.name, f.flag)),
+            "{}",
+            f.name
+        );
+    }
+    for s in dlms_bridge::config::settings::SETTINGS {
+        assert!(generated.contains(&format!("| `{}` |", s.key)), "{}", s.key);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/configuration.md is out of date: run `cargo run -- docs configuration > docs/configuration.md`"
+    );
 }

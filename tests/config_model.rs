@@ -776,3 +776,117 @@ fn profiles_are_configured_like_every_other_part_of_a_meter() {
         1
     );
 }
+
+/// Issue 25: `--password` without `--auth low` was stored and the meter then asked for the
+/// public association. It is refused with the same sentence on the command line (exit 2),
+/// in an import file and in the API; `read` refuses it too.
+#[test]
+fn a_password_without_low_authentication_is_refused_on_every_path() {
+    let dir = TempDir::new("password-auth");
+    let db = dir.0.join("bridge.db");
+    let add = ["meter", "add", "A", "--host", "127.0.0.1", "--port", "4059"];
+    let mut args = add.to_vec();
+    args.extend(["--password", "pw"]);
+    let out = cli(&db, &args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "dlms-bridge meter: meter \"A\": --password is given but --auth is none: give --auth \
+         low, or drop the password (none clears it) (see --help)"
+    );
+    assert!(cli(&db, &add).status.success());
+    let out = cli(&db, &["meter", "edit", "A", "--password", "pw"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--auth is none"), "{}", stderr(&out));
+    let low = cli(
+        &db,
+        &["meter", "edit", "A", "--auth", "low", "--password", "pw"],
+    );
+    assert!(low.status.success(), "{}", stderr(&low));
+    let out = cli(&db, &["meter", "edit", "A", "--auth", "none"]);
+    assert!(
+        stderr(&out).contains("or drop the password"),
+        "{}",
+        stderr(&out)
+    );
+    let none = cli(
+        &db,
+        &["meter", "edit", "A", "--auth", "none", "--password", "none"],
+    );
+    assert!(none.status.success(), "{}", stderr(&none));
+
+    let file = dir.0.join("m.json");
+    std::fs::write(
+        &file,
+        r#"[{"name": "B", "host": "127.0.0.1", "port": 4059, "password": "pw"}]"#,
+    )
+    .unwrap();
+    let out = cli(&db, &["meter", "import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("password is given but auth is none: give auth low"),
+        "{}",
+        stderr(&out)
+    );
+
+    let read = Command::new(BIN)
+        .args([
+            "read",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "1",
+            "--password",
+            "pw",
+            "1-0:1.8.0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(read.status.code(), Some(2), "{}", stderr(&read));
+    assert!(
+        stderr(&read).contains("--auth is none"),
+        "{}",
+        stderr(&read)
+    );
+
+    let http_port = free_port();
+    let bind = format!("127.0.0.1:{http_port}");
+    {
+        let mut s = Store::open(&db).unwrap();
+        s.set_setting("http.bind", &bind).unwrap();
+        s.set_setting("http.api_token", "T0KEN-0123456789abcdef")
+            .unwrap();
+    }
+    let server = dlms_bridge::status::StatusServer::start(
+        &bind,
+        std::sync::Arc::new(dlms_bridge::status::state::Status::default()),
+        &db,
+    )
+    .unwrap();
+    let auth = Some("Bearer T0KEN-0123456789abcdef");
+    wait_for("the API", Duration::from_secs(10), || {
+        http(http_port, "GET", "/api/meters", auth, None).0 == 200
+    });
+    let (code, body) = http(
+        http_port,
+        "POST",
+        "/api/meters",
+        auth,
+        Some(r#"{"name": "C", "host": "127.0.0.1", "port": 4059, "password": "pw"}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("password is given but auth is none"),
+        "{body}"
+    );
+    let (code, body) = http(
+        http_port,
+        "PATCH",
+        "/api/meters/A",
+        auth,
+        Some(r#"{"password": "pw"}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("give auth low"), "{body}");
+    server.stop();
+}

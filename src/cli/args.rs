@@ -28,6 +28,43 @@ pub fn usage(msg: impl Into<String>) -> UsageError {
     UsageError(msg.into())
 }
 
+/// The candidate closest to a mistyped word (`ad` -> `add`, `mqtt.hots` -> `mqtt.host`), if
+/// one is near enough to be what was meant: at most one edit for short words, two for longer.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = if word.chars().count() <= 3 { 1 } else { 2 };
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// " (did you mean X?)" for a near miss, else nothing.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    suggest(word, candidates).map_or(String::new(), |c| format!(" (did you mean {c}?)"))
+}
+
+/// Levenshtein distance, in characters; a swap of two neighbours counts as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut rows = vec![(0..=b.len()).collect::<Vec<usize>>()];
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (rows[i - 1][j] + 1)
+                .min(row[j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(rows[i - 2][j - 2] + 1);
+            }
+        }
+        rows.push(row);
+    }
+    rows[a.len()][b.len()]
+}
+
 pub fn parse_num<T: std::str::FromStr>(flag: &str, v: std::ffi::OsString) -> Result<T, UsageError> {
     let s = v.string()?;
     s.parse()
@@ -210,6 +247,20 @@ mod tests {
             AfterYesNo::Refuse,
         );
         assert!(!m.unwrap().enabled);
+    }
+
+    #[test]
+    fn near_misses_are_suggested() {
+        let commands = ["add", "list", "show", "edit", "rm", "import", "export"];
+        assert_eq!(suggest("ad", commands), Some("add"));
+        assert_eq!(suggest("lsit", commands), Some("list"));
+        assert_eq!(suggest("improt", commands), Some("import"));
+        assert_eq!(suggest("frobnicate", commands), None);
+        assert_eq!(
+            suggest("mqtt.hots", ["mqtt.host", "mqtt.port"]),
+            Some("mqtt.host")
+        );
+        assert_eq!(did_you_mean("xyz", commands), "");
     }
 
     #[test]

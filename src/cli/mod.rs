@@ -1,6 +1,7 @@
 //! The command-line interface: one module per subcommand, shared option parsing in `args`.
 pub mod args;
 pub mod demo;
+pub mod docs;
 pub mod log_file;
 pub mod meter;
 pub mod profile;

@@ -78,6 +78,9 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         }
     }
     let host = host.ok_or_else(|| usage("provision needs --host (the ThingsBoard MQTT host)"))?;
+    // Checked as mqtt.host will be, before anything is asked: a usage error (exit 2).
+    let host =
+        dlms_bridge::config::values::host(&host).map_err(|e| usage(format!("--host: {e}")))?;
     let key =
         key.ok_or_else(|| usage("provision needs --key (the device profile's provision key)"))?;
     let secret = secret.ok_or_else(|| usage("provision needs --secret (the provision secret)"))?;

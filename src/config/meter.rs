@@ -243,6 +243,30 @@ impl MeterConfig {
 
     /// [`MeterConfig::validate`] for a meter that has no name yet (`read`, `scan`).
     pub fn combination(&self) -> Result<(), ConfigError> {
+        self.usable_combination()?;
+        // A password is only sent with low authentication: given without it, it is a
+        // mistake (the meter would be asked for the public association instead).
+        if self.auth == AuthKind::None && self.password.is_some() {
+            return Err(ConfigError::new(
+                "{password} is given but {auth} is none: give {auth} low, or drop the \
+                 password (none clears it)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the meter can be read as it is: [`MeterConfig::validate`] without the checks
+    /// for mistakes that do no harm once stored (a password kept with `auth` none, as
+    /// versions before issue 25 accepted). What a stored meter must pass to be polled.
+    pub fn usable(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::field("name", "is required"));
+        }
+        self.usable_combination()
+            .map_err(|e| e.of_meter(&self.name))
+    }
+
+    fn usable_combination(&self) -> Result<(), ConfigError> {
         let err = ConfigError::new;
         if self.push == Push::Tcp {
             // The meter comes to us: no address of its own; it is known by what it sends.
@@ -350,6 +374,10 @@ mod tests {
             ),
             (|m| m.port = None, "host needs port"),
             (|m| m.auth = AuthKind::Low, "needs a password"),
+            (
+                |m| m.password = Some(Secret("pw".into())),
+                "password is given but auth is none: give auth low",
+            ),
             (|m| m.auth = AuthKind::HighGmac, "high-gmac needs security"),
             (|m| m.security = Ciphering::Auth, "needs system_title"),
             (|m| m.dedicated_key = true, "need security"),
@@ -367,6 +395,26 @@ mod tests {
             assert!(err.contains(needle), "{err} should mention {needle}");
             assert!(err.starts_with("meter \"M\": "), "{err}");
         }
+    }
+
+    #[test]
+    fn a_password_without_low_authentication_is_refused_but_a_stored_one_still_polls() {
+        let mut m = MeterConfig::tcp("M", "127.0.0.1", 1);
+        m.password = Some(Secret("pw".into()));
+        let e = m.validate().unwrap_err();
+        assert_eq!(
+            e.render(super::super::Naming::Flags),
+            "meter \"M\": --password is given but --auth is none: give --auth low, or drop \
+             the password (none clears it)"
+        );
+        assert!(m.combination().is_err(), "read and scan refuse it too");
+        assert_eq!(
+            m.usable(),
+            Ok(()),
+            "a meter stored before the check is still usable"
+        );
+        m.auth = AuthKind::Low;
+        assert_eq!(m.validate(), Ok(()));
     }
 
     #[test]
