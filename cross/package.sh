@@ -99,13 +99,23 @@ case "$arch" in
     *) echo "package.sh: the deb architecture must be arm64, armhf or amd64" >&2; exit 2 ;;
 esac
 binary=${3:-target/$target/release/dlms-bridge}
-[ -x "$binary" ] || { echo "package.sh: no executable $binary (build it first)" >&2; exit 2; }
+# A native build (cargo build --release) on an x86_64 machine is the amd64 binary too.
+if [ -z "${3:-}" ] && [ ! -x "$binary" ] && [ "$arch" = amd64 ] && [ "$(uname -m)" = x86_64 ]; then
+    binary=target/release/dlms-bridge
+fi
+[ -x "$binary" ] || { echo "package.sh: no executable $binary (cargo build --release, or sh cross/build.sh $target)" >&2; exit 2; }
 command -v dpkg-deb >/dev/null || { echo "package.sh: dpkg-deb is needed (apt-get install dpkg)" >&2; exit 2; }
 install -D -m 0755 "$binary" "$root/usr/bin/dlms-bridge"
-install -D -m 0644 board-config/debian-alpine-arm.env "$root/etc/default/dlms-bridge"
-echo 'HTTP_BIND=127.0.0.1:8080' >> "$root/etc/default/dlms-bridge"
-# systemd does not expand "$DATA_DIR/..." in an environment file.
-echo 'DB=/var/lib/dlms-bridge/bridge.db' >> "$root/etc/default/dlms-bridge"
+# The board's defaults, each set once: systemd does not expand "$DATA_DIR/..." in an
+# environment file (DB is literal), the page stays on loopback until the user opens it, and
+# the unit sends the log to the journal (a LOG_FILE here would be ignored).
+{
+    grep -Ev '^(DB|HTTP_BIND|LOG_FILE)=' board-config/debian-alpine-arm.env
+    echo 'DB=/var/lib/dlms-bridge/bridge.db'
+    echo 'HTTP_BIND=127.0.0.1:8080'
+    echo '# The log: systemd -> journalctl -u dlms-bridge; the SysV script -> LOG_FILE.'
+    echo '#LOG_FILE=/var/log/dlms-bridge.log'
+} | install -D -m 0644 /dev/stdin "$root/etc/default/dlms-bridge"
 sed 's#/usr/local/bin/dlms-bridge#/usr/bin/dlms-bridge#' init.d/dlms-bridge.service \
     | install -D -m 0644 /dev/stdin "$root/lib/systemd/system/dlms-bridge.service"
 # shellcheck disable=SC2016 # the script's own ${DAEMON:-...}, replaced as text
@@ -115,13 +125,21 @@ install -D -m 0644 init.d/dlms-bridge.sysusers "$root/usr/lib/sysusers.d/dlms-br
 install -D -m 0644 README.md "$root/usr/share/doc/dlms-bridge/README.md"
 mkdir -p "$root/DEBIAN"
 size=$(du -sk "$root" | cut -f1)
+# The shared libraries the binary links (a native build links the system OpenSSL).
+depends=adduser
+if command -v readelf >/dev/null; then
+    needed=$(readelf -d "$binary" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
+    case "$needed" in *libssl.so.3* | *libcrypto.so.3*) depends="$depends, libssl3" ;; esac
+    case "$needed" in *libssl.so.1.1*) depends="$depends, libssl1.1" ;; esac
+    case "$needed" in *libc.so.6*) depends="$depends, libc6" ;; esac
+fi
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: dlms-bridge
 Version: $version
 Architecture: $arch
 Maintainer: dlms-bridge developers <dlms-bridge@localhost>
 Installed-Size: $size
-Depends: adduser
+Depends: $depends
 Section: net
 Priority: optional
 Description: DLMS/COSEM electricity meters to ThingsBoard over MQTT

@@ -301,6 +301,53 @@ fn the_log_file_is_reopened_after_rotation() {
     );
 }
 
+/// Issue 25 item 6: the package named none of the libraries a native build links (libssl3),
+/// and its /etc/default set DB and HTTP_BIND twice and a LOG_FILE systemd ignores.
+#[test]
+fn the_deb_depends_on_what_the_binary_links_and_sets_each_default_once() {
+    if !common::have("dpkg-deb", &["--version"]) || !common::have("readelf", &["--version"]) {
+        eprintln!("skipped: dpkg-deb or readelf missing");
+        return;
+    }
+    let built = Command::new("sh")
+        .arg(format!("{ROOT}/cross/package.sh"))
+        .args(["deb", "amd64", BIN])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = format!("{ROOT}/{}", String::from_utf8_lossy(&built.stdout).trim());
+    let depends = Command::new("dpkg-deb")
+        .args(["-f", &deb, "Depends"])
+        .output()
+        .unwrap();
+    let depends = String::from_utf8_lossy(&depends.stdout).to_string();
+    let linked = Command::new("readelf").args(["-d", BIN]).output().unwrap();
+    if String::from_utf8_lossy(&linked.stdout).contains("libssl.so.3") {
+        assert!(depends.contains("libssl3"), "Depends: {depends}");
+    }
+    assert!(depends.contains("adduser"), "Depends: {depends}");
+    let defaults = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "dpkg-deb --fsys-tarfile '{deb}' | tar -xO ./etc/default/dlms-bridge"
+        ))
+        .output()
+        .unwrap();
+    let defaults = String::from_utf8_lossy(&defaults.stdout).to_string();
+    for key in ["DB=", "HTTP_BIND="] {
+        let n = defaults.lines().filter(|l| l.starts_with(key)).count();
+        assert_eq!(n, 1, "{key} set {n} times:\n{defaults}");
+    }
+    assert!(
+        !defaults.lines().any(|l| l.starts_with("LOG_FILE=")),
+        "{defaults}"
+    );
+}
+
 /// The .deb installs, runs as its user, keeps the data on remove and removes it on purge.
 /// It installs on this machine, so only where asked (CI: DLMS_BRIDGE_TEST_DPKG=1, as root).
 #[test]
