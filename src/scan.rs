@@ -427,7 +427,7 @@ fn refused(
     use crate::dlms::session::SessionError;
     let why = match e {
         crate::client::ClientError::Session(SessionError::Rejected(r)) => match r.diagnostic {
-            ResultSourceDiagnostic::User(12 | 13 | 14) => format!(
+            ResultSourceDiagnostic::User(12..=14) => format!(
                 "needs authentication (--auth low --password ..., or the meter's HLS keys): {r}"
             ),
             _ => r.to_string(),

@@ -90,43 +90,6 @@ fn env_value(text: &str, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty() && !v.contains('$'))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn the_cli_finds_the_services_database() {
-        let none = |_: &str| None;
-        let nothing = |_: &Path| false;
-        assert_eq!(
-            default_db_from(None, &none, &nothing),
-            Path::new("dlms-bridge.db")
-        );
-        assert_eq!(
-            default_db_from(Some("/x/y.db".into()), &none, &nothing),
-            Path::new("/x/y.db")
-        );
-        let installed = |p: &Path| p == Path::new("/etc/dlms-bridge/bridge.db");
-        assert_eq!(
-            default_db_from(None, &none, &installed),
-            Path::new("/etc/dlms-bridge/bridge.db")
-        );
-        // A board file as install.sh writes it (board-config/*.env).
-        let board = |f: &str| {
-            (f == "/etc/conf.d/dlms-bridge").then(|| {
-                "# board\nDATA_DIR=\"/srv/meters\"\nDB=\"$DATA_DIR/bridge.db\"\nLOG_LEVEL=info\n".to_string()
-            })
-        };
-        assert_eq!(
-            default_db_from(None, &board, &installed),
-            Path::new("/srv/meters/bridge.db")
-        );
-        assert_eq!(env_value("DB=/a\nDB=/b\n", "DB").as_deref(), Some("/b"));
-        assert_eq!(env_value("DB=$UNSET/x\n", "DB"), None);
-    }
-}
-
 pub fn init_logging(level: log::LevelFilter, file: Option<&PathBuf>) -> Result<(), UsageError> {
     let config = simplelog::ConfigBuilder::new()
         .set_time_format_rfc3339()
@@ -222,4 +185,41 @@ pub fn stop_on_signals() -> Arc<AtomicBool> {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
     stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_cli_finds_the_services_database() {
+        let none = |_: &str| None;
+        let nothing = |_: &Path| false;
+        assert_eq!(
+            default_db_from(None, &none, &nothing),
+            Path::new("dlms-bridge.db")
+        );
+        assert_eq!(
+            default_db_from(Some("/x/y.db".into()), &none, &nothing),
+            Path::new("/x/y.db")
+        );
+        let installed = |p: &Path| p == Path::new("/etc/dlms-bridge/bridge.db");
+        assert_eq!(
+            default_db_from(None, &none, &installed),
+            Path::new("/etc/dlms-bridge/bridge.db")
+        );
+        // A board file as install.sh writes it (board-config/*.env).
+        let board = |f: &str| {
+            (f == "/etc/conf.d/dlms-bridge").then(|| {
+                "# board\nDATA_DIR=\"/srv/meters\"\nDB=\"$DATA_DIR/bridge.db\"\nLOG_LEVEL=info\n".to_string()
+            })
+        };
+        assert_eq!(
+            default_db_from(None, &board, &installed),
+            Path::new("/srv/meters/bridge.db")
+        );
+        assert_eq!(env_value("DB=/a\nDB=/b\n", "DB").as_deref(), Some("/b"));
+        assert_eq!(env_value("DB=$UNSET/x\n", "DB"), None);
+    }
 }

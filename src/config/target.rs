@@ -14,7 +14,9 @@ impl MeterConfig {
     /// the invocation counter at 0: [`fresh_association`] sets those for each association.
     /// `None` only for a meter that fails [`MeterConfig::validate`].
     pub fn target(&self) -> Option<MeterTarget> {
-        self.validate().ok()?;
+        // Not `validate`: a meter stored with a password and auth none (accepted by older
+        // versions) is still polled; only new input is refused.
+        self.usable().ok()?;
         let endpoint = match (&self.host, self.port, &self.serial_device) {
             (Some(host), Some(port), _) => Endpoint::Tcp {
                 host: host.clone(),

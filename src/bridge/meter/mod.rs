@@ -743,10 +743,7 @@ fn refuses_credentials(e: &ClientError) -> bool {
     match e {
         ClientError::Session(SessionError::Rejected(r)) => {
             r.result == AssociationResult::RejectedPermanent
-                && matches!(
-                    r.diagnostic,
-                    ResultSourceDiagnostic::User(2 | 11 | 12 | 13 | 14)
-                )
+                && matches!(r.diagnostic, ResultSourceDiagnostic::User(2 | 11..=14))
         }
         ClientError::Session(SessionError::HlsFailed(_)) => true,
         _ => false,
