@@ -21,6 +21,8 @@ USAGE:
     dlms-bridge meter ...            add|list|show|edit|rm|import|export meters
     dlms-bridge settings ...         show|get|set MQTT / ThingsBoard / outbox settings
     dlms-bridge provision ...        register this gateway with ThingsBoard (device provisioning)
+    dlms-bridge backup FILE          the whole database, secrets included, to a new file (0600)
+    dlms-bridge restore FILE         the database from a backup (the bridge stopped)
     dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames and their APDUs
     dlms-bridge decode-apdu HEX      decode one APDU
     dlms-bridge obis CODE            normalise an OBIS code
@@ -46,6 +48,8 @@ const SUBCOMMANDS: &[(&str, Sub)] = &[
     ("settings", cli::meter::settings),
     ("provision", cli::provision::run),
     ("docs", cli::docs::run),
+    ("backup", cli::backup::backup),
+    ("restore", cli::backup::restore),
 ];
 
 /// Every command's name, for the near-miss suggestion.
@@ -59,6 +63,8 @@ const COMMANDS: &[&str] = &[
     "settings",
     "provision",
     "docs",
+    "backup",
+    "restore",
     "decode-hdlc",
     "decode-apdu",
     "obis",

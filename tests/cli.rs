@@ -803,3 +803,50 @@ fn docs_configuration_is_up_to_date() {
         "docs/configuration.md is out of date: run `cargo run -- docs configuration > docs/configuration.md`"
     );
 }
+
+/// Issue 25 item 13: `meter export` keeps no secrets; `backup` keeps everything and `restore`
+/// brings it back, never under a running bridge and never from a file that is not ours.
+#[test]
+fn backup_and_restore_keep_every_secret() {
+    let dir = TempDir::new("cli-backup");
+    let db = dir.0.join("bridge.db");
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(cli(
+        &db,
+        &[
+            "meter",
+            "add",
+            "A",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "4059",
+            "--auth",
+            "low",
+            "--password",
+            "pa55word",
+        ],
+    ));
+    let file = dir.0.join("backup.db");
+    ok(cli(&db, &["backup", file.to_str().unwrap()]));
+    let again = cli(&db, &["backup", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1), "a backup overwrote a file");
+    ok(cli(&db, &["meter", "rm", "A"]));
+    ok(cli(&db, &["restore", file.to_str().unwrap()]));
+    let shown = ok(cli(&db, &["meter", "show", "A"]));
+    assert!(shown.contains("\"password_set\": true"), "{shown}");
+    let junk = dir.0.join("junk");
+    std::fs::write(&junk, "not a database").unwrap();
+    let refused = cli(&db, &["restore", junk.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(ok(cli(&db, &["meter", "show", "A"])).contains("\"name\": \"A\""));
+    let missing = cli(&db, &["restore"]);
+    assert_eq!(missing.status.code(), Some(2), "no FILE is a usage error");
+}

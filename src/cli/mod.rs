@@ -1,5 +1,6 @@
 //! The command-line interface: one module per subcommand, shared option parsing in `args`.
 pub mod args;
+pub mod backup;
 pub mod demo;
 pub mod docs;
 pub mod log_file;
