@@ -180,6 +180,24 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
         "{}",
         stderr(&out)
     );
+    // Issue 25 item 10: each attempt said, with a pause before the next; an authentication
+    // failure is never retried.
+    let started = std::time::Instant::now();
+    let mut retried = base.to_vec();
+    retried.truncate(retried.len() - 1);
+    retried.extend_from_slice(&["1", "--server-physical", "99", "1-0:32.7.0"]);
+    let out = run(&retried);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("attempt 1 of 2"), "{}", stderr(&out));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "no pause before the retry"
+    );
+    let mut wrong = base.to_vec();
+    wrong.truncate(wrong.len() - 1);
+    wrong.extend_from_slice(&["3", "--auth", "low", "--password", "wrong", "1-0:32.7.0"]);
+    let out = run(&wrong);
+    assert!(!stderr(&out).contains("attempt 1"), "{}", stderr(&out));
 
     let out = with(&[
         "--auth",
@@ -849,4 +867,59 @@ fn backup_and_restore_keep_every_secret() {
     assert!(ok(cli(&db, &["meter", "show", "A"])).contains("\"name\": \"A\""));
     let missing = cli(&db, &["restore"]);
     assert_eq!(missing.status.code(), Some(2), "no FILE is a usage error");
+}
+
+/// Issue 25 item 11: a stored meter checked with its stored secrets, no retyping.
+#[test]
+fn meter_test_reads_a_stored_meter_with_its_secrets() {
+    let dir = TempDir::new("cli-meter-test");
+    let db = dir.0.join("bridge.db");
+    let port = free_ports(1);
+    let port_s = port.to_string();
+    let _sim = simulate(&[
+        "--meters",
+        "1",
+        "--port-base",
+        &port_s,
+        "--password",
+        "pa55word",
+    ]);
+    wait_port(port);
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(cli(
+        &db,
+        &[
+            "meter",
+            "add",
+            "P",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_s,
+            "--auth",
+            "low",
+            "--password",
+            "pa55word",
+        ],
+    ));
+    let out = ok(cli(&db, &["meter", "test", "P"]));
+    assert!(
+        out.contains("\"key\":\"voltage_l1\"") && out.contains("\"unit\":\"V\""),
+        "{out}"
+    );
+    ok(cli(&db, &["meter", "edit", "P", "--password", "wrong-one"]));
+    let refused = cli(&db, &["meter", "test", "P"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("authentication"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

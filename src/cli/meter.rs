@@ -21,10 +21,13 @@ dlms-bridge meter add NAME (--host H --port P | --serial DEV) [--FIELD VALUE ...
 dlms-bridge meter edit NAME --FIELD VALUE ...        (only the fields given change)
 dlms-bridge meter list [--json | --table] | show NAME | rm NAME
                      (list: a table on a terminal, else JSON lines)
+dlms-bridge meter test NAME     one association and one read with the stored settings and
+                               secrets (counts as an attempt: a meter may lock after 3 wrong)
 dlms-bridge meter import FILE.json [--replace] | export    (JSON array of meters; - for stdin)
 dlms-bridge meter profile add|list|rm ...            (load profiles, event logs: meter profile --help)
 dlms-bridge settings show | get KEY | set KEY VALUE   (secrets show as (set) or (not set))
-  common: --db PATH (default $DLMS_BRIDGE_DB, else ./dlms-bridge.db)
+  common: --db PATH (default $DLMS_BRIDGE_DB, else the service's database, else
+  ./dlms-bridge.db: see dlms-bridge run --help)
   exit codes: 0 done, 1 failed (database, file, a meter that does not exist or is taken),
   2 usage (unknown command, flag or setting, a bad value on the command line)
   A meter that exists is an import error unless --replace: a replaced meter takes exactly the
@@ -155,6 +158,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Err(e) => done(Err::<(), _>(e)),
         },
         ["rm", name] => done(store.remove_meter(name)),
+        ["test", name] => match store.meter(name) {
+            Ok(m) => Ok(super::meter_test::run(&m, &db)),
+            Err(e) => done(Err::<(), _>(e)),
+        },
         ["import", file] => {
             let text = if *file == "-" {
                 let mut s = String::new();
@@ -198,6 +205,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("list", ""),
     ("show", "NAME"),
     ("rm", "NAME"),
+    ("test", "NAME"),
     ("import", "FILE.json [--replace]"),
     ("export", ""),
     ("profile", "add|list|rm ..."),

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod docs;
 pub mod log_file;
 pub mod meter;
+pub mod meter_test;
 pub mod profile;
 pub mod provision;
 pub mod read;

@@ -167,6 +167,9 @@ fn fail(target: &MeterTarget, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The pause before the first retry (the second waits twice as long).
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Connects, reads, releases; retried as a whole on transient errors. Output is printed only
 /// once an attempt has succeeded, so a retry never prints a line twice.
 fn execute(target: &MeterTarget, retries: u32, mode: Mode) -> ExitCode {
@@ -187,7 +190,19 @@ fn execute(target: &MeterTarget, retries: u32, mode: Mode) -> ExitCode {
                     ExitCode::FAILURE
                 };
             }
-            Err(e) if e.is_transient() && attempt < retries => attempt += 1,
+            Err(e) if e.is_transient() && attempt < retries => {
+                attempt += 1;
+                // Said, and paused: a silent meter took 30 s before with no word, and
+                // immediate retries meet a meter that is still busy with the last one.
+                let pause = RETRY_PAUSE * attempt;
+                eprintln!(
+                    "dlms-bridge: {}: attempt {attempt} of {}: {e}; trying again in {} s",
+                    target.endpoint,
+                    retries + 1,
+                    pause.as_secs()
+                );
+                std::thread::sleep(pause);
+            }
             Err(e) => return fail(target, e),
         }
     }
