@@ -348,6 +348,50 @@ fn event_log_power_failures_arrive_named_at_their_times() {
 
 /// A meter 5 minutes ahead: its drift is published and shown; with a sync threshold the
 /// bridge sets its clock (logged with before and after) and the drift goes to about zero.
+/// Issue 25 item 9: a profile on an object that is not one (a register here) was only
+/// logged once; it shows on the meter's card (`profile_error`) and as an alarm.
+#[test]
+fn a_profile_that_is_not_one_shows_on_the_card_and_as_an_alarm() {
+    if !have_mosquitto() {
+        return;
+    }
+    let Rig {
+        dir,
+        broker,
+        sub: _sub,
+        port,
+        db,
+    } = Rig::new("not-a-profile");
+    let _meter = simulator(port, &[]);
+    setup(&db, broker.port, port, &[], &["1-0:32.7.0"]);
+    let http = free_port();
+    cli(
+        &db,
+        &["settings", "set", "http.bind", &format!("127.0.0.1:{http}")],
+    );
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_port(http, Duration::from_secs(10));
+    wait_for(
+        "the profile refused on the card",
+        Duration::from_secs(20),
+        || {
+            serde_json::from_str::<Value>(&common::http_get(http, "/status").1)
+                .is_ok_and(|s| s["meters"]["M"]["profile_error"].is_string())
+        },
+    );
+    let status: Value = serde_json::from_str(&common::http_get(http, "/status").1).unwrap();
+    let why = status["meters"]["M"]["profile_error"].as_str().unwrap();
+    assert!(why.contains("1-0:32.7.0"), "{why}");
+    assert_eq!(
+        status["meters"]["M"]["state"], "polling",
+        "the values are still read"
+    );
+    wait_for("the profile_refused alarm", Duration::from_secs(20), || {
+        bridge.log().contains("profile_refused")
+    });
+    bridge.terminate();
+}
+
 #[test]
 fn clock_drift_is_reported_and_synced_over_the_threshold() {
     if !have_mosquitto() {

@@ -56,10 +56,12 @@ pub enum Kind {
     PublisherOffline,
     /// Outbox commits fail (disk full or an I/O error).
     DiskFull,
+    /// A configured profile cannot be read (not a profile, no such object, no access).
+    ProfileRefused,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::MeterOffline,
         Kind::BreakerOpen,
         Kind::AssociationRejected,
@@ -68,6 +70,7 @@ impl Kind {
         Kind::ReadingsDropped,
         Kind::PublisherOffline,
         Kind::DiskFull,
+        Kind::ProfileRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +83,7 @@ impl Kind {
             Kind::ReadingsDropped => "readings_dropped",
             Kind::PublisherOffline => "publisher_offline",
             Kind::DiskFull => "disk_full",
+            Kind::ProfileRefused => "profile_refused",
         }
     }
 
@@ -95,7 +99,7 @@ impl Kind {
             }
             Kind::MeterOffline | Kind::PublisherOffline | Kind::OutboxHigh => Severity::Major,
             Kind::BreakerOpen => Severity::Minor,
-            Kind::ClockDrift => Severity::Warning,
+            Kind::ClockDrift | Kind::ProfileRefused => Severity::Warning,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct MeterView {
     /// Refused associations so far.
     pub rejections: u64,
     pub clock_drift_s: Option<i64>,
+    /// Why a configured profile cannot be read.
+    pub profile_error: Option<String>,
 }
 
 /// The gateway as the status shows it.
@@ -131,6 +133,11 @@ impl Watch {
         }
         if m.clock_drift_s.is_none() {
             v.undecided.push((subject.clone(), Kind::ClockDrift));
+        }
+        if let Some(why) = &m.profile_error {
+            hold(v, Kind::ProfileRefused, why.clone(), 0);
+        } else if m.last_success_ms.is_none() {
+            v.undecided.push((subject.clone(), Kind::ProfileRefused));
         }
         if let Some(drift) = m.clock_drift_s {
             if drift.unsigned_abs() > limits.clock_drift_s {
@@ -256,12 +263,28 @@ mod tests {
             [
                 (a.clone(), Kind::MeterOffline),
                 (a.clone(), Kind::AssociationRejected),
-                (a, Kind::ClockDrift)
+                (a.clone(), Kind::ClockDrift),
+                (a, Kind::ProfileRefused)
             ],
             "nothing known yet: alarms from before a restart stay as they are"
         );
         let v = w.observe(&[m], &g, LIMITS, 12_000);
         assert_eq!(kinds(&v), [(Some("A"), Kind::MeterOffline)], "10 s minimum");
+    }
+
+    /// Issue 25 item 9: a profile that is not one was only logged, once.
+    #[test]
+    fn a_profile_that_cannot_be_read_is_an_alarm_while_it_cannot() {
+        let mut w = Watch::default();
+        let g = GatewayView::default();
+        let mut m = meter("A");
+        m.last_success_ms = Some(0);
+        m.profile_error = Some("profile 1-0:32.7.0*255: not a profile".into());
+        let v = w.observe(&[m.clone()], &g, LIMITS, 1_000);
+        assert_eq!(kinds(&v), [(Some("A"), Kind::ProfileRefused)]);
+        assert_eq!(v.holds[0].kind.severity(), crate::alarm::Severity::Warning);
+        m.profile_error = None;
+        assert!(w.observe(&[m], &g, LIMITS, 2_000).holds.is_empty());
     }
 
     #[test]

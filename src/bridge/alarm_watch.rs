@@ -93,6 +93,7 @@ impl AlarmThread {
                     last_success_ms: m.last_success_ms,
                     last_error: m.last_error.clone(),
                     rejected: m.rejected.clone(),
+                    profile_error: m.profile_error.clone(),
                     rejections: m.rejections,
                     clock_drift_s: m.clock_drift_s,
                 })

@@ -18,6 +18,7 @@ fn meter_json(m: &MeterStatus) -> Value {
         "last_success": m.last_success_ms.map(|t| format_rfc3339(t / 1000)),
         "values": m.last_values,
         "units": m.units,
+        "profile_error": m.profile_error,
         "cycles": m.cycles,
         "successes": m.successes,
         "failures": m.failures,

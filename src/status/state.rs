@@ -55,6 +55,8 @@ pub struct MeterStatus {
     pub last_values: serde_json::Map<String, serde_json::Value>,
     /// The unit of each value that has one (telemetry key -> symbol, e.g. "Wh").
     pub units: serde_json::Map<String, serde_json::Value>,
+    /// Why a configured profile cannot be read, while it cannot.
+    pub profile_error: Option<String>,
     /// The meter's polling interval, for health checks.
     pub interval_s: u32,
     /// Secured meters: the next client invocation counter (not a secret; shows that it moves

@@ -87,6 +87,11 @@ impl Worker {
                 }
             }
         }
+        // A profile that is not one (or not readable) shows on the card and as an alarm,
+        // not only once in the log (issue 25).
+        let refused = self.collector.refused();
+        self.status
+            .update_meter(&self.config.name, |m| m.profile_error = refused);
         Ok(true)
     }
 

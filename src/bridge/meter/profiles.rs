@@ -74,8 +74,10 @@ struct State {
     due: Instant,
     /// The last collection stopped at its chunk limit: the next one is due at once.
     backlog: bool,
-    /// The profile cannot be read (no such object, no access): said once until it can.
+    /// The profile cannot be read (no such object, not a profile, no access): said once
+    /// until it can, and why (for the meter's card and the `profile_refused` alarm).
     refused: bool,
+    refused_why: Option<String>,
 }
 
 impl State {
@@ -99,6 +101,11 @@ pub trait Cursors {
 }
 
 impl Collector {
+    /// Why a configured profile cannot be read (the first such), while it cannot.
+    pub fn refused(&self) -> Option<String> {
+        self.states.iter().find_map(|s| s.refused_why.clone())
+    }
+
     pub fn new(meter: &str, specs: &[ProfileSpec], utc_offset_min: i16) -> Collector {
         let mut c = Collector {
             meter: meter.to_string(),
@@ -133,6 +140,7 @@ impl Collector {
                     due: Instant::now(),
                     backlog: false,
                     refused: false,
+                    refused_why: None,
                 }),
             }
         }
@@ -186,6 +194,7 @@ impl Collector {
                         );
                     }
                     s.refused = true;
+                    s.refused_why = Some(format!("profile {}: {e}", s.spec.obis));
                     s.backlog = false;
                     s.shape = None;
                     s.due = now + Duration::from_secs(every_s(s));
@@ -286,6 +295,7 @@ impl Collector {
         if s.refused {
             info!("meter {:?}: profile {obis} reads again", self.meter);
             s.refused = false;
+            s.refused_why = None;
         }
         let fresh: Vec<(i64, Vec<(CaptureObject, reads::Value)>)> =
             rows.into_iter().filter(|(t, _)| *t > cursor).collect();
