@@ -74,7 +74,7 @@ fn boot(run: u64, down_s: u64) -> Result<(f64, usize, i64), String> {
         .unwrap_or_default();
     r.sort_by_key(|x| x.0);
     r.dedup_by_key(|x| x.0);
-    if r.first().map_or(true, |f| f.0 - started > 5000) {
+    if r.first().is_none_or(|f| f.0 - started > 5000) {
         return Err(format!(
             "run {run}: the first readings (broker down) are missing"
         ));

@@ -77,7 +77,7 @@ fn run(meters: u16, interval_s: u64, rate: u64) -> String {
             .outbox_oldest(0, 1)
             .unwrap()
             .first()
-            .map_or(true, |e| e.ts_ms >= now);
+            .is_none_or(|e| e.ts_ms >= now);
         if left {
             drained = Some(t0.elapsed());
             break;

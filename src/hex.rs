@@ -3,7 +3,7 @@
 /// Bytes from hex digits; whitespace is ignored. `None` for odd lengths or non-hex digits.
 pub fn parse(s: &str) -> Option<Vec<u8>> {
     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if clean.len() % 2 != 0 {
+    if !clean.len().is_multiple_of(2) {
         return None;
     }
     (0..clean.len())

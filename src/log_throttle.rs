@@ -83,7 +83,7 @@ impl Budget {
     pub fn allow(&mut self, now: Instant, carried: u64) -> Option<u64> {
         let expired = self
             .started
-            .map_or(true, |t| now.saturating_duration_since(t) >= self.window);
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.window);
         if expired {
             self.started = Some(now);
             self.used = 0;

@@ -172,7 +172,7 @@ impl<S: SimStream> Conn<'_, S> {
             Some(limit) => injected < limit,
             None => true,
         };
-        if under_limit && n % self.config.fault_every.max(1) == 0 {
+        if under_limit && n.is_multiple_of(self.config.fault_every.max(1)) {
             self.counters.faults.fetch_add(1, Ordering::Relaxed);
             self.config.fault
         } else {

@@ -150,7 +150,7 @@ fn accept_loop(
             Ok(c) => c,
             Err(e) => {
                 // EMFILE/ENFILE and the like: keep listening, slower, and say so now and then.
-                if last_warning.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                     warn!("status page: cannot accept a connection ({e}); still listening");
                     last_warning = Some(Instant::now());
                 }

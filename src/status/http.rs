@@ -164,7 +164,7 @@ impl StatusServer {
         let limiter = Arc::new(std::sync::Mutex::new(SignInLimiter::default()));
         // Thread 0 serves only the probes (/healthz, /metrics); the others everything.
         let servers = std::iter::once(probe_server.clone())
-            .chain(std::iter::repeat(server.clone()).take(THREADS));
+            .chain(std::iter::repeat_n(server.clone(), THREADS));
         for (i, server) in servers.enumerate() {
             let (status, db) = (status.clone(), db.to_path_buf());
             let limiter = limiter.clone();

@@ -49,7 +49,7 @@ impl MeterClock {
     }
 
     pub fn due(&self, now: Instant) -> bool {
-        self.next.map_or(true, |t| t <= now)
+        self.next.is_none_or(|t| t <= now)
     }
 
     /// Reads the clock if a check is due (and sets it when the meter's threshold says so).

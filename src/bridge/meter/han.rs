@@ -102,9 +102,9 @@ impl Worker {
             }
         });
         let kind: String = what.chars().take(24).collect();
-        let due = last.as_ref().map_or(true, |(k, t)| {
-            *k != kind || t.elapsed() >= Duration::from_secs(60)
-        });
+        let due = last
+            .as_ref()
+            .is_none_or(|(k, t)| *k != kind || t.elapsed() >= Duration::from_secs(60));
         if due {
             warn!("meter {name:?}: {what}");
             *last = Some((kind, Instant::now()));

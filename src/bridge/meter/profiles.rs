@@ -378,7 +378,7 @@ impl Collector {
                 Ok(r) => timed(r, shape.period),
                 Err(e) => return Ok(Err(e)),
             };
-            let reached = part.first().map_or(true, |(t, _)| *t <= cursor);
+            let reached = part.first().is_none_or(|(t, _)| *t <= cursor);
             part.into_iter().rev().for_each(|r| rows.push(r));
             if reached {
                 break;

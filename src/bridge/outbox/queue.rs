@@ -117,7 +117,7 @@ impl Queue {
     pub fn left_memory(&self, seq: u64) -> bool {
         // Memory is in acceptance order (items leave from the front or in place): the front
         // holds the lowest number still there.
-        self.memory.front().map_or(true, |m| m.seq > seq)
+        self.memory.front().is_none_or(|m| m.seq > seq)
     }
 
     /// Readings in memory (not committed, not acknowledged).
@@ -153,7 +153,7 @@ impl Queue {
 
     /// Whether there is something to commit and no failed commit is backing off.
     pub fn commit_allowed(&self, now: Instant) -> bool {
-        !self.memory.is_empty() && !self.commit_retry_at.is_some_and(|t| now < t)
+        !self.memory.is_empty() && self.commit_retry_at.is_none_or(|t| now >= t)
     }
 
     /// Whether a group commit is due now.
@@ -220,7 +220,7 @@ impl Queue {
     pub fn probe_due(&self, now: Instant) -> bool {
         self.commit_failing()
             && self.memory.is_empty()
-            && !self.commit_retry_at.is_some_and(|t| now < t)
+            && self.commit_retry_at.is_none_or(|t| now >= t)
     }
 
     /// The publisher's answers.

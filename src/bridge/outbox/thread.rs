@@ -294,7 +294,7 @@ impl OutboxThread {
         let due = force
             || self
                 .newest_stored_at
-                .map_or(true, |t| t.elapsed() >= Duration::from_secs(60));
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
         if newest > self.newest_stored && due {
             if self
                 .store
@@ -327,7 +327,7 @@ impl OutboxThread {
     fn should_log_error(&mut self) -> bool {
         let due = self
             .last_error_logged
-            .map_or(true, |t| t.elapsed() >= Duration::from_secs(30));
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
         if due {
             self.last_error_logged = Some(Instant::now());
         }
@@ -359,7 +359,7 @@ impl OutboxThread {
     fn rebuilt_if_damaged(&mut self, e: &StoreError) -> bool {
         let due = self
             .last_quarantine
-            .map_or(true, |t| t.elapsed() >= Duration::from_secs(60));
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
         if !(outbox::is_corrupt(e) && due) {
             return false;
         }

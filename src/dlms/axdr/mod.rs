@@ -397,10 +397,7 @@ mod tests {
             Data::decode(&hex("11 01 02")),
             Err(DecodeError::TrailingBytes(1))
         );
-        let deep: Vec<u8> = std::iter::repeat([0x01, 0x01])
-            .take(1000)
-            .flatten()
-            .collect();
+        let deep: Vec<u8> = std::iter::repeat_n([0x01, 0x01], 1000).flatten().collect();
         assert_eq!(Data::decode(&deep), Err(DecodeError::TooDeep));
     }
 
