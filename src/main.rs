@@ -18,7 +18,7 @@ USAGE:
     dlms-bridge simulate ...         run simulated meters (loopback TCP or a serial device)
     dlms-bridge demo                 simulated meters + bridge (+ mosquitto if installed); Ctrl-C stops
     dlms-bridge run [--db PATH]      the bridge: poll meters, publish to ThingsBoard
-    dlms-bridge meter ...            add|list|show|edit|rm|import|export meters
+    dlms-bridge meter ...            add|list|show|edit|rm|test|import|export|profile meters
     dlms-bridge settings ...         show|get|set MQTT / ThingsBoard / outbox settings
     dlms-bridge provision ...        register this gateway with ThingsBoard (device provisioning)
     dlms-bridge backup FILE          the whole database, secrets included, to a new file (0600)

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 pub const HELP: &str = "\
 dlms-bridge scan --hosts 127.0.0.1-127.0.0.20 --ports 3333,4059,4061 [--transport hdlc|wrapper]
-  --hosts   one address, a range A-B (or A-N for the last octet), or a comma list of those
+  --hosts   one address, a range A-B (or A-N for the last octet), a CIDR block A/N, or a
+            comma list of those
   --ports   comma list of ports (ranges P-Q allowed)
   without --transport, each port is tried with HDLC, then the wrapper
   other options as for `read` (addresses, --auth, ...); the time-outs default to 1000 ms here
