@@ -25,6 +25,14 @@ pub fn name_of(host: &str, machine_id: &str) -> String {
     }
 }
 
+/// FNV-1a of `bytes`: stable between Rust releases and machines (the standard hasher is not
+/// promised to be), for names derived from paths.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The MQTT client id `mqtt.client_id auto` stands for: `dlms-bridge-NAME-DB4`, where DB4 is
 /// four hex digits of the database's path, so that two bridges on one machine (two
 /// databases) differ too. A broker keeps one session per client id: two gateways sharing one
@@ -36,14 +44,7 @@ pub fn client_id(db: &Path) -> String {
 /// [`client_id`] from the machine's name (pure).
 pub fn client_id_of(name: &str, db: &Path) -> String {
     let path = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
-    // FNV-1a: stable between Rust releases (the standard hasher is not promised to be).
-    let hash = path
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = fnv1a(path.as_os_str().as_encoded_bytes());
     // MQTT 3.1.1 servers must accept 23 characters and most take far more; cut at 64.
     let id = format!("dlms-bridge-{name}-{:04x}", hash & 0xffff);
     id.chars().take(64).collect()

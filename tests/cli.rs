@@ -828,14 +828,7 @@ fn docs_configuration_is_up_to_date() {
 fn backup_and_restore_keep_every_secret() {
     let dir = TempDir::new("cli-backup");
     let db = dir.0.join("bridge.db");
-    let ok = |out: Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let ok = |out: Output| common::succeeded("dlms-bridge", out);
     ok(cli(
         &db,
         &[
@@ -885,14 +878,7 @@ fn meter_test_reads_a_stored_meter_with_its_secrets() {
         "pa55word",
     ]);
     wait_port(port);
-    let ok = |out: Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let ok = |out: Output| common::succeeded("dlms-bridge", out);
     ok(cli(
         &db,
         &[

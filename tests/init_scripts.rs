@@ -301,6 +301,17 @@ fn the_log_file_is_reopened_after_rotation() {
     );
 }
 
+/// The amd64 .deb of the test binary: its path.
+fn build_deb() -> String {
+    let built = Command::new("sh")
+        .arg(format!("{ROOT}/cross/package.sh"))
+        .args(["deb", "amd64", BIN])
+        .output()
+        .unwrap();
+    let out = common::succeeded("cross/package.sh deb amd64", built);
+    format!("{ROOT}/{}", out.trim())
+}
+
 /// Issue 25 item 6: the package named none of the libraries a native build links (libssl3),
 /// and its /etc/default set DB and HTTP_BIND twice and a LOG_FILE systemd ignores.
 #[test]
@@ -309,17 +320,7 @@ fn the_deb_depends_on_what_the_binary_links_and_sets_each_default_once() {
         eprintln!("skipped: dpkg-deb or readelf missing");
         return;
     }
-    let built = Command::new("sh")
-        .arg(format!("{ROOT}/cross/package.sh"))
-        .args(["deb", "amd64", BIN])
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let deb = format!("{ROOT}/{}", String::from_utf8_lossy(&built.stdout).trim());
+    let deb = build_deb();
     let depends = Command::new("dpkg-deb")
         .args(["-f", &deb, "Depends"])
         .output()
@@ -358,17 +359,7 @@ fn deb_package_installs_removes_and_purges() {
         );
         return;
     }
-    let built = Command::new("sh")
-        .arg(format!("{ROOT}/cross/package.sh"))
-        .args(["deb", "amd64", BIN])
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let deb = format!("{ROOT}/{}", String::from_utf8_lossy(&built.stdout).trim());
+    let deb = build_deb();
     let dpkg = |args: &[&str]| {
         let out = Command::new("dpkg").args(args).output().unwrap();
         assert!(

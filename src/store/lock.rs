@@ -95,13 +95,7 @@ mod tests {
         use std::os::linux::net::SocketAddrExt;
         let (store, _d) = crate::store::temp_store("lock-squat");
         let path = std::fs::canonicalize(store.path()).unwrap();
-        let hash = path
-            .as_os_str()
-            .as_encoded_bytes()
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-            });
+        let hash = crate::machine::fnv1a(path.as_os_str().as_encoded_bytes());
         let name = format!("dlms-bridge-{hash:016x}");
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let _squatter = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
