@@ -132,8 +132,19 @@ def main():
         expect(form.locator('[name="measurements"]')).to_have_value(re.compile(r"voltage_l1=1-0:32\.7\.0\*255"))
         form.locator('[name="interval_s"]').fill("2")
         page.click("#save-meter")
+        # The message may still be the last step's "Saved Form meter.": the editor closing is
+        # this save's answer; then the stored meter is polled (the PATCH may be in flight).
+        try:
+            expect(page.locator("#editor")).to_be_hidden(timeout=15_000)
+        except AssertionError:
+            raise AssertionError("the save failed: " + page.locator("#form-error").inner_text() + " / " + " ; ".join(page.locator(".ferr").all_inner_texts()) + " / " + page.locator("#meters-msg").inner_text())
         expect(page.locator("#meters-msg")).to_contain_text("Saved Form meter")
-        r = page.request.get(URL + "api/meters/Form%20meter", headers={"Authorization": "Bearer " + TOKEN})
+        deadline = time.time() + 10
+        while True:
+            r = page.request.get(URL + "api/meters/Form%20meter", headers={"Authorization": "Bearer " + TOKEN})
+            if r.json()["interval_s"] == 2 or time.time() > deadline:
+                break
+            time.sleep(0.2)
         assert r.json()["interval_s"] == 2, r.text()
         assert r.json()["port"] == int(FORM_PORT), "fields not changed stay"
 
