@@ -21,7 +21,13 @@ fail() {
     tail -40 "$work/demo.log" >&2 || true
     exit 1
 }
-git clone -q "$repo" "$work/dlms-bridge"
+# A fresh clone where the checkout is a git repository; else a copy of its files (not target/).
+if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
+    git clone -q "$repo" "$work/dlms-bridge"
+else
+    mkdir "$work/dlms-bridge"
+    (cd "$repo" && tar --exclude=./target -cf - .) | (cd "$work/dlms-bridge" && tar -xf -)
+fi
 cd "$work/dlms-bridge"
 cmd=$(sed -n '/^## Two commands/,/^## /p' README.md | grep '^cargo run' | sed 's/ *#.*//')
 [ -n "$cmd" ] || fail "no 'cargo run' command in the README's Two commands section"
