@@ -205,6 +205,56 @@ impl<H> Slots<H> {
     }
 }
 
+/// The slots of a listener's TCP connections, shared by its accept loop and connection
+/// threads (the gate and the push listener).
+#[cfg(feature = "runtime")]
+pub type SharedSlots = std::sync::Arc<std::sync::Mutex<Slots<std::net::TcpStream>>>;
+
+/// A new table of `max` slots, `per_address` for one address's unsettled connections.
+#[cfg(feature = "runtime")]
+pub fn shared(max: usize, per_address: usize) -> SharedSlots {
+    std::sync::Arc::new(std::sync::Mutex::new(Slots::new(max, per_address)))
+}
+
+/// The table, whatever thread panicked holding it (each call leaves it consistent).
+#[cfg(feature = "runtime")]
+pub fn lock(table: &SharedSlots) -> std::sync::MutexGuard<'_, Slots<std::net::TcpStream>> {
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What became of an accepted connection.
+#[cfg(feature = "runtime")]
+pub enum Entry {
+    /// In, in slot `id`; `evicted` connections were shut down to make room.
+    Admitted { id: SlotId, evicted: usize },
+    /// No slot could be freed.
+    Refused,
+}
+
+/// Takes a slot for `conn` from `peer`: the evicted connections are shut down here (their
+/// threads see the end of their stream, and stop). `None`: the socket could not be cloned.
+#[cfg(feature = "runtime")]
+pub fn admit_connection(
+    table: &SharedSlots,
+    conn: &std::net::TcpStream,
+    peer: IpAddr,
+) -> Option<Entry> {
+    let handle = conn.try_clone().ok()?;
+    let admission = lock(table).admit(peer, handle, Instant::now(), silent);
+    Some(match admission {
+        Admission::Admitted { id, evicted } => {
+            for e in &evicted {
+                let _ = e.shutdown(std::net::Shutdown::Both);
+            }
+            Entry::Admitted {
+                id,
+                evicted: evicted.len(),
+            }
+        }
+        Admission::Refused(_) => Entry::Refused,
+    })
+}
+
 /// Whether nothing has arrived on `tcp` yet that its thread has not read: a non-blocking
 /// peek (MSG_DONTWAIT, so the connection's own blocking mode and time-outs are untouched).
 /// An error or an end of stream counts as silent: such a connection has nothing to lose.

@@ -22,14 +22,14 @@
 
 use super::https::{Acceptor, Conn};
 pub use crate::http_head::{parse_head, Head, MAX_HEAD, PEER_HEADER};
-use crate::slots::{Admission, SlotId, Slots};
+use crate::slots::{lock, Entry, SharedSlots, SlotId};
 use log::warn;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Connections served at once.
@@ -99,7 +99,7 @@ impl Upstreams {
     }
 }
 
-type Table = Arc<Mutex<Slots<TcpStream>>>;
+type Table = SharedSlots;
 
 pub struct Gate {
     stop: Arc<AtomicBool>,
@@ -116,10 +116,7 @@ impl Gate {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let table: Table = Arc::new(Mutex::new(Slots::new(
-            MAX_CONNECTIONS,
-            MAX_UNSETTLED_PER_ADDRESS,
-        )));
+        let table = crate::slots::shared(MAX_CONNECTIONS, MAX_UNSETTLED_PER_ADDRESS);
         std::thread::Builder::new()
             .name("http-gate".into())
             .spawn(move || accept_loop(&listener, &upstreams, tls.as_ref(), &table, &s))?;
@@ -131,10 +128,6 @@ impl Gate {
         // Wake the blocking accept.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
     }
-}
-
-fn lock(table: &Table) -> std::sync::MutexGuard<'_, Slots<TcpStream>> {
-    table.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn accept_loop(
@@ -161,17 +154,9 @@ fn accept_loop(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let Ok(handle) = client.try_clone() else {
-            continue;
-        };
-        let id = match lock(table).admit(peer.ip(), handle, Instant::now(), crate::slots::silent) {
-            Admission::Admitted { id, evicted } => {
-                for e in evicted {
-                    let _ = e.shutdown(Shutdown::Both);
-                }
-                id
-            }
-            Admission::Refused(_) => {
+        let id = match crate::slots::admit_connection(table, &client, peer.ip()) {
+            Some(Entry::Admitted { id, .. }) => id,
+            Some(Entry::Refused) => {
                 if tls.is_none() {
                     let _ = client.set_write_timeout(Some(Duration::from_millis(200)));
                     let _ = client.write_all(
@@ -181,6 +166,7 @@ fn accept_loop(
                 // With TLS no thread for a handshake: closed.
                 continue;
             }
+            None => continue,
         };
         let (t, upstreams, tls) = (table.clone(), upstreams.clone(), tls.cloned());
         let peer = peer.ip().to_string();

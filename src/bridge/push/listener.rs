@@ -22,14 +22,14 @@ use crate::client::push::{sender_title, Arrival, PushStream, Receiver};
 use crate::config::values::Push;
 use crate::config::MeterConfig;
 use crate::log_throttle::{suppressed, Budget, Throttle};
-use crate::slots::{Admission, SlotId, Slots};
+use crate::slots::{lock, Entry, SharedSlots, SlotId};
 use crate::status::state::Status;
 use crate::store::Store;
 use crossbeam_channel::Sender;
 use log::{info, warn};
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -191,8 +191,6 @@ fn logical_device_name(apdu: &[u8]) -> Option<String> {
         })
 }
 
-type Table = Arc<Mutex<Slots<TcpStream>>>;
-
 /// What every connection thread shares.
 #[derive(Clone)]
 struct Shared {
@@ -200,7 +198,7 @@ struct Shared {
     events: Sender<Event>,
     status: Arc<Status>,
     stop: Arc<AtomicBool>,
-    table: Table,
+    table: SharedSlots,
 }
 
 /// Listens until `stop`; each connection on a thread of its own.
@@ -219,10 +217,7 @@ pub fn start(
         events,
         status,
         stop,
-        table: Arc::new(Mutex::new(Slots::new(
-            MAX_CONNECTIONS,
-            MAX_UNIDENTIFIED_PER_ADDRESS,
-        ))),
+        table: crate::slots::shared(MAX_CONNECTIONS, MAX_UNIDENTIFIED_PER_ADDRESS),
     };
     std::thread::Builder::new()
         .name("push-listener".into())
@@ -244,10 +239,6 @@ pub fn start(
         })
 }
 
-fn lock(table: &Table) -> std::sync::MutexGuard<'_, Slots<TcpStream>> {
-    table.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn warn_for(shared: &Shared, kind: &'static str, who: IpAddr, line: impl FnOnce() -> String) {
     let mut reg = shared.registry.lock().unwrap_or_else(|e| e.into_inner());
     reg.warn(kind, &who.to_string(), line);
@@ -255,33 +246,23 @@ fn warn_for(shared: &Shared, kind: &'static str, who: IpAddr, line: impl FnOnce(
 
 /// A slot for the newcomer (evicting unidentified connections if need be) and its thread.
 fn admit(conn: TcpStream, peer: SocketAddr, shared: &Shared) {
-    let Ok(handle) = conn.try_clone() else {
-        return;
-    };
-    let admission = shared
-        .table
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .admit(peer.ip(), handle, Instant::now(), crate::slots::silent);
-    let id = match admission {
-        Admission::Admitted { id, evicted } => {
-            for e in &evicted {
-                let _ = e.shutdown(Shutdown::Both);
-            }
-            if !evicted.is_empty() {
+    let id = match crate::slots::admit_connection(&shared.table, &conn, peer.ip()) {
+        Some(Entry::Admitted { id, evicted }) => {
+            if evicted > 0 {
                 warn_for(shared, "evicted", peer.ip(), || {
-                    format!("push: {} connection(s) that delivered no notification closed to make room for {peer}", evicted.len())
+                    format!("push: {evicted} connection(s) that delivered no notification closed to make room for {peer}")
                 });
             }
             id
         }
-        Admission::Refused(_) => {
+        Some(Entry::Refused) => {
             let census = lock(&shared.table).census(Instant::now(), crate::slots::silent);
             warn_for(shared, "full", peer.ip(), || {
                 format!("push: {peer}: all {MAX_CONNECTIONS} connections are meters or clients speaking ({census}): closed")
             });
             return;
         }
+        None => return,
     };
     let s = shared.clone();
     let spawned = std::thread::Builder::new()
@@ -289,17 +270,10 @@ fn admit(conn: TcpStream, peer: SocketAddr, shared: &Shared) {
         .stack_size(64 * 1024)
         .spawn(move || {
             serve(conn, peer, id, &s);
-            s.table
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .release(id);
+            lock(&s.table).release(id);
         });
     if spawned.is_err() {
-        shared
-            .table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .release(id);
+        lock(&shared.table).release(id);
         warn_for(shared, "thread", peer.ip(), || {
             format!("push: cannot start a thread for {peer}")
         });
@@ -353,11 +327,7 @@ fn serve(mut conn: TcpStream, peer: SocketAddr, id: SlotId, shared: &Shared) {
                     deadline = Instant::now() + IDLE;
                     if !identified {
                         identified = true;
-                        shared
-                            .table
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .settle(id);
+                        lock(&shared.table).settle(id);
                     }
                 }
                 Taken::No => std::thread::sleep(REFUSED_PAUSE),
