@@ -5,7 +5,7 @@
 
 use dlms_bridge::bridge::meter::counter::CounterLease;
 use dlms_bridge::client::json;
-use dlms_bridge::client::reads::{self, ScalerCache, Target};
+use dlms_bridge::client::reads::{self, ScalerCache};
 use dlms_bridge::config::MeterConfig;
 use serde_json::json;
 use std::path::Path;
@@ -26,12 +26,10 @@ pub fn run(meter: &MeterConfig, db: &Path) -> ExitCode {
     };
     if let Some(sec) = target.session.security.as_mut() {
         let lease = CounterLease::new(name, &sec.keys, db.to_path_buf());
-        if let Err(e) = lease.ensure(0) {
+        if let Err(e) = lease.attach(sec, 0) {
             eprintln!("dlms-bridge: meter {name:?}: {e}");
             return ExitCode::FAILURE;
         }
-        sec.invocation_counter = lease.next.clone();
-        sec.counter_limit = Some(lease.limit.clone());
     }
     eprintln!(
         "dlms-bridge: meter {name:?}: associating with {} ...",
@@ -44,11 +42,7 @@ pub fn run(meter: &MeterConfig, db: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let targets: Vec<Target> = meter
-        .measurements
-        .iter()
-        .map(|m| Target::new(m.class_id, m.obis, m.attribute))
-        .collect();
+    let targets = meter.measurement_targets();
     let mut cache = ScalerCache::default();
     let values = reads::read_values(&mut conn, &targets, &mut cache);
     conn.release();

@@ -10,9 +10,17 @@ use crate::dlms::session::{Authentication, Security, SessionConfig};
 use std::time::Duration;
 
 impl MeterConfig {
+    /// What a poll of this meter reads: its measurements, in their order.
+    pub fn measurement_targets(&self) -> Vec<crate::client::reads::Target> {
+        self.measurements
+            .iter()
+            .map(|m| crate::client::reads::Target::new(m.class_id, m.obis, m.attribute))
+            .collect()
+    }
+
     /// How to reach and read this meter, with an empty HLS challenge, no dedicated key and
     /// the invocation counter at 0: [`fresh_association`] sets those for each association.
-    /// `None` only for a meter that fails [`MeterConfig::validate`].
+    /// `None` only for a meter that fails [`MeterConfig::usable`].
     pub fn target(&self) -> Option<MeterTarget> {
         // Not `validate`: a meter stored with a password and auth none (accepted by older
         // versions) is still polled; only new input is refused.

@@ -43,6 +43,19 @@ impl CounterLease {
         &self.key_id
     }
 
+    /// Reserves as [`CounterLease::ensure`] does, and gives the session this lease's counters:
+    /// it uses only what was reserved on disk.
+    pub fn attach(
+        &self,
+        sec: &mut crate::dlms::session::Security,
+        at_least: u32,
+    ) -> Result<(), ClientError> {
+        self.ensure(at_least)?;
+        sec.invocation_counter = self.next.clone();
+        sec.counter_limit = Some(self.limit.clone());
+        Ok(())
+    }
+
     /// Makes sure counters from `max(next, at_least)` on are reserved, with room for a poll
     /// cycle. `at_least` is what the meter's frame counter asks for (0 when not read).
     pub fn ensure(&self, at_least: u32) -> Result<(), ClientError> {

@@ -56,14 +56,6 @@ struct Assoc {
     cache: ScalerCache,
 }
 
-fn targets_of(config: &MeterConfig) -> Vec<Target> {
-    config
-        .measurements
-        .iter()
-        .map(|m| Target::new(m.class_id, m.obis, m.attribute))
-        .collect()
-}
-
 fn interval_of(config: &MeterConfig) -> Duration {
     Duration::from_secs(u64::from(config.interval_s))
 }
@@ -111,7 +103,7 @@ impl Worker {
         rpc: RpcPorts,
         shared: Shared,
     ) -> Worker {
-        let targets = targets_of(&config);
+        let targets = config.measurement_targets();
         let collector = Collector::new(&config.name, &config.profiles, config.utc_offset_min);
         Worker {
             config,
@@ -151,9 +143,7 @@ impl Worker {
                 Err(e) => warn!("meter {:?}: {e}", self.config.name),
             }
         }
-        lease.ensure(at_least)?;
-        sec.invocation_counter = lease.next.clone();
-        sec.counter_limit = Some(lease.limit.clone());
+        lease.attach(sec, at_least)?;
         Ok(target)
     }
 
@@ -184,7 +174,7 @@ impl Worker {
         if config.interval_s != self.config.interval_s {
             cycle.set_interval(Instant::now(), interval_of(&config));
         }
-        self.targets = targets_of(&config);
+        self.targets = config.measurement_targets();
         self.collector
             .configure(&config.profiles, config.utc_offset_min);
         info!(
