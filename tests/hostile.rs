@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::push_vector as vector;
+
 use common::{
     cli_ok, configure, gateway_readings, have_mosquitto, rss_kib, simulated, wait_for, wait_port,
     Bridge, Mosquitto, Subscriber, TempDir,
@@ -31,10 +33,6 @@ fn keys() -> Keys {
         block_cipher: dlms_bridge::hex::array(EK).unwrap(),
         authentication: dlms_bridge::hex::array(AK).unwrap(),
     }
-}
-
-fn vector(name: &str) -> Vec<u8> {
-    common::push_vector(name)
 }
 
 /// A genuine notification of meter T with invocation counter `ic`, wrapped.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::push_vector as vector;
+
 use common::{
     cli_ok, gateway_readings, have_mosquitto, pty_pair, wait_for, Bridge, Mosquitto, Subscriber,
     TempDir,
@@ -24,10 +26,6 @@ const GURUX_KEYS: [&str; 8] = [
     "--authentication-key",
     "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
 ];
-
-fn vector(name: &str) -> Vec<u8> {
-    common::push_vector(name)
-}
 
 /// Waits until every one of `devices` has published.
 fn wait_for_devices(sub: &Subscriber, devices: &[&str]) {
