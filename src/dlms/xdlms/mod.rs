@@ -6,6 +6,7 @@ mod block;
 mod conformance;
 mod descriptor;
 mod exception;
+pub mod gbt;
 mod get;
 mod initiate;
 mod invoke;
