@@ -9,6 +9,7 @@
 use crate::client::reads::{scale, Value};
 use crate::cosem::{Obis, Unit};
 use crate::dlms::axdr::Data;
+use crate::dlms::xdlms::gbt::{GbtProgress, GbtReassembler, GENERAL_BLOCK_TRANSFER};
 
 /// One position of a values-only list: its OBIS code and scaler, or `None` to skip it
 /// (identification strings and the like).
@@ -68,6 +69,9 @@ fn scaler_unit(d: &Data) -> Option<(i8, Unit)> {
 pub fn values(body: &Data, template: &[Slot]) -> Vec<(Obis, Value)> {
     let mut out = Vec::new();
     if template.is_empty() {
+        if let Some(listed) = by_push_object_list(body) {
+            return listed;
+        }
         tagged(std::slice::from_ref(body), &mut out);
     } else {
         let mut leaves = Vec::new();
@@ -79,6 +83,31 @@ pub fn values(body: &Data, template: &[Slot]) -> Vec<(Obis, Value)> {
         }
     }
     out
+}
+
+/// The layout of Landis+Gyr E450/E570 pushes: a structure whose first element is the push
+/// object list itself (Push setup attribute 2, Blue Book 4.4.8: an array of capture object
+/// definitions {class, OBIS, attribute, data index}, the first naming that list), then one
+/// value per further definition, in order.
+fn by_push_object_list(body: &Data) -> Option<Vec<(Obis, Value)>> {
+    let Data::Structure(items) = body else {
+        return None;
+    };
+    let Some(Data::Array(definitions)) = items.first() else {
+        return None;
+    };
+    if definitions.len() != items.len() || items.len() < 2 {
+        return None;
+    }
+    definitions
+        .iter()
+        .zip(items)
+        .skip(1)
+        .map(|(definition, value)| match definition.as_items()? {
+            [_, obis, _, _] => Some((obis_of(obis)?, scale(value.clone(), 0, Unit(255)))),
+            _ => None,
+        })
+        .collect()
 }
 
 fn tagged(items: &[Data], out: &mut Vec<(Obis, Value)>) {
@@ -177,6 +206,9 @@ pub struct PushStream {
     mbus: Vec<u8>,
     /// A serial line: no wrapper (garbage before the first frame is skipped, not a header).
     serial_line: bool,
+    /// General-block-transfer blocks joined into the APDU they carry (a listener: window 0).
+    gbt: GbtReassembler,
+    gbt_dropped: u64,
 }
 
 impl PushStream {
@@ -189,6 +221,8 @@ impl PushStream {
             wrapper: crate::dlms::wrapper::WrapperDecoder::new(),
             mbus: Vec::new(),
             serial_line: false,
+            gbt: GbtReassembler::new(MAX_NOTIFICATION, 0),
+            gbt_dropped: 0,
         }
     }
 
@@ -249,7 +283,43 @@ impl PushStream {
 
     /// What the bytes complete. `Err`: the stream cannot be read on (a bad wrapper header or
     /// an oversized PDU: the wrapper has no flag to resynchronise on); the caller drops it.
+    /// General-block-transfer blocks come out joined, as the one APDU they carry.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Arrival>, PushError> {
+        let arrivals = self.framed(bytes)?;
+        Ok(arrivals
+            .into_iter()
+            .filter_map(|a| self.join_blocks(a))
+            .collect())
+    }
+
+    /// General-block-transfer transfers dropped: a block lost (a damaged frame, skipped like
+    /// any other; a push cannot ask for it again), malformed, or a joined APDU over
+    /// [`MAX_NOTIFICATION`].
+    pub fn gbt_dropped(&self) -> u64 {
+        self.gbt_dropped
+    }
+
+    /// A push in general block transfer (L+G E450/E570: IEC 62056-5-3 9.3.11, block-control
+    /// streaming with window 0, no acknowledgement) arrives one block per frame, the LLC
+    /// header in the first frame only; the blocks are joined before the APDU is read.
+    fn join_blocks(&mut self, arrival: Arrival) -> Option<Arrival> {
+        if arrival.apdu.first() != Some(&GENERAL_BLOCK_TRANSFER) {
+            return Some(arrival);
+        }
+        match self.gbt.push_apdu(&arrival.apdu) {
+            Ok(GbtProgress::Complete(apdu)) => Some(Arrival {
+                source: arrival.source,
+                apdu,
+            }),
+            Ok(_) => None,
+            Err(_) => {
+                self.gbt_dropped += 1;
+                None
+            }
+        }
+    }
+
+    fn framed(&mut self, bytes: &[u8]) -> Result<Vec<Arrival>, PushError> {
         let mut bytes = bytes;
         if self.framing.is_none() {
             // A serial line decides at its first frame start (garbage before it is line
@@ -644,5 +714,97 @@ mod tests {
             matches!(got.as_slice(), [Err(PushError::Security(e))] if e.contains("not authenticated")),
             "{got:?}"
         );
+    }
+
+    /// The Landis+Gyr E450 capture (esphome/esphome#16942): a DATA-NOTIFICATION in three GBT
+    /// blocks, the LLC header in the first frame only; the values the capture holds.
+    #[test]
+    fn a_captured_e450_push_in_general_block_transfer() {
+        let bytes = crate::hex::vector(include_str!(
+            "../../tests/vectors/push/landis-gyr-e450-cyprus-gbt.hex"
+        ));
+        for split in [1, 100, 134, 135, 300, bytes.len() - 1] {
+            let mut r = Receiver::new(None, Vec::new(), 120);
+            let mut got = r.push_bytes(&bytes[..split]);
+            got.extend(r.push_bytes(&bytes[split..]));
+            assert_eq!(got.len(), 1, "split at {split}: {got:?}");
+            let p = got.remove(0).unwrap();
+            assert_eq!(p.values.len(), 12, "{:?}", p.values);
+            assert_eq!(
+                find(&p.values, "0-0:42.0.0"),
+                serde_json::json!("LGZ1020782546371")
+            );
+            assert_eq!(find(&p.values, "0-0:96.1.1"), serde_json::json!("1299652"));
+            assert_eq!(find(&p.values, "1-0:1.8.1"), serde_json::json!(3546968));
+            assert_eq!(find(&p.values, "1-0:1.8.2"), serde_json::json!(3589758));
+            assert_eq!(find(&p.values, "1-0:2.8.1"), serde_json::json!(102067));
+            assert_eq!(find(&p.values, "1-0:2.8.2"), serde_json::json!(2586837));
+            assert_eq!(find(&p.values, "1-0:1.8.0"), serde_json::json!(7136726));
+            assert_eq!(find(&p.values, "1-0:2.8.0"), serde_json::json!(2688904));
+            assert_eq!(find(&p.values, "1-0:3.8.0"), serde_json::json!(313101));
+            assert_eq!(find(&p.values, "1-0:4.8.0"), serde_json::json!(2561113));
+            assert_eq!(find(&p.values, "0-0:96.3.10"), serde_json::json!(1));
+            // 2026-07-18 16:58:00, deviation not specified: the meter's configured offset
+            // (+120 min here) applies: 14:58:00 UTC.
+            assert_eq!(p.time_s, Some(1_784_386_680));
+        }
+        // The middle frame lost: the transfer is dropped (a push cannot ask again), and the
+        // next notification is taken whole.
+        let second = bytes.iter().skip(1).position(|b| *b == 0x7E).unwrap() + 2;
+        let third = second
+            + bytes[second..]
+                .iter()
+                .skip(1)
+                .position(|b| *b == 0x7E)
+                .unwrap()
+            + 2;
+        let mut lossy = bytes[..second].to_vec();
+        lossy.extend_from_slice(&bytes[third..]);
+        let mut stream = PushStream::serial();
+        assert!(stream.push(&lossy).unwrap().is_empty());
+        assert_eq!(stream.gbt_dropped(), 1);
+        let again = stream.push(&bytes).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(&again[0].apdu[..5], &[0x0F, 0x00, 0x7C, 0x83, 0xD3]);
+    }
+
+    /// Gurux's GBT notifications (tests/interop/gen_gbt_vectors.py), plain and ciphered: the
+    /// blocks are joined first, then the joined APDU is deciphered.
+    #[test]
+    fn gurux_gbt_notifications_plain_and_ciphered() {
+        let plain = crate::hex::vector(include_str!(
+            "../../tests/vectors/gbt/gurux-push-plain-hdlc.hex"
+        ));
+        let mut r = Receiver::new(None, Vec::new(), 0);
+        let got = r.push_bytes(&plain);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let p = got[0].as_ref().unwrap();
+        for c in 1..=6u32 {
+            let obis = format!("1-0:{c}.8.0");
+            assert_eq!(find(&p.values, &obis), serde_json::json!(1000 * c + 7));
+        }
+        let ciphered = crate::hex::vector(include_str!(
+            "../../tests/vectors/gbt/gurux-push-ciphered-hdlc.hex"
+        ));
+        let keys = crate::dlms::security::Keys {
+            block_cipher: crate::hex::array("000102030405060708090A0B0C0D0E0F").unwrap(),
+            authentication: crate::hex::array("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF").unwrap(),
+        };
+        let title = crate::hex::array("4D4D4D0000BC614E").unwrap();
+        let mut r =
+            Receiver::new(Some((keys, Some(title))), Vec::new(), 0).requiring_authentication(true);
+        let got = r.push_bytes(&ciphered);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let p = got[0].as_ref().unwrap();
+        assert_eq!(find(&p.values, "1-0:6.8.0"), serde_json::json!(6007));
+        assert_eq!(r.last_counter(), Some(0x1234));
+        // The same blocks again: joined, opened, refused as a replay.
+        assert!(matches!(
+            r.push_bytes(&ciphered).as_slice(),
+            [Err(PushError::Replayed {
+                counter: 0x1234,
+                ..
+            })]
+        ));
     }
 }
