@@ -42,3 +42,22 @@ for target, files in seeds.items():
     os.makedirs(d)
     for name, data in files.items():
         open(os.path.join(d, name), "wb").write(data)
+
+
+# General block transfer (target gbt): the Gurux GBT pushes of tests/vectors/gbt/, each HDLC
+# frame's APDU (header, LLC, FCS and flag removed), one block alone and each sequence with a
+# length byte before every block (the target's input layout).
+def gbt_blocks(path):
+    lines = [l.strip() for l in open(path) if l.strip() and not l.startswith("#")]
+    return [bytes.fromhex(l)[11:-3] for l in lines]
+
+
+gbt_dir = os.path.join(here, "seeds", "gbt")
+shutil.rmtree(gbt_dir, ignore_errors=True)
+os.makedirs(gbt_dir)
+for kind in ["plain", "ciphered"]:
+    blocks = gbt_blocks(os.path.join(here, "..", "tests", "vectors", "gbt", f"gurux-push-{kind}-hdlc.hex"))
+    open(os.path.join(gbt_dir, f"gurux-{kind}-block-1"), "wb").write(blocks[0])
+    open(os.path.join(gbt_dir, f"gurux-{kind}-sequence"), "wb").write(
+        b"".join(bytes([len(b)]) + b for b in blocks)
+    )
