@@ -3,6 +3,7 @@
 
 use super::args::{parse_num, usage, UsageError};
 use dlms_bridge::config::values::Transport;
+use dlms_bridge::dlms::xdlms::Conformance;
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Fault, SimConfig, SimCounters};
 use lexopt::prelude::*;
@@ -17,6 +18,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--max-info 128] [--pdu 1024] [--duration-s N]
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
                      [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
+                     [--gbt]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
@@ -30,6 +32,8 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   --clock-read-only).
   HDLC: the meter grants at most --max-info bytes per frame and --window frames per
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
+  --gbt grants general block transfer: an answer longer than the client's PDU goes out in
+  General-Block-Transfer blocks (window 1) instead of GET data blocks.
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
@@ -44,6 +48,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         (900i64, 6 * 3600i64, true, 0i64);
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
     let mut clock_settable = true;
+    let mut gbt = false;
     // With --serial, one meter unless --meters says otherwise (then they share the line).
     let mut meters_given = false;
     while let Some(arg) = parser.next()? {
@@ -102,6 +107,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 title = super::args::hex_array::<8>("--system-title", &parser.value()?.string()?)?
             }
             Long("hls") => hls = true,
+            Long("gbt") => gbt = true,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -158,6 +164,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         c.server.password = password.clone();
         c.server.security = security.clone();
         c.server.max_receive_pdu = pdu;
+        if gbt {
+            c.server.conformance =
+                Conformance(c.server.conformance.0 | Conformance::GENERAL_BLOCK_TRANSFER);
+        }
         c.fault = fault;
         c.fault_every = fault_every;
         c.hdlc_max_info = max_info;

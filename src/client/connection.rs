@@ -12,6 +12,7 @@ use crate::dlms::hdlc::{
 };
 use crate::dlms::session::{ClientSession, Negotiated, SessionConfig, Step};
 use crate::dlms::wrapper::{self, WrapperDecoder};
+use crate::dlms::xdlms::gbt::{GbtProgress, GENERAL_BLOCK_TRANSFER};
 use crate::dlms::xdlms::{AttributeDescriptor, GetDataResult, MethodDescriptor, SelectiveAccess};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,8 @@ pub struct NetStats {
     pub checksum_errors: u64,
     /// Frames or PDUs that were not for us or not for the current request.
     pub stale: u64,
+    /// General-Block-Transfer blocks received (IEC 62056-5-3 9.3.11).
+    pub gbt_blocks: u64,
 }
 
 enum Framer {
@@ -404,7 +407,8 @@ impl<T: Transport> Connection<T> {
         let sealed = self.session.seal(&first)?;
         let mut apdu = self.exchange(&sealed, waiting_for)?;
         loop {
-            let plain = self.session.unseal(&apdu)?;
+            let whole = self.join_general_blocks(apdu, waiting_for)?;
+            let plain = self.session.unseal(&whole)?;
             match on_response(&plain)? {
                 Step::Done(r) => return Ok(r),
                 Step::Send(next) => {
@@ -416,6 +420,32 @@ impl<T: Transport> Connection<T> {
                     apdu = self.receive_apdu(waiting_for)?;
                 }
             }
+        }
+    }
+
+    /// An answer in general block transfer (IEC 62056-5-3 9.3.11): acknowledges each window,
+    /// asks again for a lost block, and returns the APDU the blocks carry (still ciphered, if
+    /// it is: GBT sits outside the security layer). Any other APDU is returned as it is.
+    fn join_general_blocks(
+        &mut self,
+        first: Vec<u8>,
+        waiting_for: &'static str,
+    ) -> Result<Vec<u8>, ClientError> {
+        if first.first() != Some(&GENERAL_BLOCK_TRANSFER) {
+            return Ok(first);
+        }
+        let mut reassembler = self.session.gbt_reassembler()?;
+        let mut block = first;
+        loop {
+            self.stats.gbt_blocks += 1;
+            let progress = reassembler
+                .push_apdu(&block)
+                .map_err(crate::dlms::session::SessionError::from)?;
+            block = match progress {
+                GbtProgress::Complete(apdu) => return Ok(apdu),
+                GbtProgress::Wait => self.receive_apdu(waiting_for)?,
+                GbtProgress::Send(ack) => self.exchange(&ack.encode(), waiting_for)?,
+            };
         }
     }
 

@@ -438,6 +438,22 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(m.general_ciphering),
     },
     Field {
+        name: "gbt",
+        flag: "gbt",
+        value: "off|auto|on",
+        help: "general block transfer: auto proposes it and takes long answers in it when granted (window 1); on requires it",
+        kind: Kind::Text,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.gbt = word(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(word_of(m.gbt)),
+    },
+    Field {
         name: "frame_counter",
         flag: "frame-counter",
         value: "OBIS|none",

@@ -7,6 +7,7 @@ use super::profile::{check_profiles, ProfileSpec};
 use super::values::{AuthKind, Ciphering, Parity, Push, Secret, Transport};
 
 use crate::cosem::Obis;
+use crate::dlms::session::GbtPolicy;
 
 /// One telemetry key and where its value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +135,8 @@ pub struct MeterConfig {
     pub authentication_key: Option<Secret<[u8; 16]>>,
     pub dedicated_key: bool,
     pub general_ciphering: bool,
+    /// General block transfer (IEC 62056-5-3 9.3.11): proposed, required or not.
+    pub gbt: GbtPolicy,
     pub frame_counter: Option<Obis>,
     pub connect_timeout_ms: u32,
     pub response_timeout_ms: u32,
@@ -195,6 +198,7 @@ impl Default for MeterConfig {
             authentication_key: None,
             dedicated_key: false,
             general_ciphering: false,
+            gbt: GbtPolicy::Auto,
             frame_counter: None,
             connect_timeout_ms: 5000,
             response_timeout_ms: 5000,

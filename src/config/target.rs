@@ -76,6 +76,7 @@ impl MeterConfig {
             session: SessionConfig {
                 authentication,
                 security: self.security_settings(),
+                gbt: self.gbt,
                 ..SessionConfig::default()
             },
             options: ConnectionOptions {

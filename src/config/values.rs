@@ -86,6 +86,11 @@ impl Word for Ciphering {
     ];
 }
 
+impl Word for crate::dlms::session::GbtPolicy {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Off, "off"), (Self::Auto, "auto"), (Self::On, "on")];
+}
+
 impl Word for Parity {
     const ALL: &'static [(Self, &'static str)] = &[
         (Parity::None, "none"),

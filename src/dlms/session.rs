@@ -14,6 +14,7 @@
 use super::acse::{Aarq, ApplicationContext, AssociationRejected, Mechanism, ReleaseReason, Rlrq};
 use super::axdr::Data;
 use super::security::{self, Keys, Protection, ReplayGuard, SecurityError};
+use super::xdlms::gbt::{GbtError, GbtReassembler};
 use super::xdlms::{
     ActionRequest, ActionResponse, Apdu, AttributeDescriptor, BlockError, BlockProgress,
     ConfirmedServiceError, Conformance, DataAccessResult, ExceptionResponse, GetBlockAssembler,
@@ -57,7 +58,24 @@ pub struct SessionConfig {
     pub max_block_transfer: usize,
     /// Suite-0 ciphering of the association (glo- APDUs) and HLS-GMAC keys.
     pub security: Option<Security>,
+    /// Whether to propose general block transfer and take answers in it.
+    pub gbt: GbtPolicy,
 }
+
+/// General block transfer (IEC 62056-5-3 9.3.11) in an association.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GbtPolicy {
+    /// Not proposed; an answer in GBT is refused.
+    Off,
+    /// Proposed; used when the meter grants it and answers with it.
+    Auto,
+    /// Proposed and required: an association without it is refused.
+    On,
+}
+
+/// Our receive window in general block transfer: one block, acknowledged before the next
+/// (what every GBT meter must accept; the HDLC link below has its own window).
+pub const GBT_WINDOW: u8 = 1;
 
 /// Security suite 0 settings of a client.
 #[derive(Debug, Clone)]
@@ -113,6 +131,7 @@ impl Default for SessionConfig {
             max_receive_pdu: 0xFFFF,
             max_block_transfer: 4 << 20,
             security: None,
+            gbt: GbtPolicy::Auto,
         }
     }
 }
@@ -143,6 +162,7 @@ pub enum SessionError {
     Exception(ExceptionResponse),
     ServiceError(ConfirmedServiceError),
     Block(BlockError),
+    Gbt(GbtError),
     /// An APDU that does not answer the request.
     Unexpected(&'static str),
     NotAssociated,
@@ -176,6 +196,7 @@ impl fmt::Display for SessionError {
             SessionError::Exception(e) => e.fmt(f),
             SessionError::ServiceError(e) => e.fmt(f),
             SessionError::Block(e) => e.fmt(f),
+            SessionError::Gbt(e) => e.fmt(f),
             SessionError::Unexpected(what) => write!(f, "unexpected APDU from the meter: {what}"),
             SessionError::NotAssociated => write!(f, "no association"),
             SessionError::ResultCount {
@@ -213,6 +234,12 @@ impl From<DecodeError> for SessionError {
 impl From<SecurityError> for SessionError {
     fn from(e: SecurityError) -> Self {
         SessionError::Security(e)
+    }
+}
+
+impl From<GbtError> for SessionError {
+    fn from(e: GbtError) -> Self {
+        SessionError::Gbt(e)
     }
 }
 
@@ -396,8 +423,36 @@ impl ClientSession {
                 .intersect(self.proposed_conformance()),
             server_max_pdu: initiate.server_max_receive_pdu_size,
         };
+        if self.config.gbt == GbtPolicy::On
+            && !negotiated
+                .conformance
+                .has(Conformance::GENERAL_BLOCK_TRANSFER)
+        {
+            return Err(SessionError::Unexpected(
+                "the meter did not grant general-block-transfer (gbt on)",
+            ));
+        }
         self.negotiated = Some(negotiated);
         Ok(negotiated)
+    }
+
+    /// A reassembler for an answer that came in general block transfer (acknowledgements
+    /// with window [`GBT_WINDOW`], joined size bounded like block transfers); refused unless
+    /// the meter granted it.
+    pub fn gbt_reassembler(&self) -> Result<GbtReassembler, SessionError> {
+        let negotiated = self.require()?;
+        if !negotiated
+            .conformance
+            .has(Conformance::GENERAL_BLOCK_TRANSFER)
+        {
+            return Err(SessionError::Unexpected(
+                "an answer in general block transfer, which was not negotiated",
+            ));
+        }
+        Ok(GbtReassembler::new(
+            self.config.max_block_transfer,
+            GBT_WINDOW,
+        ))
     }
 
     /// HLS-GMAC pass 3: the ACTION reply_to_HLS_authentication (Association LN method 1)
@@ -475,6 +530,9 @@ impl ClientSession {
             .is_some_and(|s| s.general_ciphering)
         {
             c = Conformance(c.0 | Conformance::GENERAL_PROTECTION);
+        }
+        if self.config.gbt != GbtPolicy::Off {
+            c = Conformance(c.0 | Conformance::GENERAL_BLOCK_TRANSFER);
         }
         c
     }

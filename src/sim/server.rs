@@ -144,6 +144,7 @@ pub struct ServerSession {
     /// The association is the public client's of a secured meter: frame counter only.
     public: bool,
     pending: Option<PendingBlocks>,
+    gbt: super::gbt::GbtSender,
 }
 
 impl ServerSession {
@@ -155,6 +156,7 @@ impl ServerSession {
             association: None,
             public: false,
             pending: None,
+            gbt: super::gbt::GbtSender::default(),
         }
     }
 
@@ -163,8 +165,22 @@ impl ServerSession {
     }
 
     /// Handles one request APDU at system time `now` (Unix seconds). In a ciphered
-    /// association requests are deciphered and answers ciphered here.
+    /// association requests are deciphered and answers ciphered here; where general block
+    /// transfer was granted, a long answer then goes out in blocks ([`super::gbt`]).
     pub fn handle(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
+        if apdu.first() == Some(&crate::dlms::xdlms::gbt::GENERAL_BLOCK_TRANSFER) {
+            return Some(self.gbt.on_block(apdu).unwrap_or_else(|| exception(1, 1)));
+        }
+        let answer = self.handle_unblocked(apdu, now)?;
+        Some(match self.association {
+            Some((granted, client_pdu)) if granted.has(Conformance::GENERAL_BLOCK_TRANSFER) => {
+                self.gbt.start(answer, client_pdu)
+            }
+            _ => answer,
+        })
+    }
+
+    fn handle_unblocked(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
         let first = apdu.first().copied().unwrap_or(0);
         if !crate::dlms::xdlms::is_ciphered_tag(first) || first == 0x21 {
             let secured = self.config.security.is_some() && !self.public;
@@ -577,7 +593,8 @@ impl ServerSession {
             } => return self.next_block(invoke, block_number),
         };
         let encoded = response.encode();
-        if encoded.len() <= client_pdu {
+        // With general block transfer granted, the whole answer goes out in GBT blocks.
+        if encoded.len() <= client_pdu || conformance.has(Conformance::GENERAL_BLOCK_TRANSFER) {
             return encoded;
         }
         match raw {

@@ -760,5 +760,6 @@ fn delta(a: &NetStats, b: &NetStats) -> NetStats {
         timeouts: b.timeouts - a.timeouts,
         checksum_errors: b.checksum_errors.saturating_sub(a.checksum_errors),
         stale: b.stale - a.stale,
+        gbt_blocks: b.gbt_blocks - a.gbt_blocks,
     }
 }
