@@ -444,6 +444,7 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "dedicated_key" => (vec![("true", secure.clone())], vec!["maybe"]),
         "general_ciphering" => (vec![("true", secure.clone())], vec!["maybe"]),
         "frame_counter" => (vec![("0-0:43.1.0*255", secure.clone())], vec!["1.2.3"]),
+        "gbt" => (vec![("on", vec![]), ("off", vec![])], vec!["sometimes"]),
         "connect_timeout_ms" | "response_timeout_ms" | "inter_frame_timeout_ms" => {
             (vec![("600000", vec![])], vec!["9"])
         }
