@@ -4,9 +4,11 @@
 profile large enough to need block transfer, served over TCP with HDLC or the IEC 62056-47
 wrapper on 127.0.0.1.
 
-Usage: gurux_server.py --port PORT --transport hdlc|wrapper [--security]
+Usage: gurux_server.py --port PORT --transport hdlc|wrapper [--security] [--gbt WINDOW]
 With --security the meter is a GXDLMSSecureServer that requires HLS-GMAC and suite-0
-authenticated encryption with the keys and system title in SECURITY.
+authenticated encryption with the keys and system title in SECURITY. With --gbt it also grants
+general-block-transfer and answers long GETs in General-Block-Transfer blocks, WINDOW blocks per
+acknowledgement.
 Prints "ready PORT" on stdout once listening. The values are fixed (see VALUES, PROFILE_*), and
 tests/gurux_interop.rs checks that our client reads exactly these.
 """
@@ -252,7 +254,15 @@ def patch_secure_aare():
     apdu_class.getUserInformation = classmethod(user_information)
 
 
-def build(interface, secure=False):
+def patch_gbt():
+    """gurux-dlms 1.0.203's GET handler reads the GBT window as settings.gbtWndowSize (sic), which
+    GXDLMSSettings does not have (it has gbtWindowSize): the misspelt name as an alias."""
+    from gurux_dlms.GXDLMSSettings import GXDLMSSettings
+    if not hasattr(GXDLMSSettings, "gbtWndowSize"):
+        GXDLMSSettings.gbtWndowSize = property(lambda self: self.gbtWindowSize)
+
+
+def build(interface, secure=False, gbt_window=None):
     meter = (SecureMeter if secure else Meter)(True, interface)
     if secure:
         # gurux-dlms 1.0.203's GXDLMSSecureServer stores its GXCiphering as settings.ciphering,
@@ -265,9 +275,14 @@ def build(interface, secure=False):
         c.blockCipherKey = bytes.fromhex(SECURITY["encryption_key"])
         c.authenticationKey = bytes.fromhex(SECURITY["authentication_key"])
     meter.hdlc = HdlcLimits()
-    meter.setConformance(Conformance.GET | Conformance.SET | Conformance.SELECTIVE_ACCESS
-                         | Conformance.MULTIPLE_REFERENCES | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
-                         | Conformance.ACTION)
+    conformance = (Conformance.GET | Conformance.SET | Conformance.SELECTIVE_ACCESS
+                   | Conformance.MULTIPLE_REFERENCES | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+                   | Conformance.ACTION)
+    if gbt_window is not None:
+        patch_gbt()
+        conformance |= Conformance.GENERAL_BLOCK_TRANSFER
+        meter.settings.gbtWindowSize = gbt_window
+    meter.setConformance(conformance)
     # (setMaxReceivePDUSize recurses forever in gurux-dlms 1.0.203; set the field directly.)
     meter.settings.maxServerPDUSize = 1024
     serial = GXDLMSData("0.0.96.1.0.255")
@@ -319,8 +334,8 @@ class Reply(GXServerReply):
         self.count = value
 
 
-def serve(conn, interface, secure):
-    meter = build(interface, secure)
+def serve(conn, interface, secure, gbt_window):
+    meter = build(interface, secure, gbt_window)
     with conn:
         while True:
             data = conn.recv(4096)
@@ -341,6 +356,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--transport", choices=["hdlc", "wrapper"], default="hdlc")
     ap.add_argument("--security", action="store_true", help="require HLS-GMAC and authenticated encryption")
+    ap.add_argument("--gbt", type=int, metavar="WINDOW", help="grant general-block-transfer with this window")
     ap.add_argument("--print-values", action="store_true", help="print the served values as JSON and exit")
     a = ap.parse_args()
     if a.print_values:
@@ -355,7 +371,7 @@ def main():
         }))
         return 0
     interface = InterfaceType.HDLC if a.transport == "hdlc" else InterfaceType.WRAPPER
-    build(interface, a.security)  # fail early if the library cannot build the model
+    build(interface, a.security, a.gbt)  # fail early if the library cannot build the model
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", a.port))
@@ -367,7 +383,7 @@ def main():
     sys.stdout = open(os.devnull, "w")
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve, args=(conn, interface, a.security), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, interface, a.security, a.gbt), daemon=True).start()
 
 
 if __name__ == "__main__":

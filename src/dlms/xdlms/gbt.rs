@@ -280,14 +280,16 @@ impl GbtReassembler {
     }
 
     /// At the end of a window, the acknowledgement (of the last block received in order);
-    /// within one, wait. A receive-only reassembler never answers.
+    /// within one, wait. A receive-only reassembler never answers. The acknowledgement has
+    /// last-block set: it carries no data and no block of ours follows (gurux-dlms's client
+    /// acknowledges the same way, E0 81 ...).
     fn after_window(&mut self, ends_window: bool) -> GbtProgress {
         if self.window == 0 || !ends_window {
             return GbtProgress::Wait;
         }
         let ack = GeneralBlock {
             control: BlockControl {
-                last_block: false,
+                last_block: true,
                 streaming: false,
                 window: self.window,
             },
@@ -408,7 +410,8 @@ mod tests {
     fn ack_of(progress: GbtProgress) -> u16 {
         match progress {
             GbtProgress::Send(a) => {
-                assert!(a.block_data.is_empty() && !a.control.last_block);
+                assert!(a.block_data.is_empty() && a.control.last_block);
+                assert!(!a.control.streaming);
                 a.block_number_ack
             }
             other => panic!("expected an acknowledgement, got {other:?}"),
