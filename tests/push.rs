@@ -234,6 +234,20 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
             "KFM1100100000035",
         ],
     );
+    // The Landis+Gyr E450 capture: three GBT blocks over three HDLC frames, known by the
+    // logical device name in the joined notification.
+    cli_ok(
+        &db,
+        &[
+            "meter",
+            "add",
+            "E",
+            "--push",
+            "tcp",
+            "--logical-device-name",
+            "LGZ1020782546371",
+        ],
+    );
     let mut bridge = Bridge::start(&db, &dir.0);
     common::wait_port(listen, Duration::from_secs(10));
 
@@ -266,9 +280,10 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
     ))
     .unwrap();
     let _ldn = send(&dlms_bridge::dlms::wrapper::wrap(77, 1, &tirol_plain).unwrap());
+    let _gbt = send(&vector("landis-gyr-e450-cyprus-gbt.hex"));
 
     let readings = || gateway_readings(&sub.messages());
-    wait_for_devices(&sub, &["T", "W", "K", "L"]);
+    wait_for_devices(&sub, &["T", "W", "K", "L", "E"]);
     wait_for("the replay refused", Duration::from_secs(10), || {
         bridge.log().contains("replayed")
     });
@@ -285,5 +300,10 @@ fn meters_pushing_over_tcp_are_known_by_title_or_address() {
     assert_eq!(r["K"][0].1["active_power"], 3889);
     assert_eq!(r["K"][0].0, 1_604_871_850_000);
     assert_eq!(r["L"][0].1["active_energy_import"], 9108);
+    let (ts, e450) = &r["E"][0];
+    assert_eq!(e450["active_energy_import"], 7136726, "{e450}");
+    assert_eq!(e450["active_energy_export"], 2688904, "{e450}");
+    // 2026-07-18 16:58:00, deviation not specified: the meter's offset (0) applies.
+    assert_eq!(*ts, 1_784_393_880_000);
     sub.finish();
 }
