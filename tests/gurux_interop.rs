@@ -2,7 +2,8 @@
 //! built on the Gurux DLMS library (PyPI gurux-dlms), over HDLC and the wrapper on loopback.
 //! Our client reads its registers, serial number, clock and load profile (in blocks), and every
 //! value must be what the script serves; then the same against Gurux's secured server
-//! (GXDLMSSecureServer) with HLS-GMAC and authenticated encryption, over both framings. CI makes the test mandatory
+//! (GXDLMSSecureServer) with HLS-GMAC and authenticated encryption, over both framings; and
+//! Gurux's client reading our simulator's profile through general block transfer. CI makes the test mandatory
 //! (DLMS_BRIDGE_REQUIRE_INTEROP=1); elsewhere it skips with a note if the package is missing.
 
 mod common;
@@ -298,6 +299,71 @@ fn our_client_reads_a_gurux_profile_through_general_block_transfer() {
             check_profile(name, &profile, &truth);
             let blocks = conn.stats().gbt_blocks;
             assert!(blocks >= 6, "{name} window {window}: {blocks} GBT blocks");
+        }
+    }
+}
+
+/// The other direction: Gurux's client (tests/interop/gurux_gbt_client.py, proposing
+/// general-block-transfer and a 256-byte PDU) reads our simulator's load profile through GBT
+/// blocks (`simulate --gbt`), over both framings: every row it joins must be the simulator's.
+#[test]
+fn a_gurux_client_reads_our_simulators_profile_through_general_block_transfer() {
+    use dlms_bridge::config::values::Transport;
+    use dlms_bridge::dlms::xdlms::Conformance;
+    use dlms_bridge::sim::model::{self, MeterModel};
+    use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
+    use dlms_bridge::sim::server::SERVER_CONFORMANCE;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if served_values().is_none() {
+        return;
+    }
+    for (name, transport) in [("hdlc", Transport::Hdlc), ("wrapper", Transport::Wrapper)] {
+        let mut config = SimConfig::new(MeterModel::new(4, 0), transport);
+        config.server.conformance =
+            Conformance(SERVER_CONFORMANCE.0 | Conformance::GENERAL_BLOCK_TRANSFER);
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = net::bind_ephemeral().unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cfg, st) = (config.clone(), stop.clone());
+        std::thread::spawn(move || {
+            net::serve_tcp(listener, cfg, Arc::new(SimCounters::default()), st)
+        });
+        let out = Command::new("python3")
+            .args([
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/interop/gurux_gbt_client.py"
+                ),
+                "--port",
+                &port.to_string(),
+                "--transport",
+                name,
+            ])
+            .output()
+            .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let granted = Conformance(got["conformance"].as_u64().unwrap() as u32);
+        assert!(granted.has(Conformance::GENERAL_BLOCK_TRANSFER), "{name}");
+        assert!(
+            got["gbt_acknowledgements"].as_u64().unwrap() >= 10,
+            "{name}: {got}"
+        );
+        let rows = got["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 192, "{name}: two days of 15-minute rows");
+        for row in rows {
+            let t = row[0].as_i64().unwrap();
+            assert_eq!(t % model::PROFILE_PERIOD, 0, "{name}");
+            for (column, obis) in [(1, model::ENERGY_IMPORT), (2, model::ENERGY_EXPORT)] {
+                let truth = config.model.truth(obis, t).unwrap().raw;
+                assert_eq!(row[column].as_i64(), Some(truth), "{name} {obis} at {t}");
+            }
         }
     }
 }
