@@ -191,3 +191,72 @@ fn gbt_on_refuses_a_meter_without_it() {
     .expect("refused");
     assert!(e.to_string().contains("general-block-transfer"), "{e}");
 }
+
+/// `simulate --push-to ... --gbt`: the simulator pushes its registers in general block
+/// transfer (the E450's way: streaming blocks, window 0, LLC in the first frame only); our
+/// push receiver joins the blocks and reads the simulator's values.
+#[test]
+fn the_simulator_pushes_in_general_block_transfer() {
+    use dlms_bridge::client::push::Receiver;
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_dlms-bridge"))
+        .args([
+            "simulate",
+            "--push-to",
+            &format!("127.0.0.1:{port}"),
+            "--push-every-s",
+            "1",
+            "--gbt",
+            "--duration-s",
+            "5",
+        ])
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut receiver = Receiver::new(None, Vec::new(), 0);
+    let mut bytes = Vec::new();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while got.is_empty() {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the simulator closed before a whole notification");
+        bytes.extend_from_slice(&buf[..n]);
+        got.extend(receiver.push_bytes(&buf[..n]));
+    }
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let mut deframer = dlms_bridge::dlms::hdlc::Deframer::new();
+    deframer.push(&bytes);
+    let blocks: Vec<u8> = std::iter::from_fn(|| deframer.next_frame())
+        .map(|f| f.info[if f.info[0] == 0xE6 { 4 } else { 1 }])
+        .collect();
+    // Block-control: streaming, window 0; the last one also last-block.
+    assert!(blocks.len() >= 3, "{blocks:02X?}");
+    assert!(blocks[..blocks.len() - 1].iter().all(|c| *c == 0x40));
+    assert_eq!(blocks.last(), Some(&0xC0));
+    assert_eq!(
+        &bytes[8..12],
+        &[0xE6, 0xE7, 0x00, 0xE0],
+        "LLC, then block 1"
+    );
+    let p = got.remove(0).unwrap();
+    let t = p.time_s.unwrap();
+    assert!((t - now()).abs() <= 5);
+    let model = MeterModel::new(1, 0);
+    for obis in [model::ENERGY_IMPORT, model::ENERGY_EXPORT] {
+        let truth = model.truth(obis, t).unwrap();
+        let (_, value) = p.values.iter().find(|(o, _)| *o == obis).unwrap();
+        let Value::Scaled { value, unit } = value else {
+            panic!("{value:?}")
+        };
+        assert_eq!(
+            (value.mantissa, unit.0),
+            (i128::from(truth.raw), 30),
+            "{obis}"
+        );
+    }
+    assert_eq!(p.values.len(), MeterModel::register_codes().len());
+}

@@ -19,6 +19,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
                      [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
                      [--gbt]
+dlms-bridge simulate --push-to HOST:PORT [--push-every-s 10] [--gbt] [--seed 1] [--duration-s N]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
@@ -34,6 +35,9 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
   --gbt grants general block transfer: an answer longer than the client's PDU goes out in
   General-Block-Transfer blocks (window 1) instead of GET data blocks.
+  --push-to: meter 0 pushes a DATA-NOTIFICATION of its registers to HOST:PORT (a bridge's
+  push.listen) every --push-every-s, in HDLC UI frames from address 1; with --gbt in general
+  block transfer as an L+G E450 pushes (streaming blocks, window 0, LLC in the first frame only).
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
@@ -49,6 +53,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
     let mut clock_settable = true;
     let mut gbt = false;
+    let (mut push_to, mut push_every) = (None, 10u64);
     // With --serial, one meter unless --meters says otherwise (then they share the line).
     let mut meters_given = false;
     while let Some(arg) = parser.next()? {
@@ -108,6 +113,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             }
             Long("hls") => hls = true,
             Long("gbt") => gbt = true,
+            Long("push-to") => push_to = Some(parser.value()?.string()?),
+            Long("push-every-s") => push_every = parse_num("--push-every-s", parser.value()?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -177,6 +184,15 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         c
     };
     let stop = Arc::new(AtomicBool::new(false));
+    if let Some(target) = push_to {
+        return Ok(push_loop(
+            &target,
+            make(0).model,
+            push_every.max(1),
+            gbt,
+            duration,
+        ));
+    }
     if let Some(path) = serial {
         if meters_given && meters > 1 {
             if mode_e {
@@ -292,6 +308,41 @@ fn serve_serial(
             }
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Pushes meter 0's notifications to `target` until `duration` passes (reconnecting when the
+/// connection drops): the I/O around `sim::push`.
+fn push_loop(
+    target: &str,
+    model: MeterModel,
+    every: u64,
+    gbt: bool,
+    duration: Option<Duration>,
+) -> ExitCode {
+    use std::io::Write;
+    let start = Instant::now();
+    let mut invoke = 0u32;
+    let mut conn: Option<std::net::TcpStream> = None;
+    while duration.is_none_or_elapsed(start) {
+        if conn.is_none() {
+            conn = std::net::TcpStream::connect(target).ok();
+        }
+        if let Some(c) = conn.as_mut() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            invoke = invoke.wrapping_add(1);
+            let apdu = dlms_bridge::sim::push::notification(&model, now, invoke);
+            let sent = dlms_bridge::sim::push::frames(&apdu, gbt)
+                .iter()
+                .try_for_each(|f| c.write_all(f));
+            if sent.is_err() {
+                conn = None;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(every));
     }
     ExitCode::SUCCESS
 }

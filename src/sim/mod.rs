@@ -5,6 +5,7 @@ mod gbt;
 pub mod model;
 pub mod net;
 pub mod profiles;
+pub mod push;
 pub mod server;
 
 pub use model::MeterModel;
