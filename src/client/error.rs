@@ -113,6 +113,45 @@ impl ClientError {
     }
 }
 
+impl ClientError {
+    /// Whether the meter refused the association for a reason only a change of its
+    /// configuration mends: a permanent rejection whose acse-service-user diagnostic
+    /// (IEC 62056-5-3 / Green Book 9.3.2, AARE result-source-diagnostic) is
+    /// application-context-name-not-supported (2) or names the authentication (11 mechanism not
+    /// recognised, 12 mechanism required, 13 authentication failure, 14 authentication
+    /// required), or an HLS reply that did not verify. Retrying such a refusal locks many meters'
+    /// passwords or ports, so the bridge stops associating the meter (`needs-configuration`).
+    pub fn refuses_configuration(&self) -> bool {
+        use crate::dlms::acse::{AssociationResult, ResultSourceDiagnostic};
+        match self {
+            ClientError::Session(SessionError::Rejected(r)) => {
+                r.result == AssociationResult::RejectedPermanent
+                    && matches!(r.diagnostic, ResultSourceDiagnostic::User(2 | 11..=14))
+            }
+            ClientError::Session(SessionError::HlsFailed(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// A refused association phrased for whoever configures the meter (what `scan` reports for
+    /// a meter that answers but will not associate); `None` when the error is no refusal.
+    pub fn refusal_advice(&self) -> Option<String> {
+        use crate::dlms::acse::ResultSourceDiagnostic;
+        match self {
+            ClientError::Session(SessionError::Rejected(r)) => Some(match r.diagnostic {
+                ResultSourceDiagnostic::User(12..=14) => format!(
+                    "needs authentication (--auth low --password ..., or the meter's HLS keys): {r}"
+                ),
+                _ => r.to_string(),
+            }),
+            ClientError::Session(SessionError::HlsFailed(why)) => {
+                Some(format!("HLS authentication failed: {why}"))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::UnexpectedEof {

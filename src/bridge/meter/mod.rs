@@ -412,7 +412,7 @@ impl Worker {
                         }
                     });
                 }
-                if refuses_credentials(&e) {
+                if e.refuses_configuration() {
                     let retry_s = self.settings.read().map_or(3600, |s| s.auth_retry_s);
                     let f =
                         cycle.authentication_refused(Instant::now(), Duration::from_secs(retry_s));
@@ -727,19 +727,6 @@ impl Worker {
 /// A refusal that trying again cannot cure, only a configuration change (Green Book 9.3.2,
 /// acse-service-user diagnostics): the application context or the mechanism not taken, the
 /// authentication failed or is required; and HLS failing its proof.
-fn refuses_credentials(e: &ClientError) -> bool {
-    use crate::dlms::acse::{AssociationResult, ResultSourceDiagnostic};
-    use crate::dlms::session::SessionError;
-    match e {
-        ClientError::Session(SessionError::Rejected(r)) => {
-            r.result == AssociationResult::RejectedPermanent
-                && matches!(r.diagnostic, ResultSourceDiagnostic::User(2 | 11..=14))
-        }
-        ClientError::Session(SessionError::HlsFailed(_)) => true,
-        _ => false,
-    }
-}
-
 fn meter_time_ms(
     c: &mut Connection<Box<dyn Transport>>,
     utc_offset_min: i16,
