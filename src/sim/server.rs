@@ -202,6 +202,12 @@ impl ServerSession {
         let protection = c.protection;
         let dedicated = c.dedicated_key;
         let answer = self.handle_plain(&plain, now)?;
+        // An exception-response has no glo-/ded- form (IEC 62056-5-3 clause 8): it goes plain
+        // unless the association uses the general-ciphering envelopes.
+        let first = answer.first().copied().unwrap_or(0);
+        if !envelope.is_general() && security::glo_tag(first).is_none() {
+            return Some(answer);
+        }
         let ic = self.next_ic();
         security::seal_apdu(
             &sec.keys,
