@@ -46,12 +46,14 @@ fn served_values() -> Option<serde_json::Value> {
 }
 
 fn start(transport: &str, secure: bool) -> (Server, u16) {
+    start_with(transport, if secure { &["--security"] } else { &[] })
+}
+
+fn start_with(transport: &str, extra: &[&str]) -> (Server, u16) {
     let port = common::free_port();
     let port_text = port.to_string();
     let mut args = vec![SCRIPT, "--port", &port_text, "--transport", transport];
-    if secure {
-        args.push("--security");
-    }
+    args.extend_from_slice(extra);
     let mut child = Command::new("python3")
         .args(args)
         .stdout(Stdio::piped())
@@ -151,6 +153,44 @@ fn our_client_reads_a_secured_gurux_meter_with_hls_gmac_and_authenticated_encryp
                 "{name}: a wrong {what} key must not associate"
             );
         }
+    }
+}
+
+/// HLS mechanisms 3 (MD5), 4 (SHA-1) and 6 (SHA-256) against the Gurux meter: it checks our
+/// f(StoC) with Gurux's GXSecure and we check its f(CtoS); a wrong secret is refused by the
+/// meter (and never retried by the caller: it is a refusal of the configuration).
+#[test]
+fn our_client_authenticates_to_a_gurux_meter_with_hls_md5_sha1_and_sha256() {
+    use dlms_bridge::dlms::hls::HlsHash;
+    use dlms_bridge::dlms::session::Authentication;
+    let Some(truth) = served_values() else { return };
+    let secret = truth["hls_secret"].as_str().unwrap().as_bytes().to_vec();
+    let session = |mechanism, secret: Vec<u8>| SessionConfig {
+        authentication: Authentication::HighHash {
+            mechanism,
+            secret,
+            challenge: b"dlms-bridge-ctos-hash".to_vec(),
+            client_title: Some(*b"BRIDGE01"),
+        },
+        ..SessionConfig::default()
+    };
+    for (word, mechanism) in [
+        ("md5", HlsHash::Md5),
+        ("sha1", HlsHash::Sha1),
+        ("sha256", HlsHash::Sha256),
+    ] {
+        let (name, framing) = framings()[0];
+        let (_server, port) = start_with(name, &["--hls", word]);
+        let mut conn = connect(port, framing, session(mechanism, secret.clone()))
+            .unwrap_or_else(|e| panic!("{word}: {e}"));
+        read_everything(word, &mut conn, &truth);
+        drop(conn);
+        let mut wrong = secret.clone();
+        wrong[0] ^= 1;
+        let refused = connect(port, framing, session(mechanism, wrong))
+            .err()
+            .unwrap_or_else(|| panic!("{word}: a wrong secret must not associate"));
+        assert!(refused.refuses_configuration(), "{word}: {refused}");
     }
 }
 

@@ -312,8 +312,10 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "auth",
         flag: "auth",
-        value: "none|low|high-gmac",
-        help: "authentication: none, LLS password, or HLS-GMAC (needs --security)",
+        value: "none|low|high-gmac|high-md5|high-sha1|high-sha256",
+        help: "authentication: none, LLS password, HLS-GMAC (needs --security), or HLS with \
+               MD5, SHA-1 or SHA-256 of the challenges and the --password (SHA-256 also needs \
+               --system-title)",
         kind: Kind::Text,
         secret: false,
         optional: false,
@@ -329,7 +331,7 @@ pub static FIELDS: &[Field] = &[
         name: "password",
         flag: "password",
         value: "P",
-        help: "the LLS password (--auth low)",
+        help: "the LLS password (--auth low), or the HLS secret (--auth high-md5|sha1|sha256)",
         kind: Kind::Text,
         secret: true,
         optional: true,

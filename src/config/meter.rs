@@ -312,6 +312,17 @@ impl MeterConfig {
         }
         match (self.auth, &self.password) {
             (AuthKind::Low, None) => return Err(err("{auth} low needs a {password}")),
+            (AuthKind::HighMd5 | AuthKind::HighSha1 | AuthKind::HighSha256, None) => {
+                return Err(err(
+                    "{auth} high-md5, high-sha1 and high-sha256 need the HLS secret as {password}",
+                ))
+            }
+            (AuthKind::HighSha256, _) if self.system_title.is_none() => {
+                return Err(err(
+                    "{auth} high-sha256 needs our {system_title} (8 bytes; the meter hashes it \
+                     into the proofs)",
+                ))
+            }
             (AuthKind::HighGmac, _) if self.security == Ciphering::None => {
                 return Err(err(
                     "{auth} high-gmac needs {security} auth, enc or auth-enc and its keys",
@@ -379,6 +390,17 @@ mod tests {
                 "password is given but auth is none: give auth low",
             ),
             (|m| m.auth = AuthKind::HighGmac, "high-gmac needs security"),
+            (
+                |m| m.auth = AuthKind::HighMd5,
+                "need the HLS secret as password",
+            ),
+            (
+                |m| {
+                    m.auth = AuthKind::HighSha256;
+                    m.password = Some(Secret("secret".into()));
+                },
+                "high-sha256 needs our system_title",
+            ),
             (|m| m.security = Ciphering::Auth, "needs system_title"),
             (|m| m.dedicated_key = true, "need security"),
             (|m| m.mode_e = true, "serial meters"),

@@ -5,6 +5,7 @@ use super::meter::MeterConfig;
 use super::values::{AuthKind, Ciphering, Parity, Transport};
 use crate::client::{ConnectionOptions, Endpoint, Framing, MeterTarget, SerialSettings};
 use crate::dlms::hdlc::ServerAddress;
+use crate::dlms::hls::HlsHash;
 use crate::dlms::security::{Keys, Protection};
 use crate::dlms::session::{Authentication, Security, SessionConfig};
 use std::time::Duration;
@@ -68,6 +69,18 @@ impl MeterConfig {
             (AuthKind::HighGmac, _) => Authentication::HighGmac {
                 challenge: Vec::new(),
             },
+            (AuthKind::HighMd5 | AuthKind::HighSha1 | AuthKind::HighSha256, Some(p)) => {
+                Authentication::HighHash {
+                    mechanism: match self.auth {
+                        AuthKind::HighMd5 => HlsHash::Md5,
+                        AuthKind::HighSha1 => HlsHash::Sha1,
+                        _ => HlsHash::Sha256,
+                    },
+                    secret: p.0.clone().into_bytes(),
+                    challenge: Vec::new(),
+                    client_title: self.system_title,
+                }
+            }
             _ => Authentication::None,
         };
         Some(MeterTarget {
@@ -111,7 +124,9 @@ impl MeterConfig {
 pub fn fresh_association(base: &MeterTarget, dedicated_key: bool) -> std::io::Result<MeterTarget> {
     let mut target = base.clone();
     let random = crate::client::entropy::random_bytes::<16>;
-    if let Authentication::HighGmac { challenge } = &mut target.session.authentication {
+    if let Authentication::HighGmac { challenge } | Authentication::HighHash { challenge, .. } =
+        &mut target.session.authentication
+    {
         *challenge = random("the HLS challenge")?.to_vec();
     }
     if let (true, Some(sec)) = (dedicated_key, target.session.security.as_mut()) {

@@ -33,6 +33,10 @@ pub enum AuthKind {
     Low,
     /// HLS mechanism 5 (GMAC): needs ciphering keys.
     HighGmac,
+    /// HLS mechanisms 3, 4 and 6: hashes of the challenges and the HLS secret (the password).
+    HighMd5,
+    HighSha1,
+    HighSha256,
 }
 
 /// Suite-0 ciphering of xDLMS APDUs (Green Book 9.2.7.2.4).
@@ -74,6 +78,9 @@ impl Word for AuthKind {
         (AuthKind::None, "none"),
         (AuthKind::Low, "low"),
         (AuthKind::HighGmac, "high-gmac"),
+        (AuthKind::HighMd5, "high-md5"),
+        (AuthKind::HighSha1, "high-sha1"),
+        (AuthKind::HighSha256, "high-sha256"),
     ];
 }
 
@@ -328,7 +335,10 @@ mod tests {
         assert_eq!(word::<Transport>("wrapper"), Ok(Transport::Wrapper));
         assert_eq!(
             word::<AuthKind>("hi"),
-            Err("\"hi\" is not none, low or high-gmac".to_string())
+            Err(
+                "\"hi\" is not none, low, high-gmac, high-md5, high-sha1 or high-sha256"
+                    .to_string()
+            )
         );
         for (v, want) in [("yes", true), ("0", false), ("false", false)] {
             assert_eq!(boolean(v), Ok(want));

@@ -15,6 +15,7 @@ pub mod axdr;
 pub mod ber;
 mod error;
 pub mod hdlc;
+pub mod hls;
 pub(crate) mod reader;
 pub mod security;
 pub mod session;

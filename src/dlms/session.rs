@@ -13,6 +13,7 @@
 
 use super::acse::{Aarq, ApplicationContext, AssociationRejected, Mechanism, ReleaseReason, Rlrq};
 use super::axdr::Data;
+use super::hls::{self, HlsHash};
 use super::security::{self, Keys, Protection, ReplayGuard, SecurityError};
 use super::xdlms::{
     ActionRequest, ActionResponse, Apdu, AttributeDescriptor, BlockError, BlockProgress,
@@ -34,6 +35,16 @@ pub enum Authentication {
     HighGmac {
         challenge: Vec<u8>,
     },
+    /// HLS mechanism 3 (MD5), 4 (SHA-1) or 6 (SHA-256) with the shared HLS secret and this
+    /// client-to-server challenge (8 to 64 random bytes, supplied by the caller). SHA-256 binds
+    /// both system titles: ours is `client_title` (sent as calling-AP-title), the meter's comes
+    /// in the AARE.
+    HighHash {
+        mechanism: HlsHash,
+        secret: Vec<u8>,
+        challenge: Vec<u8>,
+        client_title: Option<[u8; 8]>,
+    },
 }
 
 impl fmt::Debug for Authentication {
@@ -43,6 +54,7 @@ impl fmt::Debug for Authentication {
             Authentication::None => f.write_str("None"),
             Authentication::Low(_) => f.write_str("Low(***)"),
             Authentication::HighGmac { .. } => f.write_str("HighGmac"),
+            Authentication::HighHash { mechanism, .. } => write!(f, "HighHash({mechanism:?}, ***)"),
         }
     }
 }
@@ -185,7 +197,7 @@ impl fmt::Display for SessionError {
             SessionError::TooLarge => write!(f, "request exceeds the meter's PDU size"),
             SessionError::Refused(r) => write!(f, "meter refused: {r}"),
             SessionError::Security(e) => e.fmt(f),
-            SessionError::HlsFailed(why) => write!(f, "HLS-GMAC authentication failed: {why}"),
+            SessionError::HlsFailed(why) => write!(f, "HLS authentication failed: {why}"),
             SessionError::Misconfigured(why) => write!(f, "{why}"),
             SessionError::CounterExhausted {
                 next,
@@ -324,9 +336,44 @@ impl ClientSession {
                 }
                 (Some(Mechanism::HighGmac), Some(challenge.clone()))
             }
+            Authentication::HighHash {
+                mechanism,
+                challenge,
+                client_title,
+                ..
+            } => {
+                if *mechanism == HlsHash::Sha256
+                    && client_title.is_none()
+                    && self.config.security.is_none()
+                {
+                    return Err(SessionError::Misconfigured(
+                        "HLS SHA-256 needs our system title",
+                    ));
+                }
+                let m = match mechanism {
+                    HlsHash::Md5 => Mechanism::HighMd5,
+                    HlsHash::Sha1 => Mechanism::HighSha1,
+                    HlsHash::Sha256 => Mechanism::HighSha256,
+                };
+                (Some(m), Some(challenge.clone()))
+            }
+        };
+        // HLS SHA-256 binds the calling-AP-title into its proofs (Green Book 9.2.7.4), so the
+        // AARQ carries it even without ciphering.
+        let hash_title = match &self.config.authentication {
+            Authentication::HighHash {
+                mechanism: HlsHash::Sha256,
+                client_title,
+                ..
+            } => *client_title,
+            _ => None,
         };
         let (context, title, user_information) = match &self.config.security {
-            None => (ApplicationContext::LogicalName, None, initiate),
+            None => (
+                ApplicationContext::LogicalName,
+                hash_title.map(|t| t.to_vec()),
+                initiate,
+            ),
             Some(sec) => {
                 let ic = self.next_ic()?;
                 let glo = security::cipher_apdu(
@@ -382,7 +429,10 @@ impl ClientSession {
             _ => ui,
         };
         let initiate = InitiateResponse::decode(ui)?;
-        if matches!(self.config.authentication, Authentication::HighGmac { .. }) {
+        if matches!(
+            self.config.authentication,
+            Authentication::HighGmac { .. } | Authentication::HighHash { .. }
+        ) {
             let stoc = aare
                 .responding_authentication_value
                 .clone()
@@ -400,43 +450,115 @@ impl ClientSession {
         Ok(negotiated)
     }
 
-    /// HLS-GMAC pass 3: the ACTION reply_to_HLS_authentication (Association LN method 1)
-    /// carrying f(StoC), if the association waits for it.
+    /// HLS pass 3: the ACTION reply_to_HLS_authentication (Association LN method 1) carrying
+    /// f(StoC), if the association waits for it.
     pub fn hls_reply(&mut self) -> Result<Option<ActionExchange>, SessionError> {
         let Some(stoc) = self.stoc.clone() else {
             return Ok(None);
         };
-        let sec = self
-            .config
-            .security
-            .as_ref()
-            .ok_or(SessionError::Misconfigured("HLS-GMAC needs keys"))?;
-        // The counter used inside f(StoC) is consumed like any other.
-        let ic = self.next_ic()?;
-        let f = security::gmac_response(&sec.keys, &sec.client_title, ic, &stoc);
+        let f = match &self.config.authentication {
+            Authentication::HighHash { mechanism, .. } => {
+                let mechanism = *mechanism;
+                let (title, server) = self.hash_titles()?;
+                hls::client_proof(mechanism, &self.hash_parties(&title, &server, &stoc)?)
+            }
+            _ => {
+                let sec = self
+                    .config
+                    .security
+                    .as_ref()
+                    .ok_or(SessionError::Misconfigured("HLS-GMAC needs keys"))?;
+                let (keys, title) = (sec.keys.clone(), sec.client_title);
+                // The counter used inside f(StoC) is consumed like any other.
+                let ic = self.next_ic()?;
+                security::gmac_response(&keys, &title, ic, &stoc)
+            }
+        };
         let method = MethodDescriptor::new(15, crate::cosem::Obis::new(0, 0, 40, 0, 0, 255), 1);
         self.action(method, Some(&Data::OctetString(f))).map(Some)
     }
 
-    /// HLS-GMAC pass 4: checks the meter's f(CtoS), returned by the ACTION.
-    pub fn on_hls_result(&mut self, returned: Option<Data>) -> Result<(), SessionError> {
-        self.stoc = None;
-        let (Some(sec), Authentication::HighGmac { challenge }) =
-            (&self.config.security, &self.config.authentication)
+    /// Both system titles of an HLS hash association (zeros where the mechanism does not use
+    /// them: MD5 and SHA-1 hash only the challenge and the secret).
+    fn hash_titles(&self) -> Result<([u8; 8], [u8; 8]), SessionError> {
+        let Authentication::HighHash {
+            mechanism,
+            client_title,
+            ..
+        } = &self.config.authentication
         else {
-            return Ok(());
+            return Err(SessionError::Misconfigured("not an HLS hash mechanism"));
         };
-        let title = self
-            .server_title
-            .ok_or_else(|| SessionError::HlsFailed("no system title from the meter".into()))?;
-        let f = match returned {
-            Some(Data::OctetString(f)) => f,
-            other => {
+        if *mechanism != HlsHash::Sha256 {
+            return Ok(([0; 8], [0; 8]));
+        }
+        let ours = client_title
+            .or_else(|| self.config.security.as_ref().map(|s| s.client_title))
+            .ok_or(SessionError::Misconfigured(
+                "HLS SHA-256 needs our system title",
+            ))?;
+        let theirs = self.server_title.ok_or_else(|| {
+            SessionError::HlsFailed("the meter sent no system title (HLS SHA-256 needs it)".into())
+        })?;
+        Ok((ours, theirs))
+    }
+
+    fn hash_parties<'a>(
+        &'a self,
+        client_title: &'a [u8; 8],
+        server_title: &'a [u8; 8],
+        stoc: &'a [u8],
+    ) -> Result<hls::HlsParties<'a>, SessionError> {
+        let Authentication::HighHash {
+            secret, challenge, ..
+        } = &self.config.authentication
+        else {
+            return Err(SessionError::Misconfigured("not an HLS hash mechanism"));
+        };
+        Ok(hls::HlsParties {
+            secret,
+            client_title,
+            server_title,
+            ctos: challenge,
+            stoc,
+        })
+    }
+
+    /// HLS pass 4: checks the meter's f(CtoS), returned by the ACTION.
+    pub fn on_hls_result(&mut self, returned: Option<Data>) -> Result<(), SessionError> {
+        let stoc = self.stoc.take();
+        let f = match (&self.config.authentication, returned) {
+            (
+                Authentication::HighGmac { .. } | Authentication::HighHash { .. },
+                Some(Data::OctetString(f)),
+            ) => f,
+            (Authentication::HighGmac { .. } | Authentication::HighHash { .. }, other) => {
                 return Err(SessionError::HlsFailed(format!(
                     "unexpected reply {other:?}"
                 )))
             }
+            _ => return Ok(()),
         };
+        if let Authentication::HighHash { mechanism, .. } = &self.config.authentication {
+            let mechanism = *mechanism;
+            let stoc = stoc.unwrap_or_default();
+            let (title, server) = self.hash_titles()?;
+            let parties = self.hash_parties(&title, &server, &stoc)?;
+            if !hls::verify_server_proof(mechanism, &parties, &f) {
+                return Err(SessionError::HlsFailed(
+                    "the meter's answer does not verify (wrong HLS secret?)".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let (Some(sec), Authentication::HighGmac { challenge }) =
+            (&self.config.security, &self.config.authentication)
+        else {
+            return Err(SessionError::Misconfigured("HLS-GMAC needs keys"));
+        };
+        let title = self
+            .server_title
+            .ok_or_else(|| SessionError::HlsFailed("no system title from the meter".into()))?;
         security::verify_gmac_response(&sec.keys, &title, challenge, &f).map_err(|e| {
             SessionError::HlsFailed(format!("the meter's answer does not verify ({e})"))
         })?;
