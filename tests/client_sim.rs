@@ -706,3 +706,49 @@ fn link_parameters_are_negotiated_or_left_out_for_meters_that_ignore_them() {
         Err(ClientError::NoAnswer { .. })
     ));
 }
+
+/// A meter that garbles a connection made soon after the last one closed (Microstar: 10-15 s).
+/// Without a gap the second connection fails; with `reconnect_gap_s` the client waits and both
+/// succeed, whichever caller connects (the gap is kept per endpoint for the process).
+#[test]
+fn a_reconnect_gap_is_honoured_for_meters_that_garble_quick_reconnects() {
+    use dlms_bridge::client::{Endpoint, MeterTarget};
+    let mut config = SimConfig::new(MeterModel::new(12, 0), Transport::Hdlc);
+    config.garbage_on_quick_reconnect = Some(Duration::from_millis(1500));
+    let s = sim(config);
+    let target = |gap_s: u64| MeterTarget {
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: s.port,
+        },
+        framing: framing(Transport::Hdlc),
+        session: SessionConfig::default(),
+        options: ConnectionOptions {
+            response_timeout: Duration::from_millis(600),
+            reconnect_gap: Duration::from_secs(gap_s),
+            ..ConnectionOptions::default()
+        },
+        connect_timeout: Duration::from_secs(2),
+    };
+    let first = target(0).connect().unwrap();
+    drop(first);
+    let quick = target(0).connect();
+    assert!(
+        quick.is_err(),
+        "the simulated quirk garbles a quick reconnect"
+    );
+    std::thread::sleep(Duration::from_millis(1600));
+    let faults = s.counters.faults.load(std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let mut conn = target(2).connect().expect("connects after the gap");
+        reads::read_clock(&mut conn).unwrap().unwrap();
+        drop(conn);
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+    assert_eq!(
+        s.counters.faults.load(std::sync::atomic::Ordering::Relaxed),
+        faults,
+        "no connection came too soon"
+    );
+}

@@ -41,6 +41,9 @@ pub struct ConnectionOptions {
     /// (a meter that ignores such a SNRM rather than refusing it). Off on shared lines, where
     /// a silent meter must cost the line one time-out only.
     pub snrm_fallback_on_silence: bool,
+    /// The least time between the close of one connection to this meter and the next
+    /// (`reconnect_gap_s`; see `spacing`). Zero: none.
+    pub reconnect_gap: Duration,
 }
 
 impl Default for ConnectionOptions {
@@ -52,6 +55,7 @@ impl Default for ConnectionOptions {
             window: 1,
             always_send_snrm_params: false,
             snrm_fallback_on_silence: true,
+            reconnect_gap: Duration::ZERO,
         }
     }
 }

@@ -80,15 +80,36 @@ impl MeterTarget {
         }
     }
 
-    /// Opens the transport, connects the link and associates.
+    /// Opens the transport, connects the link and associates (after the meter's reconnect gap,
+    /// if it has one and the last connection to it closed less than that ago).
     pub fn connect(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
-        let transport = self.transport()?;
+        let transport = self.spaced_transport()?;
         Connection::open(
             transport,
             self.framing,
             self.session.clone(),
             self.options.clone(),
         )
+    }
+
+    fn spaced_transport(&self) -> Result<Box<dyn Transport>, ClientError> {
+        let gap = self.options.reconnect_gap;
+        if gap.is_zero() || matches!(self.endpoint, Endpoint::Bus(_)) {
+            return self.transport();
+        }
+        let key = self.endpoint.to_string();
+        let wait = super::spacing::wait_needed(&key, gap, Instant::now());
+        if !wait.is_zero() {
+            log::debug!(
+                "{key}: waiting {} ms before connecting again (reconnect_gap_s)",
+                wait.as_millis()
+            );
+            std::thread::sleep(wait);
+        }
+        Ok(Box::new(super::spacing::Spaced::new(
+            self.transport()?,
+            key,
+        )))
     }
 
     /// [`MeterTarget::connect`], retried on transient errors (`retries` more attempts).

@@ -570,6 +570,23 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(m.inactivity_timeout_s),
     },
     Field {
+        name: "reconnect_gap_s",
+        flag: "reconnect-gap-s",
+        value: "N",
+        help: "the least seconds between one connection's close and the next (polls, RPCs, \
+               profiles, scans): meters that garble a quick reconnect (Microstar: 15)",
+        kind: Kind::Int,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.reconnect_gap_s = bounded(v, 0, 600)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(m.reconnect_gap_s),
+    },
+    Field {
         name: "device_type",
         flag: "device-type",
         value: "T",

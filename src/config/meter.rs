@@ -143,6 +143,8 @@ pub struct MeterConfig {
     pub hdlc_window: u8,
     pub interval_s: u32,
     pub inactivity_timeout_s: u32,
+    /// Least seconds between the close of a connection to the meter and the next one.
+    pub reconnect_gap_s: u32,
     pub device_type: String,
     pub access_token: Option<Secret<String>>,
     /// ThingsBoard RPCs that write to the meter (set_clock, set, action, disconnect,
@@ -206,6 +208,7 @@ impl Default for MeterConfig {
             hdlc_window: 7,
             interval_s: 60,
             inactivity_timeout_s: 120,
+            reconnect_gap_s: 0,
             device_type: "electricity-meter".to_string(),
             access_token: None,
             rpc_write: false,

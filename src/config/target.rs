@@ -96,6 +96,7 @@ impl MeterConfig {
                 inter_frame_timeout: Duration::from_millis(u64::from(self.inter_frame_timeout_ms)),
                 max_info: self.max_info,
                 window: self.hdlc_window,
+                reconnect_gap: Duration::from_secs(u64::from(self.reconnect_gap_s)),
                 ..ConnectionOptions::default()
             },
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),

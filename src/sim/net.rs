@@ -77,6 +77,9 @@ pub struct SimConfig {
     pub server_address: ServerAddress,
     /// Expect an IEC 62056-21 mode E sign-on before HDLC (serial only).
     pub mode_e: bool,
+    /// A connection opened sooner than this after the last one closed gets garbage for
+    /// every request (Microstar meters within 10-15 s; TCP only).
+    pub garbage_on_quick_reconnect: Option<Duration>,
 }
 
 impl SimConfig {
@@ -94,6 +97,7 @@ impl SimConfig {
             ignore_snrm_parameters: false,
             server_address: ServerAddress::new(1, Some(17)),
             mode_e: false,
+            garbage_on_quick_reconnect: None,
         }
     }
 }
@@ -120,6 +124,8 @@ pub fn serve_tcp(
     stop: Arc<AtomicBool>,
 ) {
     let _ = listener.set_nonblocking(true);
+    // When the last connection closed, for `garbage_on_quick_reconnect`.
+    let last_closed = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -127,8 +133,20 @@ pub fn serve_tcp(
                 let _ = stream.set_nodelay(true);
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
                 let (config, counters, stop) = (config.clone(), counters.clone(), stop.clone());
+                let last_closed = last_closed.clone();
                 std::thread::spawn(move || {
-                    let _ = serve_stream(stream, &config, &counters, &stop);
+                    let too_soon = config.garbage_on_quick_reconnect.is_some_and(|gap| {
+                        let last = *last_closed.lock().unwrap_or_else(|e| e.into_inner());
+                        last.is_some_and(|t| t.elapsed() < gap)
+                    });
+                    if too_soon {
+                        counters.faults.fetch_add(1, Ordering::Relaxed);
+                        let _ = serve_garbage(stream, &stop);
+                    } else {
+                        let _ = serve_stream(stream, &config, &counters, &stop);
+                    }
+                    *last_closed.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(std::time::Instant::now());
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -137,6 +155,28 @@ pub fn serve_tcp(
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// Answers whatever arrives with bytes that are no frame, until the peer closes.
+fn serve_garbage(mut stream: std::net::TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    let mut buf = [0u8; 512];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    while !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                let junk: Vec<u8> = (0..24).map(|_| (rng.next() >> 24) as u8 | 0x01).collect();
+                stream.write_all(&junk)?;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A byte stream the simulator can serve: TCP, or a pseudo-terminal / serial device.
