@@ -909,3 +909,94 @@ fn meter_test_reads_a_stored_meter_with_its_secrets() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn presets_fill_a_makes_settings_under_the_flags_given() {
+    let dir = TempDir::new("cli-presets");
+    let db = dir.0.join("bridge.db");
+    let listed = cli(&db, &["meter", "presets"]);
+    assert!(listed.status.success(), "{}", err_of(&listed));
+    let text = out_of(&listed);
+    assert!(
+        text.contains("microstar:") && text.contains("source:"),
+        "{text}"
+    );
+    let add = |args: &[&str]| {
+        let mut all = vec!["meter", "add"];
+        all.extend_from_slice(args);
+        cli(&db, &all)
+    };
+    let out = add(&[
+        "seed",
+        "--preset",
+        "microstar",
+        "--meter-serial",
+        "71234567",
+        "--host",
+        "10.0.0.9",
+        "--password",
+        "pw",
+    ]);
+    assert!(out.status.success(), "{}", err_of(&out));
+    let shown: Value =
+        serde_json::from_str(&out_of(&cli(&db, &["meter", "show", "seed"]))).unwrap();
+    for (field, want) in [
+        ("port", serde_json::json!(3333)),
+        ("client_address", serde_json::json!(1)),
+        ("server_logical", serde_json::json!(0)),
+        ("server_physical", serde_json::json!(4567)),
+        ("auth", serde_json::json!("low")),
+        ("reconnect_gap_s", serde_json::json!(15)),
+        ("inactivity_timeout_s", serde_json::json!(180)),
+    ] {
+        assert_eq!(shown[field], want, "{field}: {shown}");
+    }
+    assert_eq!(
+        shown["measurements"][0]["obis"],
+        serde_json::json!("1-1:32.7.0*255")
+    );
+    // A flag given wins over the preset, whatever its place.
+    let out = add(&[
+        "own-port",
+        "--port",
+        "4000",
+        "--preset",
+        "microstar",
+        "--host",
+        "10.0.0.9",
+        "--password",
+        "pw",
+    ]);
+    assert!(out.status.success(), "{}", err_of(&out));
+    let shown: Value =
+        serde_json::from_str(&out_of(&cli(&db, &["meter", "show", "own-port"]))).unwrap();
+    assert_eq!(shown["port"], serde_json::json!(4000));
+    for (args, says) in [
+        (
+            &["x", "--preset", "microstr", "--host", "h"][..],
+            "did you mean microstar",
+        ),
+        (
+            &[
+                "x",
+                "--preset",
+                "microstar",
+                "--meter-serial",
+                "12ab",
+                "--host",
+                "h",
+                "--password",
+                "p",
+            ][..],
+            "does not end in 4 digits",
+        ),
+        (
+            &["x", "--meter-serial", "1234", "--host", "h", "--port", "1"][..],
+            "--meter-serial is for a --preset",
+        ),
+    ] {
+        let out = add(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(err_of(&out).contains(says), "{args:?}: {}", err_of(&out));
+    }
+}

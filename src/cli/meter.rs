@@ -24,6 +24,8 @@ dlms-bridge meter list [--json | --table] | show NAME | rm NAME
 dlms-bridge meter test NAME     one association and one read with the stored settings and
                                secrets (counts as an attempt: a meter may lock after 3 wrong)
 dlms-bridge meter import FILE.json [--replace] | export    (JSON array of meters; - for stdin)
+dlms-bridge meter presets      the makes --preset P knows (meter add NAME --preset microstar
+                               --meter-serial 71234567 --host H): their settings and sources
 dlms-bridge meter profile add|list|rm ...            (load profiles, event logs: meter profile --help)
 dlms-bridge settings show | get KEY | set KEY VALUE   (secrets show as (set) or (not set))
   common: --db PATH (default $DLMS_BRIDGE_DB, else the service's database, else
@@ -158,6 +160,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Err(e) => done(Err::<(), _>(e)),
         },
         ["rm", name] => done(store.remove_meter(name)),
+        ["presets"] => Ok(print_presets()),
         ["test", name] => match store.meter(name) {
             Ok(m) => Ok(super::meter_test::run(&m, &db)),
             Err(e) => done(Err::<(), _>(e)),
@@ -206,6 +209,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("show", "NAME"),
     ("rm", "NAME"),
     ("test", "NAME"),
+    ("presets", ""),
     ("import", "FILE.json [--replace]"),
     ("export", ""),
     ("profile", "add|list|rm ..."),
@@ -260,13 +264,46 @@ fn check_command(pos: &[&str], flags: &MeterFlags) -> Result<(), UsageError> {
     if !flags.measures.is_empty() && !editing {
         return Err(usage("--measure applies to meter add and meter edit only"));
     }
-    if *cmd == "edit" && flags.given.is_empty() && flags.measures.is_empty() {
+    if flags.has_preset() && !editing {
+        return Err(usage(
+            "--preset and --meter-serial apply to meter add and meter edit only",
+        ));
+    }
+    if *cmd == "edit" && flags.given.is_empty() && flags.measures.is_empty() && !flags.has_preset()
+    {
         return Err(usage(format!(
             "meter edit {:?}: nothing to change: {line}",
             rest[0]
         )));
     }
     Ok(())
+}
+
+/// `meter presets`: each make's settings and where they come from.
+fn print_presets() -> ExitCode {
+    let mut lines = Vec::new();
+    for p in dlms_bridge::config::presets::PRESETS {
+        lines.push(format!("{}: {}", p.name, p.make));
+        let mut sets: Vec<String> = p
+            .fields
+            .iter()
+            .map(|(f, v)| {
+                let flag = fields::find(f).map_or(*f, |x| x.flag);
+                format!("--{flag} {v}")
+            })
+            .collect();
+        if let Some(c) = p.channel {
+            sets.push(format!("measurements on OBIS channel B={c}"));
+        }
+        if p.physical_from_serial.is_some() {
+            sets.push("--server-physical from --meter-serial (its last 4 digits)".into());
+        }
+        lines.push(format!("  sets: {}", sets.join(", ")));
+        lines.push(format!("  source: {}", p.source));
+    }
+    lines.push("Flags given with --preset win over the preset's.".into());
+    let _ = super::write_lines(&lines);
+    ExitCode::SUCCESS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
