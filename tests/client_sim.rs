@@ -752,3 +752,125 @@ fn a_reconnect_gap_is_honoured_for_meters_that_garble_quick_reconnects() {
         "no connection came too soon"
     );
 }
+
+/// A meter that holds the association of a connection lost without a release, and refuses
+/// every new link with DM until a DISC (MEM600-like). The client sends the DISC itself and
+/// tries once more; a normal release leaves nothing held.
+#[test]
+fn a_link_held_by_a_lost_connection_is_released_with_disc_and_tried_once_more() {
+    use dlms_bridge::client::{Endpoint, MeterTarget};
+    use std::net::{Shutdown, TcpStream};
+    struct Cut(TcpStream);
+    impl dlms_bridge::client::Transport for Cut {
+        fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            std::io::Write::write_all(&mut self.0, bytes)
+        }
+        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+            self.0
+                .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+            match std::io::Read::read(&mut self.0, buf) {
+                Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                Err(e) => Err(e),
+            }
+        }
+    }
+    let mut config = SimConfig::new(MeterModel::new(13, 0), Transport::Hdlc);
+    config.holds_unreleased_link = true;
+    let s = sim(config);
+    let stream = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let cut = stream.try_clone().unwrap();
+    let options = ConnectionOptions {
+        response_timeout: Duration::from_millis(800),
+        ..ConnectionOptions::default()
+    };
+    let lost = Connection::open(
+        Cut(stream),
+        framing(Transport::Hdlc),
+        SessionConfig::default(),
+        options.clone(),
+    )
+    .unwrap();
+    // The line drops: no RLRQ, no DISC reaches the meter.
+    cut.shutdown(Shutdown::Both).unwrap();
+    drop(lost);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.counters.held.load(std::sync::atomic::Ordering::Relaxed));
+    let target = MeterTarget {
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: s.port,
+        },
+        framing: framing(Transport::Hdlc),
+        session: SessionConfig::default(),
+        options,
+        connect_timeout: Duration::from_secs(2),
+    };
+    let mut conn = target
+        .connect()
+        .expect("DISC, then the second attempt associates");
+    reads::read_clock(&mut conn).unwrap().unwrap();
+    assert!(
+        s.counters.faults.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the first SNRM was refused"
+    );
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !s.counters.held.load(std::sync::atomic::Ordering::Relaxed),
+        "a released association leaves nothing held"
+    );
+}
+
+/// One connection at a time to a `single_connection` meter in this process: a second connect
+/// (a scan of a polled meter, an ad-hoc read) waits for the first to close, and says so when it
+/// does not in time.
+#[test]
+fn a_second_connection_to_one_meter_waits_for_the_first() {
+    use dlms_bridge::client::{Endpoint, MeterTarget};
+    let s = sim(SimConfig::new(MeterModel::new(14, 0), Transport::Hdlc));
+    let target = |connect_ms: u64| MeterTarget {
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: s.port,
+        },
+        framing: framing(Transport::Hdlc),
+        session: SessionConfig::default(),
+        options: ConnectionOptions {
+            response_timeout: Duration::from_millis(300),
+            single_connection: true,
+            ..ConnectionOptions::default()
+        },
+        connect_timeout: Duration::from_millis(connect_ms),
+    };
+    let first = target(2000).connect().unwrap();
+    let busy = target(400)
+        .connect()
+        .err()
+        .expect("refused while the first is open");
+    assert!(
+        matches!(busy, ClientError::Busy { .. }) && busy.is_transient(),
+        "{busy}"
+    );
+    let connections = s
+        .counters
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let later = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(first);
+    });
+    let mut second = target(3000)
+        .connect()
+        .expect("connects once the first closed");
+    later.join().unwrap();
+    reads::read_clock(&mut second).unwrap().unwrap();
+    assert_eq!(
+        s.counters
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        connections + 1,
+        "the refused attempt never reached the meter"
+    );
+}

@@ -44,6 +44,9 @@ pub struct ConnectionOptions {
     /// The least time between the close of one connection to this meter and the next
     /// (`reconnect_gap_s`; see `spacing`). Zero: none.
     pub reconnect_gap: Duration,
+    /// The meter takes one connection at a time: no other connection of this process is made
+    /// to it while this one is open (see `spacing`).
+    pub single_connection: bool,
 }
 
 impl Default for ConnectionOptions {
@@ -56,6 +59,7 @@ impl Default for ConnectionOptions {
             always_send_snrm_params: false,
             snrm_fallback_on_silence: true,
             reconnect_gap: Duration::ZERO,
+            single_connection: false,
         }
     }
 }
@@ -483,6 +487,44 @@ impl<T: Transport> Connection<T> {
             }
         }
     }
+}
+
+/// Sends a DISC to the meter on a fresh transport and waits (at most `timeout`) for its
+/// answer: the release of a link a meter still holds from a connection that was lost without
+/// one (meters such as the MEM600 refuse a new link with DM until the old one is released).
+/// The wrapper has no link to release: nothing is sent.
+pub fn release_held_link<T: Transport>(
+    transport: &mut T,
+    framing: Framing,
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    let Framing::Hdlc { client, server } = framing else {
+        return Ok(());
+    };
+    let server = RawAddress::server(server).ok_or(ClientError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "server address does not fit its size",
+    )))?;
+    let mut link = Link::client(RawAddress::client(client), server, LinkParams::default());
+    link.disconnect();
+    while let Some(frame) = link.poll_transmit() {
+        transport.send(&frame.map_err(LinkError::Encode)?)?;
+    }
+    // UA or DM: either way the meter has heard it; what it says does not matter.
+    let deadline = Instant::now() + timeout;
+    let mut deframer = Deframer::new();
+    let mut buf = [0u8; 256];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let n = transport.recv(&mut buf, left)?;
+        deframer.push(&buf[..n]);
+        if deframer.next_frame().is_some() {
+            break;
+        }
+        if n == 0 && left.is_zero() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl<T: Transport> Drop for Connection<T> {

@@ -42,6 +42,11 @@ pub enum ClientError {
     FrameCounter(String),
     /// The client's invocation counter could not be reserved or is used up.
     InvocationCounter(String),
+    /// Another connection of this process to the meter stayed open this long (a meter takes
+    /// one at a time).
+    Busy {
+        waited: Duration,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -89,6 +94,12 @@ impl fmt::Display for ClientError {
             ClientError::ModeE(e) => e.fmt(f),
             ClientError::FrameCounter(e) => write!(f, "frame counter: {e}"),
             ClientError::InvocationCounter(e) => write!(f, "invocation counter: {e}"),
+            ClientError::Busy { waited } => write!(
+                f,
+                "another connection to this meter stayed open for {} ms (the bridge's poll, a \
+                 scan or an RPC): a meter takes one connection at a time; try again",
+                waited.as_millis()
+            ),
         }
     }
 }
@@ -103,7 +114,8 @@ impl ClientError {
             ClientError::Io(_)
             | ClientError::NoAnswer { .. }
             | ClientError::Closed
-            | ClientError::Link(_) => true,
+            | ClientError::Link(_)
+            | ClientError::Busy { .. } => true,
             ClientError::Session(SessionError::Block(_) | SessionError::Decode(_)) => true,
             ClientError::Session(_)
             | ClientError::ModeE(_)

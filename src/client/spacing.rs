@@ -1,9 +1,16 @@
-//! The least time between two connections to one meter (`reconnect_gap_s`). Some meters
-//! answer a connection made within seconds of the last one with garbage or not at all
-//! (Microstar: 10-15 s), so every connection this process opens to such a meter, whoever opens
-//! it (the poll, an RPC, a profile read, the frame-counter read, a scan, `read`), waits until the
-//! gap since the last one closed has passed. The close times are kept per endpoint for the
-//! whole process; only endpoints with a gap are kept, and entries older than an hour go.
+//! How connections to one meter are spaced and never doubled, for the whole process, whoever
+//! opens them (the poll, an RPC, a profile read, the frame-counter read, a scan, `read`):
+//!
+//! - The least time between two connections (`reconnect_gap_s`). Some meters answer a
+//!   connection made within seconds of the last one with garbage or not at all (Microstar:
+//!   10-15 s): the next connection waits until the gap since the last one closed has passed.
+//!   Close times are kept per endpoint; entries older than an hour go.
+//! - One connection at a time to a `single_connection` meter (endpoint and address). Many
+//!   meters and modems take one TCP connection (2N MeterCom), others refuse a second
+//!   association (MEM600): while such a meter's connection is open, any other connection to
+//!   it (a scan of the polled address, an RPC's own read) waits for it to close, at most its
+//!   connect time-out. Meters behind one TCP converter have addresses of their own and are not
+//!   held up by each other here.
 
 use super::transport::Transport;
 use std::collections::HashMap;
@@ -12,6 +19,52 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static LAST_CLOSED: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+/// Connections open now, per meter (endpoint and address): how many, and whether one of
+/// them belongs to a meter that takes only one (`single_connection`).
+static OPEN: Mutex<Option<HashMap<String, (u32, bool)>>> = Mutex::new(None);
+
+/// Takes a turn on the meter, waiting at most `patience`; `false` if none came in time. A
+/// connection to a `single_connection` meter (`exclusive`) waits until no other is open, and
+/// while it is open every other connection to that meter waits.
+pub fn take_turn(meter: &str, exclusive: bool, patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        {
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            let open = open.get_or_insert_with(HashMap::new);
+            let (count, held_exclusively) = open.entry(meter.to_string()).or_insert((0, false));
+            if *count == 0 || !(exclusive || *held_exclusively) {
+                *count += 1;
+                *held_exclusively |= exclusive;
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Gives back a turn no transport came to hold (opening it failed).
+pub fn give_back(meter: &str) {
+    end_turn(meter);
+}
+
+fn end_turn(meter: &str) {
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(open) = open.as_mut() {
+        if let Some((count, exclusive)) = open.get_mut(meter) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(meter);
+            } else {
+                // The exclusive holder is the only one while it is open: it just closed.
+                *exclusive = false;
+            }
+        }
+    }
+}
 
 /// How long the next connection to `endpoint` must still wait for the gap to pass.
 pub fn wait_needed(endpoint: &str, gap: Duration, now: Instant) -> Duration {
@@ -31,15 +84,31 @@ fn closed(endpoint: &str, at: Instant) {
     table.insert(endpoint.to_string(), at);
 }
 
-/// A transport that notes when it closed, for the next connection's gap.
+/// A transport that holds the meter's turn ([`take_turn`]) and notes when it closed, for the
+/// next connection's gap.
 pub struct Spaced {
     inner: Box<dyn Transport>,
     endpoint: String,
+    /// The turn taken, if any (released on drop).
+    meter: Option<String>,
 }
 
 impl Spaced {
     pub fn new(inner: Box<dyn Transport>, endpoint: String) -> Spaced {
-        Spaced { inner, endpoint }
+        Spaced {
+            inner,
+            endpoint,
+            meter: None,
+        }
+    }
+
+    /// The same, holding the turn of `meter` (already taken).
+    pub fn holding(inner: Box<dyn Transport>, endpoint: String, meter: String) -> Spaced {
+        Spaced {
+            inner,
+            endpoint,
+            meter: Some(meter),
+        }
     }
 }
 
@@ -56,6 +125,9 @@ impl Transport for Spaced {
 impl Drop for Spaced {
     fn drop(&mut self) {
         closed(&self.endpoint, Instant::now());
+        if let Some(meter) = &self.meter {
+            end_turn(meter);
+        }
     }
 }
 
@@ -89,6 +161,28 @@ mod tests {
         assert_eq!(
             wait_needed("spacing-test:2", gap, Instant::now()),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn one_connection_at_a_time_per_single_connection_meter() {
+        let meter = "spacing-test:3 hdlc 1/17";
+        assert!(take_turn(meter, true, Duration::ZERO));
+        let first = Spaced::holding(Box::new(Null), "spacing-test:3".into(), meter.into());
+        assert!(!take_turn(meter, false, Duration::from_millis(60)), "taken");
+        let other = "spacing-test:3 hdlc 1/18";
+        assert!(take_turn(other, true, Duration::ZERO), "another address");
+        // Meters that take several connections are not held up.
+        let shared = "spacing-test:4";
+        assert!(take_turn(shared, false, Duration::ZERO));
+        assert!(take_turn(shared, false, Duration::ZERO));
+        assert!(!take_turn(shared, true, Duration::from_millis(30)));
+        let waiter = std::thread::spawn(move || take_turn(meter, false, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(first);
+        assert!(
+            waiter.join().unwrap(),
+            "the turn passes when the first closes"
         );
     }
 }

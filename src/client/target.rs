@@ -34,6 +34,26 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// The meter's turn until a transport holds it (given back if opening the transport fails).
+struct TurnGuard(Option<String>);
+
+impl TurnGuard {
+    fn into_meter(mut self) -> String {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        if let Some(meter) = self.0.take() {
+            super::spacing::give_back(&meter);
+        }
+    }
+}
+
+/// How long a meter is given to drop a held link after our DISC, before the second attempt.
+const HELD_LINK_PAUSE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct MeterTarget {
     pub endpoint: Endpoint,
@@ -82,7 +102,35 @@ impl MeterTarget {
 
     /// Opens the transport, connects the link and associates (after the meter's reconnect gap,
     /// if it has one and the last connection to it closed less than that ago).
+    ///
+    /// A meter that refuses the link with DM may still hold one from a connection lost
+    /// without a release: it is sent a DISC, given a moment, and tried once more.
     pub fn connect(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
+        match self.open_once() {
+            Err(ClientError::Link(crate::dlms::hdlc::LinkError::DisconnectedMode))
+                if matches!(self.framing, Framing::Hdlc { .. }) =>
+            {
+                log::info!(
+                    "{}: the meter refused the link (DM): releasing a link it may still hold \
+                     (DISC) and trying once more",
+                    self.endpoint
+                );
+                let mut transport = self.spaced_transport()?;
+                super::connection::release_held_link(
+                    &mut transport,
+                    self.framing,
+                    self.options.response_timeout,
+                )?;
+                drop(transport);
+                // (The reconnect gap, if any, is waited for by the next connection itself.)
+                std::thread::sleep(HELD_LINK_PAUSE);
+                self.open_once()
+            }
+            other => other,
+        }
+    }
+
+    fn open_once(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
         let transport = self.spaced_transport()?;
         Connection::open(
             transport,
@@ -93,11 +141,23 @@ impl MeterTarget {
     }
 
     fn spaced_transport(&self) -> Result<Box<dyn Transport>, ClientError> {
-        let gap = self.options.reconnect_gap;
-        if gap.is_zero() || matches!(self.endpoint, Endpoint::Bus(_)) {
+        if matches!(self.endpoint, Endpoint::Bus(_)) {
+            // The bus gives turns of its own.
             return self.transport();
         }
+        let gap = self.options.reconnect_gap;
         let key = self.endpoint.to_string();
+        // The meter is its endpoint and server address: any client address counts (the
+        // public client's frame-counter read and the management client's poll alike).
+        let meter = match self.framing {
+            Framing::Hdlc { server, .. } => format!("{key} hdlc {server:?}"),
+            Framing::Wrapper { server, .. } => format!("{key} wrapper {server}"),
+        };
+        let patience = self.connect_timeout.max(self.options.response_timeout);
+        if !super::spacing::take_turn(&meter, self.options.single_connection, patience) {
+            return Err(ClientError::Busy { waited: patience });
+        }
+        let turn = TurnGuard(Some(meter));
         let wait = super::spacing::wait_needed(&key, gap, Instant::now());
         if !wait.is_zero() {
             log::debug!(
@@ -106,9 +166,11 @@ impl MeterTarget {
             );
             std::thread::sleep(wait);
         }
-        Ok(Box::new(super::spacing::Spaced::new(
-            self.transport()?,
+        let transport = self.transport()?;
+        Ok(Box::new(super::spacing::Spaced::holding(
+            transport,
             key,
+            turn.into_meter(),
         )))
     }
 

@@ -587,6 +587,23 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(m.reconnect_gap_s),
     },
     Field {
+        name: "single_connection",
+        flag: "single-connection",
+        value: "true|false",
+        help: "the meter takes one connection at a time (2N MeterCom, many modems, MEM600): \
+               scans and other reads of it wait while the bridge's connection is open",
+        kind: Kind::Bool,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.single_connection = boolean(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(m.single_connection),
+    },
+    Field {
         name: "device_type",
         flag: "device-type",
         value: "T",

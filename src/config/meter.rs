@@ -145,6 +145,8 @@ pub struct MeterConfig {
     pub inactivity_timeout_s: u32,
     /// Least seconds between the close of a connection to the meter and the next one.
     pub reconnect_gap_s: u32,
+    /// The meter takes one connection at a time.
+    pub single_connection: bool,
     pub device_type: String,
     pub access_token: Option<Secret<String>>,
     /// ThingsBoard RPCs that write to the meter (set_clock, set, action, disconnect,
@@ -209,6 +211,7 @@ impl Default for MeterConfig {
             interval_s: 60,
             inactivity_timeout_s: 120,
             reconnect_gap_s: 0,
+            single_connection: false,
             device_type: "electricity-meter".to_string(),
             access_token: None,
             rpc_write: false,

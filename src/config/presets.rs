@@ -120,7 +120,8 @@ mod tests {
     fn physical_address_from_the_serial_number() {
         let rule = PhysicalFromSerial::LastFourDigits;
         assert_eq!(rule.physical("71234567"), Some(4567));
-        assert_eq!(rule.physical("MS0012"), None);
+        assert_eq!(rule.physical("MS0012"), Some(12));
+        assert_eq!(rule.physical("MS00X2"), None);
         assert_eq!(rule.physical("12-0042"), Some(42));
         assert_eq!(rule.physical("12a4"), None);
         assert_eq!(rule.physical("123"), None);

@@ -97,6 +97,7 @@ impl MeterConfig {
                 max_info: self.max_info,
                 window: self.hdlc_window,
                 reconnect_gap: Duration::from_secs(u64::from(self.reconnect_gap_s)),
+                single_connection: self.single_connection,
                 ..ConnectionOptions::default()
             },
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),

@@ -80,6 +80,9 @@ pub struct SimConfig {
     /// A connection opened sooner than this after the last one closed gets garbage for
     /// every request (Microstar meters within 10-15 s; TCP only).
     pub garbage_on_quick_reconnect: Option<Duration>,
+    /// A connection lost without RLRQ/DISC leaves the association held: every later SNRM is
+    /// answered with DM until a DISC releases it (MEM600-like meters; HDLC only).
+    pub holds_unreleased_link: bool,
 }
 
 impl SimConfig {
@@ -98,6 +101,7 @@ impl SimConfig {
             server_address: ServerAddress::new(1, Some(17)),
             mode_e: false,
             garbage_on_quick_reconnect: None,
+            holds_unreleased_link: false,
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct SimCounters {
     pub connections: AtomicU64,
     pub requests: AtomicU64,
     pub faults: AtomicU64,
+    /// An association left behind by a lost connection (`holds_unreleased_link`).
+    pub held: AtomicBool,
 }
 
 fn unix_now() -> i64 {
@@ -334,6 +340,18 @@ fn serve_hdlc<S: SimStream>(
         }
         deframer.push(&buf[..n]);
         while let Some(frame) = deframer.next_frame() {
+            if conn.config.holds_unreleased_link {
+                if matches!(frame.control, Control::Disc { .. }) {
+                    conn.counters.held.store(false, Ordering::Relaxed);
+                } else if matches!(frame.control, Control::Snrm { .. })
+                    && conn.counters.held.load(Ordering::Relaxed)
+                {
+                    conn.counters.faults.fetch_add(1, Ordering::Relaxed);
+                    conn.stream
+                        .write_all(&reply(&frame, Control::Dm { poll: true }))?;
+                    continue;
+                }
+            }
             if frame.control == (Control::Snrm { poll: true })
                 && conn.config.fault == Fault::DisconnectedMode
                 && conn.fault_now() == Fault::DisconnectedMode
@@ -388,6 +406,12 @@ fn serve_hdlc<S: SimStream>(
                 }
                 if let Some(answer) = session.handle(&apdu, unix_now()) {
                     let _ = link.send(&answer);
+                }
+                if conn.config.holds_unreleased_link {
+                    // Held from the association on, released by RLRQ (or a DISC, above).
+                    conn.counters
+                        .held
+                        .store(session.is_associated(), Ordering::Relaxed);
                 }
             }
             split = split || pending_fault == Fault::Split;
