@@ -379,10 +379,18 @@ impl Worker {
     ) -> bool {
         let name = &self.config.name;
         self.set_state(MeterState::Connecting);
-        match self
+        let attempt = match self
             .association_target(target, lease)
             .and_then(|t| t.connect())
         {
+            // Our counter may lag the meter's (another client used the keys, a restored
+            // database): resynchronised once, from the meter, then tried again.
+            Err(e) if self.resync_counter(&e, target, lease) => self
+                .association_target(target, lease)
+                .and_then(|t| t.connect()),
+            other => other,
+        };
+        match attempt {
             Ok(c) => {
                 if c.fell_back_to_default_link() {
                     // Remembered for this thread: no block (and no wasted attempt) next time.
@@ -433,6 +441,63 @@ impl Worker {
                     );
                     self.set_state(MeterState::BreakerOpen);
                 }
+                false
+            }
+        }
+    }
+
+    /// After a refusal that an invocation counter behind the meter's would explain (an AARQ
+    /// rejected without a diagnostic that names the configuration, or an exception
+    /// invocation-counter-error, Green Book 9.3.5), moves our counter above the meter's: the
+    /// one the exception names, else the meter's frame counter read by the public client
+    /// (0-0:43.1.0). True when the counter moved and the association is worth one more try;
+    /// a second refusal is then reported (and alarmed) as usual.
+    fn resync_counter(
+        &self,
+        e: &ClientError,
+        base: &MeterTarget,
+        lease: Option<&CounterLease>,
+    ) -> bool {
+        use crate::dlms::session::SessionError;
+        let Some(lease) = lease else { return false };
+        let named = match e {
+            ClientError::Session(SessionError::Exception(x)) if x.service_error == 6 => {
+                x.invocation_counter
+            }
+            ClientError::Session(SessionError::Rejected(_)) if !e.refuses_configuration() => None,
+            _ => return false,
+        };
+        let obis = self
+            .config
+            .frame_counter
+            .unwrap_or(crate::client::frame_counter::DEFAULT_FRAME_COUNTER);
+        let meters = match named {
+            Some(n) => Ok(n),
+            // With a frame counter configured it was read before this attempt already.
+            None if self.config.frame_counter.is_some() => return false,
+            None => crate::client::frame_counter::next_counter_from_meter(base, obis),
+        };
+        let name = &self.config.name;
+        let ours = lease.next.load(std::sync::atomic::Ordering::SeqCst);
+        match meters {
+            Ok(theirs) if theirs > ours => match lease.ensure(theirs) {
+                Ok(()) => {
+                    info!(
+                        "meter {name:?}: invocation counter resynchronised from {ours} to {theirs} (the meter's {}); trying once more",
+                        if named.is_some() { "exception".to_string() } else { format!("frame counter {obis}") }
+                    );
+                    true
+                }
+                Err(e) => {
+                    warn!("meter {name:?}: {e}");
+                    false
+                }
+            },
+            Ok(_) => false,
+            Err(e) => {
+                warn!(
+                    "meter {name:?}: could not read its frame counter {obis} to resynchronise: {e}"
+                );
                 false
             }
         }
