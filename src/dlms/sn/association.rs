@@ -39,3 +39,35 @@ pub fn context(ciphered: bool) -> ApplicationContext {
 pub fn is_context_rejection(rejected: &AssociationRejected) -> bool {
     rejected.diagnostic == ResultSourceDiagnostic::User(2)
 }
+
+/// How a client addresses a meter's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Referencing {
+    /// Logical names (class, OBIS, attribute): GET/SET/ACTION.
+    Ln,
+    /// Short names: Read/Write through Association SN's object list.
+    Sn,
+    /// LN first; SN when the meter rejects the LN context (diagnostic 2) or does not answer
+    /// the LN AARQ.
+    #[default]
+    Auto,
+}
+
+impl Referencing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Referencing::Ln => "ln",
+            Referencing::Sn => "sn",
+            Referencing::Auto => "auto",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Referencing> {
+        Some(match s {
+            "ln" => Referencing::Ln,
+            "sn" => Referencing::Sn,
+            "auto" => Referencing::Auto,
+            _ => return None,
+        })
+    }
+}

@@ -12,6 +12,7 @@
 
 pub mod association;
 pub mod blocks;
+pub mod client;
 pub mod names;
 pub mod read;
 pub mod report;

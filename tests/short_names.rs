@@ -1,0 +1,172 @@
+//! Short-name referencing end to end: the real client (`Connection`, `client::reads`) against
+//! the simulator serving the same model over SN (`ServerConfig::referencing`), with
+//! `referencing sn` and `auto` (LN refused with application-context-name-not-supported, then
+//! SN), over HDLC and the wrapper. The values are checked against the model's truth.
+
+use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target, Value};
+use dlms_bridge::client::{ClientError, Connection, ConnectionOptions, Framing, TcpTransport};
+use dlms_bridge::config::values::Transport;
+use dlms_bridge::dlms::hdlc::ServerAddress;
+use dlms_bridge::dlms::session::{SessionConfig, SessionError};
+use dlms_bridge::dlms::sn::association::Referencing;
+use dlms_bridge::sim::model::{self, MeterModel};
+use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Sim {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    config: SimConfig,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn sim(framing: Transport, referencing: Referencing) -> Sim {
+    let mut config = SimConfig::new(MeterModel::new(11, 1), framing);
+    config.server.referencing = referencing;
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = net::bind_ephemeral().unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (s, cfg) = (stop.clone(), config.clone());
+    let counters = Arc::new(SimCounters::default());
+    std::thread::spawn(move || net::serve_tcp(listener, cfg, counters, s));
+    Sim { port, stop, config }
+}
+
+fn connect(s: &Sim, referencing: Referencing) -> Result<Connection<TcpTransport>, ClientError> {
+    let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2))?;
+    let framing = match s.config.framing {
+        Transport::Hdlc => Framing::Hdlc {
+            client: 16,
+            server: ServerAddress::new(1, Some(17)),
+        },
+        Transport::Wrapper => Framing::Wrapper {
+            client: 16,
+            server: 1,
+        },
+    };
+    let session = SessionConfig {
+        referencing,
+        ..SessionConfig::default()
+    };
+    let options = ConnectionOptions {
+        response_timeout: Duration::from_millis(800),
+        meter_key: format!("127.0.0.1:{}", s.port),
+        ..ConnectionOptions::default()
+    };
+    Connection::open(transport, framing, session, options)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Registers (scaler and unit included), clock read and set, a profile whole and by range.
+fn read_everything(s: &Sim, conn: &mut Connection<TcpTransport>) {
+    assert!(conn.short_names().is_some(), "an SN association");
+    let targets: Vec<Target> = MeterModel::register_codes()
+        .into_iter()
+        .take(6)
+        .map(|o| Target::new(3, o, 2))
+        .collect();
+    let mut cache = ScalerCache::default();
+    let values = reads::read_values(conn, &targets, &mut cache).unwrap();
+    for (t, v) in targets.iter().zip(&values) {
+        let truth = s.config.model.truth(t.obis, now()).unwrap();
+        match v {
+            Ok(Value::Scaled { value, unit }) => {
+                assert_eq!(value.exponent, truth.scaler, "{}", t.obis);
+                assert_eq!(unit.0, truth.unit, "{}", t.obis);
+                if truth.unit != 30 {
+                    assert_eq!(value.mantissa, i128::from(truth.raw), "{}", t.obis);
+                }
+            }
+            other => panic!("{}: {other:?}", t.obis),
+        }
+    }
+
+    let clock = reads::read_clock(conn).unwrap().unwrap();
+    assert!((clock.to_unix().unwrap() - now()).abs() <= 2);
+    let target = dlms_bridge::dlms::axdr::DateTime::from_unix(now() + 3600, 0);
+    reads::set_clock(conn, target).unwrap();
+    let moved = reads::read_clock(conn).unwrap().unwrap();
+    assert!((moved.to_unix().unwrap() - now() - 3600).abs() <= 2);
+
+    // The whole load profile needs SN block transfer (data-block-result + block-number-access).
+    let before = conn.stats().round_trips;
+    let profile = reads::read_profile(conn, model::LOAD_PROFILE, RowSelection::All, &mut cache)
+        .unwrap()
+        .unwrap();
+    assert!(conn.stats().round_trips - before > 3, "SN blocks expected");
+    let last = profile.rows.last().unwrap();
+    let t = last.timestamp.unwrap();
+    assert_eq!(t % model::PROFILE_PERIOD, 0);
+    let Value::Scaled { value, unit } = &last.values[0].1 else {
+        panic!("{last:?}")
+    };
+    assert_eq!(unit.0, 30);
+    assert_eq!(
+        value.mantissa,
+        i128::from(s.config.model.truth(model::ENERGY_IMPORT, t).unwrap().raw)
+    );
+    // Range selection travels as parameterized-access.
+    let ranged = reads::read_profile(
+        conn,
+        model::LOAD_PROFILE,
+        RowSelection::Range(t - 3600, t),
+        &mut cache,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(ranged.rows.len(), 5);
+    assert_eq!(ranged.rows[4].timestamp, Some(t));
+}
+
+#[test]
+fn sn_meter_read_with_referencing_sn() {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
+        let s = sim(framing, Referencing::Sn);
+        let mut conn = connect(&s, Referencing::Sn).unwrap();
+        read_everything(&s, &mut conn);
+    }
+}
+
+#[test]
+fn auto_falls_back_to_sn_and_remembers() {
+    let s = sim(Transport::Hdlc, Referencing::Sn);
+    // LN alone is refused with application-context-name-not-supported.
+    match connect(&s, Referencing::Ln) {
+        Err(ClientError::Session(SessionError::Rejected(r))) => {
+            assert!(dlms_bridge::dlms::sn::association::is_context_rejection(&r))
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("an LN association with an SN-only meter"),
+    }
+    let mut conn = connect(&s, Referencing::Auto).unwrap();
+    let first = conn.stats().round_trips;
+    read_everything(&s, &mut conn);
+    drop(conn);
+    // The second association goes to SN at once: one AARQ fewer.
+    let conn = connect(&s, Referencing::Auto).unwrap();
+    assert!(conn.short_names().is_some());
+    assert_eq!(conn.stats().round_trips, first - 1);
+}
+
+#[test]
+fn auto_stays_ln_on_an_ln_meter_and_both_serve_the_same_model() {
+    let s = sim(Transport::Wrapper, Referencing::Auto);
+    let conn = connect(&s, Referencing::Auto).unwrap();
+    assert!(conn.short_names().is_none(), "LN first");
+    drop(conn);
+    let mut conn = connect(&s, Referencing::Sn).unwrap();
+    read_everything(&s, &mut conn);
+}
