@@ -405,6 +405,7 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         ),
         "enabled" => (vec![("false", vec![]), ("yes", vec![])], vec!["flase", "2"]),
         "transport" => (vec![("wrapper", vec![])], vec!["modbus"]),
+        "referencing" => (vec![("sn", vec![]), ("ln", vec![])], vec!["short"]),
         // Loopback names only: nothing here may resolve or reach beyond 127.0.0.0/8.
         "host" => (
             vec![("localhost", vec![]), ("127.0.0.2", vec![])],

@@ -73,6 +73,12 @@ fn now() -> i64 {
 /// Registers (scaler and unit included), clock read and set, a profile whole and by range.
 fn read_everything(s: &Sim, conn: &mut Connection<TcpTransport>) {
     assert!(conn.short_names().is_some(), "an SN association");
+    // The scanner's object list comes from Association SN.
+    let objects = reads::list_objects(conn).unwrap().unwrap();
+    assert!(objects
+        .iter()
+        .any(|o| o.class_id == 7 && o.obis == model::LOAD_PROFILE));
+    assert!(objects.iter().any(|o| o.class_id == 12));
     let targets: Vec<Target> = MeterModel::register_codes()
         .into_iter()
         .take(6)

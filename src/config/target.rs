@@ -70,12 +70,15 @@ impl MeterConfig {
             },
             _ => Authentication::None,
         };
+        // `referencing auto` remembers per meter: its endpoint names it.
+        let meter_key = endpoint.to_string();
         Some(MeterTarget {
             endpoint,
             framing,
             session: SessionConfig {
                 authentication,
                 security: self.security_settings(),
+                referencing: self.referencing,
                 ..SessionConfig::default()
             },
             options: ConnectionOptions {
@@ -83,6 +86,7 @@ impl MeterConfig {
                 inter_frame_timeout: Duration::from_millis(u64::from(self.inter_frame_timeout_ms)),
                 max_info: self.max_info,
                 window: self.hdlc_window,
+                meter_key,
                 ..ConnectionOptions::default()
             },
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),
