@@ -292,6 +292,19 @@ fn our_client_reads_a_gurux_short_name_meter() {
                 "{name}: Association SN at its base name"
             );
             read_everything(name, &mut conn, &truth);
+            // The clock written by WriteRequest and read back.
+            let later = truth["clock"].as_i64().unwrap() + 3600;
+            reads::set_clock(
+                &mut conn,
+                dlms_bridge::dlms::axdr::DateTime::from_unix(later, 0),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let clock = reads::read_clock(&mut conn).unwrap().unwrap();
+            assert_eq!(clock.to_unix(), Some(later), "{name}");
         }
+        // (SN block transfer is not exercised here: asked for a receive size of 256 bytes,
+        // gurux-dlms 1.0.203's Python server marks its first data-block-result as the last
+        // and puts only the array header in it, then appends a hardware-fault to the next.
+        // SN blocks are checked against our simulator, tests/short_names.rs.)
     }
 }

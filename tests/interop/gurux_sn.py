@@ -47,6 +47,13 @@ def patch():
     # lacks (it has the skipMaxPduSize field).
     if not hasattr(ValueEventArgs, "isSkipMaxPduSize"):
         ValueEventArgs.isSkipMaxPduSize = lambda self: self.skipMaxPduSize
+    # GXDLMSSNCommandHandler.handleWriteRequest calls target.getItem() on its GXSNInfo, which
+    # has the item field only, and passes list(e) for one ValueEventArgs to onPreWrite.
+    from gurux_dlms.GXSNInfo import GXSNInfo
+    if not hasattr(GXSNInfo, "getItem"):
+        GXSNInfo.getItem = lambda self: self.item
+    if not hasattr(ValueEventArgs, "__iter__"):
+        ValueEventArgs.__iter__ = lambda self: iter([self])
     # GXDLMSAssociationShortName.getValue sets e.error = READ_WRITE_DENIED after every
     # attribute, read or not (an indentation slip): keep the error only for unknown ones.
     if not getattr(GXDLMSAssociationShortName, "dlms_bridge_patched", False):
