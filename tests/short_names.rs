@@ -1,7 +1,10 @@
 //! Short-name referencing end to end: the real client (`Connection`, `client::reads`) against
 //! the simulator serving the same model over SN (`ServerConfig::referencing`), with
 //! `referencing sn` and `auto` (LN refused with application-context-name-not-supported, then
-//! SN), over HDLC and the wrapper. The values are checked against the model's truth.
+//! SN), over HDLC and the wrapper. The values are checked against the model's truth. Then the
+//! binary: `simulate --referencing sn` read by `read` (auto) and `read --referencing sn`.
+
+mod common;
 
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target, Value};
 use dlms_bridge::client::{ClientError, Connection, ConnectionOptions, Framing, TcpTransport};
@@ -175,4 +178,110 @@ fn auto_stays_ln_on_an_ln_meter_and_both_serve_the_same_model() {
     drop(conn);
     let mut conn = connect(&s, Referencing::Sn).unwrap();
     read_everything(&s, &mut conn);
+}
+
+#[test]
+fn the_binary_reads_an_sn_simulator() {
+    let port = common::free_ports(1);
+    let _sim = common::simulator(port, &["--referencing", "sn", "--seed", "5"]);
+    let p = port.to_string();
+    let read = |extra: &[&str]| {
+        let mut args = vec!["read", "--host", "127.0.0.1", "--port", &p];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(common::BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let truth = MeterModel::new(5, 0)
+        .truth(dlms_bridge::cosem::Obis::new(1, 0, 32, 7, 0, 255), 0)
+        .unwrap();
+    for referencing in ["auto", "sn"] {
+        let v = read(&["--referencing", referencing, "1-0:32.7.0*255"]);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0]["unit"], "V");
+        assert_eq!(v[0]["value"].as_f64().unwrap(), truth.raw as f64 / 10.0);
+    }
+    let objects = read(&["--referencing", "sn", "--list-objects"]);
+    assert!(objects
+        .iter()
+        .any(|o| o["obis"] == "1-0:99.1.0*255" && o["class"] == 7));
+    // LN alone is refused, in one clear line.
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "read",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &p,
+            "--referencing",
+            "ln",
+            "1-0:32.7.0*255",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("application context name not supported"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Suite-0 authenticated encryption over SN (application context 2.16.756.5.8.1.4): the
+/// requests travel as glo-readRequest / glo-writeRequest, the answers as glo-readResponse /
+/// glo-writeResponse; a plain ReadRequest in that association is refused.
+#[test]
+fn ciphered_sn_association() {
+    use dlms_bridge::dlms::security::{Keys, Protection};
+    use dlms_bridge::dlms::session::Security;
+    use dlms_bridge::sim::server::ServerSecurity;
+    let keys = Keys {
+        block_cipher: dlms_bridge::hex::array("000102030405060708090A0B0C0D0E0F").unwrap(),
+        authentication: dlms_bridge::hex::array("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF").unwrap(),
+    };
+    let mut config = SimConfig::new(MeterModel::new(11, 1), Transport::Wrapper);
+    config.server.referencing = Referencing::Sn;
+    config.server.security = Some(ServerSecurity::new(keys.clone(), *b"SIMMETER", false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = net::bind_ephemeral().unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (st, cfg) = (stop.clone(), config.clone());
+    std::thread::spawn(move || net::serve_tcp(listener, cfg, Arc::new(SimCounters::default()), st));
+    let s = Sim { port, stop, config };
+    let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2)).unwrap();
+    let session = SessionConfig {
+        referencing: Referencing::Sn,
+        security: Some(Security::new(
+            keys,
+            *b"BRIDGE01",
+            Protection::AuthenticatedEncrypted,
+            1,
+        )),
+        ..SessionConfig::default()
+    };
+    let options = ConnectionOptions {
+        response_timeout: Duration::from_millis(800),
+        ..ConnectionOptions::default()
+    };
+    let framing = Framing::Wrapper {
+        client: 16,
+        server: 1,
+    };
+    let mut conn = Connection::open(transport, framing, session, options).unwrap();
+    let counter = conn.invocation_counter();
+    read_everything(&s, &mut conn);
+    assert!(
+        conn.invocation_counter() > counter + 5,
+        "every request ciphered"
+    );
 }

@@ -351,8 +351,12 @@ impl Envelope {
         match tag {
             GENERAL_GLO_CIPHERING => Some(Envelope::GeneralGlobal),
             GENERAL_DED_CIPHERING => Some(Envelope::GeneralDedicated),
-            0x41 | 0x48 | 0xD0..=0xD7 => Some(Envelope::Dedicated),
-            0x21 | 0x28 | 0xC8..=0xCF | 0xDE => Some(Envelope::Global),
+            0x41 | 0x48 | 0xD0..=0xD7 | 0x45 | 0x46 | 0x4C | 0x4D | 0x56 | 0x58 => {
+                Some(Envelope::Dedicated)
+            }
+            0x21 | 0x28 | 0xC8..=0xCF | 0xDE | 0x25 | 0x26 | 0x2C | 0x2D | 0x36 | 0x38 => {
+                Some(Envelope::Global)
+            }
             _ => None,
         }
     }
@@ -378,6 +382,13 @@ pub fn glo_tag(plain_tag: u8) -> Option<u8> {
         0xC5 => 0xCD, // set-response
         0xC7 => 0xCF, // action-response
         0xD8 => 0xDE, // exception-response
+        // The SN services (Green Book 9.5: glo-readRequest [37] .. glo-informationReport [56]).
+        0x05 => 0x25, // readRequest
+        0x06 => 0x26, // writeRequest
+        0x0C => 0x2C, // readResponse
+        0x0D => 0x2D, // writeResponse
+        0x16 => 0x36, // unconfirmedWriteRequest
+        0x18 => 0x38, // informationReportRequest
         _ => return None,
     })
 }
@@ -393,6 +404,13 @@ pub fn ded_tag(plain_tag: u8) -> Option<u8> {
         0xC4 => 0xD4, // get-response
         0xC5 => 0xD5, // set-response
         0xC7 => 0xD7, // action-response
+        // The SN services (Green Book 9.5: ded-readRequest [69] .. ded-informationReport [88]).
+        0x05 => 0x45,
+        0x06 => 0x46,
+        0x0C => 0x4C,
+        0x0D => 0x4D,
+        0x16 => 0x56,
+        0x18 => 0x58,
         _ => return None,
     })
 }

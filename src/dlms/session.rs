@@ -347,6 +347,12 @@ impl ClientSession {
         let (mechanism, value) = match &self.config.authentication {
             Authentication::None => (None, None),
             Authentication::Low(pw) => (Some(Mechanism::Low), Some(pw.clone())),
+            Authentication::HighGmac { .. } if self.short_names => {
+                // Pass 3 over SN is a method of Association SN, not the LN ACTION sent here.
+                return Err(SessionError::Misconfigured(
+                    "HLS-GMAC over short names is not supported (use LLS or none with ciphering)",
+                ));
+            }
             Authentication::HighGmac { challenge } => {
                 if self.config.security.is_none() {
                     return Err(SessionError::Misconfigured(

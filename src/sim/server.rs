@@ -176,7 +176,7 @@ impl ServerSession {
         let first = apdu.first().copied().unwrap_or(0);
         if !crate::dlms::xdlms::is_ciphered_tag(first) || first == 0x21 {
             let secured = self.config.security.is_some() && !self.public;
-            if secured && matches!(first, 0xC0 | 0xC1 | 0xC3) {
+            if secured && matches!(first, 0xC0 | 0xC1 | 0xC3 | 0x05 | 0x06) {
                 return Some(exception(1, 1)); // plain request in a ciphered association
             }
             return self.handle_plain(apdu, now);

@@ -65,9 +65,15 @@ impl ServerSession {
                 (ApplicationContext::ShortName, Referencing::Sn | Referencing::Auto) => {
                     Some(Some(self.associate_sn(aarq, now)))
                 }
+                (ApplicationContext::ShortNameCiphered, Referencing::Sn | Referencing::Auto) => {
+                    Some(Some(self.associate_sn_ciphered(aarq, now)))
+                }
                 // Green Book 9.4.2.2.2: a context the meter does not speak is refused with
                 // application-context-name-not-supported.
-                (ApplicationContext::LogicalName, Referencing::Sn) => Some(Some(
+                (
+                    ApplicationContext::LogicalName | ApplicationContext::LogicalNameCiphered,
+                    Referencing::Sn,
+                ) => Some(Some(
                     Aare {
                         application_context: aarq.application_context,
                         result: AssociationResult::RejectedPermanent,
@@ -129,6 +135,25 @@ impl ServerSession {
                     .min(self.config.max_receive_pdu);
                 self.sn.association = Some((granted, usize::from(pdu)));
             }
+        }
+        aare.encode()
+    }
+
+    /// A ciphered SN association: the ciphered LN one underneath (its InitiateRequest and
+    /// InitiateResponse stay ciphered, so they pass unchanged: the client reads its granted
+    /// SN services from the bits both sides share); answers are ciphered by `handle`.
+    fn associate_sn_ciphered(&mut self, mut aarq: Aarq, now: i64) -> Vec<u8> {
+        aarq.application_context = ApplicationContext::LogicalNameCiphered;
+        let answer = self.handle_ln(&aarq.encode(), now).unwrap_or_default();
+        let Ok(mut aare) = Aare::decode(&answer) else {
+            return answer;
+        };
+        aare.application_context = ApplicationContext::ShortNameCiphered;
+        if aare.result == AssociationResult::Accepted {
+            let pdu = self
+                .association
+                .map_or(usize::from(self.config.max_receive_pdu), |(_, pdu)| pdu);
+            self.sn.association = Some((SN_CONFORMANCE, pdu));
         }
         aare.encode()
     }

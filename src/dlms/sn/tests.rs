@@ -324,3 +324,42 @@ fn every_truncation_is_an_error_and_describe_names_it() {
     assert!(SnApdu::decode(&[0x05, 0x84, 0x7F, 0xFF, 0xFF, 0xFF]).is_err());
     assert!(SnApdu::decode(&[0x05, 0x01, 0x03, 0x00]).is_err()); // detailed-access
 }
+
+#[test]
+fn sn_services_have_glo_and_ded_tags() {
+    use crate::dlms::security::{self, Envelope, Keys, Protection};
+    // Green Book 9.5: glo-readRequest [37] .. ded-informationReportRequest [88].
+    let pairs = [
+        (READ_REQUEST, 0x25, 0x45),
+        (WRITE_REQUEST, 0x26, 0x46),
+        (READ_RESPONSE, 0x2C, 0x4C),
+        (WRITE_RESPONSE, 0x2D, 0x4D),
+        (UNCONFIRMED_WRITE_REQUEST, 0x36, 0x56),
+        (INFORMATION_REPORT, 0x38, 0x58),
+    ];
+    for (plain, glo, ded) in pairs {
+        assert_eq!(security::glo_tag(plain), Some(glo));
+        assert_eq!(security::ded_tag(plain), Some(ded));
+        assert!(crate::dlms::xdlms::is_ciphered_tag(glo));
+        assert!(crate::dlms::xdlms::is_ciphered_tag(ded));
+    }
+    let keys = Keys {
+        block_cipher: [0x11; 16],
+        authentication: [0x22; 16],
+    };
+    let title = *b"BRIDGE01";
+    let read = hex("0501022008");
+    let sealed = security::seal_apdu(
+        &keys,
+        None,
+        Envelope::Global,
+        &title,
+        7,
+        Protection::AuthenticatedEncrypted,
+        &read,
+    )
+    .unwrap();
+    assert_eq!(sealed[0], 0x25);
+    let opened = security::open_apdu(&keys, None, Some(&title), &sealed).unwrap();
+    assert_eq!(opened.plain, read);
+}

@@ -51,9 +51,29 @@ pub(crate) fn expect_tag(
 }
 
 /// Tags of the ciphered APDUs (Green Book 9.5: glo-/ded- ciphered services, glo-initiate,
-/// general-glo/ded-ciphering). They are recognised here and deciphered by the security layer.
+/// general-glo/ded-ciphering, and the glo-/ded- SN services 0x25.. / 0x45..). They are
+/// recognised here and deciphered by the security layer.
 pub fn is_ciphered_tag(tag: u8) -> bool {
-    matches!(tag, 0x21 | 0x28 | 0xC8..=0xCF | 0xD0..=0xD7 | 0xDB | 0xDC)
+    matches!(
+        tag,
+        0x21 | 0x28
+            | 0xC8..=0xCF
+            | 0xD0..=0xD7
+            | 0xDB
+            | 0xDC
+            | 0x25
+            | 0x26
+            | 0x2C
+            | 0x2D
+            | 0x36
+            | 0x38
+            | 0x45
+            | 0x46
+            | 0x4C
+            | 0x4D
+            | 0x56
+            | 0x58
+    )
 }
 
 /// Any APDU of the logical-name profile.
