@@ -9,9 +9,12 @@ mod common;
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target, Value};
 use dlms_bridge::client::{ClientError, Connection, ConnectionOptions, Framing, TcpTransport};
 use dlms_bridge::config::values::Transport;
+use dlms_bridge::cosem::Obis;
+use dlms_bridge::dlms::axdr::Data;
 use dlms_bridge::dlms::hdlc::ServerAddress;
 use dlms_bridge::dlms::session::{SessionConfig, SessionError};
 use dlms_bridge::dlms::sn::association::Referencing;
+use dlms_bridge::dlms::xdlms::MethodDescriptor;
 use dlms_bridge::sim::model::{self, MeterModel};
 use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
 use std::sync::atomic::AtomicBool;
@@ -109,6 +112,35 @@ fn read_everything(s: &Sim, conn: &mut Connection<TcpTransport>) {
     reads::set_clock(conn, target).unwrap();
     let moved = reads::read_clock(conn).unwrap().unwrap();
     assert!((moved.to_unix().unwrap() - now() - 3600).abs() <= 2);
+
+    // An RPC's method (disconnect control, Blue Book 4.5.8) is a write of the method's
+    // short name: remote_disconnect at base + 0x20, remote_reconnect at base + 0x28.
+    let relay = model::DISCONNECT_CONTROL;
+    for (method, state) in [(1, 0), (2, 1)] {
+        let returned = conn
+            .action(
+                MethodDescriptor::new(70, relay, method),
+                Some(&Data::Integer(0)),
+            )
+            .unwrap();
+        assert_eq!(returned, None);
+        let read = reads::read_raw(conn, &[Target::new(70, relay, 3)]).unwrap();
+        assert_eq!(read[0], Ok(Data::Enum(state)), "after method {method}");
+    }
+    // An object the meter does not list has no short name: a clear error, no request sent.
+    let before = conn.stats().round_trips;
+    let unknown = conn.get(vec![(
+        dlms_bridge::dlms::xdlms::AttributeDescriptor::new(3, Obis::new(1, 0, 99, 99, 0, 255), 2),
+        None,
+    )]);
+    assert!(
+        matches!(
+            unknown,
+            Err(ClientError::Session(SessionError::ShortName(_)))
+        ),
+        "{unknown:?}"
+    );
+    assert_eq!(conn.stats().round_trips, before);
 
     // The whole load profile needs SN block transfer (data-block-result + block-number-access).
     let before = conn.stats().round_trips;
@@ -215,6 +247,29 @@ fn the_binary_reads_an_sn_simulator() {
     assert!(objects
         .iter()
         .any(|o| o["obis"] == "1-0:99.1.0*255" && o["class"] == 7));
+    // The scanner finds it and says it speaks SN, with its serial number read over SN.
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "scan",
+            "--hosts",
+            "127.0.0.1",
+            "--ports",
+            &p,
+            "--timeout-ms",
+            "500",
+        ])
+        .output()
+        .unwrap();
+    let found: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["referencing"], "sn");
+    assert_eq!(
+        found[0]["serial_number"],
+        MeterModel::new(5, 0).serial_number()
+    );
     // LN alone is refused, in one clear line.
     let out = std::process::Command::new(common::BIN)
         .args([
