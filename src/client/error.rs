@@ -104,7 +104,9 @@ impl ClientError {
             | ClientError::NoAnswer { .. }
             | ClientError::Closed
             | ClientError::Link(_) => true,
-            ClientError::Session(SessionError::Block(_) | SessionError::Decode(_)) => true,
+            ClientError::Session(
+                SessionError::Block(_) | SessionError::SnBlock(_) | SessionError::Decode(_),
+            ) => true,
             ClientError::Session(_)
             | ClientError::ModeE(_)
             | ClientError::FrameCounter(_)

@@ -206,3 +206,141 @@ impl WriteResponse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosem::Obis;
+    use crate::dlms::sn::{SnDataBlock, SnObject};
+    use crate::dlms::test_util::hex;
+    use crate::dlms::xdlms::DataAccessResult;
+
+    const VOLTAGE: Obis = Obis::new(1, 0, 32, 7, 0, 255);
+    const CLOCK: Obis = Obis::new(0, 0, 1, 0, 0, 255);
+
+    fn map() -> ShortNameMap {
+        ShortNameMap::new(vec![
+            SnObject {
+                base_name: 0x2000,
+                class_id: 3,
+                version: 0,
+                instance: VOLTAGE,
+            },
+            SnObject {
+                base_name: 0x2800,
+                class_id: 8,
+                version: 0,
+                instance: CLOCK,
+            },
+        ])
+    }
+
+    #[test]
+    fn ln_reads_become_the_gurux_read_requests() {
+        let items = [
+            (AttributeDescriptor::new(3, VOLTAGE, 2), None),
+            (AttributeDescriptor::new(3, VOLTAGE, 3), None),
+        ];
+        let mut ex = SnReadExchange::new(&map(), &items, 1 << 16).unwrap();
+        // The bytes of tests.rs's gurux-dlms vector `read_two`.
+        assert_eq!(ex.request(), hex("0502022008022010"));
+        let done = ex
+            .on_response(&hex("0C020005000008FD0002020FFF1623"))
+            .unwrap();
+        let Step::Done(results) = done else {
+            panic!("{done:?}")
+        };
+        assert_eq!(results[0], Ok(Data::DoubleLong(2301)));
+        // One answer for two names is refused.
+        let mut ex = SnReadExchange::new(&map(), &items, 1 << 16).unwrap();
+        assert!(matches!(
+            ex.on_response(&hex("0C010104")),
+            Err(SessionError::ResultCount {
+                requested: 2,
+                received: 1
+            })
+        ));
+    }
+
+    #[test]
+    fn blocks_are_acknowledged_and_joined() {
+        let items = [(AttributeDescriptor::new(8, CLOCK, 2), None)];
+        let mut ex = SnReadExchange::new(&map(), &items, 1 << 16).unwrap();
+        assert_eq!(ex.request(), hex("0501022808"));
+        let value = Data::OctetString(vec![7; 40]);
+        let raw = value.to_bytes();
+        let block = |n: u16, last: bool, part: &[u8]| {
+            ReadResponse {
+                results: vec![ReadResult::DataBlock(SnDataBlock {
+                    last_block: last,
+                    block_number: n,
+                    raw_data: part.to_vec(),
+                })],
+            }
+            .encode()
+        };
+        let step = ex.on_response(&block(1, false, &raw[..20])).unwrap();
+        assert_eq!(step, Step::Send(hex("0501050001")));
+        let step = ex.on_response(&block(2, true, &raw[20..])).unwrap();
+        assert_eq!(step, Step::Done(vec![Ok(value)]));
+        // A block out of order is an error.
+        let mut ex = SnReadExchange::new(&map(), &items, 1 << 16).unwrap();
+        assert!(matches!(
+            ex.on_response(&block(2, true, &raw)),
+            Err(SessionError::SnBlock(_))
+        ));
+    }
+
+    #[test]
+    fn writes_methods_and_errors() {
+        let time = Data::OctetString(hex("07EA0C02FF071E0000000000"));
+        let mut ex =
+            SnWriteExchange::attribute(&map(), AttributeDescriptor::new(8, CLOCK, 2), &time, 1024)
+                .unwrap();
+        // The bytes of tests.rs's gurux-dlms vector `write_clock_time`.
+        assert_eq!(
+            ex.request(),
+            hex("060102280801090C07EA0C02FF071E0000000000")
+        );
+        assert_eq!(ex.on_response(&hex("0D0100")).unwrap(), Step::Done(()));
+        assert_eq!(
+            ex.on_response(&hex("0D010103")),
+            Err(SessionError::Refused(DataAccessResult::READ_WRITE_DENIED))
+        );
+        // Clock method 6 (shift_time) at 0x2888 with its parameter; no parameter sends
+        // integer 0.
+        let ex = SnWriteExchange::method(
+            &map(),
+            MethodDescriptor::new(8, CLOCK, 6),
+            Some(&Data::Long(60)),
+            1024,
+        )
+        .unwrap();
+        assert_eq!(ex.request(), hex("0601022888011000 3C"));
+        let ex = SnWriteExchange::method(&map(), MethodDescriptor::new(8, CLOCK, 1), None, 1024)
+            .unwrap();
+        assert_eq!(ex.request(), hex("060102286001 0F00"));
+        // Too long for the meter, and an object the meter does not list.
+        assert_eq!(
+            SnWriteExchange::attribute(&map(), AttributeDescriptor::new(8, CLOCK, 2), &time, 10)
+                .unwrap_err(),
+            SessionError::TooLarge
+        );
+        assert!(matches!(
+            SnWriteExchange::method(&map(), MethodDescriptor::new(70, CLOCK, 1), None, 1024),
+            Err(SessionError::ShortName(_))
+        ));
+        // Exceptions are LN APDUs in SN associations too.
+        let mut ex =
+            SnWriteExchange::method(&map(), MethodDescriptor::new(8, CLOCK, 1), None, 1024)
+                .unwrap();
+        assert!(matches!(
+            ex.on_response(&[0xD8, 0x01, 0x02]),
+            Err(SessionError::Exception(_))
+        ));
+        assert!(matches!(
+            ex.on_response(&hex("C401C100")),
+            Err(SessionError::Unexpected(_))
+        ));
+    }
+}
