@@ -11,7 +11,9 @@ use crate::dlms::axdr::Data;
 use crate::dlms::hdlc::{
     Deframer, Link, LinkError, LinkEvent, LinkParams, RawAddress, ServerAddress,
 };
-use crate::dlms::session::{ClientSession, Negotiated, SessionConfig, SessionError, Step};
+use crate::dlms::session::{
+    Authentication, ClientSession, Negotiated, SessionConfig, SessionError, Step,
+};
 use crate::dlms::sn::association::Referencing;
 use crate::dlms::sn::client::{SnReadExchange, SnWriteExchange};
 use crate::dlms::sn::ShortNameMap;
@@ -149,7 +151,11 @@ impl<T: Transport> Connection<T> {
                 server,
             },
         };
-        let referencing = session.referencing;
+        // HLS-GMAC is not offered over SN (see ClientSession::aarq): auto means LN then.
+        let referencing = match (session.referencing, &session.authentication) {
+            (Referencing::Auto, Authentication::HighGmac { .. }) => Referencing::Ln,
+            (r, _) => r,
+        };
         let block_limit = session.max_block_transfer;
         let mut conn = Connection {
             transport,
@@ -177,8 +183,9 @@ impl<T: Transport> Connection<T> {
         if self.referencing != Referencing::Auto {
             return self.associate_once();
         }
-        let key = self.referencing_key();
-        let remembered = referencing_memory::recall(&key);
+        // Without an endpoint name (ad hoc connections, tests) nothing is remembered.
+        let key = (!self.options.meter_key.is_empty()).then(|| self.referencing_key());
+        let remembered = key.as_deref().and_then(referencing_memory::recall);
         self.session
             .use_short_names(remembered == Some(Referencing::Sn));
         let result = match self.associate_once() {
@@ -195,7 +202,7 @@ impl<T: Transport> Connection<T> {
             }
             other => other,
         };
-        if result.is_ok() {
+        if let (Ok(()), Some(key)) = (&result, key) {
             let worked = if self.session.short_names() {
                 Referencing::Sn
             } else {
