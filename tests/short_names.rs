@@ -340,3 +340,47 @@ fn ciphered_sn_association() {
         "every request ciphered"
     );
 }
+
+/// The bridge process polls an SN-only meter configured `auto` (the default) and one
+/// configured `sn` beside an LN meter, and publishes their readings through mosquitto with
+/// the simulator's values.
+#[test]
+fn the_bridge_polls_sn_meters_end_to_end() {
+    if !common::have_mosquitto() {
+        return;
+    }
+    let dir = common::TempDir::new("short-names");
+    let broker = common::Mosquitto::start(&dir.0);
+    let mut configs = Vec::new();
+    for (i, referencing) in [Referencing::Sn, Referencing::Sn, Referencing::Ln]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = SimConfig::new(MeterModel::new(60, i as u32), Transport::Hdlc);
+        c.server.referencing = referencing;
+        configs.push(c);
+    }
+    let sims = common::meters(configs);
+    let db = dir.0.join("bridge.db");
+    let names = ["SN auto", "SN fixed", "LN auto"];
+    common::configure(&db, broker.port, &sims, &names, |m| {
+        if m.name == "SN fixed" {
+            m.referencing = Referencing::Sn;
+        }
+    });
+    let sub = common::Subscriber::start(broker.port, "v1/gateway/#");
+    let mut bridge = common::Bridge::start(&db, &dir.0);
+    common::wait_for("readings", Duration::from_secs(20), || {
+        let r = common::gateway_readings(&sub.messages());
+        r.len() == 3 && r.values().all(|v| v.len() >= 3)
+    });
+    let log = bridge.terminate();
+    let readings = common::gateway_readings(&sub.finish());
+    common::assert_no_duplicates(&readings);
+    for (i, name) in names.iter().enumerate() {
+        for (ts, values) in &readings[*name] {
+            common::check_values(&sims.models[i], *ts, values);
+        }
+    }
+    assert!(!log.contains("ERROR"), "{log}");
+}
