@@ -110,8 +110,9 @@ impl ServerSession {
             .as_deref()
             .and_then(|ui| InitiateRequest::decode(ui).ok());
         if let Some(mut initiate) = proposed.clone() {
+            // Every LN service underneath (the client's PDU size and DLMS version are checked
+            // there as for an LN client); long LN answers are followed by `ln_get`.
             initiate.proposed_conformance = super::SERVER_CONFORMANCE;
-            initiate.client_max_receive_pdu_size = 0xFFFF;
             aarq.user_information = Some(initiate.encode());
         }
         aarq.application_context = ApplicationContext::LogicalName;
@@ -339,7 +340,12 @@ impl ServerSession {
         let start = usize::from(p.sent) * p.chunk;
         let end = (start + p.chunk).min(p.raw.len());
         let last = end >= p.raw.len();
-        p.sent += 1;
+        // SN block numbers are 16 bits: an answer that needs more blocks is refused.
+        let Some(next) = p.sent.checked_add(1) else {
+            self.sn.pending = None;
+            return refuse(250);
+        };
+        p.sent = next;
         let block = SnDataBlock {
             last_block: last,
             block_number: p.sent,
