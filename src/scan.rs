@@ -411,6 +411,8 @@ fn probe(target: &MeterTarget, transport: Transport) -> Option<serde_json::Value
         "transport": word_of(transport),
         "serial_number": field(0),
         "logical_device_name": field(1),
+        // What `referencing auto` found the meter to speak.
+        "referencing": if conn.short_names().is_some() { "sn" } else { "ln" },
     });
     conn.release();
     Some(line)

@@ -17,6 +17,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--max-info 128] [--pdu 1024] [--duration-s N]
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
                      [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
+                     [--referencing ln|sn|auto]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
@@ -27,7 +28,9 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   standard event log 0-0:99.98.0 (a power failure every --outage-every-s), --profile-days
   deep; --no-range-access serves them by entry only. --clock-offset-s runs the meter's clock
   ahead (or behind, negative) of the system clock; a SET of the clock moves it (refused with
-  --clock-read-only).
+  --clock-read-only). --referencing sn serves the same objects over short names only (an LN
+  AARQ is refused with application-context-name-not-supported), auto over both; ln (default)
+  over logical names only.
   HDLC: the meter grants at most --max-info bytes per frame and --window frames per
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
@@ -43,6 +46,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut profile_period, mut outage_every, mut range_access, mut clock_offset) =
         (900i64, 6 * 3600i64, true, 0i64);
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
+    let mut referencing = dlms_bridge::dlms::sn::association::Referencing::Ln;
     let mut clock_settable = true;
     // With --serial, one meter unless --meters says otherwise (then they share the line).
     let mut meters_given = false;
@@ -78,6 +82,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 clock_offset = parse_num("--clock-offset-s", parser.value()?)?
             }
             Long("pdu") => pdu = parse_num("--pdu", parser.value()?)?,
+            Long("referencing") => {
+                referencing = dlms_bridge::config::values::word(&parser.value()?.string()?)
+                    .map_err(|e| usage(format!("--referencing: {e}")))?
+            }
             Long("duration-s") => {
                 duration = Some(Duration::from_secs(parse_num(
                     "--duration-s",
@@ -158,6 +166,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         c.server.password = password.clone();
         c.server.security = security.clone();
         c.server.max_receive_pdu = pdu;
+        c.server.referencing = referencing;
         c.fault = fault;
         c.fault_every = fault_every;
         c.hdlc_max_info = max_info;

@@ -5,12 +5,18 @@
 //! GET/SET/ACTION, and released with RLRQ and DISC on every exit path (`Drop` included).
 
 use super::error::{ClientError, Heard};
+use super::referencing_memory;
 use super::transport::Transport;
 use crate::dlms::axdr::Data;
 use crate::dlms::hdlc::{
     Deframer, Link, LinkError, LinkEvent, LinkParams, RawAddress, ServerAddress,
 };
-use crate::dlms::session::{ClientSession, Negotiated, SessionConfig, Step};
+use crate::dlms::session::{
+    Authentication, ClientSession, Negotiated, SessionConfig, SessionError, Step,
+};
+use crate::dlms::sn::association::Referencing;
+use crate::dlms::sn::client::{SnReadExchange, SnWriteExchange};
+use crate::dlms::sn::ShortNameMap;
 use crate::dlms::wrapper::{self, WrapperDecoder};
 use crate::dlms::xdlms::{AttributeDescriptor, GetDataResult, MethodDescriptor, SelectiveAccess};
 use std::time::{Duration, Instant};
@@ -47,6 +53,9 @@ pub struct ConnectionOptions {
     /// The meter takes one connection at a time: no other connection of this process is made
     /// to it while this one is open (see `spacing`).
     pub single_connection: bool,
+    /// Where the meter is (its endpoint), so that `referencing auto` remembers for the rest
+    /// of the process what this meter speaks.
+    pub meter_key: String,
 }
 
 impl Default for ConnectionOptions {
@@ -60,6 +69,7 @@ impl Default for ConnectionOptions {
             snrm_fallback_on_silence: true,
             reconnect_gap: Duration::ZERO,
             single_connection: false,
+            meter_key: String::new(),
         }
     }
 }
@@ -108,6 +118,11 @@ pub struct Connection<T: Transport> {
     wait: WaitMark,
     /// The link came up only without a SNRM parameter block.
     fell_back: bool,
+    /// An SN association's names, read from Association SN once per association.
+    short_names: Option<ShortNameMap>,
+    referencing: Referencing,
+    framing: Framing,
+    block_limit: usize,
 }
 
 impl<T: Transport> Connection<T> {
@@ -144,10 +159,20 @@ impl<T: Transport> Connection<T> {
                 server,
             },
         };
+        // HLS-GMAC is not offered over SN (see ClientSession::aarq): auto means LN then.
+        let referencing = match (session.referencing, &session.authentication) {
+            (Referencing::Auto, Authentication::HighGmac { .. }) => Referencing::Ln,
+            (r, _) => r,
+        };
+        let block_limit = session.max_block_transfer;
         let mut conn = Connection {
             transport,
             framer,
             session: ClientSession::new(session),
+            short_names: None,
+            referencing,
+            framing,
+            block_limit,
             options,
             stats: NetStats::default(),
             wait: WaitMark::default(),
@@ -156,16 +181,81 @@ impl<T: Transport> Connection<T> {
         };
         conn.connect_link()?;
         conn.open = true;
-        let aarq = conn.session.aarq()?;
-        let aare = conn.exchange(&aarq, "AARQ")?;
-        conn.session.on_aare(&aare)?;
-        // HLS-GMAC passes 3 and 4: prove we know the keys, check that the meter does.
-        if let Some(mut exchange) = conn.session.hls_reply()? {
-            let first = exchange.start();
-            let returned = conn.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
-            conn.session.on_hls_result(returned)?;
-        }
+        conn.associate()?;
         Ok(conn)
+    }
+
+    /// AARQ/AARE in the configured referencing; `auto` proposes what last worked for this
+    /// meter (LN at first) and, when the meter refuses that context or stays silent, the other.
+    fn associate(&mut self) -> Result<(), ClientError> {
+        if self.referencing != Referencing::Auto {
+            return self.associate_once();
+        }
+        // Without an endpoint name (ad hoc connections, tests) nothing is remembered.
+        let key = (!self.options.meter_key.is_empty()).then(|| self.referencing_key());
+        let remembered = key.as_deref().and_then(referencing_memory::recall);
+        self.session
+            .use_short_names(remembered == Some(Referencing::Sn));
+        let result = match self.associate_once() {
+            // On a shared line a silent meter must cost one time-out only (as for SNRM).
+            Err(e)
+                if referencing_memory::worth_the_other(
+                    &e,
+                    self.options.snrm_fallback_on_silence,
+                ) =>
+            {
+                let other = !self.session.short_names();
+                self.session.use_short_names(other);
+                self.associate_once()
+            }
+            other => other,
+        };
+        if let (Ok(()), Some(key)) = (&result, key) {
+            let worked = if self.session.short_names() {
+                Referencing::Sn
+            } else {
+                Referencing::Ln
+            };
+            referencing_memory::remember(key, worked);
+        }
+        result
+    }
+
+    /// The meter's identity, for `auto`'s memory: where it is and its address on the line.
+    fn referencing_key(&self) -> String {
+        format!("{} {:?}", self.options.meter_key, self.framing)
+    }
+
+    fn associate_once(&mut self) -> Result<(), ClientError> {
+        self.short_names = None;
+        let aarq = self.session.aarq()?;
+        let aare = self.exchange(&aarq, "AARQ")?;
+        self.session.on_aare(&aare)?;
+        // HLS-GMAC passes 3 and 4: prove we know the keys, check that the meter does.
+        if let Some(mut exchange) = self.session.hls_reply()? {
+            let first = exchange.start();
+            let returned = self.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
+            self.session.on_hls_result(returned)?;
+        }
+        if self.session.short_names() {
+            // Blue Book 4.4.4: the names come from Association SN's object_list, read once.
+            let mut exchange = SnReadExchange::object_list(self.block_limit);
+            let first = exchange.request().to_vec();
+            let list = self.run(first, |apdu| exchange.on_response(apdu), "object list")?;
+            let list = match list.into_iter().next() {
+                Some(Ok(list)) => list,
+                Some(Err(e)) => return Err(SessionError::Refused(e).into()),
+                None => return Err(SessionError::Unexpected("empty object list answer").into()),
+            };
+            let map = ShortNameMap::from_object_list(&list).map_err(SessionError::ShortName)?;
+            self.short_names = Some(map);
+        }
+        Ok(())
+    }
+
+    /// The short names of an SN association (`None` for LN).
+    pub fn short_names(&self) -> Option<&ShortNameMap> {
+        self.short_names.as_ref()
     }
 
     pub fn negotiated(&self) -> Option<Negotiated> {
@@ -187,6 +277,11 @@ impl<T: Transport> Connection<T> {
 
     pub fn max_get_batch(&self) -> usize {
         self.session.max_get_batch()
+    }
+
+    fn max_pdu(&self) -> usize {
+        self.negotiated()
+            .map_or(0, |n| usize::from(n.server_max_pdu))
     }
 
     /// SNRM until UA. A meter that answers a parameter block with DM or FRMR (some refuse any
@@ -433,12 +528,23 @@ impl<T: Transport> Connection<T> {
         &mut self,
         items: Vec<(AttributeDescriptor, Option<SelectiveAccess>)>,
     ) -> Result<Vec<GetDataResult>, ClientError> {
+        if let Some(map) = &self.short_names {
+            let mut exchange = SnReadExchange::new(map, &items, self.block_limit)?;
+            let first = exchange.request().to_vec();
+            return self.run(first, |apdu| exchange.on_response(apdu), "Read");
+        }
         let mut exchange = self.session.get(items)?;
         let first = exchange.request().to_vec();
         self.run(first, |apdu| exchange.on_response(apdu), "GET")
     }
 
     pub fn set(&mut self, attribute: AttributeDescriptor, value: &Data) -> Result<(), ClientError> {
+        if let Some(map) = &self.short_names {
+            let max = self.max_pdu();
+            let mut exchange = SnWriteExchange::attribute(map, attribute, value, max)?;
+            let first = exchange.request().to_vec();
+            return self.run(first, |apdu| exchange.on_response(apdu), "Write");
+        }
         let mut exchange = self.session.set(attribute, value)?;
         let first = exchange.start();
         self.run(first, |apdu| exchange.on_response(apdu), "SET")
@@ -449,6 +555,13 @@ impl<T: Transport> Connection<T> {
         method: MethodDescriptor,
         parameters: Option<&Data>,
     ) -> Result<Option<Data>, ClientError> {
+        if let Some(map) = &self.short_names {
+            let max = self.max_pdu();
+            let mut exchange = SnWriteExchange::method(map, method, parameters, max)?;
+            let first = exchange.request().to_vec();
+            self.run(first, |apdu| exchange.on_response(apdu), "Write (method)")?;
+            return Ok(None);
+        }
         let mut exchange = self.session.action(method, parameters)?;
         let first = exchange.start();
         self.run(first, |apdu| exchange.on_response(apdu), "ACTION")

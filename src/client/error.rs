@@ -116,7 +116,9 @@ impl ClientError {
             | ClientError::Closed
             | ClientError::Link(_)
             | ClientError::Busy { .. } => true,
-            ClientError::Session(SessionError::Block(_) | SessionError::Decode(_)) => true,
+            ClientError::Session(
+                SessionError::Block(_) | SessionError::SnBlock(_) | SessionError::Decode(_),
+            ) => true,
             ClientError::Session(_)
             | ClientError::ModeE(_)
             | ClientError::FrameCounter(_)

@@ -10,6 +10,7 @@ pub mod json;
 pub mod mode_e;
 pub mod push;
 pub mod reads;
+mod referencing_memory;
 pub mod spacing;
 pub mod target;
 pub mod transport;

@@ -134,6 +134,22 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(word_of(m.transport)),
     },
     Field {
+        name: "referencing",
+        flag: "referencing",
+        value: "ln|sn|auto",
+        help: "logical names, short names (older meters), or auto: LN, then SN if the meter refuses LN or does not answer (remembered until restart)",
+        kind: Kind::Text,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.referencing = word(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(word_of(m.referencing)),
+    },
+    Field {
         name: "host",
         flag: "host",
         value: "HOST",

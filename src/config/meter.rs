@@ -114,6 +114,8 @@ pub struct MeterConfig {
     pub name: String,
     pub enabled: bool,
     pub transport: Transport,
+    /// LN, SN or auto (see `crate::dlms::sn::association::Referencing`).
+    pub referencing: crate::dlms::sn::association::Referencing,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub serial_device: Option<String>,
@@ -180,6 +182,7 @@ impl Default for MeterConfig {
             name: String::new(),
             enabled: true,
             transport: Transport::Hdlc,
+            referencing: crate::dlms::sn::association::Referencing::Auto,
             host: None,
             port: None,
             serial_device: None,

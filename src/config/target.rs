@@ -83,12 +83,15 @@ impl MeterConfig {
             }
             _ => Authentication::None,
         };
+        // `referencing auto` remembers per meter: its endpoint names it.
+        let meter_key = endpoint.to_string();
         Some(MeterTarget {
             endpoint,
             framing,
             session: SessionConfig {
                 authentication,
                 security: self.security_settings(),
+                referencing: self.referencing,
                 ..SessionConfig::default()
             },
             options: ConnectionOptions {
@@ -98,6 +101,7 @@ impl MeterConfig {
                 window: self.hdlc_window,
                 reconnect_gap: Duration::from_secs(u64::from(self.reconnect_gap_s)),
                 single_connection: self.single_connection,
+                meter_key,
                 ..ConnectionOptions::default()
             },
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),

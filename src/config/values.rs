@@ -65,6 +65,12 @@ impl Word for Transport {
         &[(Transport::Hdlc, "hdlc"), (Transport::Wrapper, "wrapper")];
 }
 
+/// `referencing`: logical names, short names, or LN then SN (IEC 62056-5-3 9.3).
+impl Word for crate::dlms::sn::association::Referencing {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Ln, "ln"), (Self::Sn, "sn"), (Self::Auto, "auto")];
+}
+
 impl Word for Push {
     const ALL: &'static [(Self, &'static str)] = &[
         (Push::None, "none"),

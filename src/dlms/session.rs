@@ -15,6 +15,7 @@ use super::acse::{Aarq, ApplicationContext, AssociationRejected, Mechanism, Rele
 use super::axdr::Data;
 use super::hls::{self, HlsHash};
 use super::security::{self, Keys, Protection, ReplayGuard, SecurityError};
+use super::sn::{self, association::Referencing, ShortNameError, SnBlockError};
 use super::xdlms::{
     ActionRequest, ActionResponse, Apdu, AttributeDescriptor, BlockError, BlockProgress,
     ConfirmedServiceError, Conformance, DataAccessResult, ExceptionResponse, GetBlockAssembler,
@@ -69,6 +70,8 @@ pub struct SessionConfig {
     pub max_block_transfer: usize,
     /// Suite-0 ciphering of the association (glo- APDUs) and HLS-GMAC keys.
     pub security: Option<Security>,
+    /// LN, SN, or LN then SN (the connection decides; see `crate::dlms::sn::association`).
+    pub referencing: Referencing,
 }
 
 /// Security suite 0 settings of a client.
@@ -125,6 +128,7 @@ impl Default for SessionConfig {
             max_receive_pdu: 0xFFFF,
             max_block_transfer: 4 << 20,
             security: None,
+            referencing: Referencing::default(),
         }
     }
 }
@@ -178,6 +182,10 @@ pub enum SessionError {
         next: u32,
         end_of_space: bool,
     },
+    /// An LN reference with no short name on this SN meter.
+    ShortName(ShortNameError),
+    /// A long ReadResponse out of order or too long.
+    SnBlock(SnBlockError),
 }
 
 impl fmt::Display for SessionError {
@@ -210,6 +218,8 @@ impl fmt::Display for SessionError {
                 f,
                 "invocation counter {next} is not reserved in the database yet (is the disk full?)"
             ),
+            SessionError::ShortName(e) => e.fmt(f),
+            SessionError::SnBlock(e) => e.fmt(f),
         }
     }
 }
@@ -253,6 +263,8 @@ pub struct ClientSession {
     server_title: Option<[u8; 8]>,
     /// The meter's challenge while HLS-GMAC pass 3 is pending.
     stoc: Option<Vec<u8>>,
+    /// The next AARQ proposes short-name referencing.
+    short_names: bool,
 }
 
 /// Maps the answers every exchange must treat alike (exceptions, service errors).
@@ -267,16 +279,35 @@ fn general_error(apdu: &Apdu) -> Option<SessionError> {
 impl ClientSession {
     pub fn new(config: SessionConfig) -> Self {
         ClientSession {
-            config,
             invoke: InvokeIdAndPriority::new(0, true, true),
             negotiated: None,
             server_title: None,
             stoc: None,
+            short_names: config.referencing == Referencing::Sn,
+            config,
         }
     }
 
     pub fn negotiated(&self) -> Option<Negotiated> {
         self.negotiated
+    }
+
+    /// Whether the next AARQ proposes short-name referencing (`Referencing::Auto` falls
+    /// back to it; the connection decides when).
+    pub fn use_short_names(&mut self, on: bool) {
+        self.short_names = on;
+    }
+
+    pub fn short_names(&self) -> bool {
+        self.short_names
+    }
+
+    fn context(&self, ciphered: bool) -> ApplicationContext {
+        match (self.short_names, ciphered) {
+            (true, c) => sn::association::context(c),
+            (false, false) => ApplicationContext::LogicalName,
+            (false, true) => ApplicationContext::LogicalNameCiphered,
+        }
     }
 
     /// Forgets the association (after a connection loss).
@@ -328,6 +359,14 @@ impl ClientSession {
         let (mechanism, value) = match &self.config.authentication {
             Authentication::None => (None, None),
             Authentication::Low(pw) => (Some(Mechanism::Low), Some(pw.clone())),
+            Authentication::HighGmac { .. } | Authentication::HighHash { .. }
+                if self.short_names =>
+            {
+                // Pass 3 over SN is a method of Association SN, not the LN ACTION sent here.
+                return Err(SessionError::Misconfigured(
+                    "HLS over short names is not supported (use LLS or none with ciphering)",
+                ));
+            }
             Authentication::HighGmac { challenge } => {
                 if self.config.security.is_none() {
                     return Err(SessionError::Misconfigured(
@@ -370,7 +409,7 @@ impl ClientSession {
         };
         let (context, title, user_information) = match &self.config.security {
             None => (
-                ApplicationContext::LogicalName,
+                self.context(false),
                 hash_title.map(|t| t.to_vec()),
                 initiate,
             ),
@@ -383,11 +422,7 @@ impl ClientSession {
                     sec.protection,
                     &initiate,
                 )?;
-                (
-                    ApplicationContext::LogicalNameCiphered,
-                    Some(sec.client_title.to_vec()),
-                    glo,
-                )
+                (self.context(true), Some(sec.client_title.to_vec()), glo)
             }
         };
         Ok(Aarq {
@@ -589,7 +624,11 @@ impl ClientSession {
 
     /// What the AARQ proposes: the configured bits, plus general-protection when asked for.
     fn proposed_conformance(&self) -> Conformance {
-        let mut c = self.config.proposed_conformance;
+        let mut c = if self.short_names {
+            sn::association::SN_CONFORMANCE
+        } else {
+            self.config.proposed_conformance
+        };
         if self
             .config
             .security

@@ -12,6 +12,9 @@
 //! counter 0.0.43.1.0.255: the last invocation counter received from the management client,
 //! which the meter tracks across associations and refuses to see repeated.
 
+#[path = "short_names.rs"]
+mod short_names;
+
 use super::model::{MeterModel, CLASS_CLOCK, CLASS_DISCONNECT_CONTROL, CLOCK, DISCONNECT_CONTROL};
 use crate::dlms::acse::{
     Aare, Aarq, ApplicationContext, AssociationResult, Mechanism, ReleaseReason,
@@ -101,6 +104,8 @@ pub struct ServerConfig {
     /// The disconnect control's state (Blue Book 4.5.8 control_state: 0 disconnected,
     /// 1 connected, 2 ready for reconnection), shared by every connection to this meter.
     pub relay: Arc<std::sync::atomic::AtomicU8>,
+    /// LN only (the default), SN only, or both (`auto`): see `short_names.rs`.
+    pub referencing: crate::dlms::sn::association::Referencing,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
             max_receive_pdu: 1024,
             conformance: SERVER_CONFORMANCE,
             relay: Arc::new(1.into()),
+            referencing: crate::dlms::sn::association::Referencing::Ln,
         }
     }
 }
@@ -144,6 +150,7 @@ pub struct ServerSession {
     /// The association is the public client's of a secured meter: frame counter only.
     public: bool,
     pending: Option<PendingBlocks>,
+    sn: short_names::ShortNameFront,
 }
 
 impl ServerSession {
@@ -155,6 +162,7 @@ impl ServerSession {
             association: None,
             public: false,
             pending: None,
+            sn: short_names::ShortNameFront::default(),
         }
     }
 
@@ -168,7 +176,7 @@ impl ServerSession {
         let first = apdu.first().copied().unwrap_or(0);
         if !crate::dlms::xdlms::is_ciphered_tag(first) || first == 0x21 {
             let secured = self.config.security.is_some() && !self.public;
-            if secured && matches!(first, 0xC0 | 0xC1 | 0xC3) {
+            if secured && matches!(first, 0xC0 | 0xC1 | 0xC3 | 0x05 | 0x06) {
                 return Some(exception(1, 1)); // plain request in a ciphered association
             }
             return self.handle_plain(apdu, now);
@@ -230,6 +238,13 @@ impl ServerSession {
     }
 
     fn handle_plain(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
+        if let Some(answer) = self.short_name_front(apdu, now) {
+            return answer;
+        }
+        self.handle_ln(apdu, now)
+    }
+
+    fn handle_ln(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
         let meter_now = now
             + self
                 .model

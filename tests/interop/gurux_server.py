@@ -4,7 +4,8 @@
 profile large enough to need block transfer, served over TCP with HDLC or the IEC 62056-47
 wrapper on 127.0.0.1.
 
-Usage: gurux_server.py --port PORT --transport hdlc|wrapper [--security]
+Usage: gurux_server.py --port PORT --transport hdlc|wrapper [--security] [--referencing sn]
+With --referencing sn the same objects are served over short names (gurux_sn.py).
 With --security the meter is a GXDLMSSecureServer that requires HLS-GMAC and suite-0
 authenticated encryption with the keys and system title in SECURITY.
 Prints "ready PORT" on stdout once listening. The values are fixed (see VALUES, PROFILE_*), and
@@ -20,9 +21,11 @@ import threading
 from gurux_dlms import GXDateTime, GXDLMSServer, GXHdlcSettings, GXServerReply
 from gurux_dlms.enums import (AccessMode, Authentication, Conformance, InterfaceType, MethodAccessMode,
                               ObjectType, Security, SourceDiagnostic, Unit)
-from gurux_dlms.objects import (GXDLMSAssociationLogicalName, GXDLMSCaptureObject, GXDLMSClock,
+from gurux_dlms.objects import (GXDLMSAssociationLogicalName, GXDLMSAssociationShortName, GXDLMSCaptureObject, GXDLMSClock,
                                 GXDLMSData, GXDLMSProfileGeneric, GXDLMSRegister)
 from gurux_dlms.secure import GXDLMSSecureServer
+
+import gurux_sn
 
 # OBIS -> (raw value, scaler, unit)
 VALUES = {
@@ -123,6 +126,10 @@ class Meter(MeterBehaviour, GXDLMSServer):
 
 
 class SecureMeter(MeterBehaviour, GXDLMSSecureServer):
+    pass
+
+
+class ShortNameMeter(gurux_sn.ShortNameBehaviour, MeterBehaviour, GXDLMSServer):
     pass
 
 
@@ -302,9 +309,13 @@ def hash_reply(association, settings, reply):
     return proof
 
 
-def build(interface, secure=False, hls=None):
-    # SHA-256 needs the meter's system title in the AARE: the secure server, ciphering off.
-    meter = (SecureMeter if secure or hls == "sha256" else Meter)(True, interface)
+def build(interface, secure=False, hls=None, short_names=False):
+    if short_names:
+        gurux_sn.patch()
+        meter = ShortNameMeter(False, interface)
+    else:
+        # SHA-256 needs the meter's system title in the AARE: the secure server, ciphering off.
+        meter = (SecureMeter if secure or hls == "sha256" else Meter)(True, interface)
     if secure or hls:
         patch_secure_aare()
     if hls == "sha256":
@@ -325,6 +336,9 @@ def build(interface, secure=False, hls=None):
     meter.setConformance(Conformance.GET | Conformance.SET | Conformance.SELECTIVE_ACCESS
                          | Conformance.MULTIPLE_REFERENCES | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
                          | Conformance.ACTION)
+    if short_names:
+        meter.setConformance(Conformance.READ | Conformance.WRITE | Conformance.PARAMETERIZED_ACCESS
+                             | Conformance.MULTIPLE_REFERENCES | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ)
     # (setMaxReceivePDUSize recurses forever in gurux-dlms 1.0.203; set the field directly.)
     meter.settings.maxServerPDUSize = 1024
     serial = GXDLMSData("0.0.96.1.0.255")
@@ -348,7 +362,7 @@ def build(interface, secure=False, hls=None):
     for i in range(PROFILE_ROWS):
         profile.buffer.append([GXDateTime(PROFILE_START + i * PROFILE_STEP), ENERGY_BASE + ENERGY_STEP * i])
     meter.items.append(profile)
-    association = GXDLMSAssociationLogicalName()
+    association = GXDLMSAssociationShortName() if short_names else GXDLMSAssociationLogicalName()
     if secure:
         association.authenticationMechanismName.mechanismId = Authentication.HIGH_GMAC
     if hls:
@@ -379,8 +393,8 @@ class Reply(GXServerReply):
         self.count = value
 
 
-def serve(conn, interface, secure, hls):
-    meter = build(interface, secure, hls)
+def serve(conn, interface, secure, hls, short_names=False):
+    meter = build(interface, secure, hls, short_names)
     with conn:
         while True:
             data = conn.recv(4096)
@@ -402,6 +416,7 @@ def main():
     ap.add_argument("--transport", choices=["hdlc", "wrapper"], default="hdlc")
     ap.add_argument("--security", action="store_true", help="require HLS-GMAC and authenticated encryption")
     ap.add_argument("--hls", choices=sorted(HASH_MECHANISMS), help="require HLS with this hash and HLS_SECRET")
+    ap.add_argument("--referencing", choices=["ln", "sn"], default="ln", help="logical or short names")
     ap.add_argument("--print-values", action="store_true", help="print the served values as JSON and exit")
     a = ap.parse_args()
     if a.print_values:
@@ -417,7 +432,8 @@ def main():
         }))
         return 0
     interface = InterfaceType.HDLC if a.transport == "hdlc" else InterfaceType.WRAPPER
-    build(interface, a.security, a.hls)  # fail early if the library cannot build the model
+    short_names = a.referencing == "sn"
+    build(interface, a.security, a.hls, short_names)  # fail early if the library cannot build the model
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", a.port))
@@ -429,7 +445,7 @@ def main():
     sys.stdout = open(os.devnull, "w")
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve, args=(conn, interface, a.security, a.hls), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, interface, a.security, a.hls, short_names), daemon=True).start()
 
 
 if __name__ == "__main__":
