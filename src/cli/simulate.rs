@@ -18,6 +18,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
                      [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
+dlms-bridge simulate [--serial DEVICE] --protocol mode-c [--iec-mode a|b|c]
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
   --meters N, N meters share the line (RS-485) at physical addresses 17 .. 17+N-1;
@@ -30,6 +31,8 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   --clock-read-only).
   HDLC: the meter grants at most --max-info bytes per frame and --window frames per
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
+  --protocol mode-c: IEC 62056-21 readout meters (mode C at 9600 baud after the 300 baud
+  sign-on; --iec-mode a or b for those modes), the same registers as a data readout.
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
@@ -44,6 +47,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         (900i64, 6 * 3600i64, true, 0i64);
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
     let mut clock_settable = true;
+    let mut readout = ReadoutFlags::default();
     // With --serial, one meter unless --meters says otherwise (then they share the line).
     let mut meters_given = false;
     while let Some(arg) = parser.next()? {
@@ -102,6 +106,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 title = super::args::hex_array::<8>("--system-title", &parser.value()?.string()?)?
             }
             Long("hls") => hls = true,
+            Long(flag @ ("protocol" | "iec-mode")) => {
+                let flag = flag.to_string();
+                readout.take(&flag, &parser.value()?.string()?)?
+            }
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -126,6 +134,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     if mode_e && serial.is_none() {
         return Err(usage("--mode-e needs --serial"));
     }
+    let readout = readout.mode(mode_e, meters_given && serial.is_some() && meters > 1)?;
     let security = match (ek, ak) {
         (Some(block_cipher), Some(authentication)) => {
             Some(dlms_bridge::sim::server::ServerSecurity::new(
@@ -164,6 +173,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         c.hdlc_window = window;
         c.latency = Duration::from_millis(latency_ms);
         c.mode_e = mode_e;
+        c.readout = readout;
         c
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -196,8 +206,12 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     for (i, (port, _, _)) in handles.iter().enumerate() {
         let model = MeterModel::new(seed, i as u32);
         eprintln!(
-            "dlms-bridge: simulated meter {i} (serial {}) on 127.0.0.1:{port} ({framing:?})",
-            model.serial_number()
+            "dlms-bridge: simulated meter {i} (serial {}) on 127.0.0.1:{port} ({})",
+            model.serial_number(),
+            match readout {
+                Some(mode) => format!("IEC 62056-21 readout, mode {mode:?}"),
+                None => format!("{framing:?}"),
+            }
         );
     }
     let start = Instant::now();
@@ -209,6 +223,53 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         let _ = h.join();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--protocol dlms|mode-c` and `--iec-mode a|b|c`.
+#[derive(Default)]
+struct ReadoutFlags {
+    mode_c: bool,
+    mode: Option<dlms_bridge::sim::mode_c::ReadoutMode>,
+}
+
+impl ReadoutFlags {
+    fn take(&mut self, flag: &str, value: &str) -> Result<(), UsageError> {
+        if flag == "protocol" {
+            let p: dlms_bridge::config::values::Protocol = dlms_bridge::config::values::word(value)
+                .map_err(|e| usage(format!("--protocol: {e}")))?;
+            self.mode_c = p == dlms_bridge::config::values::Protocol::ModeC;
+        } else {
+            self.mode = Some(
+                value
+                    .parse()
+                    .map_err(|e: String| usage(format!("--iec-mode: {e}")))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The readout mode the meters offer, if they are readout meters.
+    fn mode(
+        &self,
+        mode_e: bool,
+        bus: bool,
+    ) -> Result<Option<dlms_bridge::sim::mode_c::ReadoutMode>, UsageError> {
+        if !self.mode_c {
+            return match self.mode {
+                Some(_) => Err(usage("--iec-mode needs --protocol mode-c")),
+                None => Ok(None),
+            };
+        }
+        if mode_e || bus {
+            return Err(usage(
+                "--protocol mode-c is one readout meter per line: not with --mode-e or --meters",
+            ));
+        }
+        Ok(Some(
+            self.mode
+                .unwrap_or(dlms_bridge::sim::mode_c::ReadoutMode::C),
+        ))
+    }
 }
 
 trait Deadline {
@@ -265,8 +326,8 @@ fn serve_serial(
     let counters = SimCounters::default();
     let start = Instant::now();
     eprintln!(
-        "dlms-bridge: simulated meter on {path} (mode E: {})",
-        config.mode_e
+        "dlms-bridge: simulated meter on {path} (mode E: {}, IEC 62056-21 readout: {:?})",
+        config.mode_e, config.readout
     );
     while duration.is_none_or_elapsed(start) {
         let port = serialport::new(path, 9600)

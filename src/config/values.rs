@@ -14,6 +14,15 @@ pub enum Transport {
     Wrapper,
 }
 
+/// What a polled meter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// DLMS/COSEM (HDLC or the wrapper).
+    Dlms,
+    /// The IEC 62056-21 ASCII data readout (modes A, B and C; a mode E meter's readout too).
+    ModeC,
+}
+
 /// How a meter's data arrives: polled by the bridge, or pushed by the meter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
@@ -59,6 +68,11 @@ pub trait Word: Sized + Copy + 'static {
 impl Word for Transport {
     const ALL: &'static [(Self, &'static str)] =
         &[(Transport::Hdlc, "hdlc"), (Transport::Wrapper, "wrapper")];
+}
+
+impl Word for Protocol {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Protocol::Dlms, "dlms"), (Protocol::ModeC, "mode-c")];
 }
 
 impl Word for Push {

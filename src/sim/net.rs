@@ -77,6 +77,8 @@ pub struct SimConfig {
     pub server_address: ServerAddress,
     /// Expect an IEC 62056-21 mode E sign-on before HDLC (serial only).
     pub mode_e: bool,
+    /// Be an IEC 62056-21 readout meter of this mode instead of a DLMS one.
+    pub readout: Option<super::mode_c::ReadoutMode>,
 }
 
 impl SimConfig {
@@ -94,6 +96,7 @@ impl SimConfig {
             ignore_snrm_parameters: false,
             server_address: ServerAddress::new(1, Some(17)),
             mode_e: false,
+            readout: None,
         }
     }
 }
@@ -206,6 +209,9 @@ pub fn serve_stream<S: SimStream>(
     stop: &AtomicBool,
 ) -> io::Result<()> {
     counters.connections.fetch_add(1, Ordering::Relaxed);
+    if let Some(mode) = config.readout {
+        return super::mode_c::serve(stream, &config.model, mode, stop);
+    }
     let seed = config.model.seed ^ counters.connections.load(Ordering::Relaxed);
     let mut conn = Conn {
         stream,
