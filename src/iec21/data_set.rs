@@ -153,6 +153,8 @@ fn parse_line(mut line: &[u8], sets: &mut Vec<DataSet>) -> Result<(), ()> {
         let close = rest.iter().position(|b| *b == b')').ok_or(())?;
         let inner = rest.get(1..close).ok_or(())?;
         line = rest.get(close + 1..).ok_or(())?;
+        // Spaces around an address are layout (some meters align their lines).
+        let address = address.trim_ascii();
         if address.iter().any(|b| forbidden(*b) || *b == b'*') || address.len() > 32 {
             return Err(());
         }
@@ -174,12 +176,26 @@ fn parse_line(mut line: &[u8], sets: &mut Vec<DataSet>) -> Result<(), ()> {
             sets.last_mut().ok_or(())?.groups.push(group);
         } else {
             sets.push(DataSet {
-                address: String::from_utf8_lossy(address).trim().to_string(),
+                address: String::from_utf8_lossy(address).into_owned(),
                 groups: vec![group],
             });
         }
     }
     Ok(())
+}
+
+impl DataSet {
+    /// The data set as a meter writes it on a data line: `address(value*unit)(value)...`.
+    pub fn to_line(&self) -> String {
+        let mut out = self.address.clone();
+        for g in &self.groups {
+            match &g.unit {
+                Some(u) => out.push_str(&format!("({}*{u})", g.value)),
+                None => out.push_str(&format!("({})", g.value)),
+            }
+        }
+        out
+    }
 }
 
 /// The first data set whose address is `obis`.
@@ -303,6 +319,15 @@ mod tests {
         let sets = parse_data_block(b"F.F(00400000)\r\n").unwrap();
         assert_eq!(error_code(&sets), Some("00400000"));
         assert_eq!(parse_data_block(b""), Ok(vec![]));
+    }
+
+    #[test]
+    fn data_sets_write_back_as_their_lines() {
+        let block = b"  1.6.0(02.35*kW)(2212301230)\r\n0.0.0(12345678)\r\n";
+        let sets = parse_data_block(block).unwrap();
+        assert_eq!(sets[0].address, "1.6.0", "layout spaces dropped");
+        assert_eq!(sets[0].to_line(), "1.6.0(02.35*kW)(2212301230)");
+        assert_eq!(sets[1].to_line(), "0.0.0(12345678)");
     }
 
     #[test]
