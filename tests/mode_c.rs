@@ -151,6 +151,51 @@ fn a_mode_e_opening_to_a_readout_meter_says_to_set_protocol_mode_c() {
     }
 }
 
+/// A meter that answers the sign-on with its readout straight away, with no identification
+/// (what the Apator Norax 3 was reported to do to a mode E request): refused with the advice.
+#[test]
+fn a_mode_e_opening_answered_by_a_readout_says_to_set_protocol_mode_c() {
+    let Some(pair) = pty_pair("mode-e-readout") else {
+        return;
+    };
+    let meter = pair.dir.join("meter");
+    let fake = std::thread::spawn(move || {
+        let mut port = serialport::new(meter.to_str().unwrap(), 300)
+            .timeout(Duration::from_millis(100))
+            .open()
+            .unwrap();
+        let (mut got, mut buf) = (Vec::new(), [0u8; 64]);
+        let start = std::time::Instant::now();
+        while !got.ends_with(b"!\r\n") && start.elapsed() < Duration::from_secs(10) {
+            if let Ok(n) = std::io::Read::read(&mut port, &mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        let readout = dlms_bridge::iec21::message::data_message(b"1.8.0(0012345.678*kWh)\r\n");
+        std::io::Write::write_all(&mut port, &readout).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        got
+    });
+    let out = run(&[
+        "read",
+        "--serial",
+        pair.dir.join("probe").to_str().unwrap(),
+        "--mode-e",
+        "--retries",
+        "0",
+        "1-0:1.8.0",
+    ]);
+    assert_eq!(fake.join().unwrap(), b"/?!\r\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the meter answered with an IEC 62056-21 mode C readout: set --protocol mode-c"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn read_all_over_tcp_and_meter_test() {
     let port = free_ports(1);

@@ -1,7 +1,7 @@
 //! IEC 62056-21 data readout (modes A, B and C) over a serial line or a TCP serial server: the
 //! I/O around the sans-I/O [`crate::iec21`] messages.
 //!
-//! Serial (clause 6.4.2-6.4.4): the request at 300 baud 7E1; the identification; then mode A
+//! Serial (IEC 62056-21 6.4, protocol modes A, B, C): the request at 300 baud 7E1; the identification; then mode A
 //! reads the readout at 300 baud, mode B switches to its rate at once, mode C (and a mode E
 //! meter asked for a readout) is acknowledged with `ACK 0 Z 0` and both switch to Z. Over TCP
 //! the serial server's line rate is fixed: the acknowledgement asks for 300 baud ('0'), that is
@@ -40,8 +40,8 @@ pub struct Readout {
 const MAX_READOUT_TIME: Duration = Duration::from_secs(300);
 
 /// The acknowledgement takes 200 ms on the line at 300 baud (6 characters of 10 bits); the
-/// meter answers at the new rate no sooner than 200 ms after it (clause 6.3.14, reaction
-/// time). Switching 300 ms after the acknowledgement began is between both.
+/// meter answers at the new rate no sooner than 200 ms after it (IEC 62056-21 reaction
+/// time tr: 200 ms to 1500 ms). Switching 300 ms after the acknowledgement began is between both.
 const SWITCH_AFTER_ACK: Duration = Duration::from_millis(300);
 
 /// One readout from the meter at `endpoint`.
@@ -79,7 +79,7 @@ trait LineRate: Transport {
 impl LineRate for SerialTransport {
     const SWITCHES: bool = true;
     fn switch_to(&mut self, baud: u32) -> Result<(), ClientError> {
-        // The readout keeps 7E1 (clause 6.4: only mode E's HDLC changes the character format).
+        // The readout keeps 7E1 (IEC 62056-21 6.4: only mode E's HDLC changes the character format).
         self.reconfigure(baud, serialport::DataBits::Seven, serialport::Parity::Even)?;
         Ok(())
     }

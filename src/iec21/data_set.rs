@@ -1,4 +1,4 @@
-//! The data block of a readout (IEC 62056-21 clause 6.3.8 data lines, 6.3.9 data sets): lines
+//! The data block of a readout (IEC 62056-21 6.3, the data message's data block and data set structure): lines
 //! of data sets `address(value*unit)`, a set possibly with more value groups `(..)(..)`; the
 //! address read as an OBIS code (IEC 62056-6-1: A-B:C.D.E*F with A, B and F often left out),
 //! the value as an exact decimal where it is a number.
@@ -128,7 +128,7 @@ pub fn decimal(text: &str) -> Option<ScaledValue> {
     Some(ScaledValue { mantissa, exponent })
 }
 
-/// Characters a data set's address or value may not contain (clause 6.3.9: the front and
+/// Characters a data set's address or value may not contain (IEC 62056-21 data set structure: the front and
 /// rear boundary characters, the separator, the start and end characters).
 fn forbidden(b: u8) -> bool {
     matches!(b, b'(' | b')' | b'/' | b'!') || !(b.is_ascii_graphic() || b == b' ')

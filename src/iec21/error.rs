@@ -4,16 +4,16 @@ use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Iec21Error {
-    /// Not an identification message `/XXXZ ident` CR LF (clause 6.3.2); the text as received.
+    /// Not an identification message `/XXXZ ident` CR LF (IEC 62056-21 6.3.2); the text as received.
     NotIdentification(String),
     /// A baud rate character the standard reserves (mode B 'G'..'I', mode C '7'..'9').
     ReservedBaudCharacter(u8),
     /// The message ends before its end (no ETX, or no BCC after it).
     Truncated,
-    /// Bytes that are not a data message `STX ... ! CR LF ETX BCC` (clause 6.3.5): `what`
+    /// Bytes that are not a data message `STX ... ! CR LF ETX BCC` (IEC 62056-21 6.3, data message): `what`
     /// says which part is missing.
     NotReadout(&'static str),
-    /// The block check character (clause 6.3.5: XOR of every byte after STX up to and
+    /// The block check character (IEC 62056-21 6.3: XOR of every byte after STX up to and
     /// including ETX) does not match: line noise or a wrong baud rate / parity.
     BccMismatch { received: u8, computed: u8 },
     /// A data line that is not `address(value*unit)...` (1-based line number).

@@ -1,4 +1,4 @@
-//! The data message `STX data-block ! CR LF ETX BCC` (IEC 62056-21 clause 6.3.5 and 6.3.8) and
+//! The data message `STX data-block ! CR LF ETX BCC` (IEC 62056-21 6.3, data message) and
 //! its block check character; a streaming reader that takes a line's bytes as they come.
 
 use super::data_set::{parse_data_block, DataSet};
@@ -6,13 +6,13 @@ use super::Iec21Error;
 
 pub const STX: u8 = 0x02;
 pub const ETX: u8 = 0x03;
-/// Ends a partial block instead of ETX (clause 6.3.6); not supported in a readout here.
+/// Ends a partial block instead of ETX (IEC 62056-21 block messages); not supported in a readout here.
 pub const EOT: u8 = 0x04;
 
 /// More than any readout needs: a meter with 1,000 data lines of 60 characters.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
-/// The block check character (clause 6.3.5 / 6.4.4): the XOR of every byte after STX (or SOH)
+/// The block check character (IEC 62056-21 6.3 / 6.4): the XOR of every byte after STX (or SOH)
 /// up to and including ETX, on 7-bit characters.
 pub fn bcc(bytes_after_start: &[u8]) -> u8 {
     bytes_after_start.iter().fold(0u8, |x, b| x ^ (b & 0x7F))
@@ -59,7 +59,7 @@ pub fn parse_data_message(message: &[u8]) -> Result<Vec<DataSet>, Iec21Error> {
     if received != computed {
         return Err(Iec21Error::BccMismatch { received, computed });
     }
-    // The data block ends with the end character '!' CR LF (clause 6.3.5: "!" is the end of
+    // The data block ends with the end character '!' CR LF (IEC 62056-21 6.3: "!" is the end of
     // the data readout); a few meters leave out the CR LF after it.
     let block = block
         .strip_suffix(b"!\r\n")

@@ -29,7 +29,7 @@ pub enum ProtocolMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identification {
     /// The three-letter manufacturer's identification (a lower-case third letter announces a
-    /// 20 ms reaction time, clause 6.3.14).
+    /// 20 ms reaction time instead of 200 ms).
     pub manufacturer: String,
     /// The baud rate character Z as sent.
     pub baud_char: u8,
@@ -38,7 +38,8 @@ pub struct Identification {
     pub ident: String,
 }
 
-/// Mode C (and E) baud rate characters, clause 6.3.14 table: '0' 300 .. '6' 19200.
+/// Mode C (and E) baud rate characters of the identification (6.3.2, item Z): '0' 300 ..
+/// '6' 19200.
 const MODE_C_RATES: [u32; 7] = [300, 600, 1200, 2400, 4800, 9600, 19200];
 
 /// The mode C baud rate of character `z` ('0'..'6').
@@ -158,8 +159,8 @@ pub fn readout_acknowledgement(baud_char: u8) -> Vec<u8> {
 }
 
 /// The baud rate character to acknowledge a mode C/E meter with: its proposal, or the
-/// fastest rate not above `max_baud` (clause 6.4.4: the client may choose a rate the meter
-/// supports below its proposal); `'0'` (300 baud: no switch) when `max_baud` is under 600.
+/// fastest rate not above `max_baud` (6.3.3: the acknowledgement carries the rate the client
+/// selects, the meter's proposal or one below it); `'0'` (300 baud: no switch) when `max_baud` is under 600.
 pub fn choose_baud_char(id: &Identification, max_baud: u32) -> u8 {
     let proposed = id.proposed_baud();
     let chosen = MODE_C_RATES
@@ -199,7 +200,7 @@ mod tests {
             (id.manufacturer.as_str(), id.mode, id.ident.as_str()),
             ("ISk", ProtocolMode::C { baud: 9600 }, "MT174-0001")
         );
-        // Mode B (clause 6.4.3): 'E' is 9600 baud; mode A: any other printable character.
+        // Mode B (6.4): 'E' is 9600 baud; mode A: any other printable character.
         let id = parse_identification(b"/ABCEmeter\r\n").unwrap();
         assert_eq!(id.mode, ProtocolMode::B { baud: 9600 });
         let id = parse_identification(b"/ABC:meter").unwrap();

@@ -11,7 +11,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Which protocol mode the simulated meter offers (IEC 62056-21 clause 6.4).
+/// Which protocol mode the simulated meter offers (IEC 62056-21 6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadoutMode {
     /// The readout follows the identification at 300 baud.
@@ -35,7 +35,7 @@ impl std::str::FromStr for ReadoutMode {
 }
 
 impl ReadoutMode {
-    /// The identification message (clause 6.3.2): manufacturer "SIM", Z by mode.
+    /// The identification message (IEC 62056-21 6.3.2): manufacturer "SIM", Z by mode.
     pub fn identification(self) -> &'static [u8] {
         match self {
             ReadoutMode::A => b"/SIM:DLMS-BRIDGE\r\n",
@@ -101,7 +101,7 @@ pub enum Action {
     Send(Vec<u8>),
     /// The line changes rate here (no effect on a pty; a serial line would reconfigure).
     Switch(u32),
-    /// The meter's reaction time before its next message (clause 6.3.14: 200 ms at least).
+    /// The meter's reaction time before its next message (IEC 62056-21 tr: 200 ms at least).
     Wait(Duration),
 }
 
@@ -159,7 +159,7 @@ impl ReadoutMeter {
                 }
                 continue;
             }
-            // ACK 0 Z 0: the readout at the rate Z (clause 6.3.3); a programming request
+            // ACK 0 Z 0: the readout at the rate Z (IEC 62056-21 6.3.3); a programming request
             // (Y '1') or anything else sends the meter back to its initial state.
             if self.stage == Stage::Acknowledgement {
                 self.stage = Stage::Request;
