@@ -3,6 +3,7 @@
 
 use super::args::{parse_num, usage, UsageError};
 use dlms_bridge::config::values::Transport;
+use dlms_bridge::sim::mode_c::{self, ReadoutMode};
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Fault, SimConfig, SimCounters};
 use lexopt::prelude::*;
@@ -229,7 +230,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
 #[derive(Default)]
 struct ReadoutFlags {
     mode_c: bool,
-    mode: Option<dlms_bridge::sim::mode_c::ReadoutMode>,
+    mode: Option<ReadoutMode>,
 }
 
 impl ReadoutFlags {
@@ -249,11 +250,7 @@ impl ReadoutFlags {
     }
 
     /// The readout mode the meters offer, if they are readout meters.
-    fn mode(
-        &self,
-        mode_e: bool,
-        bus: bool,
-    ) -> Result<Option<dlms_bridge::sim::mode_c::ReadoutMode>, UsageError> {
+    fn mode(&self, mode_e: bool, bus: bool) -> Result<Option<ReadoutMode>, UsageError> {
         if !self.mode_c {
             return match self.mode {
                 Some(_) => Err(usage("--iec-mode needs --protocol mode-c")),
@@ -265,10 +262,7 @@ impl ReadoutFlags {
                 "--protocol mode-c is one readout meter per line: not with --mode-e or --meters",
             ));
         }
-        Ok(Some(
-            self.mode
-                .unwrap_or(dlms_bridge::sim::mode_c::ReadoutMode::C),
-        ))
+        Ok(Some(self.mode.unwrap_or(ReadoutMode::C)))
     }
 }
 
@@ -330,14 +324,28 @@ fn serve_serial(
         config.mode_e, config.readout
     );
     while duration.is_none_or_elapsed(start) {
-        let port = serialport::new(path, 9600)
-            .timeout(Duration::from_millis(200))
-            .open();
-        match port {
-            Ok(port) => {
+        // A readout meter listens at 300 baud 7E1 and follows its own rate switches.
+        let port = match config.readout {
+            Some(_) => serialport::new(path, 300)
+                .data_bits(serialport::DataBits::Seven)
+                .parity(serialport::Parity::Even),
+            None => serialport::new(path, 9600),
+        }
+        .timeout(Duration::from_millis(200))
+        .open();
+        match (port, config.readout) {
+            (Ok(port), Some(mode)) => {
+                let mut line = port.try_clone().ok();
+                let _ = mode_c::serve_switching(port, &config.model, mode, stop, |baud| {
+                    if let Some(l) = line.as_mut() {
+                        let _ = l.set_baud_rate(baud);
+                    }
+                });
+            }
+            (Ok(port), None) => {
                 let _ = net::serve_stream(port, &config, &counters, stop);
             }
-            Err(e) => {
+            (Err(e), _) => {
                 eprintln!("dlms-bridge: {path}: {e}");
                 return ExitCode::FAILURE;
             }

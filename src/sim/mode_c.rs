@@ -1,7 +1,8 @@
 //! A simulated IEC 62056-21 readout meter (modes A, B and C): the model's registers as a data
 //! readout. [`ReadoutMeter`] is the meter's side of the exchange, sans-I/O (bytes in, what to
-//! send and when to switch out); [`serve`] runs it on a byte stream (a pseudo-terminal, where
-//! baud rates have no effect but the sequence is the real one, or TCP).
+//! send and when to switch out); [`serve`] runs it on a byte stream (TCP, or a
+//! pseudo-terminal, where baud rates have no effect but the sequence is the real one), and
+//! [`serve_switching`] on a serial line that changes rate with it.
 
 use super::model::{MeterModel, ENERGY_EXPORT, ENERGY_IMPORT};
 use super::net::SimStream;
@@ -185,12 +186,24 @@ impl ReadoutMeter {
     }
 }
 
-/// Serves one readout meter on `stream` until EOF or `stop`.
+/// Serves one readout meter on `stream` until EOF or `stop` (TCP, or a line whose rate does
+/// not matter).
 pub fn serve<S: SimStream>(
+    stream: S,
+    model: &MeterModel,
+    mode: ReadoutMode,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    serve_switching(stream, model, mode, stop, |_| {})
+}
+
+/// [`serve`] on a serial line: `switch` changes the line's rate where the meter does.
+pub fn serve_switching<S: SimStream>(
     mut stream: S,
     model: &MeterModel,
     mode: ReadoutMode,
     stop: &AtomicBool,
+    mut switch: impl FnMut(u32),
 ) -> io::Result<()> {
     let mut meter = ReadoutMeter::new(model.clone(), mode);
     let mut buf = [0u8; 256];
@@ -220,7 +233,7 @@ pub fn serve<S: SimStream>(
                     stream.flush()?;
                 }
                 Action::Wait(d) => std::thread::sleep(d),
-                Action::Switch(_) => {}
+                Action::Switch(baud) => switch(baud),
             }
         }
     }
