@@ -158,6 +158,32 @@ mod tests {
         );
     }
 
+    /// A readout framed by an independent implementation: pwitab iec62056-21 0.0.2,
+    /// `ReadoutDataMessage(DataBlock([...])).to_bytes()` with these data sets (made with
+    /// `python3 -c` from the package's `messages` module; its BCC is 'E').
+    const PWITAB_READOUT: &[u8] = b"\x02C.1.0(12345678)\r\nF.F(00000000)\r\n\
+1.8.0(0012345.678*kWh)\r\n1.8.1(0001234.500*kWh)1.8.2(0011111.178*kWh)\r\n32.7.0(230.1*V)\r\n\
+1.6.0(02.350*kW)(2612011415)\r\n!\r\n\x03E";
+
+    #[test]
+    fn a_readout_framed_by_pwitab() {
+        let sets = parse_data_message(PWITAB_READOUT).unwrap();
+        let addresses: Vec<&str> = sets.iter().map(|s| s.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            ["C.1.0", "F.F", "1.8.0", "1.8.1", "1.8.2", "32.7.0", "1.6.0"]
+        );
+        assert_eq!(sets[4].groups[0].value, "0011111.178");
+        assert_eq!(
+            sets[6].groups.len(),
+            2,
+            "the time stamp group belongs to 1.6.0"
+        );
+        // Our framing of the same block is byte for byte pwitab's.
+        let block = PWITAB_READOUT.get(1..PWITAB_READOUT.len() - 5).unwrap();
+        assert_eq!(data_message(block), PWITAB_READOUT);
+    }
+
     #[test]
     fn framing_errors() {
         assert_eq!(parse_data_message(b""), Err(Iec21Error::Truncated));
