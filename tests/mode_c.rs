@@ -224,7 +224,7 @@ fn read_all_over_tcp_and_meter_test() {
         by_obis("1-0:14.7.0*255")["value"].as_f64().unwrap(),
         truth(&model, Obis::new(1, 0, 14, 7, 0, 255))
     );
-    assert_eq!(all.len(), 16, "{all:?}");
+    assert_eq!(all.len(), 17, "{all:?}");
 
     let dir = TempDir::new("mode-c-test");
     let db = dir.0.join("b.db");
@@ -382,6 +382,83 @@ fn pwitab_iec62056_21_reads_the_simulator() {
         registers += 1;
     }
     assert_eq!(registers, 13);
-    // Serial, error register, time and the registers: nothing more, nothing less.
-    assert_eq!(sets.len(), 16);
+    // Serial, error register, time, date and the registers: nothing more, nothing less.
+    assert_eq!(sets.len(), 17);
+}
+
+/// libfaketime (as tests/profiles.rs finds it): the bridge starts with its clock in 1970.
+fn libfaketime() -> Option<std::path::PathBuf> {
+    let found = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            !required(),
+            "libfaketime (apt install faketime) is required here"
+        );
+        eprintln!("skipped: libfaketime is not installed (apt install faketime)");
+    }
+    found
+}
+
+/// A gateway whose clock is not set (1970) stamps readout values with the meter's date and
+/// time from the readout (0.9.2, 0.9.1), as DLMS meters' values get the meter's clock.
+#[test]
+fn without_a_gateway_clock_the_readout_time_stamps_the_values() {
+    if !have_mosquitto() {
+        return;
+    }
+    let Some(faketime) = libfaketime() else {
+        return;
+    };
+    let dir = TempDir::new("mode-c-1970");
+    let broker = Mosquitto::start(&dir.0);
+    let mut config = SimConfig::new(MeterModel::new(30, 0), Transport::Hdlc);
+    config.readout = Some(ReadoutMode::C);
+    let sims = meters(vec![config]);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["Readout"], |m| {
+        m.protocol = dlms_bridge::config::values::Protocol::ModeC;
+    });
+    let sub = Subscriber::start(broker.port, "v1/gateway/telemetry");
+    let clock_file = dir.0.join("faketime");
+    std::fs::write(&clock_file, "@1970-01-02 00:00:00\n").unwrap();
+    let log = dir.0.join("bridge-1970.log");
+    let child = Command::new(BIN)
+        .args(["run", "--db"])
+        .arg(&db)
+        .arg("--log-file")
+        .arg(&log)
+        .env("LD_PRELOAD", &faketime)
+        .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut bridge = Bridge { child, log };
+    wait_for("readings", Duration::from_secs(30), || {
+        gateway_readings(&sub.messages())
+            .get("Readout")
+            .is_some_and(|r| r.len() >= 2)
+    });
+    let log = bridge.terminate();
+    let readings = gateway_readings(&sub.finish()).remove("Readout").unwrap();
+    let real = now() * 1000;
+    for (ts, values) in &readings {
+        // The meter's clock (the simulator's: the real time), to the second.
+        assert!(
+            (real - 60_000..=real).contains(ts),
+            "ts {ts} vs {real}: {log}"
+        );
+        assert_eq!(ts % 1000, 0, "a readout's time has whole seconds");
+        check_energy(
+            &sims.models[0],
+            values["active_energy_import"].as_f64().unwrap(),
+            ts / 1000,
+        );
+    }
+    assert!(log.contains("gateway clock not set"), "{log}");
 }

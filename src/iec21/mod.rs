@@ -12,9 +12,11 @@
 //! - [`sign_on`]: the request, the identification (mode and baud rate), the option select.
 //! - [`message`]: the data message framing and its block check character, and a streaming
 //!   reader that finds it in the bytes a line delivers.
+//! - [`clock`]: the meter's date and time (0.9.2, 0.9.1) in a readout.
 //! - [`data_set`]: the data lines `address(value*unit)(value)...` and their addresses as OBIS
 //!   codes, values as exact decimals.
 
+pub mod clock;
 pub mod data_set;
 mod error;
 pub mod message;

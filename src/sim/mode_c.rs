@@ -61,17 +61,26 @@ fn fixed(mantissa: i64, exponent: i8) -> String {
 
 /// One data line per register of the model at `now`: energy in kWh with three decimals (as
 /// readout meters print it: the same value as the DLMS register's Wh), the others with their
-/// DLMS scaler and unit; the serial number (C.1.0), the error register (F.F), time and date.
+/// DLMS scaler and unit; the serial number (C.1.0), the error register (F.F), the meter's
+/// time and date (0.9.1, 0.9.2).
 pub fn readout_block(model: &MeterModel, now: i64) -> Vec<u8> {
     let mut out = String::new();
     out.push_str(&format!("C.1.0({})\r\n", model.serial_number()));
     out.push_str("F.F(00000000)\r\n");
-    let secs = now.rem_euclid(86_400);
+    // The meter's clock (UTC, moved by the model's offset as its DLMS clock is).
+    let clock = now
+        + model
+            .clock_offset
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let t = crate::dlms::axdr::DateTime::from_unix(clock, 0);
     out.push_str(&format!(
-        "0.9.1({:02}{:02}{:02})\r\n",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        "0.9.1({:02}{:02}{:02})\r\n0.9.2({:02}{:02}{:02})\r\n",
+        t.time.hour,
+        t.time.minute,
+        t.time.second,
+        t.date.year % 100,
+        t.date.month,
+        t.date.day
     ));
     for obis in MeterModel::register_codes() {
         let Some(t) = model.truth(obis, now) else {
@@ -246,6 +255,7 @@ pub fn readout_codes() -> Vec<Obis> {
         Obis::new(0, 0, 96, 1, 0, 255),
         Obis::new(0, 0, 97, 97, 0, 255),
         Obis::new(1, 0, 0, 9, 1, 255),
+        Obis::new(1, 0, 0, 9, 2, 255),
     ];
     v.extend(MeterModel::register_codes());
     v
@@ -298,6 +308,9 @@ mod tests {
             assert_eq!(v.exponent, t.scaler - shift, "{obis}");
             assert_eq!(v.mantissa, i128::from(t.raw), "{obis}");
         }
+        // The meter's clock is in the readout: the time of the readout.
+        let t = crate::iec21::clock::meter_time(&sets).unwrap();
+        assert_eq!(t.to_unix_local(0), Some(1_800_000_000));
         // A programming request is not served.
         meter.receive(b"/?!\r\n", 0);
         assert!(meter.receive(b"\x06051\r\n", 0).is_empty());

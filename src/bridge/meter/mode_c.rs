@@ -70,14 +70,29 @@ impl Worker {
                         m.net.bytes_received += readout.bytes_received;
                         m.net.round_trips += 1;
                     });
-                    // A gateway clock that is not set stamps nothing, and a readout carries
-                    // no time of its own to stamp with (gateway_clock.rs).
-                    if !self.status.gateway_clock.trusted(ts_ms) {
-                        self.status.update_meter(&name, |m| {
-                            m.note_error("reading held back: the gateway clock is not set".into())
-                        });
-                        continue;
-                    }
+                    // A gateway clock that is not set stamps nothing (gateway_clock.rs): the
+                    // meter's own date and time in the readout do, as a DLMS meter's clock
+                    // does; without them the reading is held back.
+                    let ts_ms = if self.status.gateway_clock.trusted(ts_ms) {
+                        ts_ms
+                    } else {
+                        let offset = self.config.utc_offset_min;
+                        match crate::iec21::clock::meter_time(&readout.data_sets)
+                            .and_then(|t| t.to_unix_local(offset))
+                        {
+                            Some(t) => t * 1000,
+                            None => {
+                                self.status.update_meter(&name, |m| {
+                                    m.note_error(
+                                        "reading held back: the gateway clock is not set and \
+                                         the readout has no date and time (0.9.2, 0.9.1)"
+                                            .into(),
+                                    )
+                                });
+                                continue;
+                            }
+                        }
+                    };
                     if !identity_sent {
                         identity_sent = self.send_readout_identity(&readout, ts_ms);
                     }
