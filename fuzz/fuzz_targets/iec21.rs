@@ -1,6 +1,6 @@
 //! IEC 62056-21 decoders from untrusted bytes (a meter, a line, a TCP serial server): the
-//! identification, the data message and its data sets, the streaming reader and the
-//! simulator's side. No panic; an accepted readout re-encodes (`DataSet::to_line`, framed with
+//! identification, the data message and its data sets (and the meter's time in them), the
+//! streaming reader and the simulator's side. No panic; an accepted readout re-encodes (`DataSet::to_line`, framed with
 //! its BCC) to the same data sets; the reader fed in two pieces agrees with the whole.
 #![no_main]
 use dlms_bridge::iec21::message::{data_message, parse_data_message, ReadoutReader};
@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = dlms_bridge::client::mode_e::is_readout(data);
     let whole = parse_data_message(data);
     if let Ok(sets) = &whole {
+        if let Some(t) = dlms_bridge::iec21::clock::meter_time(sets) {
+            assert!(t.to_unix_local(0).is_some());
+        }
         let mut block = String::new();
         for set in sets {
             let _ = set.obis();
