@@ -427,6 +427,7 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "parity" => (vec![("even", serial.clone())], vec!["mark"]),
         "stop_bits" => (vec![("2", serial.clone())], vec!["3"]),
         "mode_e" => (vec![("true", serial.clone())], vec!["ja"]),
+        "protocol" => (vec![("mode-c", vec![]), ("dlms", vec![])], vec!["iec"]),
         "client_address" => (vec![("1", vec![])], vec!["128"]),
         "server_logical" => (vec![("16383", vec![])], vec!["16384"]),
         "server_physical" => (vec![("none", vec![]), ("256", vec![])], vec!["-1"]),

@@ -12,6 +12,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(meter: &MeterConfig, db: &Path) -> ExitCode {
+    if meter.protocol == dlms_bridge::config::values::Protocol::ModeC {
+        return super::read_mode_c::meter_test(meter);
+    }
     let name = &meter.name;
     let Some(base) = meter.target() else {
         eprintln!("dlms-bridge: meter {name:?}: its configuration does not describe a meter it can reach (meter show {name:?})");

@@ -9,6 +9,7 @@ pub mod meter_test;
 pub mod profile;
 pub mod provision;
 pub mod read;
+pub mod read_mode_c;
 pub mod run;
 pub mod scan;
 pub mod simulate;

@@ -3,6 +3,7 @@
 
 use super::args::{parse_num, usage, UsageError};
 use dlms_bridge::config::values::Transport;
+use dlms_bridge::sim::mode_c::{self, ReadoutMode};
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Fault, SimConfig, SimCounters};
 use lexopt::prelude::*;
@@ -19,6 +20,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
                      [--referencing ln|sn|auto]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
+dlms-bridge simulate [--serial DEVICE] --protocol mode-c [--iec-mode a|b|c]
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
   --meters N, N meters share the line (RS-485) at physical addresses 17 .. 17+N-1;
@@ -33,6 +35,8 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   over logical names only.
   HDLC: the meter grants at most --max-info bytes per frame and --window frames per
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
+  --protocol mode-c: IEC 62056-21 readout meters (mode C at 9600 baud after the 300 baud
+  sign-on; --iec-mode a or b for those modes), the same registers as a data readout.
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
@@ -48,6 +52,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
     let mut referencing = dlms_bridge::dlms::sn::association::Referencing::Ln;
     let mut clock_settable = true;
+    let mut readout = ReadoutFlags::default();
     // With --serial, one meter unless --meters says otherwise (then they share the line).
     let mut meters_given = false;
     while let Some(arg) = parser.next()? {
@@ -110,6 +115,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 title = super::args::hex_array::<8>("--system-title", &parser.value()?.string()?)?
             }
             Long("hls") => hls = true,
+            Long(flag @ ("protocol" | "iec-mode")) => {
+                let flag = flag.to_string();
+                readout.take(&flag, &parser.value()?.string()?)?
+            }
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -134,6 +143,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     if mode_e && serial.is_none() {
         return Err(usage("--mode-e needs --serial"));
     }
+    let readout = readout.mode(mode_e, meters_given && serial.is_some() && meters > 1)?;
     let security = match (ek, ak) {
         (Some(block_cipher), Some(authentication)) => {
             Some(dlms_bridge::sim::server::ServerSecurity::new(
@@ -173,6 +183,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         c.hdlc_window = window;
         c.latency = Duration::from_millis(latency_ms);
         c.mode_e = mode_e;
+        c.readout = readout;
         c
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -205,8 +216,12 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     for (i, (port, _, _)) in handles.iter().enumerate() {
         let model = MeterModel::new(seed, i as u32);
         eprintln!(
-            "dlms-bridge: simulated meter {i} (serial {}) on 127.0.0.1:{port} ({framing:?})",
-            model.serial_number()
+            "dlms-bridge: simulated meter {i} (serial {}) on 127.0.0.1:{port} ({})",
+            model.serial_number(),
+            match readout {
+                Some(mode) => format!("IEC 62056-21 readout, mode {mode:?}"),
+                None => format!("{framing:?}"),
+            }
         );
     }
     let start = Instant::now();
@@ -218,6 +233,46 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         let _ = h.join();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--protocol dlms|mode-c` and `--iec-mode a|b|c`.
+#[derive(Default)]
+struct ReadoutFlags {
+    mode_c: bool,
+    mode: Option<ReadoutMode>,
+}
+
+impl ReadoutFlags {
+    fn take(&mut self, flag: &str, value: &str) -> Result<(), UsageError> {
+        if flag == "protocol" {
+            let p: dlms_bridge::config::values::Protocol = dlms_bridge::config::values::word(value)
+                .map_err(|e| usage(format!("--protocol: {e}")))?;
+            self.mode_c = p == dlms_bridge::config::values::Protocol::ModeC;
+        } else {
+            self.mode = Some(
+                value
+                    .parse()
+                    .map_err(|e: String| usage(format!("--iec-mode: {e}")))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The readout mode the meters offer, if they are readout meters.
+    fn mode(&self, mode_e: bool, bus: bool) -> Result<Option<ReadoutMode>, UsageError> {
+        if !self.mode_c {
+            return match self.mode {
+                Some(_) => Err(usage("--iec-mode needs --protocol mode-c")),
+                None => Ok(None),
+            };
+        }
+        if mode_e || bus {
+            return Err(usage(
+                "--protocol mode-c is one readout meter per line: not with --mode-e or --meters",
+            ));
+        }
+        Ok(Some(self.mode.unwrap_or(ReadoutMode::C)))
+    }
 }
 
 trait Deadline {
@@ -274,18 +329,32 @@ fn serve_serial(
     let counters = SimCounters::default();
     let start = Instant::now();
     eprintln!(
-        "dlms-bridge: simulated meter on {path} (mode E: {})",
-        config.mode_e
+        "dlms-bridge: simulated meter on {path} (mode E: {}, IEC 62056-21 readout: {:?})",
+        config.mode_e, config.readout
     );
     while duration.is_none_or_elapsed(start) {
-        let port = serialport::new(path, 9600)
-            .timeout(Duration::from_millis(200))
-            .open();
-        match port {
-            Ok(port) => {
+        // A readout meter listens at 300 baud 7E1 and follows its own rate switches.
+        let port = match config.readout {
+            Some(_) => serialport::new(path, 300)
+                .data_bits(serialport::DataBits::Seven)
+                .parity(serialport::Parity::Even),
+            None => serialport::new(path, 9600),
+        }
+        .timeout(Duration::from_millis(200))
+        .open();
+        match (port, config.readout) {
+            (Ok(port), Some(mode)) => {
+                let mut line = port.try_clone().ok();
+                let _ = mode_c::serve_switching(port, &config.model, mode, stop, |baud| {
+                    if let Some(l) = line.as_mut() {
+                        let _ = l.set_baud_rate(baud);
+                    }
+                });
+            }
+            (Ok(port), None) => {
                 let _ = net::serve_stream(port, &config, &counters, stop);
             }
-            Err(e) => {
+            (Err(e), _) => {
                 eprintln!("dlms-bridge: {path}: {e}");
                 return ExitCode::FAILURE;
             }

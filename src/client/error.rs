@@ -4,6 +4,7 @@
 use super::mode_e::ModeEError;
 use crate::dlms::hdlc::LinkError;
 use crate::dlms::session::SessionError;
+use crate::iec21::Iec21Error;
 use std::fmt;
 use std::io;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub enum ClientError {
     Link(LinkError),
     Session(SessionError),
     ModeE(ModeEError),
+    /// An IEC 62056-21 readout (mode A, B or C) could not be taken.
+    Iec21(Iec21Error),
     /// The meter's frame counter could not be read or used (invocation counter start).
     FrameCounter(String),
     /// The client's invocation counter could not be reserved or is used up.
@@ -92,6 +95,7 @@ impl fmt::Display for ClientError {
             ClientError::Link(e) => e.fmt(f),
             ClientError::Session(e) => e.fmt(f),
             ClientError::ModeE(e) => e.fmt(f),
+            ClientError::Iec21(e) => e.fmt(f),
             ClientError::FrameCounter(e) => write!(f, "frame counter: {e}"),
             ClientError::InvocationCounter(e) => write!(f, "invocation counter: {e}"),
             ClientError::Busy { waited } => write!(
@@ -119,6 +123,12 @@ impl ClientError {
             ClientError::Session(
                 SessionError::Block(_) | SessionError::SnBlock(_) | SessionError::Decode(_),
             ) => true,
+            // A damaged or cut readout is read again; a meter that sends no readout at all
+            // will not send one next time either.
+            ClientError::Iec21(e) => matches!(
+                e,
+                Iec21Error::BccMismatch { .. } | Iec21Error::Truncated | Iec21Error::TooLong
+            ),
             ClientError::Session(_)
             | ClientError::ModeE(_)
             | ClientError::FrameCounter(_)

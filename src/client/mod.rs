@@ -1,5 +1,5 @@
 //! The blocking DLMS client: transports (TCP, serial, mode E sign-on), the connection driver,
-//! and COSEM reads on top of it.
+//! and COSEM reads on top of it; and IEC 62056-21 data readouts (`mode_c`).
 
 pub mod bus;
 pub mod connection;
@@ -7,6 +7,7 @@ pub mod entropy;
 pub mod error;
 pub mod frame_counter;
 pub mod json;
+pub mod mode_c;
 pub mod mode_e;
 pub mod push;
 pub mod reads;

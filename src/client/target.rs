@@ -213,6 +213,13 @@ pub fn mode_e_sign_on(
         }
         let n = port.recv(&mut buf, deadline - now)?;
         line.extend(buf[..n].iter().map(|b| b & 0x7F));
+        if mode_e::is_readout(&line) {
+            // A readout meter answers the sign-on with its data message (Apator Norax 3).
+            let start: Vec<u8> = line.iter().take(60).copied().collect();
+            return Err(ClientError::ModeE(mode_e::ModeEError::NotModeE(
+                String::from_utf8_lossy(&start).into_owned(),
+            )));
+        }
         if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
             let id = mode_e::parse_identification(&line[..end + 2]).map_err(ClientError::ModeE)?;
             port.send(&mode_e::acknowledgement(&id))?;

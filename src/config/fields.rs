@@ -278,6 +278,22 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(m.mode_e),
     },
     Field {
+        name: "protocol",
+        flag: "protocol",
+        value: "dlms|mode-c",
+        help: "DLMS/COSEM, or the IEC 62056-21 data readout (modes A, B, C; serial or TCP)",
+        kind: Kind::Text,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.protocol = word(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(word_of(m.protocol)),
+    },
+    Field {
         name: "client_address",
         flag: "client-address",
         value: "N",

@@ -4,7 +4,7 @@
 
 use super::error::{quoted, ConfigError};
 use super::profile::{check_profiles, ProfileSpec};
-use super::values::{AuthKind, Ciphering, Parity, Push, Secret, Transport};
+use super::values::{AuthKind, Ciphering, Parity, Protocol, Push, Secret, Transport};
 
 use crate::cosem::Obis;
 
@@ -124,6 +124,8 @@ pub struct MeterConfig {
     pub parity: Parity,
     pub stop_bits: u8,
     pub mode_e: bool,
+    /// DLMS, or the IEC 62056-21 readout (`src/config/mode_c.rs` says what goes with it).
+    pub protocol: Protocol,
     pub client_address: u8,
     pub server_logical: u16,
     /// `None`: a one-byte server address (logical only).
@@ -191,6 +193,7 @@ impl Default for MeterConfig {
             parity: Parity::None,
             stop_bits: 1,
             mode_e: false,
+            protocol: Protocol::Dlms,
             client_address: 16,
             server_logical: 1,
             server_physical: Some(17),
@@ -277,6 +280,9 @@ impl MeterConfig {
 
     fn usable_combination(&self) -> Result<(), ConfigError> {
         let err = ConfigError::new;
+        if self.protocol == Protocol::ModeC {
+            self.mode_c_combination()?;
+        }
         if self.push == Push::Tcp {
             // The meter comes to us: no address of its own; it is known by what it sends.
             if self.host.is_some() || self.port.is_some() || self.serial_device.is_some() {

@@ -14,6 +14,15 @@ pub enum Transport {
     Wrapper,
 }
 
+/// What a polled meter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// DLMS/COSEM (HDLC or the wrapper).
+    Dlms,
+    /// The IEC 62056-21 ASCII data readout (modes A, B and C; a mode E meter's readout too).
+    ModeC,
+}
+
 /// How a meter's data arrives: polled by the bridge, or pushed by the meter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
@@ -69,6 +78,11 @@ impl Word for Transport {
 impl Word for crate::dlms::sn::association::Referencing {
     const ALL: &'static [(Self, &'static str)] =
         &[(Self::Ln, "ln"), (Self::Sn, "sn"), (Self::Auto, "auto")];
+}
+
+impl Word for Protocol {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Protocol::Dlms, "dlms"), (Protocol::ModeC, "mode-c")];
 }
 
 impl Word for Push {

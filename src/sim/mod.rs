@@ -1,6 +1,7 @@
 //! The meter simulator: a server-side DLMS meter built on the same protocol core, for the
 //! tests, the demo and the benchmarks (`dlms-bridge simulate`).
 
+pub mod mode_c;
 pub mod model;
 pub mod net;
 pub mod profiles;

@@ -83,6 +83,8 @@ pub struct SimConfig {
     /// A connection lost without RLRQ/DISC leaves the association held: every later SNRM is
     /// answered with DM until a DISC releases it (MEM600-like meters; HDLC only).
     pub holds_unreleased_link: bool,
+    /// Be an IEC 62056-21 readout meter of this mode instead of a DLMS one.
+    pub readout: Option<super::mode_c::ReadoutMode>,
 }
 
 impl SimConfig {
@@ -102,6 +104,7 @@ impl SimConfig {
             mode_e: false,
             garbage_on_quick_reconnect: None,
             holds_unreleased_link: false,
+            readout: None,
         }
     }
 }
@@ -252,6 +255,9 @@ pub fn serve_stream<S: SimStream>(
     stop: &AtomicBool,
 ) -> io::Result<()> {
     counters.connections.fetch_add(1, Ordering::Relaxed);
+    if let Some(mode) = config.readout {
+        return super::mode_c::serve(stream, &config.model, mode, stop);
+    }
     let seed = config.model.seed ^ counters.connections.load(Ordering::Relaxed);
     let mut conn = Conn {
         stream,

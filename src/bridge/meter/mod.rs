@@ -7,6 +7,7 @@ mod collect;
 pub mod counter;
 mod han;
 pub mod lines;
+mod mode_c;
 pub mod poll;
 pub mod profiles;
 pub mod rpc_exec;
@@ -230,6 +231,9 @@ impl Worker {
                 return;
             }
             crate::config::values::Push::None => {}
+        }
+        if self.config.protocol == crate::config::values::Protocol::ModeC {
+            return self.run_mode_c();
         }
         let name = self.config.name.clone();
         let Some(mut target) = self.config.target() else {
@@ -603,7 +607,6 @@ impl Worker {
         values: Vec<Result<reads::Value, reads::ReadError>>,
         clock_drift_s: Option<i64>,
     ) -> bool {
-        let name = &self.config.name;
         let mut map = Map::new();
         if let Some(d) = clock_drift_s {
             map.insert("clock_drift_s".into(), json!(d));
@@ -628,6 +631,20 @@ impl Worker {
                 Err(e) => errors.push(format!("{} ({}): {e}", meas.key, t.obis)),
             }
         }
+        self.publish(ts_ms, map, units, errors)
+    }
+
+    /// Sends a reading's values (and the units, when they changed) and reports the poll in
+    /// the status: what [`Worker::deliver`] and the IEC 62056-21 readout share. `false` when
+    /// the bridge is stopping.
+    fn publish(
+        &self,
+        ts_ms: i64,
+        map: Map<String, Value>,
+        units: Map<String, Value>,
+        errors: Vec<String>,
+    ) -> bool {
+        let name = &self.config.name;
         if !errors.is_empty() {
             warn!("meter {name:?}: {}", errors.join("; "));
         }
