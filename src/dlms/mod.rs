@@ -13,6 +13,7 @@
 pub mod acse;
 pub mod axdr;
 pub mod ber;
+pub mod describe;
 mod error;
 pub mod hdlc;
 pub(crate) mod reader;
