@@ -643,6 +643,7 @@ mod security {
             session: SessionConfig::default(),
             options: ConnectionOptions::default(),
             connect_timeout: Duration::from_secs(2),
+            trace: Default::default(),
         };
         let next = next_counter_from_meter(&target, DEFAULT_FRAME_COUNTER).unwrap();
         assert_eq!(next, used, "the meter saw every counter up to {}", used - 1);

@@ -11,9 +11,11 @@ pub mod mode_e;
 pub mod push;
 pub mod reads;
 pub mod target;
+pub mod trace;
 pub mod transport;
 
 pub use connection::{Connection, ConnectionOptions, Framing, NetStats};
 pub use error::{ClientError, Heard};
 pub use target::{Endpoint, MeterTarget};
+pub use trace::{TraceSink, Tracer};
 pub use transport::{SerialSettings, SerialTransport, TcpTransport, Transport};

@@ -5,6 +5,7 @@ use super::connection::{Connection, ConnectionOptions, Framing};
 use super::error::{ClientError, Heard};
 use super::mode_e;
 use super::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
+use crate::dlms::describe::Direction;
 use crate::dlms::session::SessionConfig;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ pub struct MeterTarget {
     pub session: SessionConfig,
     pub options: ConnectionOptions,
     pub connect_timeout: Duration,
+    /// Every frame sent and received, to a sink (`--trace`, the bridge's trace ring).
+    pub trace: super::trace::Tracer,
 }
 
 impl MeterTarget {
@@ -67,7 +70,7 @@ impl MeterTarget {
                     ..settings.clone()
                 };
                 let mut port = SerialTransport::open(&sign_on)?;
-                let id = mode_e_sign_on(&mut port, self.options.response_timeout)?;
+                let id = mode_e_sign_on(&mut port, self.options.response_timeout, &self.trace)?;
                 // IEC 62056-21 leaves the meter 200-1500 ms to switch after the ACK.
                 std::thread::sleep(Duration::from_millis(250));
                 port.reconfigure(
@@ -82,7 +85,7 @@ impl MeterTarget {
 
     /// Opens the transport, connects the link and associates.
     pub fn connect(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
-        let transport = self.transport()?;
+        let transport = self.trace.wrap(self.transport()?);
         Connection::open(
             transport,
             self.framing,
@@ -110,8 +113,11 @@ impl MeterTarget {
 pub fn mode_e_sign_on(
     port: &mut SerialTransport,
     timeout: Duration,
+    trace: &super::trace::Tracer,
 ) -> Result<mode_e::Identification, ClientError> {
-    port.send(&mode_e::request(""))?;
+    let request = mode_e::request("");
+    trace.record(Direction::Sent, &request);
+    port.send(&request)?;
     let deadline = Instant::now() + timeout;
     let mut line = Vec::new();
     let mut buf = [0u8; 64];
@@ -131,8 +137,11 @@ pub fn mode_e_sign_on(
         let n = port.recv(&mut buf, deadline - now)?;
         line.extend(buf[..n].iter().map(|b| b & 0x7F));
         if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
+            trace.record(Direction::Received, &line[..end + 2]);
             let id = mode_e::parse_identification(&line[..end + 2]).map_err(ClientError::ModeE)?;
-            port.send(&mode_e::acknowledgement(&id))?;
+            let ack = mode_e::acknowledgement(&id);
+            trace.record(Direction::Sent, &ack);
+            port.send(&ack)?;
             return Ok(id);
         }
         if line.len() > 128 {

@@ -75,7 +75,12 @@ fn secret_range(apdu: &[u8]) -> Option<Range<usize>> {
         let len = ber::read_length(&mut r).ok()?;
         let content = r.position();
         if tag == CALLING_AUTHENTICATION_VALUE {
-            return Some(content..(content + len).min(apdu.len()));
+            // Authentication-value ::= CHOICE { charstring [0], bitstring [1], ... }: the
+            // secret is the content of the inner element, its tag and length stay.
+            r.u8().ok()?;
+            let inner = ber::read_length(&mut r).ok()?;
+            let start = r.position();
+            return Some(start..(start + inner).min(apdu.len()));
         }
         r.bytes(len).ok()?;
     }
@@ -108,8 +113,17 @@ mod tests {
         assert!(!frame.windows(8).any(|w| w == b"12345678"));
         assert!(frame.windows(8).any(|w| w == b"********"));
         let parsed = Frame::parse(&frame).expect("FCS recomputed");
-        assert_eq!(parsed.info.len(), aarq.len() + 3);
-        assert!(parsed.info.ends_with(&aarq[aarq.len() - 18..]));
+        let masked = crate::dlms::acse::Aarq::decode(&parsed.info[3..]).expect("still an AARQ");
+        assert_eq!(
+            masked.calling_authentication_value.as_deref(),
+            Some(&b"********"[..])
+        );
+        assert_eq!(
+            masked.user_information,
+            crate::dlms::acse::Aarq::decode(&aarq)
+                .unwrap()
+                .user_information
+        );
 
         let mut wrapped = crate::dlms::wrapper::wrap(16, 1, &aarq).unwrap();
         assert!(mask_secrets(&mut wrapped));
