@@ -73,7 +73,6 @@ fn secret_range(apdu: &[u8]) -> Option<Range<usize>> {
     while !r.is_empty() {
         let tag = r.u8().ok()?;
         let len = ber::read_length(&mut r).ok()?;
-        let content = r.position();
         if tag == CALLING_AUTHENTICATION_VALUE {
             // Authentication-value ::= CHOICE { charstring [0], bitstring [1], ... }: the
             // secret is the content of the inner element, its tag and length stay.
