@@ -1115,3 +1115,55 @@ fn meter_test_trace_shows_the_exchange() {
     let misplaced = cli(&db, &["meter", "list", "--trace"]);
     assert_eq!(misplaced.status.code(), Some(2));
 }
+
+/// Issue 26: the serial path with the IEC 62056-21 mode E sign-on is traced too: the sign-on
+/// lines at 300 baud, then the HDLC frames at the proposed rate.
+#[test]
+fn mode_e_trace_shows_the_sign_on_then_hdlc() {
+    let Some(pair) = pty_pair("mode-e-trace") else {
+        return;
+    };
+    let meter = pair.dir.join("meter");
+    let probe = pair.dir.join("probe");
+    let _sim = simulate(&[
+        "--serial",
+        meter.to_str().unwrap(),
+        "--seed",
+        "23",
+        "--mode-e",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(&[
+        "read",
+        "--serial",
+        probe.to_str().unwrap(),
+        "--timeout-ms",
+        "2000",
+        "--mode-e",
+        "--trace",
+        "1-0:32.7.0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        lines(&out)[0]["value"].as_f64().unwrap(),
+        voltage_truth(23, 0)
+    );
+    let units = trace_units(&stderr);
+    // Request "/?!\r\n", the meter's identification, the acknowledgement (ACK 0 Z 2 CR LF).
+    assert!(units.len() > 4, "{stderr}");
+    assert_eq!(units[0].0, "->");
+    assert!(
+        units[0].2.starts_with("text \"/?!\\r\\n\""),
+        "{}",
+        units[0].2
+    );
+    assert_eq!(units[1].0, "<-");
+    assert!(units[1].2.starts_with("text \"/"), "{}", units[1].2);
+    assert!(units[2].2.starts_with("text \"\\x06"), "{}", units[2].2);
+    assert!(units[3].2.contains("HDLC SNRM"), "{}", units[3].2);
+    assert!(
+        units.iter().any(|u| u.2.contains("GET-Response-Normal")),
+        "{stderr}"
+    );
+}
