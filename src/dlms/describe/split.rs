@@ -15,6 +15,8 @@ const MAX_UNIT: usize = HEADER_LEN + u16::MAX as usize;
 #[derive(Debug, Default)]
 pub struct Splitter {
     buf: Vec<u8>,
+    /// The last unit was a frame closed by a flag (which may open the next frame too).
+    after_frame: bool,
 }
 
 impl Splitter {
@@ -23,6 +25,13 @@ impl Splitter {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.after_frame
+            && self.buf.is_empty()
+            && bytes.first().is_some_and(|b| b & 0xF0 == 0xA0)
+        {
+            self.buf.push(FLAG);
+        }
+        self.after_frame = false;
         self.buf.extend_from_slice(bytes);
     }
 
@@ -30,7 +39,15 @@ impl Splitter {
     pub fn next_unit(&mut self) -> Option<Vec<u8>> {
         let size = self.unit_size()?;
         let size = size.min(self.buf.len());
-        Some(self.buf.drain(..size).collect())
+        let unit: Vec<u8> = self.buf.drain(..size).collect();
+        // A frame's closing flag may open the next one too: give that one its flag back.
+        let closed_by_flag =
+            unit.len() > 1 && unit.first() == Some(&FLAG) && unit.last() == Some(&FLAG);
+        if closed_by_flag && self.buf.first().is_some_and(|b| b & 0xF0 == 0xA0) {
+            self.buf.insert(0, FLAG);
+        }
+        self.after_frame = closed_by_flag && self.buf.is_empty();
+        Some(unit)
     }
 
     /// Whatever is left (an incomplete frame at the end of a trace).
@@ -53,7 +70,18 @@ impl Splitter {
             let format = u16::from_be_bytes([*buf.get(1)?, *buf.get(2)?]);
             if format & 0xF000 == 0xA000 {
                 let size = (format & 0x07FF) as usize + 2;
-                return (buf.len() >= size).then_some(size);
+                if buf.len() >= size {
+                    // Without its closing flag it was no frame (garbage that began with 0x7E):
+                    // shown up to the next flag, so that the real frame after it stays whole.
+                    return Some(if buf[size - 1] == FLAG {
+                        size
+                    } else {
+                        self.up_to_next_start(1)
+                    });
+                }
+                // Not complete yet; but a valid frame starting inside it means these bytes
+                // were a lost tail or garbage (as the deframer judges them).
+                return self.valid_frame_inside().or(None);
             }
             return Some(self.up_to_next_start(1));
         }
@@ -75,6 +103,22 @@ impl Splitter {
         }
         let next = self.up_to_next_start(1);
         (next < buf.len() || buf.len() > 256).then_some(next)
+    }
+
+    /// Where a complete frame with a valid FCS starts after the first byte, if one does.
+    fn valid_frame_inside(&self) -> Option<usize> {
+        let buf = &self.buf;
+        (1..buf.len()).filter(|&i| buf[i] == FLAG).find(|&i| {
+            let rest = &buf[i..];
+            match rest {
+                [FLAG, f0, f1, ..] if f0 & 0xF0 == 0xA0 => {
+                    let size = (usize::from(f0 & 0x07) << 8 | usize::from(*f1)) + 2;
+                    rest.get(..size)
+                        .is_some_and(|frame| crate::dlms::hdlc::Frame::parse(frame).is_ok())
+                }
+                _ => false,
+            }
+        })
     }
 
     /// Bytes from the start up to the next flag (or all of them).
@@ -113,5 +157,32 @@ mod tests {
         assert_eq!(s.next_unit().as_deref(), Some(&b"/ISK5ME382\r\n"[..]));
         assert_eq!(s.next_unit(), None);
         assert_eq!(s.finish().as_deref(), Some(&b"/IS"[..]));
+    }
+
+    #[test]
+    fn garbage_that_looks_like_a_frame_start_does_not_swallow_the_next_frame() {
+        // A flag and a format field announcing 300 bytes, then dlms-cosem's RR
+        // (tests/vectors/independent.json, hdlc_rr_from_client).
+        let rr = hex("7EA00703217113C57E");
+        let mut s = Splitter::new();
+        s.push(&hex("7EA12C0102"));
+        s.push(&rr);
+        assert_eq!(s.next_unit(), Some(hex("7EA12C0102")));
+        assert_eq!(s.next_unit(), Some(rr.clone()));
+        // A complete candidate without its closing flag: cut at the next flag.
+        let mut s = Splitter::new();
+        s.push(&hex("7EA0080102030405"));
+        s.push(&rr);
+        assert_eq!(s.next_unit(), Some(hex("7EA0080102030405")));
+        assert_eq!(s.next_unit(), Some(rr.clone()));
+        // Two frames sharing one flag (IEC 62056-46 6.4.1 allows it): both shown whole.
+        let mut s = Splitter::new();
+        s.push(&rr);
+        s.push(&rr[1..]);
+        assert_eq!(s.next_unit(), Some(rr.clone()));
+        assert_eq!(s.next_unit(), Some(rr.clone()));
+        // ... also when the second arrives in a read of its own.
+        s.push(&rr[1..]);
+        assert_eq!(s.next_unit(), Some(rr));
     }
 }
