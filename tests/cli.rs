@@ -1167,3 +1167,66 @@ fn mode_e_trace_shows_the_sign_on_then_hdlc() {
         "{stderr}"
     );
 }
+
+/// Issue 26: `decode-hdlc` / `decode-apdu` offline, ciphered APDUs opened with the keys.
+#[test]
+fn decode_commands_open_ciphered_apdus_with_the_keys() {
+    // gurux-dlms 1.0.203's glo-ciphered GET of the clock with the Green Book example keys
+    // (tests/vectors/independent.json, wrapper_glo_get_clock, without its wrapper header).
+    let glo = "C81E3001234568887F56F92BBDFB413823BB59FE96B477FE1BD783E0FDA128D9";
+    let keys = [
+        "--encryption-key",
+        "000102030405060708090A0B0C0D0E0F",
+        "--authentication-key",
+        "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+        "--system-title",
+        "4D4D4D0000BC614E",
+    ];
+    let plain = run(&["decode-apdu", glo]);
+    assert!(plain.status.success());
+    let text = out_of(&plain);
+    assert!(
+        text.starts_with("glo-get-request") && !text.contains("deciphered"),
+        "{text}"
+    );
+    let mut args = vec!["decode-apdu", glo];
+    args.extend_from_slice(&keys);
+    let opened = out_of(&run(&args));
+    assert!(
+        opened
+            .contains("deciphered: GET-Request-Normal invoke 1: class 8 0-0:1.0.0*255 attribute 2"),
+        "{opened}"
+    );
+    // The same in its wrapper, through decode-hdlc (any stream of frames or PDUs).
+    let mut args = vec!["decode-hdlc", "0001001000010020", glo];
+    args.extend_from_slice(&keys);
+    let joined = run(&args);
+    assert_eq!(joined.status.code(), Some(2), "HEX is one argument");
+    let wrapped = format!("0001001000010020{glo}");
+    let mut args = vec!["decode-hdlc", wrapped.as_str()];
+    args.extend_from_slice(&keys);
+    let text = out_of(&run(&args));
+    assert!(
+        text.starts_with("wrapper wPort 16 -> 1") && text.contains("deciphered"),
+        "{text}"
+    );
+    // One key alone, or a bad one, is a usage error.
+    let half = run(&["decode-apdu", glo, "--encryption-key", keys[1]]);
+    assert_eq!(half.status.code(), Some(2));
+    assert!(
+        err_of(&half).contains("--authentication-key"),
+        "{}",
+        err_of(&half)
+    );
+    let bad = run(&[
+        "decode-apdu",
+        glo,
+        "--encryption-key",
+        "00",
+        "--authentication-key",
+        keys[3],
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(run(&["decode-apdu"]).status.code(), Some(2));
+    assert_eq!(run(&["decode-hdlc", "7G"]).status.code(), Some(2));
+}
