@@ -9,6 +9,7 @@
 mod apdu;
 mod cipher;
 mod mask;
+mod services;
 mod split;
 mod value;
 
