@@ -189,7 +189,7 @@ fn release_text(
     t
 }
 
-/// xDLMS InitiateRequest (Green Book 9.4.6.1): a dedicated key is remembered for the ded-
+/// xDLMS InitiateRequest (Green Book 9.5, "xDLMS-Initiate"): a dedicated key is remembered for the ded-
 /// APDUs that follow and never shown.
 fn initiate_request_text(i: &InitiateRequest, keys: &mut DecodeKeys) -> String {
     let mut t = format!(

@@ -39,7 +39,7 @@ pub fn mask_secrets(unit: &mut [u8]) -> bool {
 }
 
 /// Where the APDU starts: after the wrapper header, or after an HDLC I-frame's header, HCS and
-/// LLC bytes (E6 E6 00, IEC 62056-46 / Green Book 8.4.3.1).
+/// LLC bytes (E6 E6 00, IEC 62056-46 / Green Book 8.4.3.4).
 fn apdu_offset(unit: &[u8]) -> Option<usize> {
     match unit {
         [FLAG, f0, _, ..] if f0 & 0xF0 == 0xA0 => {

@@ -3,7 +3,7 @@
 //! target `describe`), never shows a password or a key.
 //!
 //! [`Describer`] is stateful because a trace is: HDLC segments are joined into one APDU
-//! (IEC 62056-46 6.4.4.4.3.9, the segmentation bit) and the system titles of the AARQ/AARE
+//! (the segmentation bit of the frame format field, IEC 62056-46 clause 6.4.1; Green Book 8.4.2) and the system titles of the AARQ/AARE
 //! are remembered to open the glo- APDUs that follow when keys are given.
 
 mod apdu;
@@ -146,7 +146,7 @@ impl Describer {
         let source = frame.source.as_bytes().to_vec();
         let index = self.pending.iter().position(|p| p.source == source);
         let first = index.is_none();
-        // The LLC header (E6 E6 00 from a client, E6 E7 00 from a server; Green Book 8.4.3.1)
+        // The LLC header (E6 E6 00 from a client, E6 E7 00 from a server; Green Book 8.4.3.4)
         // opens the first segment only.
         let body = if first {
             match frame.info.get(..3) {
