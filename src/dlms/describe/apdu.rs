@@ -189,8 +189,8 @@ fn release_text(
     t
 }
 
-/// xDLMS InitiateRequest (Green Book 9.5, "xDLMS-Initiate"): a dedicated key is remembered for the ded-
-/// APDUs that follow and never shown.
+/// xDLMS InitiateRequest (Green Book 9.5, "xDLMS-Initiate"): a dedicated key is remembered
+/// for the ded- APDUs that follow and never shown.
 fn initiate_request_text(i: &InitiateRequest, keys: &mut DecodeKeys) -> String {
     let mut t = format!(
         "InitiateRequest dlms-version {}, conformance [{}], client-max-receive-pdu-size {}",

@@ -2,9 +2,10 @@
 //! decode box and the `decode-hdlc` / `decode-apdu` commands: sans-I/O, never panics (fuzz
 //! target `describe`), never shows a password or a key.
 //!
-//! [`Describer`] is stateful because a trace is: HDLC segments are joined into one APDU
-//! (the segmentation bit of the frame format field, IEC 62056-46 clause 6.4.1; Green Book 8.4.2) and the system titles of the AARQ/AARE
-//! are remembered to open the glo- APDUs that follow when keys are given.
+//! [`Describer`] is stateful because a trace is: HDLC segments are joined into one APDU (the
+//! segmentation bit of the frame format field, IEC 62056-46 clause 6.4.1; Green Book 8.4.2)
+//! and the system titles of the AARQ/AARE are remembered to open the glo- APDUs that follow
+//! when keys are given.
 
 mod apdu;
 mod cipher;
