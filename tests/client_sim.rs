@@ -643,6 +643,7 @@ mod security {
             session: SessionConfig::default(),
             options: ConnectionOptions::default(),
             connect_timeout: Duration::from_secs(2),
+            trace: Default::default(),
         };
         let next = next_counter_from_meter(&target, DEFAULT_FRAME_COUNTER).unwrap();
         assert_eq!(next, used, "the meter saw every counter up to {}", used - 1);
@@ -729,6 +730,7 @@ fn a_reconnect_gap_is_honoured_for_meters_that_garble_quick_reconnects() {
             ..ConnectionOptions::default()
         },
         connect_timeout: Duration::from_secs(2),
+        trace: Default::default(),
     };
     let first = target(0).connect().unwrap();
     drop(first);
@@ -806,6 +808,7 @@ fn a_link_held_by_a_lost_connection_is_released_with_disc_and_tried_once_more() 
         session: SessionConfig::default(),
         options,
         connect_timeout: Duration::from_secs(2),
+        trace: Default::default(),
     };
     let mut conn = target
         .connect()
@@ -843,6 +846,7 @@ fn a_second_connection_to_one_meter_waits_for_the_first() {
             ..ConnectionOptions::default()
         },
         connect_timeout: Duration::from_millis(connect_ms),
+        trace: Default::default(),
     };
     let first = target(2000).connect().unwrap();
     let busy = target(400)

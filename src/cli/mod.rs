@@ -1,6 +1,7 @@
 //! The command-line interface: one module per subcommand, shared option parsing in `args`.
 pub mod args;
 pub mod backup;
+pub mod decode;
 pub mod demo;
 pub mod docs;
 pub mod log_file;

@@ -28,6 +28,7 @@ dlms-bridge read ... --set-clock now|2026-11-24T06:00:00Z
   --protocol mode-c takes an IEC 62056-21 readout: the OBIS codes given, or all of it
   --retries N                reconnects on time-outs and broken links (default 2)
   --invocation-counter N     first counter to use with --security (default: the time in seconds)
+  --trace                    every frame sent and received on stderr: ms, direction, hex, decoded
 meter flags, as for `meter add` (the same defaults):
 {}",
         super::args::meter_flags_help(&[
@@ -62,7 +63,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         },
         AfterYesNo::LeaveForNext,
     );
-    let (mut retries, mut invocation_counter) = (2u32, None);
+    let (mut retries, mut invocation_counter, mut trace) = (2u32, None, false);
     let mut targets = Vec::new();
     let (mut profile, mut from, mut to, mut list, mut set_clock) = (None, None, None, false, None);
     while let Some(arg) = parser.next()? {
@@ -76,6 +77,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("from") => from = Some(parser.value()?.string()?),
             Long("to") => to = Some(parser.value()?.string()?),
             Long("list-objects") => list = true,
+            Long("trace") => trace = true,
             Long("set-clock") => set_clock = Some(parser.value()?.string()?),
             Long("help") | Short('h') => {
                 print!("{}", help());
@@ -148,8 +150,12 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let base = meter
         .target()
         .ok_or_else(|| usage("the meter flags do not describe a meter"))?;
-    let target = dlms_bridge::config::fresh_association(&base, dedicated_key)
+    let mut target = dlms_bridge::config::fresh_association(&base, dedicated_key)
         .map_err(|e| usage(e.to_string()))?;
+    if trace {
+        target.trace =
+            dlms_bridge::client::Tracer::to(dlms_bridge::client::trace::StderrTrace::new());
+    }
     if let Some(sec) = &target.session.security {
         // Without a stored counter, the time in seconds is a counter that never goes back
         // between runs (at most one run per second; the bridge persists its counters).

@@ -14,9 +14,11 @@ pub mod reads;
 mod referencing_memory;
 pub mod spacing;
 pub mod target;
+pub mod trace;
 pub mod transport;
 
 pub use connection::{Connection, ConnectionOptions, Framing, NetStats};
 pub use error::{ClientError, Heard};
 pub use target::{Endpoint, MeterTarget};
+pub use trace::{TraceSink, Tracer};
 pub use transport::{SerialSettings, SerialTransport, TcpTransport, Transport};

@@ -5,6 +5,7 @@ use super::connection::{Connection, ConnectionOptions, Framing};
 use super::error::{ClientError, Heard};
 use super::mode_e;
 use super::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
+use crate::dlms::describe::Direction;
 use crate::dlms::session::SessionConfig;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,8 @@ pub struct MeterTarget {
     pub session: SessionConfig,
     pub options: ConnectionOptions,
     pub connect_timeout: Duration,
+    /// Every frame sent and received, to a sink (`--trace`, the bridge's trace ring).
+    pub trace: super::trace::Tracer,
 }
 
 impl MeterTarget {
@@ -87,7 +90,7 @@ impl MeterTarget {
                     ..settings.clone()
                 };
                 let mut port = SerialTransport::open(&sign_on)?;
-                let id = mode_e_sign_on(&mut port, self.options.response_timeout)?;
+                let id = mode_e_sign_on(&mut port, self.options.response_timeout, &self.trace)?;
                 // IEC 62056-21 leaves the meter 200-1500 ms to switch after the ACK.
                 std::thread::sleep(Duration::from_millis(250));
                 port.reconfigure(
@@ -131,7 +134,7 @@ impl MeterTarget {
     }
 
     fn open_once(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
-        let transport = self.spaced_transport()?;
+        let transport = self.trace.wrap(self.spaced_transport()?);
         Connection::open(
             transport,
             self.framing,
@@ -193,8 +196,11 @@ impl MeterTarget {
 pub fn mode_e_sign_on(
     port: &mut SerialTransport,
     timeout: Duration,
+    trace: &super::trace::Tracer,
 ) -> Result<mode_e::Identification, ClientError> {
-    port.send(&mode_e::request(""))?;
+    let request = mode_e::request("");
+    trace.record(Direction::Sent, &request);
+    port.send(&request)?;
     let deadline = Instant::now() + timeout;
     let mut line = Vec::new();
     let mut buf = [0u8; 64];
@@ -221,8 +227,11 @@ pub fn mode_e_sign_on(
             )));
         }
         if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
+            trace.record(Direction::Received, &line[..end + 2]);
             let id = mode_e::parse_identification(&line[..end + 2]).map_err(ClientError::ModeE)?;
-            port.send(&mode_e::acknowledgement(&id))?;
+            let ack = mode_e::acknowledgement(&id);
+            trace.record(Direction::Sent, &ack);
+            port.send(&ack)?;
             return Ok(id);
         }
         if line.len() > 128 {

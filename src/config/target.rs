@@ -105,6 +105,7 @@ impl MeterConfig {
                 ..ConnectionOptions::default()
             },
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),
+            trace: crate::client::Tracer::off(),
         })
     }
 

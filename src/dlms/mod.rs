@@ -14,6 +14,7 @@
 pub mod acse;
 pub mod axdr;
 pub mod ber;
+pub mod describe;
 mod error;
 pub mod hdlc;
 pub mod hls;

@@ -245,6 +245,9 @@ impl Worker {
             // A silent meter costs the line one time-out per turn, not two.
             target.options.snrm_fallback_on_silence = false;
         }
+        // Every frame of every association into the meter's trace ring (issue 26: the page's
+        // meter detail, GET /api/meters/NAME/trace, the trace RPC).
+        target.trace = crate::client::Tracer::to(self.status.trace_ring(&name));
         let lease = target
             .session
             .security
@@ -535,6 +538,20 @@ impl Worker {
         let started = Instant::now();
         if started >= call.deadline {
             return; // already answered "timeout" by the publisher
+        }
+        if let MeterCall::Trace { last } = call.call {
+            // From the ring, not the meter: no turn on a shared line, and available when the
+            // meter refuses us (that is when the frames are wanted).
+            let result = Ok(crate::status::diagnostics::trace_document_last(
+                &self.status,
+                &self.config.name,
+                last,
+            ));
+            let _ = self.to_publisher.send(ToPublisher::RpcReply {
+                reply: call.reply,
+                result,
+            });
+            return;
         }
         let _turn = self.bus.as_ref().map(|b| b.turn(&self.config.name));
         let result = if call.call.writes() && !self.config.rpc_write {
