@@ -878,3 +878,30 @@ fn a_second_connection_to_one_meter_waits_for_the_first() {
         "the refused attempt never reached the meter"
     );
 }
+
+/// Firmware that answers every request with one fixed invoke id: the answer to the one
+/// request outstanding is taken (it used to be waited past until the time-out), over both
+/// framings, with block transfers; a late answer is still dropped (test above).
+#[test]
+fn answers_with_a_fixed_invoke_id_are_taken() {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
+        let mut config = SimConfig::new(MeterModel::new(15, 0), framing);
+        config.fixed_invoke_id = Some(0);
+        let s = sim(config);
+        let mut conn = connect(&s, Authentication::None).unwrap();
+        let targets = eight_registers();
+        let mut cache = ScalerCache::default();
+        let values = reads::read_values(&mut conn, &targets, &mut cache).unwrap();
+        assert_truth(&s.config.model, &targets, &values);
+        reads::read_clock(&mut conn).unwrap().unwrap();
+        let profile = reads::read_profile(
+            &mut conn,
+            model::LOAD_PROFILE,
+            RowSelection::All,
+            &mut cache,
+        )
+        .unwrap();
+        assert_eq!(profile.unwrap().rows.len(), 192, "{framing:?}");
+        assert_eq!(conn.stats().timeouts, 0, "{framing:?}: {:?}", conn.stats());
+    }
+}

@@ -11,6 +11,7 @@ use crate::dlms::axdr::Data;
 use crate::dlms::hdlc::{
     Deframer, Link, LinkError, LinkEvent, LinkParams, RawAddress, ServerAddress,
 };
+use crate::dlms::invoke_match::InvokeMatch;
 use crate::dlms::session::{
     Authentication, ClientSession, Negotiated, SessionConfig, SessionError, Step,
 };
@@ -123,6 +124,8 @@ pub struct Connection<T: Transport> {
     referencing: Referencing,
     framing: Framing,
     block_limit: usize,
+    /// A fixed-invoke-id answer was logged for this connection.
+    told_foreign_invoke: bool,
 }
 
 impl<T: Transport> Connection<T> {
@@ -178,6 +181,7 @@ impl<T: Transport> Connection<T> {
             wait: WaitMark::default(),
             open: false,
             fell_back: false,
+            told_foreign_invoke: false,
         };
         conn.connect_link()?;
         conn.open = true;
@@ -535,7 +539,27 @@ impl<T: Transport> Connection<T> {
         }
         let mut exchange = self.session.get(items)?;
         let first = exchange.request().to_vec();
-        self.run(first, |apdu| exchange.on_response(apdu), "GET")
+        let result = self.run(first, |apdu| exchange.on_response(apdu), "GET");
+        self.note_invoke(exchange.invoke_match(), &result);
+        result
+    }
+
+    /// After an LN exchange: a request that timed out makes its late answer stale; an answer
+    /// taken with another invoke id (fixed-id firmware) is said once per connection.
+    fn note_invoke<R>(&mut self, ids: &InvokeMatch, result: &Result<R, ClientError>) {
+        if matches!(result, Err(ClientError::NoAnswer { .. })) {
+            self.session.abandon(ids.own());
+        }
+        if let Some(got) = ids.foreign() {
+            if !self.told_foreign_invoke {
+                self.told_foreign_invoke = true;
+                log::info!(
+                    "the meter answered a request of invoke id {} with invoke id {got}: taken as \
+                     the answer (its firmware uses a fixed invoke id; said once per connection)",
+                    ids.own().invoke_id()
+                );
+            }
+        }
     }
 
     pub fn set(&mut self, attribute: AttributeDescriptor, value: &Data) -> Result<(), ClientError> {
@@ -547,7 +571,9 @@ impl<T: Transport> Connection<T> {
         }
         let mut exchange = self.session.set(attribute, value)?;
         let first = exchange.start();
-        self.run(first, |apdu| exchange.on_response(apdu), "SET")
+        let result = self.run(first, |apdu| exchange.on_response(apdu), "SET");
+        self.note_invoke(exchange.invoke_match(), &result);
+        result
     }
 
     pub fn action(
@@ -564,7 +590,9 @@ impl<T: Transport> Connection<T> {
         }
         let mut exchange = self.session.action(method, parameters)?;
         let first = exchange.start();
-        self.run(first, |apdu| exchange.on_response(apdu), "ACTION")
+        let result = self.run(first, |apdu| exchange.on_response(apdu), "ACTION");
+        self.note_invoke(exchange.invoke_match(), &result);
+        result
     }
 
     /// Releases the association (RLRQ) and the link (DISC), best effort and bounded in time:

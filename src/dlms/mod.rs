@@ -18,6 +18,7 @@ pub mod describe;
 mod error;
 pub mod hdlc;
 pub mod hls;
+pub mod invoke_match;
 pub(crate) mod reader;
 pub mod security;
 pub mod session;

@@ -8,12 +8,15 @@
 //!   block-transfer-with-get was granted).
 //! - [`ClientSession::get`] returns a [`GetExchange`]: a small state machine that follows block
 //!   transfers (GET-Request-Next with the last block number received) until all results are in.
-//! - A response whose invoke id is not the request's is [`Step::Ignore`]d: a late answer to an
-//!   earlier request is never taken for the current one.
+//! - A response whose invoke id is that of an earlier request that went unanswered is
+//!   [`Step::Ignore`]d: a late answer is never taken for the current one. Any other id is
+//!   taken as the answer to the one request outstanding (firmware with a fixed invoke id;
+//!   see `invoke_match`).
 
 use super::acse::{Aarq, ApplicationContext, AssociationRejected, Mechanism, ReleaseReason, Rlrq};
 use super::axdr::Data;
 use super::hls::{self, HlsHash};
+use super::invoke_match::{InvokeMatch, Unanswered};
 use super::security::{self, Keys, Protection, ReplayGuard, SecurityError};
 use super::sn::{self, association::Referencing, ShortNameError, SnBlockError};
 use super::xdlms::{
@@ -265,6 +268,8 @@ pub struct ClientSession {
     stoc: Option<Vec<u8>>,
     /// The next AARQ proposes short-name referencing.
     short_names: bool,
+    /// Requests of this association that got no answer (their late answers are stale).
+    unanswered: Unanswered,
 }
 
 /// Maps the answers every exchange must treat alike (exceptions, service errors).
@@ -284,8 +289,15 @@ impl ClientSession {
             server_title: None,
             stoc: None,
             short_names: config.referencing == Referencing::Sn,
+            unanswered: Unanswered::default(),
             config,
         }
+    }
+
+    /// The request with this invoke id got no answer in time: a late answer with its id will
+    /// be dropped.
+    pub fn abandon(&mut self, invoke: InvokeIdAndPriority) {
+        self.unanswered.abandon(invoke);
     }
 
     pub fn negotiated(&self) -> Option<Negotiated> {
@@ -674,6 +686,7 @@ impl ClientSession {
 
     fn next_invoke(&mut self) -> InvokeIdAndPriority {
         self.invoke = self.invoke.next();
+        self.unanswered.reuse(self.invoke);
         self.invoke
     }
 
@@ -722,6 +735,7 @@ impl ClientSession {
         }
         Ok(GetExchange {
             invoke,
+            ids: InvokeMatch::new(invoke, self.unanswered),
             count,
             request: bytes,
             assembler: None,
@@ -742,7 +756,10 @@ impl ClientSession {
         let built = SetRequest::build(invoke, attribute, value, max)
             .map(|v| v.iter().map(SetRequest::encode).collect());
         let requests = in_sending_order(built, negotiated, Conformance::BLOCK_TRANSFER_WITH_SET)?;
-        Ok(SetExchange { invoke, requests })
+        Ok(SetExchange {
+            ids: InvokeMatch::new(invoke, self.unanswered),
+            requests,
+        })
     }
 
     /// Invokes one method with optional parameters.
@@ -758,7 +775,10 @@ impl ClientSession {
             .map(|v| v.iter().map(ActionRequest::encode).collect());
         let requests =
             in_sending_order(built, negotiated, Conformance::BLOCK_TRANSFER_WITH_ACTION)?;
-        Ok(ActionExchange { invoke, requests })
+        Ok(ActionExchange {
+            ids: InvokeMatch::new(invoke, self.unanswered),
+            requests,
+        })
     }
 }
 
@@ -781,6 +801,7 @@ fn in_sending_order(
 #[derive(Debug)]
 pub struct GetExchange {
     invoke: InvokeIdAndPriority,
+    ids: InvokeMatch,
     count: usize,
     request: Vec<u8>,
     assembler: Option<GetBlockAssembler>,
@@ -788,6 +809,11 @@ pub struct GetExchange {
 }
 
 impl GetExchange {
+    /// Which answers this request takes (its invoke id, and one it took that was not).
+    pub fn invoke_match(&self) -> &InvokeMatch {
+        &self.ids
+    }
+
     /// The first request to send.
     pub fn request(&self) -> &[u8] {
         &self.request
@@ -802,7 +828,7 @@ impl GetExchange {
                 )
             }
         };
-        if response.invoke().invoke_id() != self.invoke.invoke_id() {
+        if !self.ids.accepts(response.invoke()) {
             return Ok(Step::Ignore);
         }
         let results = match response {
@@ -847,12 +873,17 @@ impl GetExchange {
 /// One SET, possibly in several data blocks.
 #[derive(Debug)]
 pub struct SetExchange {
-    invoke: InvokeIdAndPriority,
+    ids: InvokeMatch,
     /// Remaining requests, last first.
     requests: Vec<Vec<u8>>,
 }
 
 impl SetExchange {
+    /// Which answers this request takes (its invoke id, and one it took that was not).
+    pub fn invoke_match(&self) -> &InvokeMatch {
+        &self.ids
+    }
+
     /// The first request to send.
     pub fn start(&mut self) -> Vec<u8> {
         self.requests.pop().unwrap_or_default()
@@ -872,7 +903,7 @@ impl SetExchange {
             SetResponse::LastDatablock { invoke, result, .. } => (invoke, Some(result)),
             SetResponse::Datablock { invoke, .. } => (invoke, None),
         };
-        if invoke.invoke_id() != self.invoke.invoke_id() {
+        if !self.ids.accepts(invoke) {
             return Ok(Step::Ignore);
         }
         match result {
@@ -891,11 +922,16 @@ impl SetExchange {
 /// One ACTION, possibly with parameter blocks.
 #[derive(Debug)]
 pub struct ActionExchange {
-    invoke: InvokeIdAndPriority,
+    ids: InvokeMatch,
     requests: Vec<Vec<u8>>,
 }
 
 impl ActionExchange {
+    /// Which answers this request takes (its invoke id, and one it took that was not).
+    pub fn invoke_match(&self) -> &InvokeMatch {
+        &self.ids
+    }
+
     pub fn start(&mut self) -> Vec<u8> {
         self.requests.pop().unwrap_or_default()
     }
@@ -914,7 +950,7 @@ impl ActionExchange {
                 result,
                 return_parameters,
             } => {
-                if invoke.invoke_id() != self.invoke.invoke_id() {
+                if !self.ids.accepts(invoke) {
                     return Ok(Step::Ignore);
                 }
                 if result != DataAccessResult::SUCCESS {
@@ -927,7 +963,7 @@ impl ActionExchange {
                 }
             }
             ActionResponse::NextPblock { invoke, .. } => {
-                if invoke.invoke_id() != self.invoke.invoke_id() {
+                if !self.ids.accepts(invoke) {
                     return Ok(Step::Ignore);
                 }
                 match self.requests.pop() {

@@ -83,6 +83,9 @@ pub struct SimConfig {
     /// A connection lost without RLRQ/DISC leaves the association held: every later SNRM is
     /// answered with DM until a DISC releases it (MEM600-like meters; HDLC only).
     pub holds_unreleased_link: bool,
+    /// Answer every GET/SET/ACTION with this invoke id, whatever the request's (firmware
+    /// with a fixed invoke id). Plain answers only.
+    pub fixed_invoke_id: Option<u8>,
     /// Be an IEC 62056-21 readout meter of this mode instead of a DLMS one.
     pub readout: Option<super::mode_c::ReadoutMode>,
 }
@@ -104,6 +107,7 @@ impl SimConfig {
             mode_e: false,
             garbage_on_quick_reconnect: None,
             holds_unreleased_link: false,
+            fixed_invoke_id: None,
             readout: None,
         }
     }
@@ -163,6 +167,14 @@ pub fn serve_tcp(
             }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
+    }
+}
+
+/// `fixed_invoke_id`: the invoke-id-and-priority byte of a GET/SET/ACTION response (third
+/// byte: tag, choice, invoke) gets the fixed id, its priority bits kept.
+fn fix_invoke_id(answer: &mut [u8], fixed: Option<u8>) {
+    if let (Some(id), [0xC4 | 0xC5 | 0xC7, _, invoke, ..]) = (fixed, answer) {
+        *invoke = (*invoke & 0xF0) | (id & 0x0F);
     }
 }
 
@@ -410,7 +422,8 @@ fn serve_hdlc<S: SimStream>(
                     }
                     _ => {}
                 }
-                if let Some(answer) = session.handle(&apdu, unix_now()) {
+                if let Some(mut answer) = session.handle(&apdu, unix_now()) {
+                    fix_invoke_id(&mut answer, conn.config.fixed_invoke_id);
                     let _ = link.send(&answer);
                 }
                 if conn.config.holds_unreleased_link {
@@ -509,7 +522,8 @@ fn serve_wrapper<S: SimStream>(
                 }
                 _ => {}
             }
-            if let Some(answer) = session.handle(&pdu.apdu, unix_now()) {
+            if let Some(mut answer) = session.handle(&pdu.apdu, unix_now()) {
+                fix_invoke_id(&mut answer, conn.config.fixed_invoke_id);
                 let wrapped = wrapper::wrap(pdu.destination, pdu.source, &answer)
                     .ok_or(io::ErrorKind::InvalidData)?;
                 let is_block = answer.starts_with(&[0xC4, 0x02]);

@@ -45,14 +45,15 @@ pub(super) fn describe_nested(apdu: &[u8], keys: &mut DecodeKeys, depth: u8) -> 
             "general block transfer (not decoded yet), {} bytes",
             apdu.len()
         ),
-        0x05 | 0x06 | 0x0C | 0x0D | 0x16 | 0x18 => crate::dlms::sn::describe(apdu)
-            .unwrap_or_else(|| {
+        0x05 | 0x06 | 0x0C | 0x0D | 0x16 | 0x18 => {
+            crate::dlms::sn::describe(apdu).unwrap_or_else(|| {
                 format!(
                     "short-name {} (not decoded), {} bytes",
                     short_name_service(tag),
                     apdu.len()
                 )
-            }),
+            })
+        }
         _ => match Apdu::decode(apdu) {
             Ok(decoded) => plain_text(&decoded, keys, depth),
             Err(e) => format!("{} (not decoded: {e})", plain_name(tag)),
