@@ -2,10 +2,13 @@
 //! `GET /api/meters/NAME/trace`, the `trace` RPC and the page's meter detail (issue 26): what
 //! a field engineer needs when a meter stops answering, without a restart with `--trace`.
 //!
-//! Bounded: at most [`ENTRIES`] entries of at most [`MAX_BYTES`] bytes and [`MAX_TEXT`]
-//! characters of description each (about 30 KiB per meter at worst). Described when recorded,
-//! while the whole unit is still there; without keys, so a ciphered APDU stays ciphered, and
-//! the AARQ's password was masked before the ring saw it ([`crate::client::trace`]).
+//! Bounded: at most [`ENTRIES`] entries of at most [`MAX_BYTES`] bytes each. A unit that fits
+//! is described only when the ring is read (the ring's units in order, through one describer,
+//! as they were recorded), so a poll costs no description and a meter's ring holds its bytes
+//! only (a few KiB; every meter of a 1,000-meter gateway has one). A longer unit (a block of
+//! a profile) is described when recorded, while it is whole, in at most [`MAX_TEXT`]
+//! characters. Without keys either way, so a ciphered APDU stays ciphered, and the AARQ's
+//! password was masked before the ring saw it ([`crate::client::trace`]).
 
 use crate::client::trace::TraceSink;
 use crate::dlms::describe::{truncate, Describer, Direction};
@@ -23,14 +26,16 @@ struct Entry {
     at_ms: i64,
     direction: Direction,
     length: usize,
-    bytes: Vec<u8>,
-    decoded: String,
+    bytes: Box<[u8]>,
+    /// Only for a unit longer than [`MAX_BYTES`]: described while it was whole.
+    decoded: Option<Box<str>>,
 }
 
 #[derive(Default)]
 struct Ring {
     next_seq: u64,
     entries: VecDeque<Entry>,
+    /// Follows every unit as recorded (segments, titles), for the long ones' descriptions.
     describer: Describer,
 }
 
@@ -55,10 +60,15 @@ impl TraceRing {
     /// hex, truncated, decoded}]}`.
     pub fn to_json(&self) -> Value {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut describer = Describer::new();
         let entries: Vec<Value> = ring
             .entries
             .iter()
             .map(|e| {
+                let decoded = match &e.decoded {
+                    Some(text) => text.to_string(),
+                    None => truncate(describer.describe(&e.bytes), MAX_TEXT),
+                };
                 json!({
                     "seq": e.seq,
                     "at_ms": e.at_ms,
@@ -66,7 +76,7 @@ impl TraceRing {
                     "length": e.length,
                     "hex": crate::hex::encode(&e.bytes),
                     "truncated": e.length > e.bytes.len(),
-                    "decoded": e.decoded,
+                    "decoded": decoded,
                 })
             })
             .collect();
@@ -89,7 +99,8 @@ impl TraceRing {
 impl TraceSink for TraceRing {
     fn record(&self, direction: Direction, unit: &[u8]) {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        let decoded = truncate(ring.describer.describe(unit), MAX_TEXT);
+        let decoded = (unit.len() > MAX_BYTES)
+            .then(|| truncate(ring.describer.describe(unit), MAX_TEXT).into_boxed_str());
         let seq = ring.next_seq;
         ring.next_seq += 1;
         if ring.entries.len() == ENTRIES {
@@ -100,7 +111,7 @@ impl TraceSink for TraceRing {
             at_ms: crate::clock::now_ms(),
             direction,
             length: unit.len(),
-            bytes: unit[..unit.len().min(MAX_BYTES)].to_vec(),
+            bytes: unit[..unit.len().min(MAX_BYTES)].into(),
             decoded,
         });
     }
