@@ -1,15 +1,15 @@
 #!/bin/sh
 # ARM (and static) builds without Docker.
 #
-#   cross/build.sh [--install] [--tls] TARGET...   Debian's cross gcc. TARGET:
+#   cross/build.sh [--install] [--no-tls] TARGET...   Debian's cross gcc. TARGET:
 #                                                  aarch64-unknown-linux-gnu,
 #                                                  armv7-unknown-linux-gnueabihf
-#   cross/build.sh [--install] [--tls] --static TARGET...
+#   cross/build.sh [--install] [--no-tls] --static TARGET...
 #                                                  statically linked musl binaries. TARGET:
 #                                                  aarch64-unknown-linux-musl,
 #                                                  armv7-unknown-linux-musleabihf,
 #                                                  x86_64-unknown-linux-musl
-#   cross/build.sh [--install] [--tls] --glibc VERSION TARGET...
+#   cross/build.sh [--install] [--no-tls] --glibc VERSION TARGET...
 #                                                  gnu binaries that need no glibc newer than
 #                                                  VERSION (e.g. 2.17). TARGET: aarch64-,
 #                                                  armv7- (gnueabihf) or x86_64-unknown-linux-gnu
@@ -21,11 +21,14 @@
 # armv7-unknown-linux-musleabihf here, so that target builds it from source with the nightly
 # toolchain (`-Zbuild-std`, rust-src; --install adds both).
 # --install (root, Debian/Ubuntu) installs the cross gcc, qemu-user and cmake, and the rustup
-# targets. Without --tls the binary has no MQTT TLS (mqtt.tls is refused with a clear error);
-# --tls links a static, vendored OpenSSL (feature tls-vendored: no target OpenSSL needed,
-# ~2.5 min more per target, +2.6 MB). Linkers and qemu runners come from .cargo/config.toml;
+# targets. Every build has MQTT TLS (and HTTPS for the page) by default: it links a static,
+# vendored OpenSSL (feature tls-vendored: no target OpenSSL needed, ~2.5 min more per target,
+# +2.6 to 4.9 MB). --no-tls leaves it out (mqtt.tls is then refused with a clear error); --tls
+# is accepted for older scripts and changes nothing. Linkers and qemu runners come from .cargo/config.toml;
 # this script adds the C compilers that paho-mqtt's bundled Paho C (cmake) and rusqlite's
 # SQLite (cc) need.
+# OPENSSL_STATIC=1 makes paho-mqtt link the vendored OpenSSL as the static archives it is
+# (without it, paho asks for libssl.so, which zig's linker refuses to replace by libssl.a).
 # Output: target/TARGET/release/dlms-bridge (stripped, size-optimised release profile).
 set -eu
 cd "$(dirname "$0")/.."
@@ -33,11 +36,12 @@ cd "$(dirname "$0")/.."
 install=0
 static=0
 glibc=""
-features="--no-default-features --features runtime"
+features="--features tls-vendored"
 while [ $# -gt 0 ]; do
     case "$1" in
         --install) install=1; shift ;;
         --tls) features="--features tls-vendored"; shift ;;
+        --no-tls) features="--no-default-features --features runtime"; shift ;;
         --static) static=1; shift ;;
         --glibc)
             glibc=${2:-}
@@ -46,6 +50,7 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
+case "$features" in *tls-vendored*) export OPENSSL_STATIC=1 ;; esac
 
 # What the C parts need, checked before cargo starts: without this a missing tool shows as
 # pages of CMake or linker output from a dependency's build script (cargo runs those first).

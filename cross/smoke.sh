@@ -8,7 +8,7 @@
 #   SMOKE_MQTT_PORT and SMOKE_METER_PORT (the first of METERS ports) choose the loopback ports;
 #   by default they derive from the process id. Everything started is stopped on any exit.
 #   SMOKE_TLS=1: the broker listens with TLS only (a throw-away self-signed certificate for
-#   127.0.0.1) and the bridge must verify it: for binaries built with --tls.
+#   127.0.0.1) and the bridge must verify it: for binaries built with TLS (the default).
 set -eu
 cd "$(dirname "$0")/.."
 target=$1

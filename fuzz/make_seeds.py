@@ -7,7 +7,7 @@ import shutil
 
 here = os.path.dirname(os.path.abspath(__file__))
 vectors = json.load(open(os.path.join(here, "..", "tests", "vectors", "independent.json")))
-seeds = {t: {} for t in ["deframer", "hdlc_link", "wrapper", "axdr", "acse", "xdlms", "security"]}
+seeds = {t: {} for t in ["deframer", "hdlc_link", "wrapper", "axdr", "acse", "xdlms", "security", "describe"]}
 for name, v in vectors.items():
     b = bytes.fromhex(v["hex"])
     if name.startswith("hdlc_"):
@@ -36,6 +36,10 @@ if hls:
 for name, v in vectors.items():
     if name.endswith("_get_clock") or name.endswith("_get_clock_auth_only"):
         seeds["security"][name] = bytes.fromhex(v["hex"])[8:]
+# The trace describer: every captured frame, PDU and APDU as it is.
+for name, v in vectors.items():
+    if not name.startswith("axdr_"):
+        seeds["describe"][name] = bytes.fromhex(v["hex"])
 for target, files in seeds.items():
     d = os.path.join(here, "seeds", target)
     shutil.rmtree(d, ignore_errors=True)

@@ -6,6 +6,7 @@
 //!   threads, no clocks). One connection driver elsewhere moves bytes between a transport and
 //!   these state machines.
 //! - [`cosem`]: the object model on top of it (OBIS codes, units, scaled values).
+//! - [`iec21`]: IEC 62056-21 sign-on and ASCII data readout (modes A, B, C), sans-I/O.
 #![forbid(unsafe_code)]
 
 pub mod alarm;
@@ -18,6 +19,7 @@ pub mod cosem;
 pub mod dlms;
 pub mod hex;
 pub mod http_head;
+pub mod iec21;
 pub mod log_throttle;
 pub mod machine;
 pub mod procfs;

@@ -5,8 +5,6 @@
 mod cli;
 
 use dlms_bridge::cosem::Obis;
-use dlms_bridge::dlms::hdlc::Deframer;
-use dlms_bridge::dlms::xdlms::Apdu;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -23,8 +21,9 @@ USAGE:
     dlms-bridge provision ...        register this gateway with ThingsBoard (device provisioning)
     dlms-bridge backup FILE          the whole database, secrets included, to a new file (0600)
     dlms-bridge restore FILE         the database from a backup (the bridge stopped)
-    dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames and their APDUs
-    dlms-bridge decode-apdu HEX      decode one APDU
+    dlms-bridge decode-hdlc HEX      decode a byte stream of HDLC frames or wrapper PDUs
+    dlms-bridge decode-apdu HEX      decode one APDU (--encryption-key/--authentication-key
+                                     open ciphered ones)
     dlms-bridge obis CODE            normalise an OBIS code
     dlms-bridge help [COMMAND]       this text, or a command's (like COMMAND --help)
     dlms-bridge --version
@@ -50,6 +49,8 @@ const SUBCOMMANDS: &[(&str, Sub)] = &[
     ("docs", cli::docs::run),
     ("backup", cli::backup::backup),
     ("restore", cli::backup::restore),
+    ("decode-hdlc", cli::decode::hdlc),
+    ("decode-apdu", cli::decode::apdu),
 ];
 
 /// Every command's name, for the near-miss suggestion.
@@ -114,17 +115,6 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        (Some("decode-hdlc"), Some(hex)) => with_hex(hex, decode_hdlc),
-        (Some("decode-apdu"), Some(hex)) => with_hex(hex, |b| {
-            match Apdu::decode(b) {
-                Ok(apdu) => println!("{apdu:?}"),
-                Err(e) => {
-                    eprintln!("dlms-bridge: invalid APDU: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
-        }),
         (Some("obis"), Some(code)) => match code.parse::<Obis>() {
             Ok(obis) => {
                 println!("{obis}");
@@ -136,9 +126,6 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        (Some(cmd @ ("decode-hdlc" | "decode-apdu")), None) => {
-            usage_error(&format!("{cmd} needs HEX (the bytes as hex digits)"))
-        }
         (Some("obis"), None) => usage_error("obis needs a CODE, e.g. 1-0:1.8.0"),
         (Some("help"), Some(cmd)) => match sub(cmd) {
             Some(run) => run_sub(cmd, run, &["--help".to_string()]),
@@ -164,37 +151,4 @@ fn unknown(cmd: &str) -> ExitCode {
         "unknown command"
     };
     usage_error(&format!("{what} {cmd:?}{hint}"))
-}
-
-fn with_hex(hex: &str, f: impl FnOnce(&[u8]) -> ExitCode) -> ExitCode {
-    match cli::args::parse_hex(hex) {
-        Some(b) => f(&b),
-        None => {
-            eprintln!("dlms-bridge: not a hex string");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn decode_hdlc(bytes: &[u8]) -> ExitCode {
-    let mut deframer = Deframer::new();
-    deframer.push(bytes);
-    while let Some(frame) = deframer.next_frame() {
-        println!("{frame:?}");
-        let info = frame.info.get(3..).unwrap_or_default();
-        if !info.is_empty() && !frame.segmented {
-            match Apdu::decode(info) {
-                Ok(apdu) => println!("  {apdu:?}"),
-                Err(e) => println!("  (APDU not decoded: {e})"),
-            }
-        }
-    }
-    let stats = deframer.stats();
-    if stats.discarded_bytes > 0 {
-        eprintln!(
-            "dlms-bridge: {} byte(s) discarded, {} checksum error(s)",
-            stats.discarded_bytes, stats.checksum_errors
-        );
-    }
-    ExitCode::SUCCESS
 }

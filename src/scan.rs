@@ -411,6 +411,8 @@ fn probe(target: &MeterTarget, transport: Transport) -> Option<serde_json::Value
         "transport": word_of(transport),
         "serial_number": field(0),
         "logical_device_name": field(1),
+        // What `referencing auto` found the meter to speak.
+        "referencing": if conn.short_names().is_some() { "sn" } else { "ln" },
     });
     conn.release();
     Some(line)
@@ -423,20 +425,7 @@ fn refused(
     transport: Transport,
     e: &crate::client::ClientError,
 ) -> Option<serde_json::Value> {
-    use crate::dlms::acse::ResultSourceDiagnostic;
-    use crate::dlms::session::SessionError;
-    let why = match e {
-        crate::client::ClientError::Session(SessionError::Rejected(r)) => match r.diagnostic {
-            ResultSourceDiagnostic::User(12..=14) => format!(
-                "needs authentication (--auth low --password ..., or the meter's HLS keys): {r}"
-            ),
-            _ => r.to_string(),
-        },
-        crate::client::ClientError::Session(SessionError::HlsFailed(why)) => {
-            format!("HLS authentication failed: {why}")
-        }
-        _ => return None,
-    };
+    let why = e.refusal_advice()?;
     let Endpoint::Tcp { host, port } = &target.endpoint else {
         return None;
     };

@@ -669,12 +669,12 @@ mod secured {
         let killed_at = hdlc_sec.last_received_counter();
         // Secure B's stored counters are lost (a restored backup, a new SD card): its frame
         // counter tells where the meter stands.
+        // Secure A has no frame counter configured: losing its counters too, it is refused
+        // once, resynchronises from the meter's frame counter (0-0:43.1.0, public client)
+        // and goes on.
         rusqlite::Connection::open(&db)
             .unwrap()
-            .execute(
-                "DELETE FROM invocation_counters WHERE meter = 'Secure B'",
-                [],
-            )
+            .execute("DELETE FROM invocation_counters", [])
             .unwrap();
         let wrapper_before = wrapper_sec.last_received_counter();
         let before = (count("Secure A"), count("Secure B"));
@@ -682,7 +682,12 @@ mod secured {
         wait_for("readings after kill -9", Duration::from_secs(20), || {
             count("Secure A") >= before.0 + 3 && count("Secure B") >= before.1 + 3
         });
-        log.push_str(&bridge.terminate());
+        let resync_log = bridge.terminate();
+        assert!(
+            resync_log.contains("\"Secure A\": invocation counter resynchronised from"),
+            "{resync_log}"
+        );
+        log.push_str(&resync_log);
         assert!(hdlc_sec.last_received_counter() > killed_at);
         assert!(wrapper_sec.last_received_counter() > wrapper_before);
         for (name, i) in [("Secure A", 0), ("Secure B", 1)] {

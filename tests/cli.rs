@@ -909,3 +909,415 @@ fn meter_test_reads_a_stored_meter_with_its_secrets() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn presets_fill_a_makes_settings_under_the_flags_given() {
+    let dir = TempDir::new("cli-presets");
+    let db = dir.0.join("bridge.db");
+    let listed = cli(&db, &["meter", "presets"]);
+    assert!(listed.status.success(), "{}", err_of(&listed));
+    let text = out_of(&listed);
+    assert!(
+        text.contains("microstar:") && text.contains("source:"),
+        "{text}"
+    );
+    let add = |args: &[&str]| {
+        let mut all = vec!["meter", "add"];
+        all.extend_from_slice(args);
+        cli(&db, &all)
+    };
+    let out = add(&[
+        "seed",
+        "--preset",
+        "microstar",
+        "--meter-serial",
+        "71234567",
+        "--host",
+        "10.0.0.9",
+        "--password",
+        "pw",
+    ]);
+    assert!(out.status.success(), "{}", err_of(&out));
+    let shown: Value =
+        serde_json::from_str(&out_of(&cli(&db, &["meter", "show", "seed"]))).unwrap();
+    for (field, want) in [
+        ("port", serde_json::json!(3333)),
+        ("client_address", serde_json::json!(1)),
+        ("server_logical", serde_json::json!(0)),
+        ("server_physical", serde_json::json!(4567)),
+        ("auth", serde_json::json!("low")),
+        ("reconnect_gap_s", serde_json::json!(15)),
+        ("inactivity_timeout_s", serde_json::json!(180)),
+    ] {
+        assert_eq!(shown[field], want, "{field}: {shown}");
+    }
+    assert_eq!(
+        shown["measurements"][0]["obis"],
+        serde_json::json!("1-1:32.7.0*255")
+    );
+    // A flag given wins over the preset, whatever its place.
+    let out = add(&[
+        "own-port",
+        "--port",
+        "4000",
+        "--preset",
+        "microstar",
+        "--host",
+        "10.0.0.9",
+        "--password",
+        "pw",
+    ]);
+    assert!(out.status.success(), "{}", err_of(&out));
+    let shown: Value =
+        serde_json::from_str(&out_of(&cli(&db, &["meter", "show", "own-port"]))).unwrap();
+    assert_eq!(shown["port"], serde_json::json!(4000));
+    for (args, says) in [
+        (
+            &["x", "--preset", "microstr", "--host", "h"][..],
+            "did you mean microstar",
+        ),
+        (
+            &[
+                "x",
+                "--preset",
+                "microstar",
+                "--meter-serial",
+                "12ab",
+                "--host",
+                "h",
+                "--password",
+                "p",
+            ][..],
+            "does not end in 4 digits",
+        ),
+        (
+            &["x", "--meter-serial", "1234", "--host", "h", "--port", "1"][..],
+            "--meter-serial is for a --preset",
+        ),
+    ] {
+        let out = add(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(err_of(&out).contains(says), "{args:?}: {}", err_of(&out));
+    }
+}
+
+/// The `--trace` lines on stderr: (direction, hex, decoded) per unit.
+fn trace_units(stderr: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut units = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let mut words = l.split_whitespace();
+        let (Some(ms), Some("ms"), Some(dir), Some(hex)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        if ms.parse::<u64>().is_err() {
+            continue;
+        }
+        let decoded = lines.get(i + 1).map_or("", |d| d.trim_start());
+        let decoded = decoded
+            .strip_prefix(dir)
+            .unwrap_or_else(|| panic!("no decoded line after {l:?}"));
+        units.push((dir.to_string(), hex.to_string(), decoded.trim().to_string()));
+    }
+    units
+}
+
+/// Issue 26: `read --trace` shows the whole exchange, in order, one unit per entry, with the
+/// password masked, and the values alone on stdout.
+#[test]
+fn read_trace_shows_every_frame_in_order() {
+    let ports = free_ports(2);
+    let _hdlc = simulate(&[
+        "--meters",
+        "1",
+        "--port-base",
+        &ports.to_string(),
+        "--password",
+        "s3cretpw",
+    ]);
+    let wrapper_port = (ports + 1).to_string();
+    let _wrapper = simulate(&[
+        "--meters",
+        "1",
+        "--port-base",
+        &wrapper_port,
+        "--transport",
+        "wrapper",
+    ]);
+    wait_port(ports);
+    wait_port(ports + 1);
+    let out = run(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &ports.to_string(),
+        "--auth",
+        "low",
+        "--password",
+        "s3cretpw",
+        "--trace",
+        "1-0:32.7.0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        lines(&out)[0]["value"].as_f64().unwrap(),
+        voltage_truth(1, 0)
+    );
+    let units = trace_units(&stderr);
+    let kinds: Vec<String> = units
+        .iter()
+        .map(|(dir, _, decoded)| {
+            let what = [
+                "SNRM",
+                "AARQ",
+                "AARE",
+                "GET-Request",
+                "GET-Response",
+                "RLRQ",
+                "RLRE",
+                "DISC",
+                "UA",
+            ]
+            .into_iter()
+            .find(|k| decoded.contains(k))
+            .unwrap_or_else(|| panic!("{decoded}"));
+            format!("{dir} {what}")
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "-> SNRM",
+            "<- UA",
+            "-> AARQ",
+            "<- AARE",
+            "-> GET-Request", // scaler_unit
+            "<- GET-Response",
+            "-> GET-Request", // value
+            "<- GET-Response",
+            "-> RLRQ",
+            "<- RLRE",
+            "-> DISC",
+            "<- UA",
+        ],
+        "{stderr}"
+    );
+    // HDLC details: addresses, sequence numbers, the AARE's result.
+    assert!(
+        units[2].2.contains("HDLC I N(S)=0 N(R)=0"),
+        "{}",
+        units[2].2
+    );
+    assert!(units[3].2.contains("AARE accepted"), "{}", units[3].2);
+    assert!(
+        units[7].2.contains("GET-Response-Normal invoke 2: "),
+        "{}",
+        units[7].2
+    );
+    // The password appears nowhere, neither as text nor as hex; the AARQ says it was masked.
+    let pw_hex: String = "s3cretpw".bytes().map(|b| format!("{b:02X}")).collect();
+    assert!(
+        !stderr.contains("s3cretpw") && !stderr.contains(&pw_hex),
+        "{stderr}"
+    );
+    assert!(units[2].2.contains("(8 bytes, masked)"), "{}", units[2].2);
+    // Each hex is the unit itself: decode-hdlc of it says the same (every frame is whole).
+    for (_, hex, decoded) in &units[..2] {
+        let again = run(&["decode-hdlc", hex]);
+        assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), decoded);
+    }
+
+    // The wrapper: the same exchange without the link layer.
+    let out = run(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &wrapper_port,
+        "--transport",
+        "wrapper",
+        "--trace",
+        "1-0:32.7.0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let units = trace_units(&stderr);
+    assert_eq!(units.len(), 8, "{stderr}");
+    assert!(units[0].2.starts_with("wrapper wPort 16 -> 1") && units[0].2.contains("AARQ"));
+    assert!(units[7].2.contains("RLRE"), "{stderr}");
+    // Without --trace nothing of it.
+    let quiet = run(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &wrapper_port,
+        "--transport",
+        "wrapper",
+        "1-0:32.7.0",
+    ]);
+    assert!(trace_units(&String::from_utf8_lossy(&quiet.stderr)).is_empty());
+}
+
+/// Issue 26: `meter test NAME --trace`, the stored meter's exchange on stderr.
+#[test]
+fn meter_test_trace_shows_the_exchange() {
+    let dir = TempDir::new("cli-meter-test-trace");
+    let db = dir.0.join("bridge.db");
+    let port = free_ports(1);
+    let port_s = port.to_string();
+    let _sim = simulate(&["--meters", "1", "--port-base", &port_s]);
+    wait_port(port);
+    common::succeeded(
+        "dlms-bridge",
+        cli(
+            &db,
+            &[
+                "meter",
+                "add",
+                "T",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port_s,
+            ],
+        ),
+    );
+    let out = cli(&db, &["meter", "test", "T", "--trace"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("voltage_l1"));
+    let units = trace_units(&stderr);
+    assert!(
+        units.first().is_some_and(|u| u.2.contains("SNRM")),
+        "{stderr}"
+    );
+    assert!(
+        units
+            .iter()
+            .any(|u| u.2.contains("GET-Request-With-List") || u.2.contains("GET-Request-Normal")),
+        "{stderr}"
+    );
+    assert!(units.last().is_some_and(|u| u.2.contains("UA")), "{stderr}");
+    let misplaced = cli(&db, &["meter", "list", "--trace"]);
+    assert_eq!(misplaced.status.code(), Some(2));
+}
+
+/// Issue 26: the serial path with the IEC 62056-21 mode E sign-on is traced too: the sign-on
+/// lines at 300 baud, then the HDLC frames at the proposed rate.
+#[test]
+fn mode_e_trace_shows_the_sign_on_then_hdlc() {
+    let Some(pair) = pty_pair("mode-e-trace") else {
+        return;
+    };
+    let meter = pair.dir.join("meter");
+    let probe = pair.dir.join("probe");
+    let _sim = simulate(&[
+        "--serial",
+        meter.to_str().unwrap(),
+        "--seed",
+        "23",
+        "--mode-e",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(&[
+        "read",
+        "--serial",
+        probe.to_str().unwrap(),
+        "--timeout-ms",
+        "2000",
+        "--mode-e",
+        "--trace",
+        "1-0:32.7.0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        lines(&out)[0]["value"].as_f64().unwrap(),
+        voltage_truth(23, 0)
+    );
+    let units = trace_units(&stderr);
+    // Request "/?!\r\n", the meter's identification, the acknowledgement (ACK 0 Z 2 CR LF).
+    assert!(units.len() > 4, "{stderr}");
+    assert_eq!(units[0].0, "->");
+    assert!(
+        units[0].2.starts_with("text \"/?!\\r\\n\""),
+        "{}",
+        units[0].2
+    );
+    assert_eq!(units[1].0, "<-");
+    assert!(units[1].2.starts_with("text \"/"), "{}", units[1].2);
+    assert!(units[2].2.starts_with("text \"\\x06"), "{}", units[2].2);
+    assert!(units[3].2.contains("HDLC SNRM"), "{}", units[3].2);
+    assert!(
+        units.iter().any(|u| u.2.contains("GET-Response-Normal")),
+        "{stderr}"
+    );
+}
+
+/// Issue 26: `decode-hdlc` / `decode-apdu` offline, ciphered APDUs opened with the keys.
+#[test]
+fn decode_commands_open_ciphered_apdus_with_the_keys() {
+    // gurux-dlms 1.0.203's glo-ciphered GET of the clock with the Green Book example keys
+    // (tests/vectors/independent.json, wrapper_glo_get_clock, without its wrapper header).
+    let glo = "C81E3001234568887F56F92BBDFB413823BB59FE96B477FE1BD783E0FDA128D9";
+    let keys = [
+        "--encryption-key",
+        "000102030405060708090A0B0C0D0E0F",
+        "--authentication-key",
+        "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+        "--system-title",
+        "4D4D4D0000BC614E",
+    ];
+    let plain = run(&["decode-apdu", glo]);
+    assert!(plain.status.success());
+    let text = out_of(&plain);
+    assert!(
+        text.starts_with("glo-get-request") && !text.contains("deciphered"),
+        "{text}"
+    );
+    let mut args = vec!["decode-apdu", glo];
+    args.extend_from_slice(&keys);
+    let opened = out_of(&run(&args));
+    assert!(
+        opened
+            .contains("deciphered: GET-Request-Normal invoke 1: class 8 0-0:1.0.0*255 attribute 2"),
+        "{opened}"
+    );
+    // The same in its wrapper, through decode-hdlc (any stream of frames or PDUs).
+    let mut args = vec!["decode-hdlc", "0001001000010020", glo];
+    args.extend_from_slice(&keys);
+    let joined = run(&args);
+    assert_eq!(joined.status.code(), Some(2), "HEX is one argument");
+    let wrapped = format!("0001001000010020{glo}");
+    let mut args = vec!["decode-hdlc", wrapped.as_str()];
+    args.extend_from_slice(&keys);
+    let text = out_of(&run(&args));
+    assert!(
+        text.starts_with("wrapper wPort 16 -> 1") && text.contains("deciphered"),
+        "{text}"
+    );
+    // One key alone, or a bad one, is a usage error.
+    let half = run(&["decode-apdu", glo, "--encryption-key", keys[1]]);
+    assert_eq!(half.status.code(), Some(2));
+    assert!(
+        err_of(&half).contains("--authentication-key"),
+        "{}",
+        err_of(&half)
+    );
+    let bad = run(&[
+        "decode-apdu",
+        glo,
+        "--encryption-key",
+        "00",
+        "--authentication-key",
+        keys[3],
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(run(&["decode-apdu"]).status.code(), Some(2));
+    assert_eq!(run(&["decode-hdlc", "7G"]).status.code(), Some(2));
+}

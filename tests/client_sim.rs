@@ -643,6 +643,7 @@ mod security {
             session: SessionConfig::default(),
             options: ConnectionOptions::default(),
             connect_timeout: Duration::from_secs(2),
+            trace: Default::default(),
         };
         let next = next_counter_from_meter(&target, DEFAULT_FRAME_COUNTER).unwrap();
         assert_eq!(next, used, "the meter saw every counter up to {}", used - 1);
@@ -705,4 +706,202 @@ fn link_parameters_are_negotiated_or_left_out_for_meters_that_ignore_them() {
         open(&s, strict),
         Err(ClientError::NoAnswer { .. })
     ));
+}
+
+/// A meter that garbles a connection made soon after the last one closed (Microstar: 10-15 s).
+/// Without a gap the second connection fails; with `reconnect_gap_s` the client waits and both
+/// succeed, whichever caller connects (the gap is kept per endpoint for the process).
+#[test]
+fn a_reconnect_gap_is_honoured_for_meters_that_garble_quick_reconnects() {
+    use dlms_bridge::client::{Endpoint, MeterTarget};
+    let mut config = SimConfig::new(MeterModel::new(12, 0), Transport::Hdlc);
+    config.garbage_on_quick_reconnect = Some(Duration::from_millis(1500));
+    let s = sim(config);
+    let target = |gap_s: u64| MeterTarget {
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: s.port,
+        },
+        framing: framing(Transport::Hdlc),
+        session: SessionConfig::default(),
+        options: ConnectionOptions {
+            response_timeout: Duration::from_millis(600),
+            reconnect_gap: Duration::from_secs(gap_s),
+            ..ConnectionOptions::default()
+        },
+        connect_timeout: Duration::from_secs(2),
+        trace: Default::default(),
+    };
+    let first = target(0).connect().unwrap();
+    drop(first);
+    let quick = target(0).connect();
+    assert!(
+        quick.is_err(),
+        "the simulated quirk garbles a quick reconnect"
+    );
+    std::thread::sleep(Duration::from_millis(1600));
+    let faults = s.counters.faults.load(std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let mut conn = target(2).connect().expect("connects after the gap");
+        reads::read_clock(&mut conn).unwrap().unwrap();
+        drop(conn);
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+    assert_eq!(
+        s.counters.faults.load(std::sync::atomic::Ordering::Relaxed),
+        faults,
+        "no connection came too soon"
+    );
+}
+
+/// A meter that holds the association of a connection lost without a release, and refuses
+/// every new link with DM until a DISC (MEM600-like). The client sends the DISC itself and
+/// tries once more; a normal release leaves nothing held.
+#[test]
+fn a_link_held_by_a_lost_connection_is_released_with_disc_and_tried_once_more() {
+    use dlms_bridge::client::{Endpoint, MeterTarget};
+    use std::net::{Shutdown, TcpStream};
+    struct Cut(TcpStream);
+    impl dlms_bridge::client::Transport for Cut {
+        fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            std::io::Write::write_all(&mut self.0, bytes)
+        }
+        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+            self.0
+                .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+            match std::io::Read::read(&mut self.0, buf) {
+                Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                Err(e) => Err(e),
+            }
+        }
+    }
+    let mut config = SimConfig::new(MeterModel::new(13, 0), Transport::Hdlc);
+    config.holds_unreleased_link = true;
+    let s = sim(config);
+    let stream = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let cut = stream.try_clone().unwrap();
+    let options = ConnectionOptions {
+        response_timeout: Duration::from_millis(800),
+        ..ConnectionOptions::default()
+    };
+    let lost = Connection::open(
+        Cut(stream),
+        framing(Transport::Hdlc),
+        SessionConfig::default(),
+        options.clone(),
+    )
+    .unwrap();
+    // The line drops: no RLRQ, no DISC reaches the meter.
+    cut.shutdown(Shutdown::Both).unwrap();
+    drop(lost);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.counters.held.load(std::sync::atomic::Ordering::Relaxed));
+    let target = MeterTarget {
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: s.port,
+        },
+        framing: framing(Transport::Hdlc),
+        session: SessionConfig::default(),
+        options,
+        connect_timeout: Duration::from_secs(2),
+        trace: Default::default(),
+    };
+    let mut conn = target
+        .connect()
+        .expect("DISC, then the second attempt associates");
+    reads::read_clock(&mut conn).unwrap().unwrap();
+    assert!(
+        s.counters.faults.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the first SNRM was refused"
+    );
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !s.counters.held.load(std::sync::atomic::Ordering::Relaxed),
+        "a released association leaves nothing held"
+    );
+}
+
+/// One connection at a time to a `single_connection` meter in this process: a second connect
+/// (a scan of a polled meter, an ad-hoc read) waits for the first to close, and says so when it
+/// does not in time.
+#[test]
+fn a_second_connection_to_one_meter_waits_for_the_first() {
+    use dlms_bridge::client::{Endpoint, MeterTarget};
+    let s = sim(SimConfig::new(MeterModel::new(14, 0), Transport::Hdlc));
+    let target = |connect_ms: u64| MeterTarget {
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: s.port,
+        },
+        framing: framing(Transport::Hdlc),
+        session: SessionConfig::default(),
+        options: ConnectionOptions {
+            response_timeout: Duration::from_millis(300),
+            single_connection: true,
+            ..ConnectionOptions::default()
+        },
+        connect_timeout: Duration::from_millis(connect_ms),
+        trace: Default::default(),
+    };
+    let first = target(2000).connect().unwrap();
+    let busy = target(400)
+        .connect()
+        .err()
+        .expect("refused while the first is open");
+    assert!(
+        matches!(busy, ClientError::Busy { .. }) && busy.is_transient(),
+        "{busy}"
+    );
+    let connections = s
+        .counters
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let later = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(first);
+    });
+    let mut second = target(3000)
+        .connect()
+        .expect("connects once the first closed");
+    later.join().unwrap();
+    reads::read_clock(&mut second).unwrap().unwrap();
+    assert_eq!(
+        s.counters
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        connections + 1,
+        "the refused attempt never reached the meter"
+    );
+}
+
+/// Firmware that answers every request with one fixed invoke id: the answer to the one
+/// request outstanding is taken (it used to be waited past until the time-out), over both
+/// framings, with block transfers; a late answer is still dropped (test above).
+#[test]
+fn answers_with_a_fixed_invoke_id_are_taken() {
+    for framing in [Transport::Hdlc, Transport::Wrapper] {
+        let mut config = SimConfig::new(MeterModel::new(15, 0), framing);
+        config.fixed_invoke_id = Some(0);
+        let s = sim(config);
+        let mut conn = connect(&s, Authentication::None).unwrap();
+        let targets = eight_registers();
+        let mut cache = ScalerCache::default();
+        let values = reads::read_values(&mut conn, &targets, &mut cache).unwrap();
+        assert_truth(&s.config.model, &targets, &values);
+        reads::read_clock(&mut conn).unwrap().unwrap();
+        let profile = reads::read_profile(
+            &mut conn,
+            model::LOAD_PROFILE,
+            RowSelection::All,
+            &mut cache,
+        )
+        .unwrap();
+        assert_eq!(profile.unwrap().rows.len(), 192, "{framing:?}");
+        assert_eq!(conn.stats().timeouts, 0, "{framing:?}: {:?}", conn.stats());
+    }
 }

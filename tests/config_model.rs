@@ -405,6 +405,7 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         ),
         "enabled" => (vec![("false", vec![]), ("yes", vec![])], vec!["flase", "2"]),
         "transport" => (vec![("wrapper", vec![])], vec!["modbus"]),
+        "referencing" => (vec![("sn", vec![]), ("ln", vec![])], vec!["short"]),
         // Loopback names only: nothing here may resolve or reach beyond 127.0.0.0/8.
         "host" => (
             vec![("localhost", vec![]), ("127.0.0.2", vec![])],
@@ -426,10 +427,21 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "parity" => (vec![("even", serial.clone())], vec!["mark"]),
         "stop_bits" => (vec![("2", serial.clone())], vec!["3"]),
         "mode_e" => (vec![("true", serial.clone())], vec!["ja"]),
+        "protocol" => (vec![("mode-c", vec![]), ("dlms", vec![])], vec!["iec"]),
         "client_address" => (vec![("1", vec![])], vec!["128"]),
         "server_logical" => (vec![("16383", vec![])], vec!["16384"]),
         "server_physical" => (vec![("none", vec![]), ("256", vec![])], vec!["-1"]),
-        "auth" => (vec![("low", vec![("password", "pw")])], vec!["high"]),
+        "auth" => (
+            vec![
+                ("low", vec![("password", "pw")]),
+                ("high-sha1", vec![("password", "secret")]),
+                (
+                    "high-sha256",
+                    vec![("password", "secret"), ("system_title", "0102030405060708")],
+                ),
+            ],
+            vec!["high"],
+        ),
         "password" => (vec![("0000 0001", vec![("auth", "low")])], vec!["a\u{1b}b"]),
         "security" => (vec![("enc", secure[1..].to_vec())], vec!["all"]),
         "system_title" => (vec![("0102030405060708", vec![])], vec!["0102"]),
@@ -452,6 +464,8 @@ fn samples(field: &str) -> (Vec<Valid>, Vec<&'static str>) {
         "hdlc_window" => (vec![("1", vec![])], vec!["0", "8"]),
         "interval_s" => (vec![("86400", vec![])], vec!["0"]),
         "inactivity_timeout_s" => (vec![("3", vec![])], vec!["0"]),
+        "reconnect_gap_s" => (vec![("15", vec![]), ("0", vec![])], vec!["601", "-1"]),
+        "single_connection" => (vec![("true", vec![])], vec!["once"]),
         "device_type" => (vec![("heat meter", vec![])], vec![" x"]),
         "access_token" => (vec![("A1b2C3", vec![])], vec!["a\u{1}"]),
         "rpc_write" => (vec![("true", vec![])], vec!["sure"]),

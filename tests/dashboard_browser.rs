@@ -102,6 +102,11 @@ fn dashboard_shows_meters_and_updates() {
             m.interval_s = 1;
             store.add_meter(&m).unwrap();
         }
+        // A meter nobody answers for: last by name, first on the page (failing meters first).
+        let closed = net::bind_ephemeral().unwrap().local_addr().unwrap().port();
+        let mut m = MeterConfig::tcp("Zeta unreachable", "127.0.0.1", closed);
+        m.interval_s = 1;
+        store.add_meter(&m).unwrap();
     }
     let bridge_stop = Arc::new(AtomicBool::new(false));
     let (bs, d) = (bridge_stop.clone(), db.clone());
@@ -130,6 +135,12 @@ fn dashboard_shows_meters_and_updates() {
         "values not shown ({volts}): {first}"
     );
     assert!(first.contains("state polling"), "{first}");
+    let position = |name: &str| first.find(&format!("data-meter=\"{name}\"")).unwrap();
+    assert!(
+        position("Zeta unreachable") < position("Kitchen 0")
+            && position("Kitchen 0") < position("Kitchen 1"),
+        "failing meters first, then by name: {first}"
+    );
     // No token on this gateway: read-only, and the page says how to set one.
     assert!(
         first.contains("<div id=\"api-off\" class=\"notice\">"),

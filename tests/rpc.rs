@@ -575,3 +575,69 @@ fn provisioning_stores_the_token_once_and_explains_refusals() {
             .is_none());
     }
 }
+
+/// Issue 26: the `trace` RPC answers the meter's last frames, the same document as
+/// `GET /api/meters/NAME/trace`.
+#[test]
+fn trace_rpc_answers_the_meters_last_frames() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = TempDir::new("rpc-trace");
+    let broker = Mosquitto::start(&dir.0);
+    let tb = Tb::connect(broker.port, &["v1/gateway/rpc"]);
+    let sims = simulated(0..1, 92, Transport::Hdlc);
+    let db = dir.0.join("bridge.db");
+    configure(&db, broker.port, &sims, &["Meter T"], |_| {});
+    let http = free_port();
+    setting(&db, "http.bind", &format!("127.0.0.1:{http}"));
+    setting(&db, "http.api_token", "trace-token-0123456789");
+    let mut bridge = Bridge::start(&db, &dir.0);
+    wait_for("connected and polling", Duration::from_secs(15), || {
+        bridge.log().contains("publisher: connected")
+            && http_get(http, "/status").1.contains("\"successes\":")
+    });
+    let answer = tb.gateway("Meter T", 1, "trace", json!({}));
+    let (code, body) = common::http(
+        http,
+        "GET",
+        "/api/meters/Meter%20T/trace",
+        Some("Bearer trace-token-0123456789"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    let rpc = result(&answer);
+    assert_eq!(rpc["meter"], "Meter T");
+    assert_eq!(rpc["capacity"], api["capacity"]);
+    let rpc_entries = rpc["entries"].as_array().unwrap();
+    let api_entries = api["entries"].as_array().unwrap();
+    assert!(!rpc_entries.is_empty(), "{answer}");
+    // The meter polls on: what both hold is the same, entry for entry.
+    let mut shared = 0;
+    for e in rpc_entries {
+        if let Some(same) = api_entries.iter().find(|a| a["seq"] == e["seq"]) {
+            assert_eq!(same, e);
+            shared += 1;
+        }
+    }
+    assert!(shared > 0, "{answer} / {body}");
+    let text: Vec<&str> = rpc_entries
+        .iter()
+        .map(|e| e["decoded"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.iter().any(|t| t.contains("GET-Request"))
+            && text.iter().any(|t| t.contains("GET-Response")),
+        "{text:?}"
+    );
+    let last = tb.gateway("Meter T", 2, "trace", json!({"last": 3}));
+    assert_eq!(
+        result(&last)["entries"].as_array().unwrap().len(),
+        3,
+        "{last}"
+    );
+    let bad = tb.gateway("Meter T", 3, "trace", json!({"last": 0}));
+    assert!(error(&bad).contains("last"), "{bad}");
+    bridge.terminate();
+}

@@ -430,3 +430,108 @@ fn page_scans_are_counted_confined_and_quick() {
         (Some(1), Some(0))
     );
 }
+
+/// Issue 26: a meter's last frames over the API, ciphered APDUs still ciphered and no secret in
+/// them; the page's decode box.
+#[test]
+fn meter_trace_and_decode_box() {
+    let r = start("trace", Some(TOKEN), true);
+    let auth = format!("Bearer {TOKEN}");
+    let a = Some(auth.as_str());
+    let path = "/api/meters/Meter%20A/trace";
+    assert_eq!(http(r.port, "GET", path, None, None).0, 401);
+    let mut doc = Value::Null;
+    wait_until("a traced GET", || {
+        let (code, body) = http(r.port, "GET", path, a, None);
+        assert_eq!(code, 200, "{body}");
+        doc = serde_json::from_str(&body).unwrap();
+        doc["entries"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["decoded"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("glo-get-response")
+            })
+        })
+    });
+    let (_, body) = http(r.port, "GET", path, a, None);
+    no_secrets(&body);
+    assert_eq!(doc["meter"], "Meter A");
+    assert_eq!(doc["capacity"], 64);
+    let entries = doc["entries"].as_array().unwrap();
+    assert!(entries.len() <= 64);
+    let decoded: Vec<&str> = entries
+        .iter()
+        .map(|e| e["decoded"].as_str().unwrap())
+        .collect();
+    let text = decoded.join("\n");
+    // The association: SNRM/UA, the AARQ with its HLS challenge masked, the AARE; the GETs
+    // are glo-ciphered and stay so (the ring has no keys).
+    assert!(
+        text.contains("HDLC SNRM") && text.contains("HDLC UA"),
+        "{text}"
+    );
+    assert!(
+        text.contains("AARQ LogicalNameCiphered") && text.contains("masked"),
+        "{text}"
+    );
+    assert!(text.contains("AARE accepted"), "{text}");
+    assert!(text.contains("glo-get-request"), "{text}");
+    assert!(
+        !text.contains("GET-Request-Normal") && !text.contains("deciphered"),
+        "{text}"
+    );
+    for e in entries {
+        assert!(
+            matches!(e["direction"].as_str(), Some("sent" | "received")),
+            "{e}"
+        );
+        let hex = e["hex"].as_str().unwrap();
+        assert!(!hex.is_empty() && hex.len() <= 2 * 128, "{e}");
+        assert!(e["at_ms"].as_i64().unwrap() > 0);
+    }
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert_eq!(
+        http(r.port, "GET", "/api/meters/Nobody/trace", a, None).0,
+        404
+    );
+
+    // The decode box: gurux-dlms 1.0.203's GET of 1-0:32.7.0 (tests/vectors/independent.json,
+    // hdlc_get_voltage), then its glo-ciphered GET of the clock with the Green Book keys.
+    let decode = |body: Value| http(r.port, "POST", "/api/decode", a, Some(&body.to_string()));
+    assert_eq!(
+        http(r.port, "POST", "/api/decode", None, Some(r#"{"hex":"00"}"#)).0,
+        401
+    );
+    let (code, body) =
+        decode(json!({"hex": "7EA0190321107FDAE6E600C001C100030100200700FF020085837E"}));
+    assert_eq!(code, 200, "{body}");
+    let lines: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        lines["lines"][0]
+            .as_str()
+            .unwrap()
+            .contains("GET-Request-Normal invoke 1: class 3 1-0:32.7.0*255 attribute 2"),
+        "{body}"
+    );
+    let glo = "0001001000010020C81E3001234568887F56F92BBDFB413823BB59FE96B477FE1BD783E0FDA128D9";
+    let (code, body) = decode(json!({
+        "hex": glo,
+        "encryption_key": "000102030405060708090A0B0C0D0E0F",
+        "authentication_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+        "system_title": "4D4D4D0000BC614E",
+    }));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("deciphered: GET-Request-Normal invoke 1: class 8 0-0:1.0.0*255"),
+        "{body}"
+    );
+    assert!(!body.contains("000102030405060708090A0B0C0D0E0F"), "{body}");
+    assert_eq!(decode(json!({"hex": "7G"})).0, 400);
+    assert_eq!(decode(json!({"hex": glo, "encryption_key": "00"})).0, 400);
+    assert_eq!(
+        http(r.port, "POST", "/api/decode", a, Some("{not json")).0,
+        400
+    );
+}

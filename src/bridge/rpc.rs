@@ -57,6 +57,11 @@ pub enum MeterCall {
         parameter: Option<Data>,
     },
     PollNow,
+    /// The meter's last `last` traced frames (issue 26), answered from its trace ring without
+    /// a word to the meter.
+    Trace {
+        last: usize,
+    },
 }
 
 impl MeterCall {
@@ -449,9 +454,17 @@ pub fn meter_call(method: &str, params: &Value) -> Result<MeterCall, String> {
             parameter: p.get("parameter").map(typed_value).transpose()?,
         },
         "poll_now" => MeterCall::PollNow,
+        "trace" => {
+            let entries = crate::status::trace_ring::ENTRIES;
+            let last: usize = int_of(&p, "last", Some(entries))?;
+            if !(1..=entries).contains(&last) {
+                return Err(format!("last: 1..{entries} frames"));
+            }
+            MeterCall::Trace { last }
+        }
         other => {
             return Err(format!(
-                "unknown method {other:?}; known: read, read_many, read_profile, get_clock, set_clock, relay_state, disconnect, reconnect, set, action, poll_now"
+                "unknown method {other:?}; known: read, read_many, read_profile, get_clock, set_clock, relay_state, disconnect, reconnect, set, action, poll_now, trace"
             ))
         }
     })

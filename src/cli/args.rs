@@ -4,6 +4,7 @@
 //! value gets the same sentence as in the API. Every mistake is one line and exit code 2.
 
 use dlms_bridge::config::fields::{self, Kind};
+use dlms_bridge::config::presets::{self, Preset};
 use dlms_bridge::config::{ConfigError, Measurement, MeterConfig, Naming};
 use lexopt::prelude::*;
 
@@ -89,6 +90,10 @@ pub struct MeterFlags {
     after_yes_no: AfterYesNo,
     /// `read` and `scan`: a meter without a name, not named in messages.
     anonymous: bool,
+    /// `--preset`: a make's settings, under the flags given.
+    preset: Option<&'static Preset>,
+    /// `--meter-serial`: for presets that derive the physical address from it.
+    meter_serial: Option<String>,
 }
 
 impl MeterFlags {
@@ -99,6 +104,8 @@ impl MeterFlags {
             measures: Vec::new(),
             after_yes_no,
             anonymous: false,
+            preset: None,
+            meter_serial: None,
         }
     }
 
@@ -116,6 +123,25 @@ impl MeterFlags {
         if name == "measure" {
             let spec = parser.value()?.string()?;
             self.measures.push(Measurement::parse_spec(&spec)?);
+            return Ok(true);
+        }
+        if name == "preset" {
+            let word = parser.value()?.string()?;
+            let preset = presets::find(&word).ok_or_else(|| {
+                let names = presets::PRESETS.iter().map(|p| p.name);
+                usage(format!(
+                    "unknown preset {word:?}{} (dlms-bridge meter presets lists them)",
+                    did_you_mean(&word, names)
+                ))
+            })?;
+            if self.preset.is_some() {
+                return Err(usage("--preset is given once"));
+            }
+            self.preset = Some(preset);
+            return Ok(true);
+        }
+        if name == "meter-serial" {
+            self.meter_serial = Some(parser.value()?.string()?);
             return Ok(true);
         }
         if !fields::is_flag(name) {
@@ -150,20 +176,82 @@ impl MeterFlags {
         }
     }
 
+    /// Whether `--preset` or `--meter-serial` was given (applied when the meter is finished).
+    pub fn has_preset(&self) -> bool {
+        self.preset.is_some() || self.meter_serial.is_some()
+    }
+
     pub fn was_given(&self, flag: &str) -> bool {
         self.given.iter().any(|(g, _)| g == flag)
     }
 
     /// The same flags applied to another meter (`meter edit`: only the fields given change).
-    pub fn onto(self, mut meter: MeterConfig) -> Result<MeterConfig, UsageError> {
+    pub fn onto(mut self, mut meter: MeterConfig) -> Result<MeterConfig, UsageError> {
+        self.apply_preset()?;
         for (flag, value) in &self.given {
             fields::apply_flag(&mut meter, flag, value)?;
         }
         MeterFlags { meter, ..self }.finish()
     }
 
+    /// Fills what the preset sets and the flags did not (an explicit flag always wins).
+    fn apply_preset(&mut self) -> Result<(), UsageError> {
+        let Some(preset) = self.preset else {
+            if self.meter_serial.is_some() {
+                return Err(usage(
+                    "--meter-serial is for a --preset that derives the address from it (microstar)",
+                ));
+            }
+            return Ok(());
+        };
+        let given = |field: &str| {
+            let flag = fields::find(field).map_or(field, |f| f.flag);
+            self.given.iter().any(|(g, _)| g == flag)
+        };
+        let mut preset_given = Vec::new();
+        for (field, value) in preset.fields {
+            if !given(field) {
+                let flag = fields::find(field).map_or(*field, |f| f.flag);
+                fields::apply_flag(&mut self.meter, flag, value)?;
+                preset_given.push((flag.to_string(), value.to_string()));
+            }
+        }
+        match (preset.physical_from_serial, &self.meter_serial) {
+            (Some(rule), Some(serial)) if !given("server_physical") => {
+                let physical = rule.physical(serial).ok_or_else(|| {
+                    usage(format!(
+                        "--meter-serial {serial:?}: preset {} takes the physical address from \
+                         its last 4 digits, and it does not end in 4 digits",
+                        preset.name
+                    ))
+                })?;
+                self.meter.server_physical = Some(physical);
+                preset_given.push(("server-physical".into(), physical.to_string()));
+            }
+            (None, Some(_)) => {
+                return Err(usage(format!(
+                    "--meter-serial: preset {} does not derive an address from it",
+                    preset.name
+                )))
+            }
+            _ => {}
+        }
+        if self.measures.is_empty() {
+            if let Some(m) = preset.measurements() {
+                self.measures = m;
+            }
+        }
+        // Kept under the flags given, so that `onto` (meter edit) applies them first too.
+        preset_given.append(&mut self.given);
+        self.given = preset_given;
+        self.preset = None;
+        self.meter_serial = None;
+        Ok(())
+    }
+
     /// The meter with its measurements, checked as a whole.
     pub fn finish(mut self) -> Result<MeterConfig, UsageError> {
+        self.apply_preset()?;
         if !self.measures.is_empty() {
             self.meter.measurements = std::mem::take(&mut self.measures);
         }

@@ -21,9 +21,12 @@ dlms-bridge meter add NAME (--host H --port P | --serial DEV) [--FIELD VALUE ...
 dlms-bridge meter edit NAME --FIELD VALUE ...        (only the fields given change)
 dlms-bridge meter list [--json | --table] | show NAME | rm NAME
                      (list: a table on a terminal, else JSON lines)
-dlms-bridge meter test NAME     one association and one read with the stored settings and
-                               secrets (counts as an attempt: a meter may lock after 3 wrong)
+dlms-bridge meter test NAME [--trace]   one association and one read with the stored settings
+                               and secrets (counts as an attempt: a meter may lock after 3
+                               wrong); --trace prints every frame on stderr
 dlms-bridge meter import FILE.json [--replace] | export    (JSON array of meters; - for stdin)
+dlms-bridge meter presets      the makes --preset P knows (meter add NAME --preset microstar
+                               --meter-serial 71234567 --host H): their settings and sources
 dlms-bridge meter profile add|list|rm ...            (load profiles, event logs: meter profile --help)
 dlms-bridge settings show | get KEY | set KEY VALUE   (secrets show as (set) or (not set))
   common: --db PATH (default $DLMS_BRIDGE_DB, else the service's database, else
@@ -71,6 +74,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let mut flags = MeterFlags::new(MeterConfig::default(), AfterYesNo::Refuse);
     let mut replace = false;
     let mut list_format: Option<ListFormat> = None;
+    let mut trace = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("db") => db = PathBuf::from(parser.value()?),
@@ -81,6 +85,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("replace") => replace = true,
             Long("json") => list_format = Some(ListFormat::Json),
             Long("table") => list_format = Some(ListFormat::Table),
+            Long("trace") => trace = true,
             Value(v) if positional.is_empty() && v == "help" => {
                 print!("{}", help());
                 return Ok(ExitCode::SUCCESS);
@@ -108,6 +113,9 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     }
     if list_format.is_some() && pos.first() != Some(&"list") {
         return Err(usage("--json and --table apply to meter list only"));
+    }
+    if trace && pos.first() != Some(&"test") {
+        return Err(usage("--trace applies to meter test only"));
     }
     let mut store = match open(&db) {
         Ok(s) => s,
@@ -158,8 +166,9 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Err(e) => done(Err::<(), _>(e)),
         },
         ["rm", name] => done(store.remove_meter(name)),
+        ["presets"] => Ok(print_presets()),
         ["test", name] => match store.meter(name) {
-            Ok(m) => Ok(super::meter_test::run(&m, &db)),
+            Ok(m) => Ok(super::meter_test::run(&m, &db, trace)),
             Err(e) => done(Err::<(), _>(e)),
         },
         ["import", file] => {
@@ -206,6 +215,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("show", "NAME"),
     ("rm", "NAME"),
     ("test", "NAME"),
+    ("presets", ""),
     ("import", "FILE.json [--replace]"),
     ("export", ""),
     ("profile", "add|list|rm ..."),
@@ -260,13 +270,46 @@ fn check_command(pos: &[&str], flags: &MeterFlags) -> Result<(), UsageError> {
     if !flags.measures.is_empty() && !editing {
         return Err(usage("--measure applies to meter add and meter edit only"));
     }
-    if *cmd == "edit" && flags.given.is_empty() && flags.measures.is_empty() {
+    if flags.has_preset() && !editing {
+        return Err(usage(
+            "--preset and --meter-serial apply to meter add and meter edit only",
+        ));
+    }
+    if *cmd == "edit" && flags.given.is_empty() && flags.measures.is_empty() && !flags.has_preset()
+    {
         return Err(usage(format!(
             "meter edit {:?}: nothing to change: {line}",
             rest[0]
         )));
     }
     Ok(())
+}
+
+/// `meter presets`: each make's settings and where they come from.
+fn print_presets() -> ExitCode {
+    let mut lines = Vec::new();
+    for p in dlms_bridge::config::presets::PRESETS {
+        lines.push(format!("{}: {}", p.name, p.make));
+        let mut sets: Vec<String> = p
+            .fields
+            .iter()
+            .map(|(f, v)| {
+                let flag = fields::find(f).map_or(*f, |x| x.flag);
+                format!("--{flag} {v}")
+            })
+            .collect();
+        if let Some(c) = p.channel {
+            sets.push(format!("measurements on OBIS channel B={c}"));
+        }
+        if p.physical_from_serial.is_some() {
+            sets.push("--server-physical from --meter-serial (its last 4 digits)".into());
+        }
+        lines.push(format!("  sets: {}", sets.join(", ")));
+        lines.push(format!("  source: {}", p.source));
+    }
+    lines.push("Flags given with --preset win over the preset's.".into());
+    let _ = super::write_lines(&lines);
+    ExitCode::SUCCESS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,12 +6,17 @@
 use dlms_bridge::bridge::meter::counter::CounterLease;
 use dlms_bridge::client::json;
 use dlms_bridge::client::reads::{self, ScalerCache};
+use dlms_bridge::client::trace::{StderrTrace, Tracer};
 use dlms_bridge::config::MeterConfig;
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(meter: &MeterConfig, db: &Path) -> ExitCode {
+/// `trace`: every frame on stderr (`--trace`).
+pub fn run(meter: &MeterConfig, db: &Path, trace: bool) -> ExitCode {
+    if meter.protocol == dlms_bridge::config::values::Protocol::ModeC {
+        return super::read_mode_c::meter_test(meter);
+    }
     let name = &meter.name;
     let Some(base) = meter.target() else {
         eprintln!("dlms-bridge: meter {name:?}: its configuration does not describe a meter it can reach (meter show {name:?})");
@@ -24,6 +29,9 @@ pub fn run(meter: &MeterConfig, db: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if trace {
+        target.trace = Tracer::to(StderrTrace::new());
+    }
     if let Some(sec) = target.session.security.as_mut() {
         let lease = CounterLease::new(name, &sec.keys, db.to_path_buf());
         if let Err(e) = lease.attach(sec, 0) {

@@ -1,6 +1,7 @@
 //! The command-line interface: one module per subcommand, shared option parsing in `args`.
 pub mod args;
 pub mod backup;
+pub mod decode;
 pub mod demo;
 pub mod docs;
 pub mod log_file;
@@ -9,6 +10,7 @@ pub mod meter_test;
 pub mod profile;
 pub mod provision;
 pub mod read;
+pub mod read_mode_c;
 pub mod run;
 pub mod scan;
 pub mod simulate;

@@ -6,6 +6,7 @@ use dlms_bridge::client::json;
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target};
 use dlms_bridge::client::{ClientError, MeterTarget};
 use dlms_bridge::config::meter::parse_object;
+use dlms_bridge::config::values::Protocol;
 use dlms_bridge::config::MeterConfig;
 use dlms_bridge::cosem::Obis;
 use dlms_bridge::dlms::axdr::{format_rfc3339, parse_rfc3339, DateTime};
@@ -18,13 +19,16 @@ fn help() -> String {
         "\
 dlms-bridge read --host HOST --port PORT [--transport hdlc|wrapper] OBIS[:CLASS:ATTRIBUTE] ...
 dlms-bridge read --serial DEVICE [--mode-e] OBIS ...
+dlms-bridge read --serial DEVICE|--host HOST --port PORT --protocol mode-c [OBIS ...]
 dlms-bridge read ... --profile OBIS [--from 2026-11-24T00:00:00Z --to 2026-11-24T06:00:00Z]
 dlms-bridge read ... --list-objects
 dlms-bridge read ... --set-clock now|2026-11-24T06:00:00Z
 
   OBIS defaults to CLASS:ATTRIBUTE 3:2 (register value, scaled by its scaler_unit)
+  --protocol mode-c takes an IEC 62056-21 readout: the OBIS codes given, or all of it
   --retries N                reconnects on time-outs and broken links (default 2)
   --invocation-counter N     first counter to use with --security (default: the time in seconds)
+  --trace                    every frame sent and received on stderr: ms, direction, hex, decoded
 meter flags, as for `meter add` (the same defaults):
 {}",
         super::args::meter_flags_help(&[
@@ -59,7 +63,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         },
         AfterYesNo::LeaveForNext,
     );
-    let (mut retries, mut invocation_counter) = (2u32, None);
+    let (mut retries, mut invocation_counter, mut trace) = (2u32, None, false);
     let mut targets = Vec::new();
     let (mut profile, mut from, mut to, mut list, mut set_clock) = (None, None, None, false, None);
     while let Some(arg) = parser.next()? {
@@ -73,6 +77,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("from") => from = Some(parser.value()?.string()?),
             Long("to") => to = Some(parser.value()?.string()?),
             Long("list-objects") => list = true,
+            Long("trace") => trace = true,
             Long("set-clock") => set_clock = Some(parser.value()?.string()?),
             Long("help") | Short('h') => {
                 print!("{}", help());
@@ -100,7 +105,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         + usize::from(profile.is_some())
         + usize::from(list)
         + usize::from(set_clock.is_some());
-    if modes != 1 {
+    // A readout meter (--protocol mode-c) without OBIS codes prints its whole readout.
+    if modes != 1 && !(modes == 0 && flags.was_given("protocol")) {
         return Err(usage(
             "give OBIS codes, or --profile, or --list-objects, or --set-clock (one of them)",
         ));
@@ -130,12 +136,26 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         return Err(usage("--from/--to apply to --profile"));
     }
     let meter = flags.finish()?;
+    match (&mode, meter.protocol) {
+        (Mode::Values(targets), Protocol::ModeC) => {
+            return Ok(super::read_mode_c::read(&meter, targets, retries))
+        }
+        (_, Protocol::ModeC) => return Err(usage("--protocol mode-c reads OBIS codes only")),
+        (Mode::Values(t), Protocol::Dlms) if t.is_empty() => {
+            return Err(usage("give the OBIS codes to read"))
+        }
+        _ => {}
+    }
     let dedicated_key = meter.dedicated_key;
     let base = meter
         .target()
         .ok_or_else(|| usage("the meter flags do not describe a meter"))?;
-    let target = dlms_bridge::config::fresh_association(&base, dedicated_key)
+    let mut target = dlms_bridge::config::fresh_association(&base, dedicated_key)
         .map_err(|e| usage(e.to_string()))?;
+    if trace {
+        target.trace =
+            dlms_bridge::client::Tracer::to(dlms_bridge::client::trace::StderrTrace::new());
+    }
     if let Some(sec) = &target.session.security {
         // Without a stored counter, the time in seconds is a counter that never goes back
         // between runs (at most one run per second; the bridge persists its counters).

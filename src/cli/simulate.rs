@@ -4,6 +4,7 @@
 use super::args::{parse_num, usage, UsageError};
 use dlms_bridge::config::values::Transport;
 use dlms_bridge::dlms::xdlms::Conformance;
+use dlms_bridge::sim::mode_c::{self, ReadoutMode};
 use dlms_bridge::sim::model::MeterModel;
 use dlms_bridge::sim::net::{self, Fault, SimConfig, SimCounters};
 use lexopt::prelude::*;
@@ -18,9 +19,10 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--max-info 128] [--pdu 1024] [--duration-s N]
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
                      [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
-                     [--gbt]
+                     [--referencing ln|sn|auto] [--gbt]
 dlms-bridge simulate --push-to HOST:PORT [--push-every-s 10] [--gbt] [--seed 1] [--duration-s N]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
+dlms-bridge simulate [--serial DEVICE] --protocol mode-c [--iec-mode a|b|c]
   Meters listen on 127.0.0.1 only, ports port-base .. port-base+meters-1, HDLC server address
   logical 1 physical 17, wrapper wPort 1; meter i has seed+i's values. With --serial and
   --meters N, N meters share the line (RS-485) at physical addresses 17 .. 17+N-1;
@@ -30,7 +32,9 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   standard event log 0-0:99.98.0 (a power failure every --outage-every-s), --profile-days
   deep; --no-range-access serves them by entry only. --clock-offset-s runs the meter's clock
   ahead (or behind, negative) of the system clock; a SET of the clock moves it (refused with
-  --clock-read-only).
+  --clock-read-only). --referencing sn serves the same objects over short names only (an LN
+  AARQ is refused with application-context-name-not-supported), auto over both; ln (default)
+  over logical names only.
   HDLC: the meter grants at most --max-info bytes per frame and --window frames per
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
   --gbt grants general block transfer: an answer longer than the client's PDU goes out in
@@ -38,6 +42,8 @@ dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] 
   --push-to: meter 0 pushes a DATA-NOTIFICATION of its registers to HOST:PORT (a bridge's
   push.listen) every --push-every-s, in HDLC UI frames from address 1; with --gbt in general
   block transfer as an L+G E450 pushes (streaming blocks, window 0, LLC in the first frame only).
+  --protocol mode-c: IEC 62056-21 readout meters (mode C at 9600 baud after the 300 baud
+  sign-on; --iec-mode a or b for those modes), the same registers as a data readout.
   Security: --encryption-key HEX --authentication-key HEX [--system-title HEX] [--hls] serves
   ciphered associations only (suite 0), with HLS-GMAC when --hls is given.";
 
@@ -51,9 +57,11 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut profile_period, mut outage_every, mut range_access, mut clock_offset) =
         (900i64, 6 * 3600i64, true, 0i64);
     let (mut window, mut latency_ms, mut line_baud) = (1u8, 0u64, None);
+    let mut referencing = dlms_bridge::dlms::sn::association::Referencing::Ln;
     let mut clock_settable = true;
     let mut gbt = false;
     let (mut push_to, mut push_every) = (None, 10u64);
+    let mut readout = ReadoutFlags::default();
     // With --serial, one meter unless --meters says otherwise (then they share the line).
     let mut meters_given = false;
     while let Some(arg) = parser.next()? {
@@ -88,6 +96,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
                 clock_offset = parse_num("--clock-offset-s", parser.value()?)?
             }
             Long("pdu") => pdu = parse_num("--pdu", parser.value()?)?,
+            Long("referencing") => {
+                referencing = dlms_bridge::config::values::word(&parser.value()?.string()?)
+                    .map_err(|e| usage(format!("--referencing: {e}")))?
+            }
             Long("duration-s") => {
                 duration = Some(Duration::from_secs(parse_num(
                     "--duration-s",
@@ -115,6 +127,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("gbt") => gbt = true,
             Long("push-to") => push_to = Some(parser.value()?.string()?),
             Long("push-every-s") => push_every = parse_num("--push-every-s", parser.value()?)?,
+            Long(flag @ ("protocol" | "iec-mode")) => {
+                let flag = flag.to_string();
+                readout.take(&flag, &parser.value()?.string()?)?
+            }
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -139,6 +155,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     if mode_e && serial.is_none() {
         return Err(usage("--mode-e needs --serial"));
     }
+    let readout = readout.mode(mode_e, meters_given && serial.is_some() && meters > 1)?;
     let security = match (ek, ak) {
         (Some(block_cipher), Some(authentication)) => {
             Some(dlms_bridge::sim::server::ServerSecurity::new(
@@ -175,12 +192,14 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             c.server.conformance =
                 Conformance(c.server.conformance.0 | Conformance::GENERAL_BLOCK_TRANSFER);
         }
+        c.server.referencing = referencing;
         c.fault = fault;
         c.fault_every = fault_every;
         c.hdlc_max_info = max_info;
         c.hdlc_window = window;
         c.latency = Duration::from_millis(latency_ms);
         c.mode_e = mode_e;
+        c.readout = readout;
         c
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -222,8 +241,12 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     for (i, (port, _, _)) in handles.iter().enumerate() {
         let model = MeterModel::new(seed, i as u32);
         eprintln!(
-            "dlms-bridge: simulated meter {i} (serial {}) on 127.0.0.1:{port} ({framing:?})",
-            model.serial_number()
+            "dlms-bridge: simulated meter {i} (serial {}) on 127.0.0.1:{port} ({})",
+            model.serial_number(),
+            match readout {
+                Some(mode) => format!("IEC 62056-21 readout, mode {mode:?}"),
+                None => format!("{framing:?}"),
+            }
         );
     }
     let start = Instant::now();
@@ -235,6 +258,46 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         let _ = h.join();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--protocol dlms|mode-c` and `--iec-mode a|b|c`.
+#[derive(Default)]
+struct ReadoutFlags {
+    mode_c: bool,
+    mode: Option<ReadoutMode>,
+}
+
+impl ReadoutFlags {
+    fn take(&mut self, flag: &str, value: &str) -> Result<(), UsageError> {
+        if flag == "protocol" {
+            let p: dlms_bridge::config::values::Protocol = dlms_bridge::config::values::word(value)
+                .map_err(|e| usage(format!("--protocol: {e}")))?;
+            self.mode_c = p == dlms_bridge::config::values::Protocol::ModeC;
+        } else {
+            self.mode = Some(
+                value
+                    .parse()
+                    .map_err(|e: String| usage(format!("--iec-mode: {e}")))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The readout mode the meters offer, if they are readout meters.
+    fn mode(&self, mode_e: bool, bus: bool) -> Result<Option<ReadoutMode>, UsageError> {
+        if !self.mode_c {
+            return match self.mode {
+                Some(_) => Err(usage("--iec-mode needs --protocol mode-c")),
+                None => Ok(None),
+            };
+        }
+        if mode_e || bus {
+            return Err(usage(
+                "--protocol mode-c is one readout meter per line: not with --mode-e or --meters",
+            ));
+        }
+        Ok(Some(self.mode.unwrap_or(ReadoutMode::C)))
+    }
 }
 
 trait Deadline {
@@ -291,18 +354,32 @@ fn serve_serial(
     let counters = SimCounters::default();
     let start = Instant::now();
     eprintln!(
-        "dlms-bridge: simulated meter on {path} (mode E: {})",
-        config.mode_e
+        "dlms-bridge: simulated meter on {path} (mode E: {}, IEC 62056-21 readout: {:?})",
+        config.mode_e, config.readout
     );
     while duration.is_none_or_elapsed(start) {
-        let port = serialport::new(path, 9600)
-            .timeout(Duration::from_millis(200))
-            .open();
-        match port {
-            Ok(port) => {
+        // A readout meter listens at 300 baud 7E1 and follows its own rate switches.
+        let port = match config.readout {
+            Some(_) => serialport::new(path, 300)
+                .data_bits(serialport::DataBits::Seven)
+                .parity(serialport::Parity::Even),
+            None => serialport::new(path, 9600),
+        }
+        .timeout(Duration::from_millis(200))
+        .open();
+        match (port, config.readout) {
+            (Ok(port), Some(mode)) => {
+                let mut line = port.try_clone().ok();
+                let _ = mode_c::serve_switching(port, &config.model, mode, stop, |baud| {
+                    if let Some(l) = line.as_mut() {
+                        let _ = l.set_baud_rate(baud);
+                    }
+                });
+            }
+            (Ok(port), None) => {
                 let _ = net::serve_stream(port, &config, &counters, stop);
             }
-            Err(e) => {
+            (Err(e), _) => {
                 eprintln!("dlms-bridge: {path}: {e}");
                 return ExitCode::FAILURE;
             }

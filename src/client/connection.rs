@@ -5,12 +5,19 @@
 //! GET/SET/ACTION, and released with RLRQ and DISC on every exit path (`Drop` included).
 
 use super::error::{ClientError, Heard};
+use super::referencing_memory;
 use super::transport::Transport;
 use crate::dlms::axdr::Data;
 use crate::dlms::hdlc::{
     Deframer, Link, LinkError, LinkEvent, LinkParams, RawAddress, ServerAddress,
 };
-use crate::dlms::session::{ClientSession, Negotiated, SessionConfig, Step};
+use crate::dlms::invoke_match::InvokeMatch;
+use crate::dlms::session::{
+    Authentication, ClientSession, Negotiated, SessionConfig, SessionError, Step,
+};
+use crate::dlms::sn::association::Referencing;
+use crate::dlms::sn::client::{SnReadExchange, SnWriteExchange};
+use crate::dlms::sn::ShortNameMap;
 use crate::dlms::wrapper::{self, WrapperDecoder};
 use crate::dlms::xdlms::gbt::{GbtProgress, GENERAL_BLOCK_TRANSFER};
 use crate::dlms::xdlms::{AttributeDescriptor, GetDataResult, MethodDescriptor, SelectiveAccess};
@@ -42,6 +49,15 @@ pub struct ConnectionOptions {
     /// (a meter that ignores such a SNRM rather than refusing it). Off on shared lines, where
     /// a silent meter must cost the line one time-out only.
     pub snrm_fallback_on_silence: bool,
+    /// The least time between the close of one connection to this meter and the next
+    /// (`reconnect_gap_s`; see `spacing`). Zero: none.
+    pub reconnect_gap: Duration,
+    /// The meter takes one connection at a time: no other connection of this process is made
+    /// to it while this one is open (see `spacing`).
+    pub single_connection: bool,
+    /// Where the meter is (its endpoint), so that `referencing auto` remembers for the rest
+    /// of the process what this meter speaks.
+    pub meter_key: String,
 }
 
 impl Default for ConnectionOptions {
@@ -53,6 +69,9 @@ impl Default for ConnectionOptions {
             window: 1,
             always_send_snrm_params: false,
             snrm_fallback_on_silence: true,
+            reconnect_gap: Duration::ZERO,
+            single_connection: false,
+            meter_key: String::new(),
         }
     }
 }
@@ -103,6 +122,13 @@ pub struct Connection<T: Transport> {
     wait: WaitMark,
     /// The link came up only without a SNRM parameter block.
     fell_back: bool,
+    /// An SN association's names, read from Association SN once per association.
+    short_names: Option<ShortNameMap>,
+    referencing: Referencing,
+    framing: Framing,
+    block_limit: usize,
+    /// A fixed-invoke-id answer was logged for this connection.
+    told_foreign_invoke: bool,
 }
 
 impl<T: Transport> Connection<T> {
@@ -139,28 +165,104 @@ impl<T: Transport> Connection<T> {
                 server,
             },
         };
+        // HLS-GMAC is not offered over SN (see ClientSession::aarq): auto means LN then.
+        let referencing = match (session.referencing, &session.authentication) {
+            (Referencing::Auto, Authentication::HighGmac { .. }) => Referencing::Ln,
+            (r, _) => r,
+        };
+        let block_limit = session.max_block_transfer;
         let mut conn = Connection {
             transport,
             framer,
             session: ClientSession::new(session),
+            short_names: None,
+            referencing,
+            framing,
+            block_limit,
             options,
             stats: NetStats::default(),
             wait: WaitMark::default(),
             open: false,
             fell_back: false,
+            told_foreign_invoke: false,
         };
         conn.connect_link()?;
         conn.open = true;
-        let aarq = conn.session.aarq()?;
-        let aare = conn.exchange(&aarq, "AARQ")?;
-        conn.session.on_aare(&aare)?;
-        // HLS-GMAC passes 3 and 4: prove we know the keys, check that the meter does.
-        if let Some(mut exchange) = conn.session.hls_reply()? {
-            let first = exchange.start();
-            let returned = conn.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
-            conn.session.on_hls_result(returned)?;
-        }
+        conn.associate()?;
         Ok(conn)
+    }
+
+    /// AARQ/AARE in the configured referencing; `auto` proposes what last worked for this
+    /// meter (LN at first) and, when the meter refuses that context or stays silent, the other.
+    fn associate(&mut self) -> Result<(), ClientError> {
+        if self.referencing != Referencing::Auto {
+            return self.associate_once();
+        }
+        // Without an endpoint name (ad hoc connections, tests) nothing is remembered.
+        let key = (!self.options.meter_key.is_empty()).then(|| self.referencing_key());
+        let remembered = key.as_deref().and_then(referencing_memory::recall);
+        self.session
+            .use_short_names(remembered == Some(Referencing::Sn));
+        let result = match self.associate_once() {
+            // On a shared line a silent meter must cost one time-out only (as for SNRM).
+            Err(e)
+                if referencing_memory::worth_the_other(
+                    &e,
+                    self.options.snrm_fallback_on_silence,
+                ) =>
+            {
+                let other = !self.session.short_names();
+                self.session.use_short_names(other);
+                self.associate_once()
+            }
+            other => other,
+        };
+        if let (Ok(()), Some(key)) = (&result, key) {
+            let worked = if self.session.short_names() {
+                Referencing::Sn
+            } else {
+                Referencing::Ln
+            };
+            referencing_memory::remember(key, worked);
+        }
+        result
+    }
+
+    /// The meter's identity, for `auto`'s memory: where it is and its address on the line.
+    fn referencing_key(&self) -> String {
+        format!("{} {:?}", self.options.meter_key, self.framing)
+    }
+
+    fn associate_once(&mut self) -> Result<(), ClientError> {
+        self.short_names = None;
+        let aarq = self.session.aarq()?;
+        let aare = self.exchange(&aarq, "AARQ")?;
+        self.session.on_aare(&aare)?;
+        // HLS-GMAC passes 3 and 4: prove we know the keys, check that the meter does.
+        if let Some(mut exchange) = self.session.hls_reply()? {
+            let first = exchange.start();
+            let returned = self.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
+            self.session.on_hls_result(returned)?;
+        }
+        if self.session.short_names() {
+            // Blue Book 4.4.4: the names come from Association SN's object_list, read once.
+            let mut exchange = SnReadExchange::object_list(self.block_limit);
+            let first = exchange.request().to_vec();
+            let list = self.run(first, |apdu| exchange.on_response(apdu), "object list")?;
+            let list = match list.into_iter().next() {
+                Some(Ok(list)) => list,
+                Some(Err(e)) => return Err(SessionError::Refused(e).into()),
+                None => return Err(SessionError::Unexpected("empty object list answer").into()),
+            };
+            let map = ShortNameMap::from_object_list(&list).map_err(SessionError::ShortName)?;
+            self.short_names = Some(map);
+        }
+        Ok(())
+    }
+
+    /// The short names of an SN association (`None` for LN).
+    pub fn short_names(&self) -> Option<&ShortNameMap> {
+        self.short_names.as_ref()
     }
 
     pub fn negotiated(&self) -> Option<Negotiated> {
@@ -182,6 +284,11 @@ impl<T: Transport> Connection<T> {
 
     pub fn max_get_batch(&self) -> usize {
         self.session.max_get_batch()
+    }
+
+    fn max_pdu(&self) -> usize {
+        self.negotiated()
+            .map_or(0, |n| usize::from(n.server_max_pdu))
     }
 
     /// SNRM until UA. A meter that answers a parameter block with DM or FRMR (some refuse any
@@ -455,15 +562,48 @@ impl<T: Transport> Connection<T> {
         &mut self,
         items: Vec<(AttributeDescriptor, Option<SelectiveAccess>)>,
     ) -> Result<Vec<GetDataResult>, ClientError> {
+        if let Some(map) = &self.short_names {
+            let mut exchange = SnReadExchange::new(map, &items, self.block_limit)?;
+            let first = exchange.request().to_vec();
+            return self.run(first, |apdu| exchange.on_response(apdu), "Read");
+        }
         let mut exchange = self.session.get(items)?;
         let first = exchange.request().to_vec();
-        self.run(first, |apdu| exchange.on_response(apdu), "GET")
+        let result = self.run(first, |apdu| exchange.on_response(apdu), "GET");
+        self.note_invoke(exchange.invoke_match(), &result);
+        result
+    }
+
+    /// After an LN exchange: a request that timed out makes its late answer stale; an answer
+    /// taken with another invoke id (fixed-id firmware) is said once per connection.
+    fn note_invoke<R>(&mut self, ids: &InvokeMatch, result: &Result<R, ClientError>) {
+        if matches!(result, Err(ClientError::NoAnswer { .. })) {
+            self.session.abandon(ids.own());
+        }
+        if let Some(got) = ids.foreign() {
+            if !self.told_foreign_invoke {
+                self.told_foreign_invoke = true;
+                log::info!(
+                    "the meter answered a request of invoke id {} with invoke id {got}: taken as \
+                     the answer (its firmware uses a fixed invoke id; said once per connection)",
+                    ids.own().invoke_id()
+                );
+            }
+        }
     }
 
     pub fn set(&mut self, attribute: AttributeDescriptor, value: &Data) -> Result<(), ClientError> {
+        if let Some(map) = &self.short_names {
+            let max = self.max_pdu();
+            let mut exchange = SnWriteExchange::attribute(map, attribute, value, max)?;
+            let first = exchange.request().to_vec();
+            return self.run(first, |apdu| exchange.on_response(apdu), "Write");
+        }
         let mut exchange = self.session.set(attribute, value)?;
         let first = exchange.start();
-        self.run(first, |apdu| exchange.on_response(apdu), "SET")
+        let result = self.run(first, |apdu| exchange.on_response(apdu), "SET");
+        self.note_invoke(exchange.invoke_match(), &result);
+        result
     }
 
     pub fn action(
@@ -471,9 +611,18 @@ impl<T: Transport> Connection<T> {
         method: MethodDescriptor,
         parameters: Option<&Data>,
     ) -> Result<Option<Data>, ClientError> {
+        if let Some(map) = &self.short_names {
+            let max = self.max_pdu();
+            let mut exchange = SnWriteExchange::method(map, method, parameters, max)?;
+            let first = exchange.request().to_vec();
+            self.run(first, |apdu| exchange.on_response(apdu), "Write (method)")?;
+            return Ok(None);
+        }
         let mut exchange = self.session.action(method, parameters)?;
         let first = exchange.start();
-        self.run(first, |apdu| exchange.on_response(apdu), "ACTION")
+        let result = self.run(first, |apdu| exchange.on_response(apdu), "ACTION");
+        self.note_invoke(exchange.invoke_match(), &result);
+        result
     }
 
     /// Releases the association (RLRQ) and the link (DISC), best effort and bounded in time:
@@ -509,6 +658,44 @@ impl<T: Transport> Connection<T> {
             }
         }
     }
+}
+
+/// Sends a DISC to the meter on a fresh transport and waits (at most `timeout`) for its
+/// answer: the release of a link a meter still holds from a connection that was lost without
+/// one (meters such as the MEM600 refuse a new link with DM until the old one is released).
+/// The wrapper has no link to release: nothing is sent.
+pub fn release_held_link<T: Transport>(
+    transport: &mut T,
+    framing: Framing,
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    let Framing::Hdlc { client, server } = framing else {
+        return Ok(());
+    };
+    let server = RawAddress::server(server).ok_or(ClientError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "server address does not fit its size",
+    )))?;
+    let mut link = Link::client(RawAddress::client(client), server, LinkParams::default());
+    link.disconnect();
+    while let Some(frame) = link.poll_transmit() {
+        transport.send(&frame.map_err(LinkError::Encode)?)?;
+    }
+    // UA or DM: either way the meter has heard it; what it says does not matter.
+    let deadline = Instant::now() + timeout;
+    let mut deframer = Deframer::new();
+    let mut buf = [0u8; 256];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let n = transport.recv(&mut buf, left)?;
+        deframer.push(&buf[..n]);
+        if deframer.next_frame().is_some() {
+            break;
+        }
+        if n == 0 && left.is_zero() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl<T: Transport> Drop for Connection<T> {

@@ -4,6 +4,7 @@
 use super::mode_e::ModeEError;
 use crate::dlms::hdlc::LinkError;
 use crate::dlms::session::SessionError;
+use crate::iec21::Iec21Error;
 use std::fmt;
 use std::io;
 use std::time::Duration;
@@ -38,10 +39,17 @@ pub enum ClientError {
     Link(LinkError),
     Session(SessionError),
     ModeE(ModeEError),
+    /// An IEC 62056-21 readout (mode A, B or C) could not be taken.
+    Iec21(Iec21Error),
     /// The meter's frame counter could not be read or used (invocation counter start).
     FrameCounter(String),
     /// The client's invocation counter could not be reserved or is used up.
     InvocationCounter(String),
+    /// Another connection of this process to the meter stayed open this long (a meter takes
+    /// one at a time).
+    Busy {
+        waited: Duration,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -87,8 +95,15 @@ impl fmt::Display for ClientError {
             ClientError::Link(e) => e.fmt(f),
             ClientError::Session(e) => e.fmt(f),
             ClientError::ModeE(e) => e.fmt(f),
+            ClientError::Iec21(e) => e.fmt(f),
             ClientError::FrameCounter(e) => write!(f, "frame counter: {e}"),
             ClientError::InvocationCounter(e) => write!(f, "invocation counter: {e}"),
+            ClientError::Busy { waited } => write!(
+                f,
+                "another connection to this meter stayed open for {} ms (the bridge's poll, a \
+                 scan or an RPC): a meter takes one connection at a time; try again",
+                waited.as_millis()
+            ),
         }
     }
 }
@@ -103,14 +118,63 @@ impl ClientError {
             ClientError::Io(_)
             | ClientError::NoAnswer { .. }
             | ClientError::Closed
-            | ClientError::Link(_) => true,
+            | ClientError::Link(_)
+            | ClientError::Busy { .. } => true,
             ClientError::Session(
-                SessionError::Block(_) | SessionError::Gbt(_) | SessionError::Decode(_),
+                SessionError::Block(_)
+                | SessionError::SnBlock(_)
+                | SessionError::Gbt(_)
+                | SessionError::Decode(_),
             ) => true,
+            // A damaged or cut readout is read again; a meter that sends no readout at all
+            // will not send one next time either.
+            ClientError::Iec21(e) => matches!(
+                e,
+                Iec21Error::BccMismatch { .. } | Iec21Error::Truncated | Iec21Error::TooLong
+            ),
             ClientError::Session(_)
             | ClientError::ModeE(_)
             | ClientError::FrameCounter(_)
             | ClientError::InvocationCounter(_) => false,
+        }
+    }
+}
+
+impl ClientError {
+    /// Whether the meter refused the association for a reason only a change of its
+    /// configuration mends: a permanent rejection whose acse-service-user diagnostic
+    /// (IEC 62056-5-3 / Green Book 9.3.2, AARE result-source-diagnostic) is
+    /// application-context-name-not-supported (2) or names the authentication (11 mechanism not
+    /// recognised, 12 mechanism required, 13 authentication failure, 14 authentication
+    /// required), or an HLS reply that did not verify. Retrying such a refusal locks many meters'
+    /// passwords or ports, so the bridge stops associating the meter (`needs-configuration`).
+    pub fn refuses_configuration(&self) -> bool {
+        use crate::dlms::acse::{AssociationResult, ResultSourceDiagnostic};
+        match self {
+            ClientError::Session(SessionError::Rejected(r)) => {
+                r.result == AssociationResult::RejectedPermanent
+                    && matches!(r.diagnostic, ResultSourceDiagnostic::User(2 | 11..=14))
+            }
+            ClientError::Session(SessionError::HlsFailed(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// A refused association phrased for whoever configures the meter (what `scan` reports for
+    /// a meter that answers but will not associate); `None` when the error is no refusal.
+    pub fn refusal_advice(&self) -> Option<String> {
+        use crate::dlms::acse::ResultSourceDiagnostic;
+        match self {
+            ClientError::Session(SessionError::Rejected(r)) => Some(match r.diagnostic {
+                ResultSourceDiagnostic::User(12..=14) => format!(
+                    "needs authentication (--auth low --password ..., or the meter's HLS keys): {r}"
+                ),
+                _ => r.to_string(),
+            }),
+            ClientError::Session(SessionError::HlsFailed(why)) => {
+                Some(format!("HLS authentication failed: {why}"))
+            }
+            _ => None,
         }
     }
 }

@@ -22,7 +22,8 @@ pub struct Identification {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModeEError {
     Malformed(String),
-    /// The meter did not announce mode E (no `\2` after the baud character).
+    /// The meter answered as an IEC 62056-21 mode A, B or C meter (an identification without
+    /// the `\2` escape, or a data readout): it offers the ASCII readout, not HDLC.
     NotModeE(String),
     UnknownBaud(u8),
 }
@@ -31,7 +32,11 @@ impl fmt::Display for ModeEError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModeEError::Malformed(s) => write!(f, "malformed IEC 62056-21 identification {s:?}"),
-            ModeEError::NotModeE(s) => write!(f, "meter does not offer mode E (HDLC) in {s:?}"),
+            ModeEError::NotModeE(s) => write!(
+                f,
+                "the meter answered with an IEC 62056-21 mode C readout: set --protocol mode-c \
+                 (it does not offer mode E, HDLC; it sent {s:?})"
+            ),
             ModeEError::UnknownBaud(c) => write!(f, "unknown baud rate character {:?}", *c as char),
         }
     }
@@ -41,36 +46,35 @@ impl std::error::Error for ModeEError {}
 
 /// Parses the identification line (with or without its CR LF; parity bits stripped).
 pub fn parse_identification(line: &[u8]) -> Result<Identification, ModeEError> {
-    let text: String = line.iter().map(|b| (b & 0x7F) as char).collect();
-    let t = text.trim_end_matches(['\r', '\n']);
-    let shown = || t.to_string();
-    let body = t
-        .strip_prefix('/')
-        .ok_or_else(|| ModeEError::Malformed(shown()))?;
-    if body.len() < 4 || !body.is_char_boundary(3) {
-        return Err(ModeEError::Malformed(shown()));
-    }
-    let (manufacturer, rest) = body.split_at(3);
-    let baud_char = rest.as_bytes()[0];
-    let baud = match baud_char {
-        b'0' => 300,
-        b'1' => 600,
-        b'2' => 1200,
-        b'3' => 2400,
-        b'4' => 4800,
-        b'5' => 9600,
-        b'6' => 19200,
-        other => return Err(ModeEError::UnknownBaud(other)),
+    let shown = || {
+        let text: String = line.iter().map(|b| char::from(b & 0x7F)).collect();
+        text.trim_end_matches(['\r', '\n']).to_string()
     };
-    let ident = rest[1..]
-        .strip_prefix("\\2")
-        .ok_or_else(|| ModeEError::NotModeE(shown()))?;
-    Ok(Identification {
-        manufacturer: manufacturer.to_string(),
-        baud_char,
-        baud,
-        ident: ident.to_string(),
-    })
+    let id = crate::iec21::sign_on::parse_identification(line).map_err(|e| match e {
+        crate::iec21::Iec21Error::ReservedBaudCharacter(c) => ModeEError::UnknownBaud(c),
+        _ => ModeEError::Malformed(shown()),
+    })?;
+    match id.mode {
+        crate::iec21::ProtocolMode::E { baud } => Ok(Identification {
+            manufacturer: id.manufacturer,
+            baud_char: id.baud_char,
+            baud,
+            ident: id.ident,
+        }),
+        // Annex E: only "\2" after Z announces HDLC; anything else is a readout meter.
+        _ => Err(ModeEError::NotModeE(shown())),
+    }
+}
+
+/// Whether bytes received in answer to the sign-on are a data message (STX first: the
+/// readout of a mode A meter, or of one that answers any request with its readout, as the
+/// Apator Norax 3 does).
+pub fn is_readout(received: &[u8]) -> bool {
+    received
+        .iter()
+        .map(|b| b & 0x7F)
+        .find(|b| *b == b'/' || *b == crate::iec21::message::STX)
+        == Some(crate::iec21::message::STX)
 }
 
 /// The acknowledgement that selects HDLC at the meter's proposed rate.
@@ -94,10 +98,20 @@ mod tests {
 
     #[test]
     fn refusals() {
+        let e = parse_identification(b"/LGZ5ZMD\r\n").unwrap_err();
+        assert_eq!(e, ModeEError::NotModeE("/LGZ5ZMD".into()));
+        assert!(e.to_string().starts_with(
+            "the meter answered with an IEC 62056-21 mode C readout: set --protocol mode-c"
+        ));
+        // Mode B and mode A identifications are readout meters too.
         assert!(matches!(
-            parse_identification(b"/LGZ5ZMD\r\n"),
+            parse_identification(b"/APAEnorax\r\n"),
             Err(ModeEError::NotModeE(_))
         ));
+        assert!(is_readout(b"\x021.8.0(1)"));
+        assert!(is_readout(b"\r\n\x82"), "STX with its parity bit");
+        assert!(!is_readout(b"/LGZ5\\2ZMD\r\n\x02"));
+        assert!(!is_readout(b""));
         assert!(matches!(
             parse_identification(b"/LGZ9\\2X\r\n"),
             Err(ModeEError::UnknownBaud(b'9'))

@@ -602,6 +602,29 @@ mod tests {
         assert!(r.push_bytes(&bad).is_empty());
     }
 
+    /// Some M-Bus-to-HAN adapters send an M-Bus short frame (SND_NKE: start 0x10, C 0x40,
+    /// A 0x01, checksum 0x41, stop 0x16; EN 13757-2) before each HDLC frame: it is skipped, the
+    /// frame after it decodes, and the next frame too.
+    #[test]
+    fn an_mbus_short_frame_before_the_hdlc_frame_is_skipped() {
+        let frame = crate::hex::vector(include_str!(
+            "../../tests/vectors/push/kamstrup-10s-captured.hex"
+        ));
+        let short = [0x10, 0x40, 0x01, 0x41, 0x16];
+        let mut stream = short.to_vec();
+        stream.extend_from_slice(&frame);
+        stream.extend_from_slice(&short);
+        stream.extend_from_slice(&frame);
+        let mut r = Receiver::new(None, Vec::new(), 0);
+        let got = r.push_bytes(&stream);
+        assert_eq!(got.len(), 2, "{got:?}");
+        for p in got {
+            let p = p.unwrap();
+            assert_eq!(find(&p.values, "1-1:1.7.0"), serde_json::json!(3889));
+            assert_eq!(p.time_s, Some(1_604_871_850));
+        }
+    }
+
     /// Gurux's ciphered notification opens with the published keys; the same one again is a
     /// replay; another system title is refused.
     #[test]

@@ -222,6 +222,18 @@ pub struct ObjectEntry {
 pub fn list_objects<T: Transport>(
     conn: &mut Connection<T>,
 ) -> Result<Result<Vec<ObjectEntry>, ReadError>, ClientError> {
+    // An SN association read its object list (Association SN, Blue Book 4.4.4) already.
+    if let Some(map) = conn.short_names() {
+        return Ok(Ok(map
+            .objects()
+            .iter()
+            .map(|o| ObjectEntry {
+                class_id: o.class_id,
+                version: o.version,
+                obis: o.instance,
+            })
+            .collect()));
+    }
     let target = Target::new(15, Obis::new(0, 0, 40, 0, 0, 255), 2);
     let r = read_raw(conn, &[target])?.remove(0);
     Ok(r.map_err(ReadError::Access).map(|d| {

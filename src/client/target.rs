@@ -5,6 +5,7 @@ use super::connection::{Connection, ConnectionOptions, Framing};
 use super::error::{ClientError, Heard};
 use super::mode_e;
 use super::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
+use crate::dlms::describe::Direction;
 use crate::dlms::session::SessionConfig;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,26 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// The meter's turn until a transport holds it (given back if opening the transport fails).
+struct TurnGuard(Option<String>);
+
+impl TurnGuard {
+    fn into_meter(mut self) -> String {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        if let Some(meter) = self.0.take() {
+            super::spacing::give_back(&meter);
+        }
+    }
+}
+
+/// How long a meter is given to drop a held link after our DISC, before the second attempt.
+const HELD_LINK_PAUSE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct MeterTarget {
     pub endpoint: Endpoint,
@@ -41,6 +62,8 @@ pub struct MeterTarget {
     pub session: SessionConfig,
     pub options: ConnectionOptions,
     pub connect_timeout: Duration,
+    /// Every frame sent and received, to a sink (`--trace`, the bridge's trace ring).
+    pub trace: super::trace::Tracer,
 }
 
 impl MeterTarget {
@@ -67,7 +90,7 @@ impl MeterTarget {
                     ..settings.clone()
                 };
                 let mut port = SerialTransport::open(&sign_on)?;
-                let id = mode_e_sign_on(&mut port, self.options.response_timeout)?;
+                let id = mode_e_sign_on(&mut port, self.options.response_timeout, &self.trace)?;
                 // IEC 62056-21 leaves the meter 200-1500 ms to switch after the ACK.
                 std::thread::sleep(Duration::from_millis(250));
                 port.reconfigure(
@@ -80,15 +103,78 @@ impl MeterTarget {
         }
     }
 
-    /// Opens the transport, connects the link and associates.
+    /// Opens the transport, connects the link and associates (after the meter's reconnect gap,
+    /// if it has one and the last connection to it closed less than that ago).
+    ///
+    /// A meter that refuses the link with DM may still hold one from a connection lost
+    /// without a release: it is sent a DISC, given a moment, and tried once more.
     pub fn connect(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
-        let transport = self.transport()?;
+        match self.open_once() {
+            Err(ClientError::Link(crate::dlms::hdlc::LinkError::DisconnectedMode))
+                if matches!(self.framing, Framing::Hdlc { .. }) =>
+            {
+                log::info!(
+                    "{}: the meter refused the link (DM): releasing a link it may still hold \
+                     (DISC) and trying once more",
+                    self.endpoint
+                );
+                let mut transport = self.spaced_transport()?;
+                super::connection::release_held_link(
+                    &mut transport,
+                    self.framing,
+                    self.options.response_timeout,
+                )?;
+                drop(transport);
+                // (The reconnect gap, if any, is waited for by the next connection itself.)
+                std::thread::sleep(HELD_LINK_PAUSE);
+                self.open_once()
+            }
+            other => other,
+        }
+    }
+
+    fn open_once(&self) -> Result<Connection<Box<dyn Transport>>, ClientError> {
+        let transport = self.trace.wrap(self.spaced_transport()?);
         Connection::open(
             transport,
             self.framing,
             self.session.clone(),
             self.options.clone(),
         )
+    }
+
+    fn spaced_transport(&self) -> Result<Box<dyn Transport>, ClientError> {
+        if matches!(self.endpoint, Endpoint::Bus(_)) {
+            // The bus gives turns of its own.
+            return self.transport();
+        }
+        let gap = self.options.reconnect_gap;
+        let key = self.endpoint.to_string();
+        // The meter is its endpoint and server address: any client address counts (the
+        // public client's frame-counter read and the management client's poll alike).
+        let meter = match self.framing {
+            Framing::Hdlc { server, .. } => format!("{key} hdlc {server:?}"),
+            Framing::Wrapper { server, .. } => format!("{key} wrapper {server}"),
+        };
+        let patience = self.connect_timeout.max(self.options.response_timeout);
+        if !super::spacing::take_turn(&meter, self.options.single_connection, patience) {
+            return Err(ClientError::Busy { waited: patience });
+        }
+        let turn = TurnGuard(Some(meter));
+        let wait = super::spacing::wait_needed(&key, gap, Instant::now());
+        if !wait.is_zero() {
+            log::debug!(
+                "{key}: waiting {} ms before connecting again (reconnect_gap_s)",
+                wait.as_millis()
+            );
+            std::thread::sleep(wait);
+        }
+        let transport = self.transport()?;
+        Ok(Box::new(super::spacing::Spaced::holding(
+            transport,
+            key,
+            turn.into_meter(),
+        )))
     }
 
     /// [`MeterTarget::connect`], retried on transient errors (`retries` more attempts).
@@ -110,8 +196,11 @@ impl MeterTarget {
 pub fn mode_e_sign_on(
     port: &mut SerialTransport,
     timeout: Duration,
+    trace: &super::trace::Tracer,
 ) -> Result<mode_e::Identification, ClientError> {
-    port.send(&mode_e::request(""))?;
+    let request = mode_e::request("");
+    trace.record(Direction::Sent, &request);
+    port.send(&request)?;
     let deadline = Instant::now() + timeout;
     let mut line = Vec::new();
     let mut buf = [0u8; 64];
@@ -130,9 +219,19 @@ pub fn mode_e_sign_on(
         }
         let n = port.recv(&mut buf, deadline - now)?;
         line.extend(buf[..n].iter().map(|b| b & 0x7F));
+        if mode_e::is_readout(&line) {
+            // A readout meter answers the sign-on with its data message (Apator Norax 3).
+            let start: Vec<u8> = line.iter().take(60).copied().collect();
+            return Err(ClientError::ModeE(mode_e::ModeEError::NotModeE(
+                String::from_utf8_lossy(&start).into_owned(),
+            )));
+        }
         if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
+            trace.record(Direction::Received, &line[..end + 2]);
             let id = mode_e::parse_identification(&line[..end + 2]).map_err(ClientError::ModeE)?;
-            port.send(&mode_e::acknowledgement(&id))?;
+            let ack = mode_e::acknowledgement(&id);
+            trace.record(Direction::Sent, &ack);
+            port.send(&ack)?;
             return Ok(id);
         }
         if line.len() > 128 {

@@ -134,6 +134,22 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(word_of(m.transport)),
     },
     Field {
+        name: "referencing",
+        flag: "referencing",
+        value: "ln|sn|auto",
+        help: "logical names, short names (older meters), or auto: LN, then SN if the meter refuses LN or does not answer (remembered until restart)",
+        kind: Kind::Text,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.referencing = word(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(word_of(m.referencing)),
+    },
+    Field {
         name: "host",
         flag: "host",
         value: "HOST",
@@ -262,6 +278,22 @@ pub static FIELDS: &[Field] = &[
         get: |m| s(m.mode_e),
     },
     Field {
+        name: "protocol",
+        flag: "protocol",
+        value: "dlms|mode-c",
+        help: "DLMS/COSEM, or the IEC 62056-21 data readout (modes A, B, C; serial or TCP)",
+        kind: Kind::Text,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.protocol = word(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(word_of(m.protocol)),
+    },
+    Field {
         name: "client_address",
         flag: "client-address",
         value: "N",
@@ -312,8 +344,10 @@ pub static FIELDS: &[Field] = &[
     Field {
         name: "auth",
         flag: "auth",
-        value: "none|low|high-gmac",
-        help: "authentication: none, LLS password, or HLS-GMAC (needs --security)",
+        value: "none|low|high-gmac|high-md5|high-sha1|high-sha256",
+        help: "authentication: none, LLS password, HLS-GMAC (needs --security), or HLS with \
+               MD5, SHA-1 or SHA-256 of the challenges and the --password (SHA-256 also needs \
+               --system-title)",
         kind: Kind::Text,
         secret: false,
         optional: false,
@@ -329,7 +363,7 @@ pub static FIELDS: &[Field] = &[
         name: "password",
         flag: "password",
         value: "P",
-        help: "the LLS password (--auth low)",
+        help: "the LLS password (--auth low), or the HLS secret (--auth high-md5|sha1|sha256)",
         kind: Kind::Text,
         secret: true,
         optional: true,
@@ -441,7 +475,7 @@ pub static FIELDS: &[Field] = &[
         name: "gbt",
         flag: "gbt",
         value: "off|auto|on",
-        help: "general block transfer: auto proposes it and takes long answers in it when granted (window 1); on requires it",
+        help: "general block transfer for long answers: off (the default: GET data blocks), auto proposes it and takes long answers in it when granted (window 1), on requires it",
         kind: Kind::Text,
         secret: false,
         optional: false,
@@ -582,6 +616,40 @@ pub static FIELDS: &[Field] = &[
         },
         clear: no_clear,
         get: |m| s(m.inactivity_timeout_s),
+    },
+    Field {
+        name: "reconnect_gap_s",
+        flag: "reconnect-gap-s",
+        value: "N",
+        help: "the least seconds between one connection's close and the next (polls, RPCs, \
+               profiles, scans): meters that garble a quick reconnect (Microstar: 15)",
+        kind: Kind::Int,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.reconnect_gap_s = bounded(v, 0, 600)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(m.reconnect_gap_s),
+    },
+    Field {
+        name: "single_connection",
+        flag: "single-connection",
+        value: "true|false",
+        help: "the meter takes one connection at a time (2N MeterCom, many modems, MEM600): \
+               scans and other reads of it wait while the bridge's connection is open",
+        kind: Kind::Bool,
+        secret: false,
+        optional: false,
+        live: false,
+        set: |m, v| {
+            m.single_connection = boolean(v)?;
+            Ok(())
+        },
+        clear: no_clear,
+        get: |m| s(m.single_connection),
     },
     Field {
         name: "device_type",

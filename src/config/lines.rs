@@ -38,6 +38,15 @@ pub fn check_lines(meters: &[MeterConfig]) -> Result<(), ConfigError> {
                     a.name, b.name
                 ))));
             }
+            // The readout's sign-on goes to whatever meter is on the line (no device address).
+            let readout = super::values::Protocol::ModeC;
+            if a.protocol == readout || b.protocol == readout {
+                return Err(ConfigError::new(literal(&format!(
+                    "meters {:?} and {:?} share the serial line {line}, but an IEC 62056-21 \
+                     readout (protocol mode-c) needs a line of its own",
+                    a.name, b.name
+                ))));
+            }
         }
     }
     Ok(())
@@ -71,5 +80,11 @@ mod tests {
         let mut other_line = serial("C", 19200);
         other_line.serial_device = Some("/dev/ttyUSB1".into());
         assert_eq!(check_lines(&[serial("A", 9600), other_line]), Ok(()));
+        let mut readout = serial("R", 9600);
+        readout.protocol = crate::config::values::Protocol::ModeC;
+        let e = check_lines(&[serial("A", 9600), readout])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a line of its own"), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 
 use super::error::{quoted, ConfigError};
 use super::profile::{check_profiles, ProfileSpec};
-use super::values::{AuthKind, Ciphering, Parity, Push, Secret, Transport};
+use super::values::{AuthKind, Ciphering, Parity, Protocol, Push, Secret, Transport};
 
 use crate::cosem::Obis;
 use crate::dlms::session::GbtPolicy;
@@ -115,6 +115,8 @@ pub struct MeterConfig {
     pub name: String,
     pub enabled: bool,
     pub transport: Transport,
+    /// LN, SN or auto (see `crate::dlms::sn::association::Referencing`).
+    pub referencing: crate::dlms::sn::association::Referencing,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub serial_device: Option<String>,
@@ -123,6 +125,8 @@ pub struct MeterConfig {
     pub parity: Parity,
     pub stop_bits: u8,
     pub mode_e: bool,
+    /// DLMS, or the IEC 62056-21 readout (`src/config/mode_c.rs` says what goes with it).
+    pub protocol: Protocol,
     pub client_address: u8,
     pub server_logical: u16,
     /// `None`: a one-byte server address (logical only).
@@ -146,6 +150,10 @@ pub struct MeterConfig {
     pub hdlc_window: u8,
     pub interval_s: u32,
     pub inactivity_timeout_s: u32,
+    /// Least seconds between the close of a connection to the meter and the next one.
+    pub reconnect_gap_s: u32,
+    /// The meter takes one connection at a time.
+    pub single_connection: bool,
     pub device_type: String,
     pub access_token: Option<Secret<String>>,
     /// ThingsBoard RPCs that write to the meter (set_clock, set, action, disconnect,
@@ -179,6 +187,7 @@ impl Default for MeterConfig {
             name: String::new(),
             enabled: true,
             transport: Transport::Hdlc,
+            referencing: crate::dlms::sn::association::Referencing::Auto,
             host: None,
             port: None,
             serial_device: None,
@@ -187,6 +196,7 @@ impl Default for MeterConfig {
             parity: Parity::None,
             stop_bits: 1,
             mode_e: false,
+            protocol: Protocol::Dlms,
             client_address: 16,
             server_logical: 1,
             server_physical: Some(17),
@@ -198,7 +208,7 @@ impl Default for MeterConfig {
             authentication_key: None,
             dedicated_key: false,
             general_ciphering: false,
-            gbt: GbtPolicy::Auto,
+            gbt: GbtPolicy::Off,
             frame_counter: None,
             connect_timeout_ms: 5000,
             response_timeout_ms: 5000,
@@ -210,6 +220,8 @@ impl Default for MeterConfig {
             hdlc_window: 7,
             interval_s: 60,
             inactivity_timeout_s: 120,
+            reconnect_gap_s: 0,
+            single_connection: false,
             device_type: "electricity-meter".to_string(),
             access_token: None,
             rpc_write: false,
@@ -272,6 +284,9 @@ impl MeterConfig {
 
     fn usable_combination(&self) -> Result<(), ConfigError> {
         let err = ConfigError::new;
+        if self.protocol == Protocol::ModeC {
+            self.mode_c_combination()?;
+        }
         if self.push == Push::Tcp {
             // The meter comes to us: no address of its own; it is known by what it sends.
             if self.host.is_some() || self.port.is_some() || self.serial_device.is_some() {
@@ -316,6 +331,17 @@ impl MeterConfig {
         }
         match (self.auth, &self.password) {
             (AuthKind::Low, None) => return Err(err("{auth} low needs a {password}")),
+            (AuthKind::HighMd5 | AuthKind::HighSha1 | AuthKind::HighSha256, None) => {
+                return Err(err(
+                    "{auth} high-md5, high-sha1 and high-sha256 need the HLS secret as {password}",
+                ))
+            }
+            (AuthKind::HighSha256, _) if self.system_title.is_none() => {
+                return Err(err(
+                    "{auth} high-sha256 needs our {system_title} (8 bytes; the meter hashes it \
+                     into the proofs)",
+                ))
+            }
             (AuthKind::HighGmac, _) if self.security == Ciphering::None => {
                 return Err(err(
                     "{auth} high-gmac needs {security} auth, enc or auth-enc and its keys",
@@ -383,6 +409,17 @@ mod tests {
                 "password is given but auth is none: give auth low",
             ),
             (|m| m.auth = AuthKind::HighGmac, "high-gmac needs security"),
+            (
+                |m| m.auth = AuthKind::HighMd5,
+                "need the HLS secret as password",
+            ),
+            (
+                |m| {
+                    m.auth = AuthKind::HighSha256;
+                    m.password = Some(Secret("secret".into()));
+                },
+                "high-sha256 needs our system_title",
+            ),
             (|m| m.security = Ciphering::Auth, "needs system_title"),
             (|m| m.dedicated_key = true, "need security"),
             (|m| m.mode_e = true, "serial meters"),

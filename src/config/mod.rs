@@ -10,6 +10,8 @@ pub mod fields;
 pub mod json;
 pub mod lines;
 pub mod meter;
+pub mod mode_c;
+pub mod presets;
 pub mod profile;
 pub mod settings;
 pub mod target;

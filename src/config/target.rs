@@ -5,6 +5,7 @@ use super::meter::MeterConfig;
 use super::values::{AuthKind, Ciphering, Parity, Transport};
 use crate::client::{ConnectionOptions, Endpoint, Framing, MeterTarget, SerialSettings};
 use crate::dlms::hdlc::ServerAddress;
+use crate::dlms::hls::HlsHash;
 use crate::dlms::security::{Keys, Protection};
 use crate::dlms::session::{Authentication, Security, SessionConfig};
 use std::time::Duration;
@@ -68,8 +69,22 @@ impl MeterConfig {
             (AuthKind::HighGmac, _) => Authentication::HighGmac {
                 challenge: Vec::new(),
             },
+            (AuthKind::HighMd5 | AuthKind::HighSha1 | AuthKind::HighSha256, Some(p)) => {
+                Authentication::HighHash {
+                    mechanism: match self.auth {
+                        AuthKind::HighMd5 => HlsHash::Md5,
+                        AuthKind::HighSha1 => HlsHash::Sha1,
+                        _ => HlsHash::Sha256,
+                    },
+                    secret: p.0.clone().into_bytes(),
+                    challenge: Vec::new(),
+                    client_title: self.system_title,
+                }
+            }
             _ => Authentication::None,
         };
+        // `referencing auto` remembers per meter: its endpoint names it.
+        let meter_key = endpoint.to_string();
         Some(MeterTarget {
             endpoint,
             framing,
@@ -77,6 +92,7 @@ impl MeterConfig {
                 authentication,
                 security: self.security_settings(),
                 gbt: self.gbt,
+                referencing: self.referencing,
                 ..SessionConfig::default()
             },
             options: ConnectionOptions {
@@ -84,9 +100,13 @@ impl MeterConfig {
                 inter_frame_timeout: Duration::from_millis(u64::from(self.inter_frame_timeout_ms)),
                 max_info: self.max_info,
                 window: self.hdlc_window,
+                reconnect_gap: Duration::from_secs(u64::from(self.reconnect_gap_s)),
+                single_connection: self.single_connection,
+                meter_key,
                 ..ConnectionOptions::default()
             },
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),
+            trace: crate::client::Tracer::off(),
         })
     }
 
@@ -112,7 +132,9 @@ impl MeterConfig {
 pub fn fresh_association(base: &MeterTarget, dedicated_key: bool) -> std::io::Result<MeterTarget> {
     let mut target = base.clone();
     let random = crate::client::entropy::random_bytes::<16>;
-    if let Authentication::HighGmac { challenge } = &mut target.session.authentication {
+    if let Authentication::HighGmac { challenge } | Authentication::HighHash { challenge, .. } =
+        &mut target.session.authentication
+    {
         *challenge = random("the HLS challenge")?.to_vec();
     }
     if let (true, Some(sec)) = (dedicated_key, target.session.security.as_mut()) {

@@ -14,6 +14,15 @@ pub enum Transport {
     Wrapper,
 }
 
+/// What a polled meter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// DLMS/COSEM (HDLC or the wrapper).
+    Dlms,
+    /// The IEC 62056-21 ASCII data readout (modes A, B and C; a mode E meter's readout too).
+    ModeC,
+}
+
 /// How a meter's data arrives: polled by the bridge, or pushed by the meter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
@@ -33,6 +42,10 @@ pub enum AuthKind {
     Low,
     /// HLS mechanism 5 (GMAC): needs ciphering keys.
     HighGmac,
+    /// HLS mechanisms 3, 4 and 6: hashes of the challenges and the HLS secret (the password).
+    HighMd5,
+    HighSha1,
+    HighSha256,
 }
 
 /// Suite-0 ciphering of xDLMS APDUs (Green Book 9.2.7.2.4).
@@ -61,6 +74,17 @@ impl Word for Transport {
         &[(Transport::Hdlc, "hdlc"), (Transport::Wrapper, "wrapper")];
 }
 
+/// `referencing`: logical names, short names, or LN then SN (IEC 62056-5-3 9.3).
+impl Word for crate::dlms::sn::association::Referencing {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Ln, "ln"), (Self::Sn, "sn"), (Self::Auto, "auto")];
+}
+
+impl Word for Protocol {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Protocol::Dlms, "dlms"), (Protocol::ModeC, "mode-c")];
+}
+
 impl Word for Push {
     const ALL: &'static [(Self, &'static str)] = &[
         (Push::None, "none"),
@@ -74,6 +98,9 @@ impl Word for AuthKind {
         (AuthKind::None, "none"),
         (AuthKind::Low, "low"),
         (AuthKind::HighGmac, "high-gmac"),
+        (AuthKind::HighMd5, "high-md5"),
+        (AuthKind::HighSha1, "high-sha1"),
+        (AuthKind::HighSha256, "high-sha256"),
     ];
 }
 
@@ -333,7 +360,10 @@ mod tests {
         assert_eq!(word::<Transport>("wrapper"), Ok(Transport::Wrapper));
         assert_eq!(
             word::<AuthKind>("hi"),
-            Err("\"hi\" is not none, low or high-gmac".to_string())
+            Err(
+                "\"hi\" is not none, low, high-gmac, high-md5, high-sha1 or high-sha256"
+                    .to_string()
+            )
         );
         for (v, want) in [("yes", true), ("0", false), ("false", false)] {
             assert_eq!(boolean(v), Ok(want));

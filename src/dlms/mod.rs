@@ -6,6 +6,7 @@
 //! - [`axdr`]: A-XDR encoding of COSEM `Data` (Green Book 9.5).
 //! - [`ber`] and [`acse`]: association establishment and release (Green Book 9.4.2).
 //! - [`xdlms`]: GET/SET/ACTION services and the InitiateRequest/Response (Green Book 9.3, 9.5).
+//! - [`sn`]: the short-name services (ReadRequest/WriteRequest/InformationReport, Green Book 9.3.x).
 //!
 //! Every decoder takes a complete input slice and returns a typed [`DecodeError`] on malformed
 //! input: none of them panics, whatever the bytes (each has a fuzz target under `fuzz/`).
@@ -13,11 +14,15 @@
 pub mod acse;
 pub mod axdr;
 pub mod ber;
+pub mod describe;
 mod error;
 pub mod hdlc;
+pub mod hls;
+pub mod invoke_match;
 pub(crate) mod reader;
 pub mod security;
 pub mod session;
+pub mod sn;
 pub mod wrapper;
 pub mod xdlms;
 

@@ -109,6 +109,11 @@ pub enum SecurityError {
     ForeignSystemTitle,
     /// A system title that is not 8 bytes long.
     SystemTitleLength(usize),
+    /// A glo-/ded- APDU whose deciphered content is another service than its tag names.
+    ServiceMismatch {
+        ciphered: u8,
+        carried: Option<u8>,
+    },
 }
 
 impl fmt::Display for SecurityError {
@@ -147,6 +152,13 @@ impl fmt::Display for SecurityError {
             SecurityError::SystemTitleLength(n) => {
                 write!(f, "system title of {n} bytes (8 expected)")
             }
+            SecurityError::ServiceMismatch { ciphered, carried } => match carried {
+                Some(c) => write!(
+                    f,
+                    "ciphered APDU 0x{ciphered:02X} holds an APDU of tag 0x{c:02X}, not the service its tag names"
+                ),
+                None => write!(f, "ciphered APDU 0x{ciphered:02X} holds nothing"),
+            },
         }
     }
 }
@@ -308,7 +320,10 @@ pub fn verify_gmac_response(
     if sc != AUTHENTICATED {
         return Err(SecurityError::NotProtected);
     }
-    if gmac_tag(keys, peer_title, ic, challenge) != tag {
+    // Compared in constant time: a comparison that stops at the first differing byte tells a
+    // patient attacker, by its timing, how much of a forged tag is right.
+    use subtle::ConstantTimeEq;
+    if !bool::from(gmac_tag(keys, peer_title, ic, challenge).ct_eq(tag)) {
         return Err(SecurityError::BadTag);
     }
     Ok(ic)
@@ -332,8 +347,10 @@ pub enum Envelope {
     GeneralDedicated,
 }
 
-pub const GENERAL_GLO_CIPHERING: u8 = 0xDB;
-pub const GENERAL_DED_CIPHERING: u8 = 0xDC;
+use crate::dlms::xdlms::ciphered::{classify, CipheredTag};
+pub use crate::dlms::xdlms::ciphered::{
+    ded_tag, glo_tag, GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING,
+};
 
 impl Envelope {
     /// The envelope a client uses: general- once negotiated, ded- with a dedicated key.
@@ -346,15 +363,14 @@ impl Envelope {
         }
     }
 
-    /// The envelope of a ciphered APDU, from its first byte.
+    /// The envelope of a ciphered APDU, from its first byte (the one tag table decides).
     pub fn of_tag(tag: u8) -> Option<Envelope> {
-        match tag {
-            GENERAL_GLO_CIPHERING => Some(Envelope::GeneralGlobal),
-            GENERAL_DED_CIPHERING => Some(Envelope::GeneralDedicated),
-            0x41 | 0x48 | 0xD0..=0xD7 => Some(Envelope::Dedicated),
-            0x21 | 0x28 | 0xC8..=0xCF | 0xDE => Some(Envelope::Global),
-            _ => None,
-        }
+        Some(match classify(tag)? {
+            CipheredTag::Glo(_) => Envelope::Global,
+            CipheredTag::Ded(_) => Envelope::Dedicated,
+            CipheredTag::GeneralGlo => Envelope::GeneralGlobal,
+            CipheredTag::GeneralDed => Envelope::GeneralDedicated,
+        })
     }
 
     pub fn is_dedicated(self) -> bool {
@@ -364,37 +380,6 @@ impl Envelope {
     pub fn is_general(self) -> bool {
         matches!(self, Envelope::GeneralGlobal | Envelope::GeneralDedicated)
     }
-}
-
-/// The glo- ciphered tag of a plain APDU tag (Green Book 9.5, "glo-" APDUs).
-pub fn glo_tag(plain_tag: u8) -> Option<u8> {
-    Some(match plain_tag {
-        0x01 => 0x21, // initiateRequest -> glo-initiateRequest
-        0x08 => 0x28, // initiateResponse
-        0xC0 => 0xC8, // get-request
-        0xC1 => 0xC9, // set-request
-        0xC3 => 0xCB, // action-request
-        0xC4 => 0xCC, // get-response
-        0xC5 => 0xCD, // set-response
-        0xC7 => 0xCF, // action-response
-        0xD8 => 0xDE, // exception-response
-        _ => return None,
-    })
-}
-
-/// The ded- ciphered tag of a plain APDU tag (Green Book 9.5, "ded-" APDUs).
-pub fn ded_tag(plain_tag: u8) -> Option<u8> {
-    Some(match plain_tag {
-        0x01 => 0x41, // initiateRequest -> ded-initiateRequest
-        0x08 => 0x48, // initiateResponse
-        0xC0 => 0xD0, // get-request
-        0xC1 => 0xD1, // set-request
-        0xC3 => 0xD3, // action-request
-        0xC4 => 0xD4, // get-response
-        0xC5 => 0xD5, // set-response
-        0xC7 => 0xD7, // action-response
-        _ => return None,
-    })
 }
 
 /// The keys that protect one envelope: the dedicated key replaces the block cipher key.
@@ -490,6 +475,17 @@ pub fn open_apdu(
     r.finish()?;
     let key = envelope_keys(keys, dedicated_key, envelope)?;
     let (plain, invocation_counter, protection) = unprotect(&key, &title, body)?;
+    // A glo-/ded- tag names the service it carries (IEC 62056-5-3 clause 8): a glo-get-response
+    // that holds anything but a get-response is not what the peer said it sent.
+    if let Some(CipheredTag::Glo(expected) | CipheredTag::Ded(expected)) = classify(tag) {
+        let carried = plain.first().copied();
+        if carried != Some(expected) {
+            return Err(SecurityError::ServiceMismatch {
+                ciphered: tag,
+                carried,
+            });
+        }
+    }
     Ok(Opened {
         plain,
         invocation_counter,
@@ -732,6 +728,59 @@ mod tests {
         assert_eq!(
             gmac_response(&keys, &server_title, GB_IC, b"K56iVagY"),
             hex("1001234567FE1466AFB3DBCD4F9389E2B7")
+        );
+    }
+
+    #[test]
+    fn exceptions_have_no_service_specific_ciphered_form() {
+        let (keys, st) = gurux_keys();
+        // exception-response: state-error service-not-allowed, service-error operation-not-possible
+        let exception = [0xD8, 0x01, 0x01];
+        let sealed = |envelope| {
+            seal_apdu(
+                &keys,
+                None,
+                envelope,
+                &st,
+                3,
+                Protection::AuthenticatedEncrypted,
+                &exception,
+            )
+        };
+        assert_eq!(
+            sealed(Envelope::Global),
+            Err(SecurityError::NoCipheredTag(0xD8))
+        );
+        let general = sealed(Envelope::GeneralGlobal).unwrap();
+        assert_eq!(
+            open_apdu(&keys, None, Some(&st), &general).unwrap().plain,
+            exception
+        );
+    }
+
+    #[test]
+    fn a_ciphered_tag_must_name_the_service_it_carries() {
+        let (keys, st) = gurux_keys();
+        let set_response = [0xC5, 0x01, 0xC1, 0x00];
+        let mut sealed = seal_apdu(
+            &keys,
+            None,
+            Envelope::Global,
+            &st,
+            4,
+            Protection::AuthenticatedEncrypted,
+            &set_response,
+        )
+        .unwrap();
+        assert_eq!(sealed[0], 0xCD);
+        // The tag byte is outside the authenticated data: relabelled, it still deciphers.
+        sealed[0] = 0xCC;
+        assert_eq!(
+            open_apdu(&keys, None, Some(&st), &sealed),
+            Err(SecurityError::ServiceMismatch {
+                ciphered: 0xCC,
+                carried: Some(0xC5)
+            })
         );
     }
 

@@ -8,12 +8,17 @@
 //!   block-transfer-with-get was granted).
 //! - [`ClientSession::get`] returns a [`GetExchange`]: a small state machine that follows block
 //!   transfers (GET-Request-Next with the last block number received) until all results are in.
-//! - A response whose invoke id is not the request's is [`Step::Ignore`]d: a late answer to an
-//!   earlier request is never taken for the current one.
+//! - A response whose invoke id is that of an earlier request that went unanswered is
+//!   [`Step::Ignore`]d: a late answer is never taken for the current one. Any other id is
+//!   taken as the answer to the one request outstanding (firmware with a fixed invoke id;
+//!   see `invoke_match`).
 
 use super::acse::{Aarq, ApplicationContext, AssociationRejected, Mechanism, ReleaseReason, Rlrq};
 use super::axdr::Data;
+use super::hls::{self, HlsHash};
+use super::invoke_match::{InvokeMatch, Unanswered};
 use super::security::{self, Keys, Protection, ReplayGuard, SecurityError};
+use super::sn::{self, association::Referencing, ShortNameError, SnBlockError};
 use super::xdlms::gbt::{GbtError, GbtReassembler};
 use super::xdlms::{
     ActionRequest, ActionResponse, Apdu, AttributeDescriptor, BlockError, BlockProgress,
@@ -35,6 +40,16 @@ pub enum Authentication {
     HighGmac {
         challenge: Vec<u8>,
     },
+    /// HLS mechanism 3 (MD5), 4 (SHA-1) or 6 (SHA-256) with the shared HLS secret and this
+    /// client-to-server challenge (8 to 64 random bytes, supplied by the caller). SHA-256 binds
+    /// both system titles: ours is `client_title` (sent as calling-AP-title), the meter's comes
+    /// in the AARE.
+    HighHash {
+        mechanism: HlsHash,
+        secret: Vec<u8>,
+        challenge: Vec<u8>,
+        client_title: Option<[u8; 8]>,
+    },
 }
 
 impl fmt::Debug for Authentication {
@@ -44,6 +59,7 @@ impl fmt::Debug for Authentication {
             Authentication::None => f.write_str("None"),
             Authentication::Low(_) => f.write_str("Low(***)"),
             Authentication::HighGmac { .. } => f.write_str("HighGmac"),
+            Authentication::HighHash { mechanism, .. } => write!(f, "HighHash({mechanism:?}, ***)"),
         }
     }
 }
@@ -60,6 +76,8 @@ pub struct SessionConfig {
     pub security: Option<Security>,
     /// Whether to propose general block transfer and take answers in it.
     pub gbt: GbtPolicy,
+    /// LN, SN, or LN then SN (the connection decides; see `crate::dlms::sn::association`).
+    pub referencing: Referencing,
 }
 
 /// General block transfer (IEC 62056-5-3 9.3.11) in an association.
@@ -131,7 +149,8 @@ impl Default for SessionConfig {
             max_receive_pdu: 0xFFFF,
             max_block_transfer: 4 << 20,
             security: None,
-            gbt: GbtPolicy::Auto,
+            gbt: GbtPolicy::Off,
+            referencing: Referencing::default(),
         }
     }
 }
@@ -186,6 +205,10 @@ pub enum SessionError {
         next: u32,
         end_of_space: bool,
     },
+    /// An LN reference with no short name on this SN meter.
+    ShortName(ShortNameError),
+    /// A long ReadResponse out of order or too long.
+    SnBlock(SnBlockError),
 }
 
 impl fmt::Display for SessionError {
@@ -206,7 +229,7 @@ impl fmt::Display for SessionError {
             SessionError::TooLarge => write!(f, "request exceeds the meter's PDU size"),
             SessionError::Refused(r) => write!(f, "meter refused: {r}"),
             SessionError::Security(e) => e.fmt(f),
-            SessionError::HlsFailed(why) => write!(f, "HLS-GMAC authentication failed: {why}"),
+            SessionError::HlsFailed(why) => write!(f, "HLS authentication failed: {why}"),
             SessionError::Misconfigured(why) => write!(f, "{why}"),
             SessionError::CounterExhausted {
                 next,
@@ -219,6 +242,8 @@ impl fmt::Display for SessionError {
                 f,
                 "invocation counter {next} is not reserved in the database yet (is the disk full?)"
             ),
+            SessionError::ShortName(e) => e.fmt(f),
+            SessionError::SnBlock(e) => e.fmt(f),
         }
     }
 }
@@ -268,6 +293,10 @@ pub struct ClientSession {
     server_title: Option<[u8; 8]>,
     /// The meter's challenge while HLS-GMAC pass 3 is pending.
     stoc: Option<Vec<u8>>,
+    /// The next AARQ proposes short-name referencing.
+    short_names: bool,
+    /// Requests of this association that got no answer (their late answers are stale).
+    unanswered: Unanswered,
 }
 
 /// Maps the answers every exchange must treat alike (exceptions, service errors).
@@ -282,16 +311,42 @@ fn general_error(apdu: &Apdu) -> Option<SessionError> {
 impl ClientSession {
     pub fn new(config: SessionConfig) -> Self {
         ClientSession {
-            config,
             invoke: InvokeIdAndPriority::new(0, true, true),
             negotiated: None,
             server_title: None,
             stoc: None,
+            short_names: config.referencing == Referencing::Sn,
+            unanswered: Unanswered::default(),
+            config,
         }
+    }
+
+    /// The request with this invoke id got no answer in time: a late answer with its id will
+    /// be dropped.
+    pub fn abandon(&mut self, invoke: InvokeIdAndPriority) {
+        self.unanswered.abandon(invoke);
     }
 
     pub fn negotiated(&self) -> Option<Negotiated> {
         self.negotiated
+    }
+
+    /// Whether the next AARQ proposes short-name referencing (`Referencing::Auto` falls
+    /// back to it; the connection decides when).
+    pub fn use_short_names(&mut self, on: bool) {
+        self.short_names = on;
+    }
+
+    pub fn short_names(&self) -> bool {
+        self.short_names
+    }
+
+    fn context(&self, ciphered: bool) -> ApplicationContext {
+        match (self.short_names, ciphered) {
+            (true, c) => sn::association::context(c),
+            (false, false) => ApplicationContext::LogicalName,
+            (false, true) => ApplicationContext::LogicalNameCiphered,
+        }
     }
 
     /// Forgets the association (after a connection loss).
@@ -343,6 +398,14 @@ impl ClientSession {
         let (mechanism, value) = match &self.config.authentication {
             Authentication::None => (None, None),
             Authentication::Low(pw) => (Some(Mechanism::Low), Some(pw.clone())),
+            Authentication::HighGmac { .. } | Authentication::HighHash { .. }
+                if self.short_names =>
+            {
+                // Pass 3 over SN is a method of Association SN, not the LN ACTION sent here.
+                return Err(SessionError::Misconfigured(
+                    "HLS over short names is not supported (use LLS or none with ciphering)",
+                ));
+            }
             Authentication::HighGmac { challenge } => {
                 if self.config.security.is_none() {
                     return Err(SessionError::Misconfigured(
@@ -351,9 +414,44 @@ impl ClientSession {
                 }
                 (Some(Mechanism::HighGmac), Some(challenge.clone()))
             }
+            Authentication::HighHash {
+                mechanism,
+                challenge,
+                client_title,
+                ..
+            } => {
+                if *mechanism == HlsHash::Sha256
+                    && client_title.is_none()
+                    && self.config.security.is_none()
+                {
+                    return Err(SessionError::Misconfigured(
+                        "HLS SHA-256 needs our system title",
+                    ));
+                }
+                let m = match mechanism {
+                    HlsHash::Md5 => Mechanism::HighMd5,
+                    HlsHash::Sha1 => Mechanism::HighSha1,
+                    HlsHash::Sha256 => Mechanism::HighSha256,
+                };
+                (Some(m), Some(challenge.clone()))
+            }
+        };
+        // HLS SHA-256 binds the calling-AP-title into its proofs (Green Book 9.2.7.4), so the
+        // AARQ carries it even without ciphering.
+        let hash_title = match &self.config.authentication {
+            Authentication::HighHash {
+                mechanism: HlsHash::Sha256,
+                client_title,
+                ..
+            } => *client_title,
+            _ => None,
         };
         let (context, title, user_information) = match &self.config.security {
-            None => (ApplicationContext::LogicalName, None, initiate),
+            None => (
+                self.context(false),
+                hash_title.map(|t| t.to_vec()),
+                initiate,
+            ),
             Some(sec) => {
                 let ic = self.next_ic()?;
                 let glo = security::cipher_apdu(
@@ -363,11 +461,7 @@ impl ClientSession {
                     sec.protection,
                     &initiate,
                 )?;
-                (
-                    ApplicationContext::LogicalNameCiphered,
-                    Some(sec.client_title.to_vec()),
-                    glo,
-                )
+                (self.context(true), Some(sec.client_title.to_vec()), glo)
             }
         };
         Ok(Aarq {
@@ -409,7 +503,10 @@ impl ClientSession {
             _ => ui,
         };
         let initiate = InitiateResponse::decode(ui)?;
-        if matches!(self.config.authentication, Authentication::HighGmac { .. }) {
+        if matches!(
+            self.config.authentication,
+            Authentication::HighGmac { .. } | Authentication::HighHash { .. }
+        ) {
             let stoc = aare
                 .responding_authentication_value
                 .clone()
@@ -455,43 +552,115 @@ impl ClientSession {
         ))
     }
 
-    /// HLS-GMAC pass 3: the ACTION reply_to_HLS_authentication (Association LN method 1)
-    /// carrying f(StoC), if the association waits for it.
+    /// HLS pass 3: the ACTION reply_to_HLS_authentication (Association LN method 1) carrying
+    /// f(StoC), if the association waits for it.
     pub fn hls_reply(&mut self) -> Result<Option<ActionExchange>, SessionError> {
         let Some(stoc) = self.stoc.clone() else {
             return Ok(None);
         };
-        let sec = self
-            .config
-            .security
-            .as_ref()
-            .ok_or(SessionError::Misconfigured("HLS-GMAC needs keys"))?;
-        // The counter used inside f(StoC) is consumed like any other.
-        let ic = self.next_ic()?;
-        let f = security::gmac_response(&sec.keys, &sec.client_title, ic, &stoc);
+        let f = match &self.config.authentication {
+            Authentication::HighHash { mechanism, .. } => {
+                let mechanism = *mechanism;
+                let (title, server) = self.hash_titles()?;
+                hls::client_proof(mechanism, &self.hash_parties(&title, &server, &stoc)?)
+            }
+            _ => {
+                let sec = self
+                    .config
+                    .security
+                    .as_ref()
+                    .ok_or(SessionError::Misconfigured("HLS-GMAC needs keys"))?;
+                let (keys, title) = (sec.keys.clone(), sec.client_title);
+                // The counter used inside f(StoC) is consumed like any other.
+                let ic = self.next_ic()?;
+                security::gmac_response(&keys, &title, ic, &stoc)
+            }
+        };
         let method = MethodDescriptor::new(15, crate::cosem::Obis::new(0, 0, 40, 0, 0, 255), 1);
         self.action(method, Some(&Data::OctetString(f))).map(Some)
     }
 
-    /// HLS-GMAC pass 4: checks the meter's f(CtoS), returned by the ACTION.
-    pub fn on_hls_result(&mut self, returned: Option<Data>) -> Result<(), SessionError> {
-        self.stoc = None;
-        let (Some(sec), Authentication::HighGmac { challenge }) =
-            (&self.config.security, &self.config.authentication)
+    /// Both system titles of an HLS hash association (zeros where the mechanism does not use
+    /// them: MD5 and SHA-1 hash only the challenge and the secret).
+    fn hash_titles(&self) -> Result<([u8; 8], [u8; 8]), SessionError> {
+        let Authentication::HighHash {
+            mechanism,
+            client_title,
+            ..
+        } = &self.config.authentication
         else {
-            return Ok(());
+            return Err(SessionError::Misconfigured("not an HLS hash mechanism"));
         };
-        let title = self
-            .server_title
-            .ok_or_else(|| SessionError::HlsFailed("no system title from the meter".into()))?;
-        let f = match returned {
-            Some(Data::OctetString(f)) => f,
-            other => {
+        if *mechanism != HlsHash::Sha256 {
+            return Ok(([0; 8], [0; 8]));
+        }
+        let ours = client_title
+            .or_else(|| self.config.security.as_ref().map(|s| s.client_title))
+            .ok_or(SessionError::Misconfigured(
+                "HLS SHA-256 needs our system title",
+            ))?;
+        let theirs = self.server_title.ok_or_else(|| {
+            SessionError::HlsFailed("the meter sent no system title (HLS SHA-256 needs it)".into())
+        })?;
+        Ok((ours, theirs))
+    }
+
+    fn hash_parties<'a>(
+        &'a self,
+        client_title: &'a [u8; 8],
+        server_title: &'a [u8; 8],
+        stoc: &'a [u8],
+    ) -> Result<hls::HlsParties<'a>, SessionError> {
+        let Authentication::HighHash {
+            secret, challenge, ..
+        } = &self.config.authentication
+        else {
+            return Err(SessionError::Misconfigured("not an HLS hash mechanism"));
+        };
+        Ok(hls::HlsParties {
+            secret,
+            client_title,
+            server_title,
+            ctos: challenge,
+            stoc,
+        })
+    }
+
+    /// HLS pass 4: checks the meter's f(CtoS), returned by the ACTION.
+    pub fn on_hls_result(&mut self, returned: Option<Data>) -> Result<(), SessionError> {
+        let stoc = self.stoc.take();
+        let f = match (&self.config.authentication, returned) {
+            (
+                Authentication::HighGmac { .. } | Authentication::HighHash { .. },
+                Some(Data::OctetString(f)),
+            ) => f,
+            (Authentication::HighGmac { .. } | Authentication::HighHash { .. }, other) => {
                 return Err(SessionError::HlsFailed(format!(
                     "unexpected reply {other:?}"
                 )))
             }
+            _ => return Ok(()),
         };
+        if let Authentication::HighHash { mechanism, .. } = &self.config.authentication {
+            let mechanism = *mechanism;
+            let stoc = stoc.unwrap_or_default();
+            let (title, server) = self.hash_titles()?;
+            let parties = self.hash_parties(&title, &server, &stoc)?;
+            if !hls::verify_server_proof(mechanism, &parties, &f) {
+                return Err(SessionError::HlsFailed(
+                    "the meter's answer does not verify (wrong HLS secret?)".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let (Some(sec), Authentication::HighGmac { challenge }) =
+            (&self.config.security, &self.config.authentication)
+        else {
+            return Err(SessionError::Misconfigured("HLS-GMAC needs keys"));
+        };
+        let title = self
+            .server_title
+            .ok_or_else(|| SessionError::HlsFailed("no system title from the meter".into()))?;
         security::verify_gmac_response(&sec.keys, &title, challenge, &f).map_err(|e| {
             SessionError::HlsFailed(format!("the meter's answer does not verify ({e})"))
         })?;
@@ -522,7 +691,11 @@ impl ClientSession {
 
     /// What the AARQ proposes: the configured bits, plus general-protection when asked for.
     fn proposed_conformance(&self) -> Conformance {
-        let mut c = self.config.proposed_conformance;
+        let mut c = if self.short_names {
+            sn::association::SN_CONFORMANCE
+        } else {
+            self.config.proposed_conformance
+        };
         if self
             .config
             .security
@@ -571,6 +744,7 @@ impl ClientSession {
 
     fn next_invoke(&mut self) -> InvokeIdAndPriority {
         self.invoke = self.invoke.next();
+        self.unanswered.reuse(self.invoke);
         self.invoke
     }
 
@@ -619,6 +793,7 @@ impl ClientSession {
         }
         Ok(GetExchange {
             invoke,
+            ids: InvokeMatch::new(invoke, self.unanswered),
             count,
             request: bytes,
             assembler: None,
@@ -639,7 +814,10 @@ impl ClientSession {
         let built = SetRequest::build(invoke, attribute, value, max)
             .map(|v| v.iter().map(SetRequest::encode).collect());
         let requests = in_sending_order(built, negotiated, Conformance::BLOCK_TRANSFER_WITH_SET)?;
-        Ok(SetExchange { invoke, requests })
+        Ok(SetExchange {
+            ids: InvokeMatch::new(invoke, self.unanswered),
+            requests,
+        })
     }
 
     /// Invokes one method with optional parameters.
@@ -655,7 +833,10 @@ impl ClientSession {
             .map(|v| v.iter().map(ActionRequest::encode).collect());
         let requests =
             in_sending_order(built, negotiated, Conformance::BLOCK_TRANSFER_WITH_ACTION)?;
-        Ok(ActionExchange { invoke, requests })
+        Ok(ActionExchange {
+            ids: InvokeMatch::new(invoke, self.unanswered),
+            requests,
+        })
     }
 }
 
@@ -678,6 +859,7 @@ fn in_sending_order(
 #[derive(Debug)]
 pub struct GetExchange {
     invoke: InvokeIdAndPriority,
+    ids: InvokeMatch,
     count: usize,
     request: Vec<u8>,
     assembler: Option<GetBlockAssembler>,
@@ -685,6 +867,11 @@ pub struct GetExchange {
 }
 
 impl GetExchange {
+    /// Which answers this request takes (its invoke id, and one it took that was not).
+    pub fn invoke_match(&self) -> &InvokeMatch {
+        &self.ids
+    }
+
     /// The first request to send.
     pub fn request(&self) -> &[u8] {
         &self.request
@@ -699,7 +886,7 @@ impl GetExchange {
                 )
             }
         };
-        if response.invoke().invoke_id() != self.invoke.invoke_id() {
+        if !self.ids.accepts(response.invoke()) {
             return Ok(Step::Ignore);
         }
         let results = match response {
@@ -744,12 +931,17 @@ impl GetExchange {
 /// One SET, possibly in several data blocks.
 #[derive(Debug)]
 pub struct SetExchange {
-    invoke: InvokeIdAndPriority,
+    ids: InvokeMatch,
     /// Remaining requests, last first.
     requests: Vec<Vec<u8>>,
 }
 
 impl SetExchange {
+    /// Which answers this request takes (its invoke id, and one it took that was not).
+    pub fn invoke_match(&self) -> &InvokeMatch {
+        &self.ids
+    }
+
     /// The first request to send.
     pub fn start(&mut self) -> Vec<u8> {
         self.requests.pop().unwrap_or_default()
@@ -769,7 +961,7 @@ impl SetExchange {
             SetResponse::LastDatablock { invoke, result, .. } => (invoke, Some(result)),
             SetResponse::Datablock { invoke, .. } => (invoke, None),
         };
-        if invoke.invoke_id() != self.invoke.invoke_id() {
+        if !self.ids.accepts(invoke) {
             return Ok(Step::Ignore);
         }
         match result {
@@ -788,11 +980,16 @@ impl SetExchange {
 /// One ACTION, possibly with parameter blocks.
 #[derive(Debug)]
 pub struct ActionExchange {
-    invoke: InvokeIdAndPriority,
+    ids: InvokeMatch,
     requests: Vec<Vec<u8>>,
 }
 
 impl ActionExchange {
+    /// Which answers this request takes (its invoke id, and one it took that was not).
+    pub fn invoke_match(&self) -> &InvokeMatch {
+        &self.ids
+    }
+
     pub fn start(&mut self) -> Vec<u8> {
         self.requests.pop().unwrap_or_default()
     }
@@ -811,7 +1008,7 @@ impl ActionExchange {
                 result,
                 return_parameters,
             } => {
-                if invoke.invoke_id() != self.invoke.invoke_id() {
+                if !self.ids.accepts(invoke) {
                     return Ok(Step::Ignore);
                 }
                 if result != DataAccessResult::SUCCESS {
@@ -824,7 +1021,7 @@ impl ActionExchange {
                 }
             }
             ActionResponse::NextPblock { invoke, .. } => {
-                if invoke.invoke_id() != self.invoke.invoke_id() {
+                if !self.ids.accepts(invoke) {
                     return Ok(Step::Ignore);
                 }
                 match self.requests.pop() {

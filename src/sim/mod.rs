@@ -2,6 +2,7 @@
 //! tests, the demo and the benchmarks (`dlms-bridge simulate`).
 
 mod gbt;
+pub mod mode_c;
 pub mod model;
 pub mod net;
 pub mod profiles;

@@ -77,6 +77,17 @@ pub struct SimConfig {
     pub server_address: ServerAddress,
     /// Expect an IEC 62056-21 mode E sign-on before HDLC (serial only).
     pub mode_e: bool,
+    /// A connection opened sooner than this after the last one closed gets garbage for
+    /// every request (Microstar meters within 10-15 s; TCP only).
+    pub garbage_on_quick_reconnect: Option<Duration>,
+    /// A connection lost without RLRQ/DISC leaves the association held: every later SNRM is
+    /// answered with DM until a DISC releases it (MEM600-like meters; HDLC only).
+    pub holds_unreleased_link: bool,
+    /// Answer every GET/SET/ACTION with this invoke id, whatever the request's (firmware
+    /// with a fixed invoke id). Plain answers only.
+    pub fixed_invoke_id: Option<u8>,
+    /// Be an IEC 62056-21 readout meter of this mode instead of a DLMS one.
+    pub readout: Option<super::mode_c::ReadoutMode>,
 }
 
 impl SimConfig {
@@ -94,6 +105,10 @@ impl SimConfig {
             ignore_snrm_parameters: false,
             server_address: ServerAddress::new(1, Some(17)),
             mode_e: false,
+            garbage_on_quick_reconnect: None,
+            holds_unreleased_link: false,
+            fixed_invoke_id: None,
+            readout: None,
         }
     }
 }
@@ -104,6 +119,8 @@ pub struct SimCounters {
     pub connections: AtomicU64,
     pub requests: AtomicU64,
     pub faults: AtomicU64,
+    /// An association left behind by a lost connection (`holds_unreleased_link`).
+    pub held: AtomicBool,
 }
 
 fn unix_now() -> i64 {
@@ -120,6 +137,8 @@ pub fn serve_tcp(
     stop: Arc<AtomicBool>,
 ) {
     let _ = listener.set_nonblocking(true);
+    // When the last connection closed, for `garbage_on_quick_reconnect`.
+    let last_closed = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -127,8 +146,20 @@ pub fn serve_tcp(
                 let _ = stream.set_nodelay(true);
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
                 let (config, counters, stop) = (config.clone(), counters.clone(), stop.clone());
+                let last_closed = last_closed.clone();
                 std::thread::spawn(move || {
-                    let _ = serve_stream(stream, &config, &counters, &stop);
+                    let too_soon = config.garbage_on_quick_reconnect.is_some_and(|gap| {
+                        let last = *last_closed.lock().unwrap_or_else(|e| e.into_inner());
+                        last.is_some_and(|t| t.elapsed() < gap)
+                    });
+                    if too_soon {
+                        counters.faults.fetch_add(1, Ordering::Relaxed);
+                        let _ = serve_garbage(stream, &stop);
+                    } else {
+                        let _ = serve_stream(stream, &config, &counters, &stop);
+                    }
+                    *last_closed.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(std::time::Instant::now());
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -137,6 +168,36 @@ pub fn serve_tcp(
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// `fixed_invoke_id`: the invoke-id-and-priority byte of a GET/SET/ACTION response (third
+/// byte: tag, choice, invoke) gets the fixed id, its priority bits kept.
+fn fix_invoke_id(answer: &mut [u8], fixed: Option<u8>) {
+    if let (Some(id), [0xC4 | 0xC5 | 0xC7, _, invoke, ..]) = (fixed, answer) {
+        *invoke = (*invoke & 0xF0) | (id & 0x0F);
+    }
+}
+
+/// Answers whatever arrives with bytes that are no frame, until the peer closes.
+fn serve_garbage(mut stream: std::net::TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    let mut buf = [0u8; 512];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    while !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                let junk: Vec<u8> = (0..24).map(|_| (rng.next() >> 24) as u8 | 0x01).collect();
+                stream.write_all(&junk)?;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A byte stream the simulator can serve: TCP, or a pseudo-terminal / serial device.
@@ -206,6 +267,9 @@ pub fn serve_stream<S: SimStream>(
     stop: &AtomicBool,
 ) -> io::Result<()> {
     counters.connections.fetch_add(1, Ordering::Relaxed);
+    if let Some(mode) = config.readout {
+        return super::mode_c::serve(stream, &config.model, mode, stop);
+    }
     let seed = config.model.seed ^ counters.connections.load(Ordering::Relaxed);
     let mut conn = Conn {
         stream,
@@ -294,6 +358,18 @@ fn serve_hdlc<S: SimStream>(
         }
         deframer.push(&buf[..n]);
         while let Some(frame) = deframer.next_frame() {
+            if conn.config.holds_unreleased_link {
+                if matches!(frame.control, Control::Disc { .. }) {
+                    conn.counters.held.store(false, Ordering::Relaxed);
+                } else if matches!(frame.control, Control::Snrm { .. })
+                    && conn.counters.held.load(Ordering::Relaxed)
+                {
+                    conn.counters.faults.fetch_add(1, Ordering::Relaxed);
+                    conn.stream
+                        .write_all(&reply(&frame, Control::Dm { poll: true }))?;
+                    continue;
+                }
+            }
             if frame.control == (Control::Snrm { poll: true })
                 && conn.config.fault == Fault::DisconnectedMode
                 && conn.fault_now() == Fault::DisconnectedMode
@@ -346,8 +422,15 @@ fn serve_hdlc<S: SimStream>(
                     }
                     _ => {}
                 }
-                if let Some(answer) = session.handle(&apdu, unix_now()) {
+                if let Some(mut answer) = session.handle(&apdu, unix_now()) {
+                    fix_invoke_id(&mut answer, conn.config.fixed_invoke_id);
                     let _ = link.send(&answer);
+                }
+                if conn.config.holds_unreleased_link {
+                    // Held from the association on, released by RLRQ (or a DISC, above).
+                    conn.counters
+                        .held
+                        .store(session.is_associated(), Ordering::Relaxed);
                 }
             }
             split = split || pending_fault == Fault::Split;
@@ -439,7 +522,8 @@ fn serve_wrapper<S: SimStream>(
                 }
                 _ => {}
             }
-            if let Some(answer) = session.handle(&pdu.apdu, unix_now()) {
+            if let Some(mut answer) = session.handle(&pdu.apdu, unix_now()) {
+                fix_invoke_id(&mut answer, conn.config.fixed_invoke_id);
                 let wrapped = wrapper::wrap(pdu.destination, pdu.source, &answer)
                     .ok_or(io::ErrorKind::InvalidData)?;
                 let is_block = answer.starts_with(&[0xC4, 0x02]);

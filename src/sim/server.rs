@@ -12,6 +12,9 @@
 //! counter 0.0.43.1.0.255: the last invocation counter received from the management client,
 //! which the meter tracks across associations and refuses to see repeated.
 
+#[path = "short_names.rs"]
+mod short_names;
+
 use super::model::{MeterModel, CLASS_CLOCK, CLASS_DISCONNECT_CONTROL, CLOCK, DISCONNECT_CONTROL};
 use crate::dlms::acse::{
     Aare, Aarq, ApplicationContext, AssociationResult, Mechanism, ReleaseReason,
@@ -101,6 +104,8 @@ pub struct ServerConfig {
     /// The disconnect control's state (Blue Book 4.5.8 control_state: 0 disconnected,
     /// 1 connected, 2 ready for reconnection), shared by every connection to this meter.
     pub relay: Arc<std::sync::atomic::AtomicU8>,
+    /// LN only (the default), SN only, or both (`auto`): see `short_names.rs`.
+    pub referencing: crate::dlms::sn::association::Referencing,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
             max_receive_pdu: 1024,
             conformance: SERVER_CONFORMANCE,
             relay: Arc::new(1.into()),
+            referencing: crate::dlms::sn::association::Referencing::Ln,
         }
     }
 }
@@ -145,6 +151,7 @@ pub struct ServerSession {
     public: bool,
     pending: Option<PendingBlocks>,
     gbt: super::gbt::GbtSender,
+    sn: short_names::ShortNameFront,
 }
 
 impl ServerSession {
@@ -157,6 +164,7 @@ impl ServerSession {
             public: false,
             pending: None,
             gbt: super::gbt::GbtSender::default(),
+            sn: short_names::ShortNameFront::default(),
         }
     }
 
@@ -184,7 +192,7 @@ impl ServerSession {
         let first = apdu.first().copied().unwrap_or(0);
         if !crate::dlms::xdlms::is_ciphered_tag(first) || first == 0x21 {
             let secured = self.config.security.is_some() && !self.public;
-            if secured && matches!(first, 0xC0 | 0xC1 | 0xC3) {
+            if secured && matches!(first, 0xC0 | 0xC1 | 0xC3 | 0x05 | 0x06) {
                 return Some(exception(1, 1)); // plain request in a ciphered association
             }
             return self.handle_plain(apdu, now);
@@ -218,6 +226,12 @@ impl ServerSession {
         let protection = c.protection;
         let dedicated = c.dedicated_key;
         let answer = self.handle_plain(&plain, now)?;
+        // An exception-response has no glo-/ded- form (IEC 62056-5-3 clause 8): it goes plain
+        // unless the association uses the general-ciphering envelopes.
+        let first = answer.first().copied().unwrap_or(0);
+        if !envelope.is_general() && security::glo_tag(first).is_none() {
+            return Some(answer);
+        }
         let ic = self.next_ic();
         security::seal_apdu(
             &sec.keys,
@@ -240,6 +254,13 @@ impl ServerSession {
     }
 
     fn handle_plain(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
+        if let Some(answer) = self.short_name_front(apdu, now) {
+            return answer;
+        }
+        self.handle_ln(apdu, now)
+    }
+
+    fn handle_ln(&mut self, apdu: &[u8], now: i64) -> Option<Vec<u8>> {
         let meter_now = now
             + self
                 .model

@@ -4,7 +4,7 @@
 use super::gate::Gate;
 use super::response::{header, json_bytes_response, json_response};
 use super::sign_in::SignInLimiter;
-use super::{admin, api, gate, metrics, snapshot};
+use super::{admin, api, diagnostics, gate, metrics, snapshot};
 use crate::status::state::Status;
 use log::{info, warn};
 use std::io::Read;
@@ -351,6 +351,11 @@ fn api_route(
         "/api/logs" if *method == Method::Get => admin::logs(call.query),
         "/api/scan" if *method == Method::Post => admin::scan(store, call.body),
         p if p == "/api/alarms" || p.starts_with("/api/alarms/") => admin::alarms(status, call),
+        "/api/decode" if *method == Method::Post => diagnostics::decode(call.body),
+        p if *method == Method::Get && diagnostics::trace_of(p).is_some() => {
+            let name = diagnostics::trace_of(p).unwrap_or_default();
+            diagnostics::trace(store, status, &api::percent_decode(name))
+        }
         p if p == "/api/meters" || p.starts_with("/api/meters/") => {
             api::meters(store, method, path, call.body)
         }

@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+pub mod diagnostics;
 pub mod gate;
 pub mod history;
 mod http;
@@ -15,6 +16,7 @@ mod response;
 pub mod sign_in;
 mod snapshot;
 pub mod state;
+pub mod trace_ring;
 
 pub use http::StatusServer;
 pub use snapshot::{health, status_json};

@@ -1,6 +1,7 @@
 //! The in-memory status snapshot: written by the workers and the publisher, read by the status
 //! log lines (and the status page). Never read from the database.
 
+use super::trace_ring::TraceRing;
 use crate::client::NetStats;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -144,6 +145,8 @@ pub struct Status {
     pub history: Mutex<std::collections::HashMap<String, crate::status::history::MeterHistory>>,
     /// The alarms (kept by the alarm thread, acknowledged through the API).
     pub alarms: Mutex<crate::alarm::book::AlarmBook>,
+    /// Each meter's last frames (issue 26), recorded by its thread.
+    pub traces: Mutex<std::collections::HashMap<String, std::sync::Arc<TraceRing>>>,
 }
 
 impl Default for Status {
@@ -160,6 +163,7 @@ impl Default for Status {
             push_refused: std::sync::atomic::AtomicU64::new(0),
             history: Mutex::default(),
             alarms: Mutex::default(),
+            traces: Mutex::default(),
         }
     }
 }
@@ -222,6 +226,32 @@ impl Status {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
+        self.traces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// The meter's trace ring, made on first use (a restarted thread keeps the old frames:
+    /// they are what explains the restart).
+    pub fn trace_ring(&self, name: &str) -> std::sync::Arc<TraceRing> {
+        self.traces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The meter's trace as JSON (an empty one for a meter that has not connected yet).
+    pub fn trace_json(&self, name: &str) -> serde_json::Value {
+        let ring = self
+            .traces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned();
+        ring.unwrap_or_default().to_json()
     }
 
     /// Keeps a reading's numeric values for the charts.

@@ -4,9 +4,25 @@
 use super::{Result, StoreError};
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[
+/// One migration: SQL, or code where SQL alone cannot say it.
+#[derive(Clone, Copy)]
+enum Step {
+    Sql(&'static str),
+    Code(fn(&Connection) -> Result<()>),
+}
+
+impl Step {
+    fn apply(self, conn: &Connection) -> Result<()> {
+        match self {
+            Step::Sql(sql) => Ok(conn.execute_batch(sql)?),
+            Step::Code(f) => f(conn),
+        }
+    }
+}
+
+const MIGRATIONS: &[Step] = &[
     // 1: configuration and outbox.
-    "CREATE TABLE meters (
+    Step::Sql("CREATE TABLE meters (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         enabled INTEGER NOT NULL DEFAULT 1,
@@ -56,11 +72,11 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL DEFAULT 'telemetry' CHECK (kind IN ('telemetry', 'attributes')),
         payload TEXT NOT NULL
     );
-    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"),
     // 2: DLMS security per meter (HLS-GMAC, suite-0 ciphering) and the client invocation
     // counters reserved per meter and key. The CHECK on auth changes, so the meters table is
     // rebuilt (SQLite's documented 12-step procedure; foreign keys are off meanwhile).
-    "CREATE TABLE meters_v2 (
+    Step::Sql("CREATE TABLE meters_v2 (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         enabled INTEGER NOT NULL DEFAULT 1,
@@ -109,17 +125,17 @@ const MIGRATIONS: &[&str] = &[
         key_id TEXT NOT NULL,
         reserved_until INTEGER NOT NULL CHECK (reserved_until BETWEEN 0 AND 4294967295),
         PRIMARY KEY (meter, key_id)
-    );",
+    );"),
     // 3: which process runs on this database (for the message a second `run` gets).
-    "CREATE TABLE runner (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, started_s INTEGER NOT NULL);",
+    Step::Sql("CREATE TABLE runner (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, started_s INTEGER NOT NULL);"),
     // 4: the outbox's row count kept by triggers: COUNT(*) walked every page of a large
     // backlog on every group commit.
-    OUTBOX_ROW_COUNT,
+    Step::Sql(OUTBOX_ROW_COUNT),
     // 5: profiles to collect per meter (configuration), the collection cursors (state: the
     // newest row already in the outbox, per meter and profile), and when a row entered the
     // outbox (a backfilled profile row is days older than its arrival: the age bound and the
     // health check count from arrival).
-    "CREATE TABLE profiles (
+    Step::Sql("CREATE TABLE profiles (
         meter_id INTEGER NOT NULL REFERENCES meters(id) ON DELETE CASCADE,
         obis TEXT NOT NULL,
         every_s INTEGER,
@@ -135,9 +151,9 @@ const MIGRATIONS: &[&str] = &[
         last_ts INTEGER NOT NULL,
         PRIMARY KEY (meter, obis)
     );
-    ALTER TABLE outbox ADD COLUMN queued_ms INTEGER;",
+    ALTER TABLE outbox ADD COLUMN queued_ms INTEGER;"),
     // 6: the alarms the bridge raised (state, not configuration: no revision triggers).
-    "CREATE TABLE alarms (
+    Step::Sql("CREATE TABLE alarms (
         id INTEGER PRIMARY KEY,
         meter TEXT,
         kind TEXT NOT NULL,
@@ -149,8 +165,41 @@ const MIGRATIONS: &[&str] = &[
         cleared_ms INTEGER,
         acked_by TEXT,
         acked_ms INTEGER
-    );",
+    );"),
+    // 7: any authentication mechanism: the CHECK on auth is dropped (the field model, one
+    // definition, validates the words; a CHECK would need a table rebuild for every new one).
+    Step::Code(drop_auth_check),
 ];
+
+/// Migration 7: rebuilds the meters table without the CHECK on `auth` (SQLite cannot drop a
+/// constraint in place; its documented 12-step procedure, with foreign keys off around the
+/// migration). The columns are whatever this database has (fields add theirs as they come),
+/// so the table's own CREATE statement is reused, minus the CHECK.
+fn drop_auth_check(conn: &Connection) -> Result<()> {
+    let sql: String = conn.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'meters'",
+        [],
+        |r| r.get(0),
+    )?;
+    let Some(check) = sql.find("CHECK (auth IN (") else {
+        return Ok(());
+    };
+    let unreadable = || StoreError::Invalid("the meters table definition is not ours".into());
+    let check_end = check + sql[check..].find("))").ok_or_else(unreadable)? + 2;
+    let columns = sql.find('(').ok_or_else(unreadable)?;
+    let without = format!("{}{}", &sql[columns..check], &sql[check_end..]);
+    conn.execute_batch(&format!(
+        "CREATE TABLE meters_v7 {without};
+         INSERT INTO meters_v7 SELECT * FROM meters;
+         DROP TABLE meters;
+         ALTER TABLE meters_v7 RENAME TO meters;
+         CREATE TRIGGER meters_ins AFTER INSERT ON meters BEGIN UPDATE config_revision SET revision = revision + 1; END;
+         CREATE TRIGGER meters_upd AFTER UPDATE ON meters BEGIN UPDATE config_revision SET revision = revision + 1; END;
+         CREATE TRIGGER meters_del AFTER DELETE ON meters BEGIN UPDATE config_revision SET revision = revision + 1; END;
+         UPDATE config_revision SET revision = revision + 1;"
+    ))?;
+    Ok(())
+}
 
 /// The outbox row counter and its triggers (also re-created when a corrupt outbox is
 /// quarantined).
@@ -228,9 +277,9 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
     // Table rebuilds must not cascade; the pragma has no effect inside a transaction.
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let result = (|| -> Result<()> {
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
+            step.apply(&tx)?;
             let broken: Option<String> = tx
                 .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
                 .ok();
@@ -283,8 +332,8 @@ mod tests {
             let path = dir.path().join(format!("v{version}.db"));
             {
                 let conn = Connection::open(&path).unwrap();
-                for sql in &MIGRATIONS[..version as usize] {
-                    conn.execute_batch(sql).unwrap();
+                for step in &MIGRATIONS[..version as usize] {
+                    step.apply(&conn).unwrap();
                 }
                 conn.pragma_update(None, "user_version", version).unwrap();
                 conn.execute_batch(
@@ -330,12 +379,55 @@ mod tests {
     }
 
     #[test]
+    fn version_6_databases_take_every_authentication_mechanism() {
+        let dir = crate::store::tempdir::TempDir::new("migrate-7");
+        let path = dir.path().join("v6.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &MIGRATIONS[..6] {
+                step.apply(&conn).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 6).unwrap();
+            // A column added by a field after migration 2, as older versions did.
+            crate::store::config::add_missing_columns(&conn).unwrap();
+            conn.execute_batch(
+                "INSERT INTO meters (name, transport, host, port, auth, password)
+                     VALUES ('old', 'hdlc', '127.0.0.1', 4059, 'low', 'pw');
+                 INSERT INTO measurements (meter_id, key, obis) VALUES (1, 'v', '1-0:32.7.0*255');",
+            )
+            .unwrap();
+            let refused = conn.execute("UPDATE meters SET auth = 'high-md5'", []);
+            assert!(refused.is_err(), "version 6 has the CHECK");
+        }
+        let mut store = crate::store::Store::open(&path).unwrap();
+        let mut m = store.meter("old").unwrap();
+        assert_eq!((m.measurements.len(), m.auth), (1, AuthKind::Low));
+        m.auth = AuthKind::HighMd5;
+        store.update_meter(&m).unwrap();
+        assert_eq!(store.meter("old").unwrap().auth, AuthKind::HighMd5);
+        let fk: i64 = store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        store.remove_meter("old").unwrap();
+        let orphans: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            orphans, 0,
+            "measurements still cascade from the rebuilt table"
+        );
+    }
+
+    #[test]
     fn version_1_databases_keep_their_meters_and_measurements() {
         let dir = crate::store::tempdir::TempDir::new("migrate");
         let path = dir.path().join("v1.db");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            MIGRATIONS[0].apply(&conn).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
             conn.execute_batch(
                 "INSERT INTO meters (name, transport, host, port, auth, password)

@@ -4,11 +4,11 @@
 profile large enough to need block transfer, served over TCP with HDLC or the IEC 62056-47
 wrapper on 127.0.0.1.
 
-Usage: gurux_server.py --port PORT --transport hdlc|wrapper [--security] [--gbt WINDOW]
+Usage: gurux_server.py --port PORT --transport hdlc|wrapper [--security] [--referencing sn]
+                      [--gbt WINDOW] [--hls md5|sha1|sha256]
+With --referencing sn the same objects are served over short names (gurux_sn.py).
 With --security the meter is a GXDLMSSecureServer that requires HLS-GMAC and suite-0
-authenticated encryption with the keys and system title in SECURITY. With --gbt it also grants
-general-block-transfer and answers long GETs in General-Block-Transfer blocks, WINDOW blocks per
-acknowledgement.
+authenticated encryption with the keys and system title in SECURITY.
 Prints "ready PORT" on stdout once listening. The values are fixed (see VALUES, PROFILE_*), and
 tests/gurux_interop.rs checks that our client reads exactly these.
 """
@@ -22,9 +22,11 @@ import threading
 from gurux_dlms import GXDateTime, GXDLMSServer, GXHdlcSettings, GXServerReply
 from gurux_dlms.enums import (AccessMode, Authentication, Conformance, InterfaceType, MethodAccessMode,
                               ObjectType, Security, SourceDiagnostic, Unit)
-from gurux_dlms.objects import (GXDLMSAssociationLogicalName, GXDLMSCaptureObject, GXDLMSClock,
+from gurux_dlms.objects import (GXDLMSAssociationLogicalName, GXDLMSAssociationShortName, GXDLMSCaptureObject, GXDLMSClock,
                                 GXDLMSData, GXDLMSProfileGeneric, GXDLMSRegister)
 from gurux_dlms.secure import GXDLMSSecureServer
+
+import gurux_sn
 
 # OBIS -> (raw value, scaler, unit)
 VALUES = {
@@ -128,6 +130,10 @@ class SecureMeter(MeterBehaviour, GXDLMSSecureServer):
     pass
 
 
+class ShortNameMeter(gurux_sn.ShortNameBehaviour, MeterBehaviour, GXDLMSServer):
+    pass
+
+
 class HdlcLimits:
     """gurux-dlms 1.0.203's SNRM handler reads the server's HDLC limits from `self.hdlc`, which
     its constructor leaves None (so every SNRM fails). These are the defaults it means."""
@@ -163,8 +169,23 @@ def patch_secure_aare():
 
     def generate(cls, settings, data, result, diagnostic, cipher, errorData, encryptedData):
         offset = len(data)
-        original(cls, settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        # The encoder writes the responding-AP-title only for HLS-GMAC or ciphering, but HLS
+        # SHA-256 hashes it into both proofs (Green Book 9.2.7.4): encode as for GMAC, then
+        # put mechanism 6 back into the mechanism-name (its OID's last byte).
+        sha256 = settings.authentication == Authentication.HIGH_SHA256
+        if sha256:
+            settings.authentication = Authentication.HIGH_GMAC
+        try:
+            original(cls, settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        finally:
+            if sha256:
+                settings.authentication = Authentication.HIGH_SHA256
         raw = data.array()
+        if sha256:
+            oid = bytes([0x89, 0x07, 0x60, 0x85, 0x74, 0x05, 0x08, 0x02, 0x05])
+            at = bytes(raw).find(oid, offset)
+            if at >= 0:
+                data.setUInt8(0x06, at + len(oid) - 1)
         i = offset + 2
         while i + 1 < len(raw):
             tag, length = raw[i], raw[i + 1]
@@ -208,6 +229,8 @@ def patch_secure_aare():
     original_invoke = GXDLMSAssociationLogicalName.invoke
 
     def invoke(self, settings, e):
+        if e.index == 1 and settings.authentication in HASH_MECHANISMS.values():
+            return hash_reply(self, settings, bytes(e.parameters or b""))
         if e.index != 1 or settings.authentication != Authentication.HIGH_GMAC:
             return original_invoke(self, settings, e)
         reply = bytes(e.parameters or b"")
@@ -254,6 +277,39 @@ def patch_secure_aare():
     apdu_class.getUserInformation = classmethod(user_information)
 
 
+# HLS by hashing (mechanisms 3, 4, 6), with this secret: --hls md5|sha1|sha256.
+HLS_SECRET = b"Gurux-HLS-secret"
+HASH_MECHANISMS = {"md5": Authentication.HIGH_MD5, "sha1": Authentication.HIGH_SHA1,
+                   "sha256": Authentication.HIGH_SHA256}
+
+
+def hash_reply(association, settings, reply):
+    """reply_to_HLS_authentication for the hash mechanisms, processed by Gurux's GXSecure.secure.
+    gurux-dlms 1.0.203's own method fails on int(bytes) as for GMAC, and for SHA-256 hashes the
+    secret alone on the meter's side while its client (GXDLMSClient) binds both system titles
+    and both challenges (Green Book 9.2.7.4): the meter's side here is the client's composition
+    mirrored, so Gurux's own client would associate with it."""
+    from gurux_dlms.GXSecure import GXSecure
+    from gurux_dlms.objects.enums import AssociationStatus
+    secret = bytes(association.secret)
+    stoc, ctos = bytes(settings.stoCChallenge), bytes(settings.getCtoSChallenge())
+    if settings.authentication == Authentication.HIGH_SHA256:
+        client_title = bytes(settings.sourceSystemTitle or b"")
+        server_title = bytes.fromhex(SECURITY["server_system_title"])
+        check = secret + client_title + server_title + stoc + ctos
+        answer = secret + server_title + client_title + ctos + stoc
+        expected = GXSecure.secure(settings, settings.cipher, 0, stoc, check)
+        proof = GXSecure.secure(settings, settings.cipher, 0, ctos, answer)
+    else:
+        expected = GXSecure.secure(settings, settings.cipher, 0, stoc, secret)
+        proof = GXSecure.secure(settings, settings.cipher, 0, ctos, secret)
+    if bytes(expected) != reply:
+        association.associationStatus = AssociationStatus.NON_ASSOCIATED
+        return None
+    association.associationStatus = AssociationStatus.ASSOCIATED
+    return proof
+
+
 def patch_gbt():
     """gurux-dlms 1.0.203's GET handler reads the GBT window as settings.gbtWndowSize (sic), which
     GXDLMSSettings does not have (it has gbtWindowSize): the misspelt name as an alias."""
@@ -262,8 +318,19 @@ def patch_gbt():
         GXDLMSSettings.gbtWndowSize = property(lambda self: self.gbtWindowSize)
 
 
-def build(interface, secure=False, gbt_window=None):
-    meter = (SecureMeter if secure else Meter)(True, interface)
+def build(interface, secure=False, hls=None, short_names=False, gbt_window=None):
+    if short_names:
+        gurux_sn.patch()
+        meter = ShortNameMeter(False, interface)
+    else:
+        # SHA-256 needs the meter's system title in the AARE: the secure server, ciphering off.
+        meter = (SecureMeter if secure or hls == "sha256" else Meter)(True, interface)
+    if secure or hls:
+        patch_secure_aare()
+    if hls == "sha256":
+        meter.settings.cipher = meter.settings.ciphering
+        meter.getCiphering().security = Security.NONE
+        meter.getCiphering().systemTitle = bytes.fromhex(SECURITY["server_system_title"])
     if secure:
         # gurux-dlms 1.0.203's GXDLMSSecureServer stores its GXCiphering as settings.ciphering,
         # but the AARQ/APDU code reads settings.cipher (None): the same object under both names.
@@ -283,6 +350,9 @@ def build(interface, secure=False, gbt_window=None):
         conformance |= Conformance.GENERAL_BLOCK_TRANSFER
         meter.settings.gbtWindowSize = gbt_window
     meter.setConformance(conformance)
+    if short_names:
+        meter.setConformance(Conformance.READ | Conformance.WRITE | Conformance.PARAMETERIZED_ACCESS
+                             | Conformance.MULTIPLE_REFERENCES | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ)
     # (setMaxReceivePDUSize recurses forever in gurux-dlms 1.0.203; set the field directly.)
     meter.settings.maxServerPDUSize = 1024
     serial = GXDLMSData("0.0.96.1.0.255")
@@ -306,9 +376,12 @@ def build(interface, secure=False, gbt_window=None):
     for i in range(PROFILE_ROWS):
         profile.buffer.append([GXDateTime(PROFILE_START + i * PROFILE_STEP), ENERGY_BASE + ENERGY_STEP * i])
     meter.items.append(profile)
-    association = GXDLMSAssociationLogicalName()
+    association = GXDLMSAssociationShortName() if short_names else GXDLMSAssociationLogicalName()
     if secure:
         association.authenticationMechanismName.mechanismId = Authentication.HIGH_GMAC
+    if hls:
+        association.authenticationMechanismName.mechanismId = HASH_MECHANISMS[hls]
+        association.secret = HLS_SECRET
     meter.items.append(association)
     # gurux-dlms 1.0.203's initialize() appends the whole collection as one item when the
     # object list is empty (and then fails): fill it one object at a time first.
@@ -334,8 +407,8 @@ class Reply(GXServerReply):
         self.count = value
 
 
-def serve(conn, interface, secure, gbt_window):
-    meter = build(interface, secure, gbt_window)
+def serve(conn, interface, secure, hls, short_names=False, gbt_window=None):
+    meter = build(interface, secure, hls, short_names, gbt_window)
     with conn:
         while True:
             data = conn.recv(4096)
@@ -357,6 +430,8 @@ def main():
     ap.add_argument("--transport", choices=["hdlc", "wrapper"], default="hdlc")
     ap.add_argument("--security", action="store_true", help="require HLS-GMAC and authenticated encryption")
     ap.add_argument("--gbt", type=int, metavar="WINDOW", help="grant general-block-transfer with this window")
+    ap.add_argument("--hls", choices=sorted(HASH_MECHANISMS), help="require HLS with this hash and HLS_SECRET")
+    ap.add_argument("--referencing", choices=["ln", "sn"], default="ln", help="logical or short names")
     ap.add_argument("--print-values", action="store_true", help="print the served values as JSON and exit")
     a = ap.parse_args()
     if a.print_values:
@@ -368,10 +443,12 @@ def main():
             "profile": {"start": int(PROFILE_START.timestamp()), "rows": PROFILE_ROWS,
                         "step": int(PROFILE_STEP.total_seconds()), "energy_base": ENERGY_BASE, "energy_step": ENERGY_STEP},
             "security": SECURITY,
+            "hls_secret": HLS_SECRET.decode(),
         }))
         return 0
     interface = InterfaceType.HDLC if a.transport == "hdlc" else InterfaceType.WRAPPER
-    build(interface, a.security, a.gbt)  # fail early if the library cannot build the model
+    short_names = a.referencing == "sn"
+    build(interface, a.security, a.hls, short_names, a.gbt)  # fail early if the library cannot build the model
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", a.port))
@@ -383,7 +460,7 @@ def main():
     sys.stdout = open(os.devnull, "w")
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve, args=(conn, interface, a.security, a.gbt), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, interface, a.security, a.hls, short_names, a.gbt), daemon=True).start()
 
 
 if __name__ == "__main__":

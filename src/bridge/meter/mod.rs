@@ -7,6 +7,7 @@ mod collect;
 pub mod counter;
 mod han;
 pub mod lines;
+mod mode_c;
 pub mod poll;
 pub mod profiles;
 pub mod rpc_exec;
@@ -231,6 +232,9 @@ impl Worker {
             }
             crate::config::values::Push::None => {}
         }
+        if self.config.protocol == crate::config::values::Protocol::ModeC {
+            return self.run_mode_c();
+        }
         let name = self.config.name.clone();
         let Some(mut target) = self.config.target() else {
             warn!("meter {name:?}: invalid configuration, not polled");
@@ -241,6 +245,9 @@ impl Worker {
             // A silent meter costs the line one time-out per turn, not two.
             target.options.snrm_fallback_on_silence = false;
         }
+        // Every frame of every association into the meter's trace ring (issue 26: the page's
+        // meter detail, GET /api/meters/NAME/trace, the trace RPC).
+        target.trace = crate::client::Tracer::to(self.status.trace_ring(&name));
         let lease = target
             .session
             .security
@@ -379,10 +386,18 @@ impl Worker {
     ) -> bool {
         let name = &self.config.name;
         self.set_state(MeterState::Connecting);
-        match self
+        let attempt = match self
             .association_target(target, lease)
             .and_then(|t| t.connect())
         {
+            // Our counter may lag the meter's (another client used the keys, a restored
+            // database): resynchronised once, from the meter, then tried again.
+            Err(e) if self.resync_counter(&e, target, lease) => self
+                .association_target(target, lease)
+                .and_then(|t| t.connect()),
+            other => other,
+        };
+        match attempt {
             Ok(c) => {
                 if c.fell_back_to_default_link() {
                     // Remembered for this thread: no block (and no wasted attempt) next time.
@@ -412,7 +427,7 @@ impl Worker {
                         }
                     });
                 }
-                if refuses_credentials(&e) {
+                if e.refuses_configuration() {
                     let retry_s = self.settings.read().map_or(3600, |s| s.auth_retry_s);
                     let f =
                         cycle.authentication_refused(Instant::now(), Duration::from_secs(retry_s));
@@ -433,6 +448,63 @@ impl Worker {
                     );
                     self.set_state(MeterState::BreakerOpen);
                 }
+                false
+            }
+        }
+    }
+
+    /// After a refusal that an invocation counter behind the meter's would explain (an AARQ
+    /// rejected without a diagnostic that names the configuration, or an exception
+    /// invocation-counter-error, Green Book 9.3.5), moves our counter above the meter's: the
+    /// one the exception names, else the meter's frame counter read by the public client
+    /// (0-0:43.1.0). True when the counter moved and the association is worth one more try;
+    /// a second refusal is then reported (and alarmed) as usual.
+    fn resync_counter(
+        &self,
+        e: &ClientError,
+        base: &MeterTarget,
+        lease: Option<&CounterLease>,
+    ) -> bool {
+        use crate::dlms::session::SessionError;
+        let Some(lease) = lease else { return false };
+        let named = match e {
+            ClientError::Session(SessionError::Exception(x)) if x.service_error == 6 => {
+                x.invocation_counter
+            }
+            ClientError::Session(SessionError::Rejected(_)) if !e.refuses_configuration() => None,
+            _ => return false,
+        };
+        let obis = self
+            .config
+            .frame_counter
+            .unwrap_or(crate::client::frame_counter::DEFAULT_FRAME_COUNTER);
+        let meters = match named {
+            Some(n) => Ok(n),
+            // With a frame counter configured it was read before this attempt already.
+            None if self.config.frame_counter.is_some() => return false,
+            None => crate::client::frame_counter::next_counter_from_meter(base, obis),
+        };
+        let name = &self.config.name;
+        let ours = lease.next.load(std::sync::atomic::Ordering::SeqCst);
+        match meters {
+            Ok(theirs) if theirs > ours => match lease.ensure(theirs) {
+                Ok(()) => {
+                    info!(
+                        "meter {name:?}: invocation counter resynchronised from {ours} to {theirs} (the meter's {}); trying once more",
+                        if named.is_some() { "exception".to_string() } else { format!("frame counter {obis}") }
+                    );
+                    true
+                }
+                Err(e) => {
+                    warn!("meter {name:?}: {e}");
+                    false
+                }
+            },
+            Ok(_) => false,
+            Err(e) => {
+                warn!(
+                    "meter {name:?}: could not read its frame counter {obis} to resynchronise: {e}"
+                );
                 false
             }
         }
@@ -466,6 +538,20 @@ impl Worker {
         let started = Instant::now();
         if started >= call.deadline {
             return; // already answered "timeout" by the publisher
+        }
+        if let MeterCall::Trace { last } = call.call {
+            // From the ring, not the meter: no turn on a shared line, and available when the
+            // meter refuses us (that is when the frames are wanted).
+            let result = Ok(crate::status::diagnostics::trace_document_last(
+                &self.status,
+                &self.config.name,
+                last,
+            ));
+            let _ = self.to_publisher.send(ToPublisher::RpcReply {
+                reply: call.reply,
+                result,
+            });
+            return;
         }
         let _turn = self.bus.as_ref().map(|b| b.turn(&self.config.name));
         let result = if call.call.writes() && !self.config.rpc_write {
@@ -538,7 +624,6 @@ impl Worker {
         values: Vec<Result<reads::Value, reads::ReadError>>,
         clock_drift_s: Option<i64>,
     ) -> bool {
-        let name = &self.config.name;
         let mut map = Map::new();
         if let Some(d) = clock_drift_s {
             map.insert("clock_drift_s".into(), json!(d));
@@ -563,6 +648,20 @@ impl Worker {
                 Err(e) => errors.push(format!("{} ({}): {e}", meas.key, t.obis)),
             }
         }
+        self.publish(ts_ms, map, units, errors)
+    }
+
+    /// Sends a reading's values (and the units, when they changed) and reports the poll in
+    /// the status: what [`Worker::deliver`] and the IEC 62056-21 readout share. `false` when
+    /// the bridge is stopping.
+    fn publish(
+        &self,
+        ts_ms: i64,
+        map: Map<String, Value>,
+        units: Map<String, Value>,
+        errors: Vec<String>,
+    ) -> bool {
+        let name = &self.config.name;
         if !errors.is_empty() {
             warn!("meter {name:?}: {}", errors.join("; "));
         }
@@ -727,19 +826,6 @@ impl Worker {
 /// A refusal that trying again cannot cure, only a configuration change (Green Book 9.3.2,
 /// acse-service-user diagnostics): the application context or the mechanism not taken, the
 /// authentication failed or is required; and HLS failing its proof.
-fn refuses_credentials(e: &ClientError) -> bool {
-    use crate::dlms::acse::{AssociationResult, ResultSourceDiagnostic};
-    use crate::dlms::session::SessionError;
-    match e {
-        ClientError::Session(SessionError::Rejected(r)) => {
-            r.result == AssociationResult::RejectedPermanent
-                && matches!(r.diagnostic, ResultSourceDiagnostic::User(2 | 11..=14))
-        }
-        ClientError::Session(SessionError::HlsFailed(_)) => true,
-        _ => false,
-    }
-}
-
 fn meter_time_ms(
     c: &mut Connection<Box<dyn Transport>>,
     utc_offset_min: i16,

@@ -175,5 +175,9 @@ pub fn execute<T: Transport>(
             Ok(json!({"obis": obis.to_string(), "returned": returned.as_ref().map(json::data)}))
         }
         MeterCall::PollNow => Ok(json!({"polled": true})),
+        // Answered by the worker from the meter's trace ring, before any association.
+        MeterCall::Trace { .. } => Err(ExecError::Refused(
+            "trace is answered from the trace ring".into(),
+        )),
     }
 }

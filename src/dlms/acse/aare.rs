@@ -250,6 +250,39 @@ mod tests {
     const ACCEPTED: &str =
         "6129A109060760857405080101A203020100A305A103020100BE10040E0800065F1F040000101D04000007";
 
+    /// Real-meter dialects the decoder tolerates (issue 26), each as reported: the AARE
+    /// fields they change, the rest as a standard accepted AARE.
+    #[test]
+    fn an_aare_with_a_non_standard_mechanism_name_tag_is_accepted() {
+        // ZIV firmware: the mechanism-name under context tag [5] (0x85) instead of [9]
+        // (0x89); the field is informative to a client, so it is skipped.
+        let ziv = "6132A109060760857405080101A203020100A305A103020100850760857405080201\
+                   BE10040E0800065F1F040000101D04000007";
+        let aare = Aare::decode(&hex(ziv)).unwrap();
+        assert_eq!(aare.result, AssociationResult::Accepted);
+        assert_eq!(aare.mechanism, None);
+        assert!(aare.check().is_ok());
+        assert!(aare.user_information.is_some());
+    }
+
+    #[test]
+    fn a_rejected_aare_without_user_information_reads_as_its_rejection() {
+        // L+G ZCXi: rejected-permanent, authentication-failure (13), no user-information.
+        let zcxi = "6117A109060760857405080101A203020101A305A10302010D";
+        let aare = Aare::decode(&hex(zcxi)).unwrap();
+        assert_eq!(aare.user_information, None);
+        let rejected = aare.check().unwrap_err();
+        assert_eq!(rejected.result, AssociationResult::RejectedPermanent);
+        assert_eq!(rejected.diagnostic, ResultSourceDiagnostic::User(13));
+        // The session says what the meter said, not "AARE without InitiateResponse".
+        let mut session = crate::dlms::session::ClientSession::new(Default::default());
+        let _ = session.aarq();
+        assert!(matches!(
+            session.on_aare(&hex(zcxi)),
+            Err(crate::dlms::session::SessionError::Rejected(r)) if r.diagnostic == ResultSourceDiagnostic::User(13)
+        ));
+    }
+
     #[test]
     fn accepted_response() {
         let bytes = hex(ACCEPTED);

@@ -197,6 +197,17 @@ mod tests {
     use crate::dlms::test_util::hex;
 
     #[test]
+    fn a_ua_with_one_byte_parameter_values_is_taken() {
+        // Elster AS3500: every parameter value in one byte (max info 128/128, window 1/1),
+        // where the standard's example uses 2 and 4.
+        let p = LinkParams::parse(&hex("81800C050180060180070101080101")).unwrap();
+        assert_eq!(
+            (p.max_info_tx, p.max_info_rx, p.window_tx, p.window_rx),
+            (128, 128, 1, 1)
+        );
+    }
+
+    #[test]
     fn default_block_round_trips() {
         // Max 128/128, window 1/1, every parameter present.
         let block = hex("818012050180060180070400000001080400000001");

@@ -3,6 +3,7 @@
 
 mod action;
 mod block;
+pub mod ciphered;
 mod conformance;
 mod descriptor;
 mod exception;
@@ -51,11 +52,7 @@ pub(crate) fn expect_tag(
     }
 }
 
-/// Tags of the ciphered APDUs (Green Book 9.5: glo-/ded- ciphered services, glo-initiate,
-/// general-glo/ded-ciphering). They are recognised here and deciphered by the security layer.
-pub fn is_ciphered_tag(tag: u8) -> bool {
-    matches!(tag, 0x21 | 0x28 | 0xC8..=0xCF | 0xD0..=0xD7 | 0xDB | 0xDC)
-}
+pub use ciphered::is_ciphered_tag;
 
 /// Any APDU of the logical-name profile.
 #[derive(Debug, Clone, PartialEq)]
