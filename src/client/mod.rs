@@ -6,6 +6,7 @@ pub mod connection;
 pub mod entropy;
 pub mod error;
 pub mod frame_counter;
+pub mod iec21_wait;
 pub mod json;
 pub mod mode_c;
 pub mod mode_e;

@@ -137,22 +137,14 @@ fn read_identification<T: Transport>(
 ) -> Result<(Identification, Vec<u8>), ClientError> {
     let deadline = Instant::now() + timeout;
     let mut line: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 256];
     loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(ClientError::NoAnswer {
-                waiting_for: "the IEC 62056-21 request",
-                after: timeout,
-                heard: if line.is_empty() {
-                    Heard::Nothing
-                } else {
-                    Heard::Incomplete(line.len() as u64)
-                },
-            });
-        }
-        let n = t.recv(&mut buf, deadline - now)?;
-        line.extend(buf.get(..n).unwrap_or_default().iter().map(|b| b & 0x7F));
+        super::iec21_wait::receive_7bit(
+            t,
+            &mut line,
+            deadline,
+            timeout,
+            "the IEC 62056-21 request",
+        )?;
         while let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
             let rest = line.split_off(end + 2);
             let this = std::mem::replace(&mut line, rest);

@@ -2,7 +2,7 @@
 //! the transport chosen at run time (TCP, serial, serial with mode E sign-on).
 
 use super::connection::{Connection, ConnectionOptions, Framing};
-use super::error::{ClientError, Heard};
+use super::error::ClientError;
 use super::mode_e;
 use super::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
 use crate::dlms::describe::Direction;
@@ -203,22 +203,14 @@ pub fn mode_e_sign_on(
     port.send(&request)?;
     let deadline = Instant::now() + timeout;
     let mut line = Vec::new();
-    let mut buf = [0u8; 64];
     loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(ClientError::NoAnswer {
-                waiting_for: "IEC 62056-21 sign-on",
-                after: timeout,
-                heard: if line.is_empty() {
-                    Heard::Nothing
-                } else {
-                    Heard::Incomplete(line.len() as u64)
-                },
-            });
-        }
-        let n = port.recv(&mut buf, deadline - now)?;
-        line.extend(buf[..n].iter().map(|b| b & 0x7F));
+        super::iec21_wait::receive_7bit(
+            port,
+            &mut line,
+            deadline,
+            timeout,
+            "IEC 62056-21 sign-on",
+        )?;
         if mode_e::is_readout(&line) {
             // A readout meter answers the sign-on with its data message (Apator Norax 3).
             let start: Vec<u8> = line.iter().take(60).copied().collect();
