@@ -46,12 +46,8 @@ pub fn take_turn(meter: &str, exclusive: bool, patience: Duration) -> bool {
     }
 }
 
-/// Gives back a turn no transport came to hold (opening it failed).
+/// Gives back a turn: its transport closed, or none came to hold it (opening failed).
 pub fn give_back(meter: &str) {
-    end_turn(meter);
-}
-
-fn end_turn(meter: &str) {
     let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(open) = open.as_mut() {
         if let Some((count, exclusive)) = open.get_mut(meter) {
@@ -126,7 +122,7 @@ impl Drop for Spaced {
     fn drop(&mut self) {
         closed(&self.endpoint, Instant::now());
         if let Some(meter) = &self.meter {
-            end_turn(meter);
+            give_back(meter);
         }
     }
 }

@@ -35,7 +35,8 @@ struct Entry {
 struct Ring {
     next_seq: u64,
     entries: VecDeque<Entry>,
-    /// Follows every unit as recorded (segments, titles), for the long ones' descriptions.
+    /// Sees only the long units, in order (their segments joined), when they are recorded;
+    /// the short ones are described by a fresh describer when the ring is read.
     describer: Describer,
 }
 
