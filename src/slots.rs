@@ -3,12 +3,14 @@
 //!
 //! A slot is *settled* once its connection has shown it is a real client (a complete request
 //! at the gate; a notification one of our meters takes at the push listener), and *heard*
-//! once it has said something well-formed (a request head, a frame). Connections that are
-//! neither are what an unfriendly device makes for free, so they never lock anyone out:
+//! once its thread has seen its first bytes ([`wait_to_hear`] marks it before reading them,
+//! so a client that has spoken never looks silent: in CI a scan request was read, not settled
+//! yet, taken for idle and cut off by the flood from its own address). Connections that are neither are what an
+//! unfriendly device makes for free, so they never lock anyone out:
 //! - one address holds at most `per_address` unsettled slots; past that its own oldest
-//!   unsettled connection gives way, unless that one came less than [`GRACE`] ago and is in
-//!   the middle of speaking (not heard yet, but bytes wait unread in its socket, as the
-//!   caller's `silent` says): then the newcomer is refused, never let past the share;
+//!   unsettled connection gives way, unless that one came less than [`GRACE`] ago and has
+//!   spoken (heard, or bytes wait unread in its socket, as the caller's `silent` says): then
+//!   the newcomer is refused, never let past the share;
 //! - when every slot is taken, the oldest silent connection of the address holding the most
 //!   gives way (a client that connected a moment ago from elsewhere is the newest of an
 //!   address holding one: the last to be chosen), or a heard one whose [`GRACE`] is over (a
@@ -24,8 +26,7 @@ use std::time::{Duration, Instant};
 
 pub type SlotId = u64;
 
-/// How long a heard connection (a complete head, a frame) is safe from eviction by newcomers
-/// from other addresses.
+/// How long a connection that has spoken is safe from eviction by newcomers.
 pub const GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
@@ -89,10 +90,11 @@ impl<H> Slots<H> {
             .filter(|s| !s.settled && s.address == address)
             .count();
         if own >= self.per_address {
-            // Heard but not settled counts too: frames nobody takes, a body that never ends.
+            // Heard but not settled counts too, once its grace is over: frames nobody takes, a
+            // body that never ends.
             let victim = self.oldest(|s| {
                 let old = now.saturating_duration_since(s.since) >= GRACE;
-                s.address == address && !s.settled && (s.heard || old || silent(&s.handle))
+                s.address == address && !s.settled && (old || !s.heard && silent(&s.handle))
             });
             match victim {
                 Some(i) => evicted.push(self.slots.swap_remove(i).handle),
@@ -151,7 +153,7 @@ impl<H> Slots<H> {
         )
     }
 
-    /// The connection in `id` has said something well-formed.
+    /// The connection in `id` has spoken: its thread has its first bytes.
     pub fn heard(&mut self, id: SlotId) {
         if let Some(s) = self.slots.iter_mut().find(|s| s.id == id) {
             s.heard = true;
@@ -255,6 +257,40 @@ pub fn admit_connection(
     })
 }
 
+/// Waits, within `deadline`, for the first bytes of the connection in slot `id`, and marks it
+/// heard before its thread reads them: between the moment they leave the socket and the moment
+/// they make a request or a frame, the connection would otherwise look silent, and go to the
+/// next newcomer from its address. `Ok(false)`: nothing came in time.
+#[cfg(feature = "runtime")]
+pub fn wait_to_hear(
+    table: &SharedSlots,
+    id: SlotId,
+    tcp: &std::net::TcpStream,
+    deadline: Instant,
+) -> std::io::Result<bool> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Ok(false);
+    }
+    tcp.set_read_timeout(Some(left))?;
+    match tcp.peek(&mut [0u8; 1]) {
+        Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        Ok(_) => {
+            lock(table).heard(id);
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether nothing has arrived on `tcp` yet that its thread has not read: a non-blocking
 /// peek (MSG_DONTWAIT, so the connection's own blocking mode and time-outs are untouched).
 /// An error or an end of stream counts as silent: such a connection has nothing to lose.
@@ -343,6 +379,26 @@ mod tests {
         }
         assert!(slots.holds(monitor), "settled");
         assert_eq!(slots.len(), 5, "the share, and the settled one");
+    }
+
+    /// A client whose request its thread has read (socket empty, not settled yet) stays while
+    /// its own address floods, for its grace; then it is as evictable as the flood.
+    #[test]
+    fn a_client_whose_bytes_were_read_is_not_taken_for_idle() {
+        let t0 = Instant::now();
+        let mut slots = Slots::new(32, 4);
+        let (monitor, _) = admitted(slots.admit(ip(1), "monitor", t0, always));
+        slots.heard(monitor);
+        for i in 0..50u64 {
+            let t = t0 + Duration::from_micros(i);
+            let _ = slots.admit(ip(1), "idle", t, always);
+        }
+        assert!(slots.holds(monitor), "read a moment ago, taken for idle");
+        for i in 0..8u64 {
+            let t = t0 + GRACE + Duration::from_micros(i);
+            admitted(slots.admit(ip(1), "idle", t, always));
+        }
+        assert!(!slots.holds(monitor), "past its grace, unsettled: it goes");
     }
 
     /// The flood helper-4 found: empty connections from eight addresses, 100 a second, each

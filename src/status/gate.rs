@@ -178,7 +178,11 @@ fn accept_loop(
                 let _ = client.set_read_timeout(Some(HEAD_DEADLINE));
                 let _ = client.set_write_timeout(Some(Duration::from_secs(10)));
                 if let Some(mut conn) = super::https::wrap(tls.as_ref(), client) {
-                    let _ = serve(conn.as_mut(), &peer, id, &t, &upstreams);
+                    // A handshake is speaking; a plain connection is heard in `serve`.
+                    if tls.is_some() {
+                        lock(&t).heard(id);
+                    }
+                    let _ = serve(conn.as_mut(), &peer, id, &t, &upstreams, tls.is_none());
                     conn.close();
                 }
                 lock(&t).release(id);
@@ -244,10 +248,15 @@ fn serve(
     id: SlotId,
     table: &Table,
     upstreams: &Upstreams,
+    plain: bool,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let head_deadline = Instant::now() + HEAD_DEADLINE;
     let held = || lock(table).holds(id);
+    // Through TLS the raw socket says nothing of what OpenSSL has buffered: not peeked.
+    if plain && !crate::slots::wait_to_hear(table, id, client.tcp(), head_deadline)? {
+        return reply(client, "408 Request Timeout");
+    }
     if read_until(client, &mut buf, head_deadline, &held, |b| {
         parse_head(b, peer).is_some()
     })?
@@ -279,7 +288,6 @@ fn serve(
     else {
         return Ok(());
     };
-    lock(table).heard(id);
     if content_length > MAX_BODY {
         return reply(client, "413 Content Too Large");
     }

@@ -47,6 +47,8 @@ pub const IDLE: Duration = Duration::from_secs(300);
 /// and the other connections get the registry.
 pub const REFUSED_PAUSE: Duration = Duration::from_millis(100);
 /// One warning per sender (or meter) and kind this often, with the count held back.
+/// How often a connection's thread looks up from its socket (stop, eviction, deadline).
+const POLL: Duration = Duration::from_secs(1);
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Warnings of the listener in all per [`WARN_EVERY`], whatever the number of senders.
 const WARN_LINES: u32 = 20;
@@ -282,16 +284,27 @@ fn admit(conn: TcpStream, peer: SocketAddr, shared: &Shared) {
 
 fn serve(mut conn: TcpStream, peer: SocketAddr, id: SlotId, shared: &Shared) {
     let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = conn.set_read_timeout(Some(POLL));
     let mut stream = PushStream::new();
     let mut buf = [0u8; 2048];
     let mut identified = false;
+    let mut heard = false;
     let mut deadline = Instant::now() + FIRST_NOTIFICATION;
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         // Evicted: done at once (what its socket still buffers is not read on; a thread that
         // went on would outlive its slot).
         if !lock(&shared.table).holds(id) {
             return;
+        }
+        if !heard {
+            let waited =
+                crate::slots::wait_to_hear(&shared.table, id, &conn, Instant::now() + POLL);
+            let _ = conn.set_read_timeout(Some(POLL));
+            match waited {
+                Ok(true) => heard = true,
+                Ok(false) => continue,
+                Err(_) => return,
+            }
         }
         let n = match conn.read(&mut buf) {
             Ok(0) => return,
@@ -315,9 +328,6 @@ fn serve(mut conn: TcpStream, peer: SocketAddr, id: SlotId, shared: &Shared) {
                 return;
             }
         };
-        if !arrivals.is_empty() && !identified {
-            lock(&shared.table).heard(id);
-        }
         for arrival in arrivals {
             if !identified && !lock(&shared.table).holds(id) {
                 return;
