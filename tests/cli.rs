@@ -10,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{cli, free_ports, Proc, TempDir, BIN};
+use common::{cli, free_ports, json_lines, run, Proc, TempDir, BIN};
 
 fn wait_port(port: u16) {
     common::wait_port(port, Duration::from_secs(10));
@@ -27,17 +27,6 @@ fn simulate(args: &[&str]) -> Proc {
             .spawn()
             .unwrap(),
     )
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
 }
 
 fn voltage_truth(seed: u64, index: u32) -> f64 {
@@ -80,7 +69,7 @@ fn read_values_profile_and_objects_over_tcp() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v = lines(&out);
+        let v = json_lines(&out);
         assert_eq!(v.len(), 3);
         assert_eq!(v[0]["obis"], "1-0:32.7.0*255");
         assert_eq!(v[0]["class"], 3);
@@ -111,7 +100,7 @@ fn read_values_profile_and_objects_over_tcp() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let rows = lines(&out);
+        let rows = json_lines(&out);
         assert_eq!(rows.len(), 192);
         assert_eq!(rows[0]["obis"], "1-0:99.1.0*255");
         assert!(rows[0]["row"]["ts"].as_str().unwrap().ends_with(":00Z"));
@@ -127,7 +116,7 @@ fn read_values_profile_and_objects_over_tcp() {
             transport,
             "--list-objects",
         ]);
-        assert!(lines(&out)
+        assert!(json_lines(&out)
             .iter()
             .any(|o| o["obis"] == "1-0:99.1.0*255" && o["class"] == 7));
     }
@@ -208,7 +197,7 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
         "1-0:99.98.0*255",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(lines(&out).len(), 1, "the good value is still printed");
+    assert_eq!(json_lines(&out).len(), 1, "the good value is still printed");
     assert!(
         stderr(&out).contains("1-0:99.98.0*255 3:2: object not found"),
         "{}",
@@ -286,7 +275,7 @@ fn scan_finds_meters_only_in_the_given_ranges() {
         "300",
     ]);
     assert!(out.status.success());
-    let mut found = lines(&out);
+    let mut found = json_lines(&out);
     found.sort_by_key(|v| v["port"].as_u64());
     assert_eq!(found.len(), 3, "{found:?}");
     assert_eq!(found[0]["transport"], "hdlc");
@@ -345,7 +334,7 @@ fn serial_read(pair: &Path, mode_e: bool) {
             "mode E {mode_e}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        lines(&out)
+        json_lines(&out)
     };
     let v = read(&["1-0:32.7.0*255", "0-0:96.1.0*255:1:2"]);
     assert_eq!(v[0]["value"].as_f64().unwrap(), voltage_truth(21, 0));
@@ -417,7 +406,7 @@ fn secure_read_with_hls_gmac_and_every_line_option() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        lines(&out)[0]["value"].as_f64().unwrap(),
+        json_lines(&out)[0]["value"].as_f64().unwrap(),
         voltage_truth(31, 0)
     );
     // A counter the meter saw before is refused (the default counter is the time)...
@@ -456,7 +445,7 @@ fn secure_read_with_hls_gmac_and_every_line_option() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        lines(&out)[0]["value"].as_f64().unwrap(),
+        json_lines(&out)[0]["value"].as_f64().unwrap(),
         voltage_truth(31, 0)
     );
     let mut wrong = secure.to_vec();
@@ -751,7 +740,7 @@ fn meter_list_is_a_table_for_people_and_json_lines_for_programs() {
     // Not a terminal (a pipe): JSON lines, as before; --json says so explicitly.
     let piped = cli(&db, &["meter", "list"]);
     assert_eq!(piped.stdout, cli(&db, &["meter", "list", "--json"]).stdout);
-    let v = lines(&piped);
+    let v = json_lines(&piped);
     assert_eq!(v.len(), 2);
     assert_eq!(v[0]["name"], "Basement meter");
     assert_eq!(v[0]["endpoint"], "/dev/ttyUSB0");
@@ -1024,6 +1013,61 @@ fn trace_units(stderr: &str) -> Vec<(String, String, String)> {
     units
 }
 
+/// Issue 26: `simulate --quirk fixed-invoke-id` answers every request with invoke id 0 (the
+/// trace shows it), and `read` still takes each answer (the one request outstanding); a quirk
+/// the simulator does not know is a usage error that lists the known ones.
+#[test]
+fn simulate_quirks_reproduce_a_fixed_invoke_id_that_read_tolerates() {
+    let port = free_ports(1);
+    let _sim = simulate(&[
+        "--meters",
+        "1",
+        "--port-base",
+        &port.to_string(),
+        "--quirk",
+        "fixed-invoke-id",
+    ]);
+    wait_port(port);
+    let out = run(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--timeout-ms",
+        "3000",
+        "--trace",
+        "1-0:32.7.0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        json_lines(&out)[0]["value"].as_f64().unwrap(),
+        voltage_truth(1, 0)
+    );
+    let units = trace_units(&stderr);
+    let invoke = |prefix: &str| -> Vec<String> {
+        units
+            .iter()
+            .filter_map(|(_, _, d)| d.split(prefix).nth(1))
+            .filter_map(|rest| rest.split([' ', ':']).next().map(str::to_string))
+            .collect()
+    };
+    let asked = invoke("GET-Request-Normal invoke ");
+    let answered = invoke("GET-Response-Normal invoke ");
+    assert_eq!(asked.len(), 2, "{stderr}");
+    assert_eq!(answered, ["0", "0"], "{stderr}");
+    assert!(asked.iter().any(|i| i != "0"), "{stderr}");
+
+    let out = run(&["simulate", "--quirk", "fixed-invoke-idd"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown quirk") && stderr.contains("holds-link"),
+        "{stderr}"
+    );
+}
+
 /// Issue 26: `read --trace` shows the whole exchange, in order, one unit per entry, with the
 /// password masked, and the values alone on stdout.
 #[test]
@@ -1064,7 +1108,7 @@ fn read_trace_shows_every_frame_in_order() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert_eq!(
-        lines(&out)[0]["value"].as_f64().unwrap(),
+        json_lines(&out)[0]["value"].as_f64().unwrap(),
         voltage_truth(1, 0)
     );
     let units = trace_units(&stderr);
@@ -1237,7 +1281,7 @@ fn mode_e_trace_shows_the_sign_on_then_hdlc() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert_eq!(
-        lines(&out)[0]["value"].as_f64().unwrap(),
+        json_lines(&out)[0]["value"].as_f64().unwrap(),
         voltage_truth(23, 0)
     );
     let units = trace_units(&stderr);

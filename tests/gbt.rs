@@ -3,6 +3,8 @@
 //! registers and a load profile longer than the client's PDU, read through GBT blocks; and
 //! the same meter read without GBT (`gbt off`: GET data blocks instead).
 
+mod common;
+
 use dlms_bridge::client::reads::{self, RowSelection, ScalerCache, Target, Value};
 use dlms_bridge::client::{Connection, ConnectionOptions, Framing, TcpTransport};
 use dlms_bridge::config::values::Transport;
@@ -11,10 +13,8 @@ use dlms_bridge::dlms::security::{Keys, Protection};
 use dlms_bridge::dlms::session::{GbtPolicy, Security, SessionConfig};
 use dlms_bridge::dlms::xdlms::Conformance;
 use dlms_bridge::sim::model::{self, MeterModel};
-use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
+use dlms_bridge::sim::net::SimConfig;
 use dlms_bridge::sim::server::{ServerSecurity, SERVER_CONFORMANCE};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 const KEYS: Keys = Keys {
@@ -23,19 +23,7 @@ const KEYS: Keys = Keys {
 };
 
 /// A simulated meter granting general block transfer, serving until dropped.
-struct Sim {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    config: SimConfig,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-fn gbt_sim(framing: Transport, secured: bool) -> Sim {
+fn gbt_sim(framing: Transport, secured: bool) -> common::SimMeter {
     let mut config = SimConfig::new(MeterModel::new(5, 0), framing);
     config.server.conformance =
         Conformance(SERVER_CONFORMANCE.0 | Conformance::GENERAL_BLOCK_TRANSFER);
@@ -43,15 +31,10 @@ fn gbt_sim(framing: Transport, secured: bool) -> Sim {
     if secured {
         config.server.security = Some(ServerSecurity::new(KEYS, *b"SIMMETER", false));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let listener = net::bind_ephemeral().unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (cfg, s) = (config.clone(), stop.clone());
-    std::thread::spawn(move || net::serve_tcp(listener, cfg, Arc::new(SimCounters::default()), s));
-    Sim { port, stop, config }
+    common::serve_sim(config)
 }
 
-fn connect(s: &Sim, gbt: GbtPolicy, secured: bool) -> Connection<TcpTransport> {
+fn connect(s: &common::SimMeter, gbt: GbtPolicy, secured: bool) -> Connection<TcpTransport> {
     let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2)).unwrap();
     let framing = match s.config.framing {
         Transport::Hdlc => Framing::Hdlc {
@@ -87,7 +70,7 @@ fn now() -> i64 {
 
 /// Reads 24 registers (one with-list GET, longer than 256 bytes) and 50 profile rows, checks
 /// them against the simulator's truth, and returns the GBT blocks it took.
-fn read_and_check(s: &Sim, conn: &mut Connection<TcpTransport>) -> u64 {
+fn read_and_check(s: &common::SimMeter, conn: &mut Connection<TcpTransport>) -> u64 {
     let targets: Vec<Target> = MeterModel::register_codes()
         .into_iter()
         .map(|o| Target::new(3, o, 2))
@@ -167,12 +150,7 @@ fn gbt_off_reads_the_same_meter_with_get_data_blocks() {
 fn gbt_on_refuses_a_meter_without_it() {
     let mut config = SimConfig::new(MeterModel::new(5, 0), Transport::Wrapper);
     config.server.max_receive_pdu = 256;
-    let stop = Arc::new(AtomicBool::new(false));
-    let listener = net::bind_ephemeral().unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (cfg, st) = (config.clone(), stop.clone());
-    std::thread::spawn(move || net::serve_tcp(listener, cfg, Arc::new(SimCounters::default()), st));
-    let s = Sim { port, stop, config };
+    let s = common::serve_sim(config);
     let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2)).unwrap();
     let session = SessionConfig {
         gbt: GbtPolicy::On,

@@ -160,18 +160,20 @@ fn our_client_reads_a_secured_gurux_meter_with_hls_gmac_and_authenticated_encryp
 /// f(StoC) with Gurux's GXSecure and we check its f(CtoS); a wrong secret is refused by the
 /// meter (and never retried by the caller: it is a refusal of the configuration).
 #[test]
-fn our_client_authenticates_to_a_gurux_meter_with_hls_md5_sha1_and_sha256() {
+fn our_client_authenticates_to_a_gurux_meter_with_hls_md5_sha1_and_sha256_over_ln_and_sn() {
     use dlms_bridge::dlms::hls::HlsHash;
     use dlms_bridge::dlms::session::Authentication;
     let Some(truth) = served_values() else { return };
     let secret = truth["hls_secret"].as_str().unwrap().as_bytes().to_vec();
-    let session = |mechanism, secret: Vec<u8>| SessionConfig {
+    use dlms_bridge::dlms::sn::association::Referencing;
+    let session = |mechanism, secret: Vec<u8>, referencing| SessionConfig {
         authentication: Authentication::HighHash {
             mechanism,
             secret,
             challenge: b"dlms-bridge-ctos-hash".to_vec(),
             client_title: Some(*b"BRIDGE01"),
         },
+        referencing,
         ..SessionConfig::default()
     };
     for (word, mechanism) in [
@@ -179,18 +181,32 @@ fn our_client_authenticates_to_a_gurux_meter_with_hls_md5_sha1_and_sha256() {
         ("sha1", HlsHash::Sha1),
         ("sha256", HlsHash::Sha256),
     ] {
-        let (name, framing) = framings()[0];
-        let (_server, port) = start_with(name, &["--hls", word]);
-        let mut conn = connect(port, framing, session(mechanism, secret.clone()))
-            .unwrap_or_else(|e| panic!("{word}: {e}"));
-        read_everything(word, &mut conn, &truth);
-        drop(conn);
-        let mut wrong = secret.clone();
-        wrong[0] ^= 1;
-        let refused = connect(port, framing, session(mechanism, wrong))
-            .err()
-            .unwrap_or_else(|| panic!("{word}: a wrong secret must not associate"));
-        assert!(refused.refuses_configuration(), "{word}: {refused}");
+        // Over short names pass 3 is Association SN's method 8, read with its parameter.
+        for referencing in [Referencing::Ln, Referencing::Sn] {
+            let (name, framing) = framings()[0];
+            let what = format!("{word} {}", referencing.name());
+            let (_server, port) =
+                start_with(name, &["--hls", word, "--referencing", referencing.name()]);
+            let mut conn = connect(
+                port,
+                framing,
+                session(mechanism, secret.clone(), referencing),
+            )
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                conn.short_names().is_some(),
+                referencing == Referencing::Sn,
+                "{what}"
+            );
+            read_everything(&what, &mut conn, &truth);
+            drop(conn);
+            let mut wrong = secret.clone();
+            wrong[0] ^= 1;
+            let refused = connect(port, framing, session(mechanism, wrong, referencing))
+                .err()
+                .unwrap_or_else(|| panic!("{what}: a wrong secret must not associate"));
+            assert!(refused.refuses_configuration(), "{what}: {refused}");
+        }
     }
 }
 

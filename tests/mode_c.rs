@@ -14,21 +14,10 @@ use dlms_bridge::sim::mode_c::ReadoutMode;
 use dlms_bridge::sim::model::{MeterModel, ENERGY_IMPORT};
 use dlms_bridge::sim::net::SimConfig;
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/iec21_client.py");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -92,7 +81,7 @@ fn read_over_a_pty_in_modes_a_b_and_c() {
             "mode {mode}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v = lines(&out);
+        let v = json_lines(&out);
         assert_eq!(v.len(), 3, "mode {mode}: {v:?}");
         assert_eq!(v[0]["obis"], "1-0:32.7.0*255");
         assert_eq!(v[0]["unit"], "V");
@@ -119,7 +108,7 @@ fn read_over_a_pty_in_modes_a_b_and_c() {
             "1-0:99.99.99",
         ]);
         assert_eq!(out.status.code(), Some(1));
-        assert_eq!(lines(&out).len(), 1);
+        assert_eq!(json_lines(&out).len(), 1);
         assert!(String::from_utf8_lossy(&out.stderr).contains("not in the meter's readout"));
     }
 }
@@ -216,7 +205,7 @@ fn read_all_over_tcp_and_meter_test() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let all = lines(&out);
+    let all = json_lines(&out);
     let by_obis = |o: &str| all.iter().find(|v| v["obis"] == o).cloned().unwrap();
     assert_eq!(by_obis("0-0:96.1.0*255")["value"], model.serial_number());
     assert_eq!(by_obis("0-0:96.1.0*255")["address"], "C.1.0");
@@ -247,7 +236,7 @@ fn read_all_over_tcp_and_meter_test() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("readout ok (/SIM5DLMS-BRIDGE"), "{err}");
     assert!(err.contains("10 of 10 values read"), "{err}");
-    let v = lines(&out);
+    let v = json_lines(&out);
     let key = |k: &str| v.iter().find(|l| l["key"] == k).cloned().unwrap();
     assert_eq!(
         key("current_l3")["value"].as_f64().unwrap(),

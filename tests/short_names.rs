@@ -16,36 +16,19 @@ use dlms_bridge::dlms::session::{SessionConfig, SessionError};
 use dlms_bridge::dlms::sn::association::Referencing;
 use dlms_bridge::dlms::xdlms::MethodDescriptor;
 use dlms_bridge::sim::model::{self, MeterModel};
-use dlms_bridge::sim::net::{self, SimConfig, SimCounters};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use dlms_bridge::sim::net::SimConfig;
 use std::time::Duration;
 
-struct Sim {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    config: SimConfig,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-fn sim(framing: Transport, referencing: Referencing) -> Sim {
+fn sim(framing: Transport, referencing: Referencing) -> common::SimMeter {
     let mut config = SimConfig::new(MeterModel::new(11, 1), framing);
     config.server.referencing = referencing;
-    let stop = Arc::new(AtomicBool::new(false));
-    let listener = net::bind_ephemeral().unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (s, cfg) = (stop.clone(), config.clone());
-    let counters = Arc::new(SimCounters::default());
-    std::thread::spawn(move || net::serve_tcp(listener, cfg, counters, s));
-    Sim { port, stop, config }
+    common::serve_sim(config)
 }
 
-fn connect(s: &Sim, referencing: Referencing) -> Result<Connection<TcpTransport>, ClientError> {
+fn connect(
+    s: &common::SimMeter,
+    referencing: Referencing,
+) -> Result<Connection<TcpTransport>, ClientError> {
     let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2))?;
     let framing = match s.config.framing {
         Transport::Hdlc => Framing::Hdlc {
@@ -77,7 +60,7 @@ fn now() -> i64 {
 }
 
 /// Registers (scaler and unit included), clock read and set, a profile whole and by range.
-fn read_everything(s: &Sim, conn: &mut Connection<TcpTransport>) {
+fn read_everything(s: &common::SimMeter, conn: &mut Connection<TcpTransport>) {
     assert!(conn.short_names().is_some(), "an SN association");
     // The scanner's object list comes from Association SN.
     let objects = reads::list_objects(conn).unwrap().unwrap();
@@ -307,12 +290,7 @@ fn ciphered_sn_association() {
     let mut config = SimConfig::new(MeterModel::new(11, 1), Transport::Wrapper);
     config.server.referencing = Referencing::Sn;
     config.server.security = Some(ServerSecurity::new(keys.clone(), *b"SIMMETER", false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let listener = net::bind_ephemeral().unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (st, cfg) = (stop.clone(), config.clone());
-    std::thread::spawn(move || net::serve_tcp(listener, cfg, Arc::new(SimCounters::default()), st));
-    let s = Sim { port, stop, config };
+    let s = common::serve_sim(config);
     let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2)).unwrap();
     let session = SessionConfig {
         referencing: Referencing::Sn,
@@ -339,6 +317,57 @@ fn ciphered_sn_association() {
         conn.invocation_counter() > counter + 5,
         "every request ciphered"
     );
+}
+
+/// HLS-GMAC over SN: pass 3 is Association SN's reply_to_HLS_authentication (method 8,
+/// 0xFA58) read with f(StoC) as its parameter; the meter's f(CtoS) comes back as the read's
+/// data and is checked. A client with the wrong authentication key is refused.
+#[test]
+fn hls_gmac_over_short_names() {
+    use dlms_bridge::dlms::security::{Keys, Protection};
+    use dlms_bridge::dlms::session::{Authentication, Security};
+    use dlms_bridge::sim::server::ServerSecurity;
+    let keys = Keys {
+        block_cipher: [0x31; 16],
+        authentication: [0x32; 16],
+    };
+    let mut config = SimConfig::new(MeterModel::new(12, 0), Transport::Hdlc);
+    config.server.referencing = Referencing::Sn;
+    config.server.security = Some(ServerSecurity::new(keys.clone(), *b"SIMMETER", true));
+    let s = common::serve_sim(config);
+    let session = |keys: Keys| SessionConfig {
+        referencing: Referencing::Sn,
+        authentication: Authentication::HighGmac {
+            challenge: b"0123456789ABCDEF".to_vec(),
+        },
+        security: Some(Security::new(
+            keys,
+            *b"BRIDGE01",
+            Protection::AuthenticatedEncrypted,
+            1,
+        )),
+        ..SessionConfig::default()
+    };
+    let open = |keys: Keys| {
+        let transport = TcpTransport::connect("127.0.0.1", s.port, Duration::from_secs(2)).unwrap();
+        let framing = Framing::Hdlc {
+            client: 16,
+            server: ServerAddress::new(1, Some(17)),
+        };
+        let options = ConnectionOptions {
+            response_timeout: Duration::from_millis(800),
+            ..ConnectionOptions::default()
+        };
+        Connection::open(transport, framing, session(keys), options)
+    };
+    let mut conn = open(keys.clone()).unwrap();
+    assert!(conn.short_names().is_some());
+    read_everything(&s, &mut conn);
+    conn.release();
+    let mut wrong = keys;
+    wrong.authentication[0] ^= 1;
+    let refused = open(wrong).err().expect("a wrong key must not associate");
+    assert!(refused.refuses_configuration(), "{refused}");
 }
 
 /// The bridge process polls an SN-only meter configured `auto` (the default) and one

@@ -19,7 +19,7 @@ dlms-bridge simulate [--meters 3] [--port-base 4061] [--transport hdlc|wrapper] 
                      [--max-info 128] [--pdu 1024] [--duration-s N]
                      [--profile-period-s 900] [--outage-every-s 21600] [--no-range-access]
                      [--clock-offset-s 0] [--clock-read-only] [--window 1] [--latency-ms 0]
-                     [--referencing ln|sn|auto] [--gbt]
+                     [--referencing ln|sn|auto] [--gbt] [--quirk NAME ...]
 dlms-bridge simulate --push-to HOST:PORT [--push-every-s 10] [--gbt] [--seed 1] [--duration-s N]
 dlms-bridge simulate --serial DEVICE [--mode-e] [--meters N [--line-baud 9600]] ...
 dlms-bridge simulate [--serial DEVICE] --protocol mode-c [--iec-mode a|b|c]
@@ -39,6 +39,8 @@ dlms-bridge simulate [--serial DEVICE] --protocol mode-c [--iec-mode a|b|c]
   acknowledgement; --latency-ms delays every answer (a link's turnaround).
   --gbt grants general block transfer: an answer longer than the client's PDU goes out in
   General-Block-Transfer blocks (window 1) instead of GET data blocks.
+  --quirk (repeatable) reproduces a real meter's firmware: fixed-invoke-id, holds-link,
+  quick-reconnect-garbage, ignores-snrm-parameters (`simulate --quirk help` says each).
   --push-to: meter 0 pushes a DATA-NOTIFICATION of its registers to HOST:PORT (a bridge's
   push.listen) every --push-every-s, in HDLC UI frames from address 1; with --gbt in general
   block transfer as an L+G E450 pushes (streaming blocks, window 0, LLC in the first frame only).
@@ -60,6 +62,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let mut referencing = dlms_bridge::dlms::sn::association::Referencing::Ln;
     let mut clock_settable = true;
     let mut gbt = false;
+    let mut quirks: Vec<String> = Vec::new();
     let (mut push_to, mut push_every) = (None, 10u64);
     let mut readout = ReadoutFlags::default();
     // With --serial, one meter unless --meters says otherwise (then they share the line).
@@ -125,6 +128,18 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             }
             Long("hls") => hls = true,
             Long("gbt") => gbt = true,
+            Long("quirk") => {
+                let name = parser.value()?.string()?;
+                if name == "help" {
+                    println!("quirks: {}", net::QUIRKS);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                // Checked now: a typo is a usage error, not a meter that behaves.
+                SimConfig::new(MeterModel::new(0, 0), framing)
+                    .with_quirk(&name)
+                    .map_err(|e| usage(format!("--quirk: {e}")))?;
+                quirks.push(name);
+            }
             Long("push-to") => push_to = Some(parser.value()?.string()?),
             Long("push-every-s") => push_every = parse_num("--push-every-s", parser.value()?)?,
             Long(flag @ ("protocol" | "iec-mode")) => {
@@ -200,6 +215,10 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         c.latency = Duration::from_millis(latency_ms);
         c.mode_e = mode_e;
         c.readout = readout;
+        for q in &quirks {
+            // Every name was checked as it was parsed.
+            let _ = c.with_quirk(q);
+        }
         c
     };
     let stop = Arc::new(AtomicBool::new(false));

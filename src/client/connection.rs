@@ -13,7 +13,7 @@ use crate::dlms::hdlc::{
 };
 use crate::dlms::invoke_match::InvokeMatch;
 use crate::dlms::session::{
-    Authentication, ClientSession, Negotiated, SessionConfig, SessionError, Step,
+    ClientSession, HlsReply, Negotiated, SessionConfig, SessionError, Step,
 };
 use crate::dlms::sn::association::Referencing;
 use crate::dlms::sn::client::{SnReadExchange, SnWriteExchange};
@@ -165,11 +165,7 @@ impl<T: Transport> Connection<T> {
                 server,
             },
         };
-        // HLS-GMAC is not offered over SN (see ClientSession::aarq): auto means LN then.
-        let referencing = match (session.referencing, &session.authentication) {
-            (Referencing::Auto, Authentication::HighGmac { .. }) => Referencing::Ln,
-            (r, _) => r,
-        };
+        let referencing = session.referencing;
         let block_limit = session.max_block_transfer;
         let mut conn = Connection {
             transport,
@@ -238,11 +234,30 @@ impl<T: Transport> Connection<T> {
         let aarq = self.session.aarq()?;
         let aare = self.exchange(&aarq, "AARQ")?;
         self.session.on_aare(&aare)?;
-        // HLS-GMAC passes 3 and 4: prove we know the keys, check that the meter does.
-        if let Some(mut exchange) = self.session.hls_reply()? {
-            let first = exchange.start();
-            let returned = self.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
-            self.session.on_hls_result(returned)?;
+        // HLS passes 3 and 4: prove we know the secret, check that the meter does.
+        match self.session.hls_reply()? {
+            None => {}
+            Some(HlsReply::Ln(mut exchange)) => {
+                let first = exchange.start();
+                let returned = self.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
+                self.session.on_hls_result(returned)?;
+            }
+            Some(HlsReply::Sn(mut exchange)) => {
+                let first = exchange.request().to_vec();
+                let results = self.run(first, |apdu| exchange.on_response(apdu), "HLS reply")?;
+                let returned = match results.into_iter().next() {
+                    Some(Ok(data)) => Some(data),
+                    // The meter refused our proof (wrong secret) or has no such method.
+                    Some(Err(e)) => {
+                        return Err(SessionError::HlsFailed(format!(
+                            "the meter refused our reply to its challenge ({e})"
+                        ))
+                        .into())
+                    }
+                    None => None,
+                };
+                self.session.on_hls_result(returned)?;
+            }
         }
         if self.session.short_names() {
             // Blue Book 4.4.4: the names come from Association SN's object_list, read once.

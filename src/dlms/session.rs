@@ -18,6 +18,8 @@ use super::axdr::Data;
 use super::hls::{self, HlsHash};
 use super::invoke_match::{InvokeMatch, Unanswered};
 use super::security::{self, Keys, Protection, ReplayGuard, SecurityError};
+use super::sn::client::SnReadExchange;
+use super::sn::names::REPLY_TO_HLS;
 use super::sn::{self, association::Referencing, ShortNameError, SnBlockError};
 use super::xdlms::gbt::{GbtError, GbtReassembler};
 use super::xdlms::{
@@ -299,6 +301,13 @@ pub struct ClientSession {
     unanswered: Unanswered,
 }
 
+/// HLS pass 3 as the association's referencing carries it.
+#[derive(Debug)]
+pub enum HlsReply {
+    Ln(ActionExchange),
+    Sn(SnReadExchange),
+}
+
 /// Maps the answers every exchange must treat alike (exceptions, service errors).
 fn general_error(apdu: &Apdu) -> Option<SessionError> {
     match apdu {
@@ -398,14 +407,6 @@ impl ClientSession {
         let (mechanism, value) = match &self.config.authentication {
             Authentication::None => (None, None),
             Authentication::Low(pw) => (Some(Mechanism::Low), Some(pw.clone())),
-            Authentication::HighGmac { .. } | Authentication::HighHash { .. }
-                if self.short_names =>
-            {
-                // Pass 3 over SN is a method of Association SN, not the LN ACTION sent here.
-                return Err(SessionError::Misconfigured(
-                    "HLS over short names is not supported (use LLS or none with ciphering)",
-                ));
-            }
             Authentication::HighGmac { challenge } => {
                 if self.config.security.is_none() {
                     return Err(SessionError::Misconfigured(
@@ -552,9 +553,29 @@ impl ClientSession {
         ))
     }
 
-    /// HLS pass 3: the ACTION reply_to_HLS_authentication (Association LN method 1) carrying
-    /// f(StoC), if the association waits for it.
-    pub fn hls_reply(&mut self) -> Result<Option<ActionExchange>, SessionError> {
+    /// HLS pass 3, if the association waits for it: f(StoC) to the meter's
+    /// reply_to_HLS_authentication, Association LN method 1 (an ACTION) or, over short names,
+    /// Association SN method 8 (a ReadRequest with parameterized access: it returns f(CtoS)).
+    pub fn hls_reply(&mut self) -> Result<Option<HlsReply>, SessionError> {
+        let Some(proof) = self.hls_proof()? else {
+            return Ok(None);
+        };
+        let proof = Data::OctetString(proof);
+        if self.short_names {
+            let limit = self.config.max_block_transfer;
+            return Ok(Some(HlsReply::Sn(SnReadExchange::method_with_return(
+                REPLY_TO_HLS,
+                proof,
+                limit,
+            ))));
+        }
+        let method = MethodDescriptor::new(15, crate::cosem::Obis::new(0, 0, 40, 0, 0, 255), 1);
+        self.action(method, Some(&proof))
+            .map(|a| Some(HlsReply::Ln(a)))
+    }
+
+    /// f(StoC), the client's proof of HLS pass 3 (`None`: no HLS pending).
+    fn hls_proof(&mut self) -> Result<Option<Vec<u8>>, SessionError> {
         let Some(stoc) = self.stoc.clone() else {
             return Ok(None);
         };
@@ -576,8 +597,7 @@ impl ClientSession {
                 security::gmac_response(&keys, &title, ic, &stoc)
             }
         };
-        let method = MethodDescriptor::new(15, crate::cosem::Obis::new(0, 0, 40, 0, 0, 255), 1);
-        self.action(method, Some(&Data::OctetString(f))).map(Some)
+        Ok(Some(f))
     }
 
     /// Both system titles of an HLS hash association (zeros where the mechanism does not use

@@ -113,6 +113,28 @@ impl SimConfig {
     }
 }
 
+/// The real-meter behaviours `simulate --quirk` reproduces, by name (issue 26).
+pub const QUIRKS: &str = "fixed-invoke-id (every answer with invoke id 0), \
+holds-link (an association lost without DISC is held: SNRM gets DM until a DISC), \
+quick-reconnect-garbage (garbage for a connection within 10 s of the last, as Microstar), \
+ignores-snrm-parameters (no answer to a SNRM with a parameter block)";
+
+impl SimConfig {
+    /// Takes on the quirk `name` (one of [`QUIRKS`]).
+    pub fn with_quirk(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "fixed-invoke-id" => self.fixed_invoke_id = Some(0),
+            "holds-link" => self.holds_unreleased_link = true,
+            "quick-reconnect-garbage" => {
+                self.garbage_on_quick_reconnect = Some(Duration::from_secs(10))
+            }
+            "ignores-snrm-parameters" => self.ignore_snrm_parameters = true,
+            other => return Err(format!("unknown quirk {other:?}: {QUIRKS}")),
+        }
+        Ok(())
+    }
+}
+
 /// Counters shared by all connections of one simulated meter.
 #[derive(Debug, Default)]
 pub struct SimCounters {

@@ -14,7 +14,9 @@ use crate::dlms::acse::{
 };
 use crate::dlms::axdr::Data;
 use crate::dlms::sn::association::{Referencing, SN_CONFORMANCE, VAA_NAME_SN};
-use crate::dlms::sn::names::{first_method_offset, CURRENT_ASSOCIATION_BASE, OBJECT_LIST};
+use crate::dlms::sn::names::{
+    first_method_offset, CURRENT_ASSOCIATION_BASE, OBJECT_LIST, REPLY_TO_HLS,
+};
 use crate::dlms::sn::{
     ReadRequest, ReadResponse, ReadResult, SnApdu, SnDataBlock, SnObject, VariableAccess,
     WriteRequest, WriteResponse, WriteResult,
@@ -282,6 +284,9 @@ impl ServerSession {
                     ),
                     _ => return ReadResult::Error(DataAccessResult(250)),
                 };
+                if let (REPLY_TO_HLS, Some(proof)) = (name, &access) {
+                    return self.sn_reply_to_hls(proof.parameters.clone(), now);
+                }
                 let result = match self.resolve(name) {
                     Some(Target::ObjectList) => Ok(Data::Array(
                         self.sn_objects().iter().map(SnObject::to_data).collect(),
@@ -321,6 +326,29 @@ impl ServerSession {
             sent: 0,
         });
         self.sn_next_block(0)
+    }
+
+    /// HLS pass 3 over short names: Association SN method 8 read with its parameter, served
+    /// as the LN reply_to_HLS_authentication underneath (which checks f(StoC), and drops the
+    /// association when it does not verify); what that returns, f(CtoS), is the read's data.
+    fn sn_reply_to_hls(&mut self, proof: Data, now: i64) -> ReadResult {
+        let request = ActionRequest::Normal {
+            invoke: INVOKE,
+            method: MethodDescriptor::new(CLASS_ASSOCIATION_LN, Obis::new(0, 0, 40, 0, 0, 255), 1),
+            parameters: Some(proof),
+        };
+        let answer = self.handle_ln(&request.encode(), now).unwrap_or_default();
+        match ActionResponse::decode(&answer) {
+            Ok(ActionResponse::Normal {
+                return_parameters: Some(Ok(data)),
+                ..
+            }) => ReadResult::Data(data),
+            Ok(ActionResponse::Normal { result, .. }) if result != DataAccessResult::SUCCESS => {
+                self.sn.association = None;
+                ReadResult::Error(result)
+            }
+            _ => ReadResult::Error(DataAccessResult::OTHER_REASON),
+        }
     }
 
     fn sn_next_block(&mut self, acknowledged: u16) -> Vec<u8> {

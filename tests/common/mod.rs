@@ -451,6 +451,42 @@ pub fn meters(configs: Vec<SimConfig>) -> Meters {
     out
 }
 
+/// One simulated meter on a port of its own, serving until dropped; its configuration kept
+/// for the truths the tests compare with.
+pub struct SimMeter {
+    pub port: u16,
+    pub config: SimConfig,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for SimMeter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+pub fn serve_sim(config: SimConfig) -> SimMeter {
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = net::bind_ephemeral().unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (cfg, s) = (config.clone(), stop.clone());
+    std::thread::spawn(move || net::serve_tcp(listener, cfg, Arc::new(SimCounters::default()), s));
+    SimMeter { port, config, stop }
+}
+
+/// The binary run to its end with `args`.
+pub fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// Standard output as JSON lines (`--json` and the `read` family).
+pub fn json_lines(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
 /// Meters of one framing with the model seeded `seed`, one per index in `range`.
 pub fn simulated(range: std::ops::Range<u32>, seed: u64, framing: Transport) -> Meters {
     meters(

@@ -134,6 +134,10 @@ class ShortNameMeter(gurux_sn.ShortNameBehaviour, MeterBehaviour, GXDLMSServer):
     pass
 
 
+class SecureShortNameMeter(gurux_sn.ShortNameBehaviour, MeterBehaviour, GXDLMSSecureServer):
+    pass
+
+
 class HdlcLimits:
     """gurux-dlms 1.0.203's SNRM handler reads the server's HDLC limits from `self.hdlc`, which
     its constructor leaves None (so every SNRM fails). These are the defaults it means."""
@@ -310,6 +314,33 @@ def hash_reply(association, settings, reply):
     return proof
 
 
+def patch_sn_hash_reply():
+    """reply_to_HLS_authentication over SN (Association SN method 8, which Gurux's SN read
+    handler serves for a ReadRequest with parameterized access of 0xFA58): gurux-dlms 1.0.203
+    converts f(StoC) with int(bytes) there too. The hash mechanisms through hash_reply, as
+    for LN; a proof that does not verify is refused with read-write-denied."""
+    from gurux_dlms.enums import ErrorCode
+    from gurux_dlms.objects import GXDLMSAssociationShortName
+    from gurux_dlms.ConnectionState import ConnectionState
+    if getattr(GXDLMSAssociationShortName, "dlms_bridge_hls_patched", False):
+        return
+    original = GXDLMSAssociationShortName.invoke
+
+    def invoke(self, settings, e):
+        if e.index != 8 or settings.authentication not in HASH_MECHANISMS.values():
+            return original(self, settings, e)
+        proof = hash_reply(self, settings, bytes(e.parameters or b""))
+        if proof is None:
+            settings.connected = settings.connected & ~ConnectionState.DLMS
+            e.error = ErrorCode.READ_WRITE_DENIED
+            return None
+        settings.connected = settings.connected | ConnectionState.DLMS
+        return proof
+
+    GXDLMSAssociationShortName.invoke = invoke
+    GXDLMSAssociationShortName.dlms_bridge_hls_patched = True
+
+
 def patch_gbt():
     """gurux-dlms 1.0.203's GET handler reads the GBT window as settings.gbtWndowSize (sic), which
     GXDLMSSettings does not have (it has gbtWindowSize): the misspelt name as an alias."""
@@ -321,7 +352,7 @@ def patch_gbt():
 def build(interface, secure=False, hls=None, short_names=False, gbt_window=None):
     if short_names:
         gurux_sn.patch()
-        meter = ShortNameMeter(False, interface)
+        meter = (SecureShortNameMeter if secure or hls == "sha256" else ShortNameMeter)(False, interface)
     else:
         # SHA-256 needs the meter's system title in the AARE: the secure server, ciphering off.
         meter = (SecureMeter if secure or hls == "sha256" else Meter)(True, interface)
@@ -380,7 +411,11 @@ def build(interface, secure=False, hls=None, short_names=False, gbt_window=None)
     if secure:
         association.authenticationMechanismName.mechanismId = Authentication.HIGH_GMAC
     if hls:
-        association.authenticationMechanismName.mechanismId = HASH_MECHANISMS[hls]
+        if short_names:
+            # Association SN has no mechanism name: the server takes the AARQ's mechanism.
+            patch_sn_hash_reply()
+        else:
+            association.authenticationMechanismName.mechanismId = HASH_MECHANISMS[hls]
         association.secret = HLS_SECRET
     meter.items.append(association)
     # gurux-dlms 1.0.203's initialize() appends the whole collection as one item when the

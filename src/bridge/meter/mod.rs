@@ -5,6 +5,7 @@
 pub mod clock;
 mod collect;
 pub mod counter;
+mod drive;
 mod han;
 pub mod lines;
 mod mode_c;
@@ -27,6 +28,7 @@ use crate::status::state::{add_net, MeterState, Status};
 use clock::MeterClock;
 use counter::CounterLease;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use drive::Flow;
 use log::{info, warn};
 use poll::{Failed, PollCycle, Step, BREAKER_PAUSE};
 use profiles::Collector;
@@ -253,127 +255,134 @@ impl Worker {
             .security
             .as_ref()
             .map(|sec| CounterLease::new(&name, &sec.keys, self.db.clone()));
-        let seed = name
-            .bytes()
-            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-        let mut cycle = PollCycle::new(Instant::now(), interval_of(&self.config), seed);
-        let mut assoc = Assoc::default();
-        let mut identity_sent = false;
+        let mut cycle = self.new_cycle();
+        let assoc = Assoc::default();
         info!(
             "meter {name:?}: polling {} every {} s",
             target.endpoint, self.config.interval_s
         );
-        loop {
-            match self.sleep_until(cycle.wake_at()) {
-                Wake::Due => {}
-                Wake::Stop => break,
-                Wake::Update(config) => {
-                    self.apply_live(*config, &mut cycle);
-                    continue;
-                }
-                Wake::Rpc(call) => {
-                    self.serve_rpc(call, &mut assoc, &mut cycle, &mut target, lease.as_ref());
-                    continue;
-                }
-            }
-            let slot = cycle.begin(Instant::now());
-            if slot.skipped > 0 {
-                self.status
-                    .update_meter(&name, |m| m.skipped_slots += slot.skipped);
-            }
-            if slot.step == Step::Paused {
-                self.set_state(MeterState::BreakerOpen);
-                continue;
-            }
-            // On a shared line the whole slot (connect, poll, profiles, release) is one turn.
-            let _turn = self.bus.as_ref().map(|b| b.turn(&name));
-            let ts_ms = now_ms();
-            // A gateway clock that is not set (gateway_clock.rs) stamps nothing.
-            let clock_set = self.status.gateway_clock.trusted(ts_ms);
-            self.status.update_meter(&name, |m| m.cycles += 1);
-            if slot.step == Step::Connect {
-                if !self.open(&mut assoc, &mut cycle, &mut target, lease.as_ref()) {
-                    continue;
-                }
-                // Identity attributes on each new association (the clock drift changes).
-                identity_sent = false;
-            }
-            let Some(c) = assoc.conn.as_mut() else {
-                continue;
-            };
-            if let Some(lease) = &lease {
-                // Room for this cycle's counters, reserved before they are used.
-                if let Err(e) = lease.ensure(0) {
-                    let f = cycle.read_failed(Instant::now(), false);
-                    self.report_failure(&e, f);
-                    continue;
-                }
-            }
-            if !identity_sent && clock_set {
-                identity_sent = self.send_identity(c, ts_ms);
-            }
-            let offset = self.config.utc_offset_min;
-            let result = reads::read_values(c, &self.targets, &mut assoc.cache).and_then(|v| {
-                // Without a gateway clock the meter's own clock, read now, stamps the values;
-                // with one, the meter's clock is checked (when due) against it.
-                if clock_set {
-                    let drift = self.check_clock(c)?;
-                    Ok((Some(ts_ms), drift, v))
-                } else {
-                    Ok((meter_time_ms(c, offset)?, None, v))
-                }
-            });
-            self.count_traffic(&mut assoc, lease.as_ref());
-            match result {
-                Ok((None, _, _)) => {
-                    // Held back rather than stamped with a wrong time; the association stays.
-                    self.status.update_meter(&name, |m| {
-                        m.note_error(
-                            "reading held back: the gateway clock is not set and the meter's clock cannot be read".into(),
-                        )
-                    });
-                    self.end_slot(&mut assoc, &mut cycle);
-                }
-                Ok((Some(ts_ms), drift, values)) => {
-                    if !self.deliver(ts_ms, values, drift) {
-                        break;
-                    }
-                    let extras = if clock_set {
-                        self.after_poll(&mut assoc, cycle.wake_at())
-                    } else {
-                        // No clock sync from a wrong clock; profiles wait and backfill.
-                        Ok(true)
-                    };
-                    self.count_traffic(&mut assoc, lease.as_ref());
-                    match extras {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            let f = cycle.read_failed(Instant::now(), e.is_transient());
-                            if !cycle.is_open() {
-                                assoc.conn = None;
-                                self.collector.association_closed();
-                            }
-                            self.report_failure(&e, f);
-                            continue;
-                        }
-                    }
-                    self.end_slot(&mut assoc, &mut cycle);
-                }
-                Err(e) => {
-                    let f = cycle.read_failed(Instant::now(), e.is_transient());
-                    if !cycle.is_open() {
-                        assoc.conn = None; // dropped: released best-effort, reconnected next slot
-                        self.collector.association_closed();
-                    }
-                    self.report_failure(&e, f);
-                }
-            }
-        }
+        let mut identity_sent = false;
+        let mut state = (assoc, target);
+        self.drive(
+            &mut cycle,
+            &mut state,
+            |w, (assoc, target), call, cycle| {
+                w.serve_rpc(call, assoc, cycle, target, lease.as_ref())
+            },
+            |w, (assoc, target), cycle, step| {
+                w.dlms_slot(
+                    assoc,
+                    cycle,
+                    step,
+                    target,
+                    lease.as_ref(),
+                    &mut identity_sent,
+                )
+            },
+        );
+        let (mut assoc, _) = state;
         if let Some(mut c) = assoc.conn.take() {
             c.release();
         }
         info!("meter {name:?}: stopped");
+    }
+
+    /// One due slot of a DLMS meter: (re)associate when the step says so, read, deliver,
+    /// collect profiles and set the clock, then keep or release the association.
+    fn dlms_slot(
+        &mut self,
+        assoc: &mut Assoc,
+        cycle: &mut PollCycle,
+        step: Step,
+        target: &mut MeterTarget,
+        lease: Option<&CounterLease>,
+        identity_sent: &mut bool,
+    ) -> Flow {
+        let name = self.config.name.clone();
+        // On a shared line the whole slot (connect, poll, profiles, release) is one turn.
+        let _turn = self.bus.as_ref().map(|b| b.turn(&name));
+        let ts_ms = now_ms();
+        // A gateway clock that is not set (gateway_clock.rs) stamps nothing.
+        let clock_set = self.status.gateway_clock.trusted(ts_ms);
+        if step == Step::Connect {
+            if !self.open(assoc, cycle, target, lease) {
+                return Flow::Next;
+            }
+            // Identity attributes on each new association (the clock drift changes).
+            *identity_sent = false;
+        }
+        let Some(c) = assoc.conn.as_mut() else {
+            return Flow::Next;
+        };
+        if let Some(lease) = lease {
+            // Room for this cycle's counters, reserved before they are used.
+            if let Err(e) = lease.ensure(0) {
+                let f = cycle.read_failed(Instant::now(), false);
+                self.report_failure(&e, f);
+                return Flow::Next;
+            }
+        }
+        if !*identity_sent && clock_set {
+            *identity_sent = self.send_identity(c, ts_ms);
+        }
+        let offset = self.config.utc_offset_min;
+        let result = reads::read_values(c, &self.targets, &mut assoc.cache).and_then(|v| {
+            // Without a gateway clock the meter's own clock, read now, stamps the values;
+            // with one, the meter's clock is checked (when due) against it.
+            if clock_set {
+                let drift = self.check_clock(c)?;
+                Ok((Some(ts_ms), drift, v))
+            } else {
+                Ok((meter_time_ms(c, offset)?, None, v))
+            }
+        });
+        self.count_traffic(assoc, lease);
+        match result {
+            Ok((None, _, _)) => {
+                // Held back rather than stamped with a wrong time; the association stays.
+                self.status.update_meter(&name, |m| {
+                    m.note_error(
+                        "reading held back: the gateway clock is not set and the meter's clock cannot be read".into(),
+                    )
+                });
+                self.end_slot(assoc, cycle);
+            }
+            Ok((Some(ts_ms), drift, values)) => {
+                if !self.deliver(ts_ms, values, drift) {
+                    return Flow::Stop;
+                }
+                let extras = if clock_set {
+                    self.after_poll(assoc, cycle.wake_at())
+                } else {
+                    // No clock sync from a wrong clock; profiles wait and backfill.
+                    Ok(true)
+                };
+                self.count_traffic(assoc, lease);
+                match extras {
+                    Ok(true) => {}
+                    Ok(false) => return Flow::Stop,
+                    Err(e) => {
+                        let f = cycle.read_failed(Instant::now(), e.is_transient());
+                        if !cycle.is_open() {
+                            assoc.conn = None;
+                            self.collector.association_closed();
+                        }
+                        self.report_failure(&e, f);
+                        return Flow::Next;
+                    }
+                }
+                self.end_slot(assoc, cycle);
+            }
+            Err(e) => {
+                let f = cycle.read_failed(Instant::now(), e.is_transient());
+                if !cycle.is_open() {
+                    assoc.conn = None; // dropped: released best-effort, reconnected next slot
+                    self.collector.association_closed();
+                }
+                self.report_failure(&e, f);
+            }
+        }
+        Flow::Next
     }
 
     /// Opens the association; false (reported, backing off) if that failed.

@@ -1,10 +1,11 @@
 //! A meter read by IEC 62056-21 data readout (`protocol mode-c`): one readout per slot (the
 //! sign-on each time: a readout meter keeps no session), its data sets mapped to the meter's
 //! measurements by OBIS code with the units the meter wrote, published like DLMS readings.
-//! The schedule, backoff and breaker are the DLMS meters' ([`PollCycle`]).
+//! The schedule, backoff and breaker are the DLMS meters' ([`PollCycle`], `drive`).
 
+use super::drive::Flow;
 use super::poll::{PollCycle, Step, BREAKER_PAUSE};
-use super::{interval_of, Wake, Worker};
+use super::Worker;
 use crate::bridge::event::Event;
 use crate::bridge::mqtt::ToPublisher;
 use crate::bridge::rpc::{MeterCall, RpcCall};
@@ -26,97 +27,89 @@ impl Worker {
             Some(bus) => crate::client::Endpoint::Bus(bus.clone()),
             None => target.endpoint,
         };
-        let seed = name
-            .bytes()
-            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-        let mut cycle = PollCycle::new(Instant::now(), interval_of(&self.config), seed);
+        let mut cycle = self.new_cycle();
         let mut identity_sent = false;
         info!(
             "meter {name:?}: IEC 62056-21 readout from {endpoint} every {} s",
             self.config.interval_s
         );
-        loop {
-            match self.sleep_until(cycle.wake_at()) {
-                Wake::Due => {}
-                Wake::Stop => break,
-                Wake::Update(config) => {
-                    self.apply_live(*config, &mut cycle);
-                    continue;
-                }
-                Wake::Rpc(call) => {
-                    self.serve_mode_c_rpc(call, &mut cycle);
-                    continue;
-                }
-            }
-            let slot = cycle.begin(Instant::now());
-            if slot.skipped > 0 {
-                self.status
-                    .update_meter(&name, |m| m.skipped_slots += slot.skipped);
-            }
-            if slot.step == Step::Paused {
-                self.set_state(MeterState::BreakerOpen);
-                continue;
-            }
-            let ts_ms = now_ms();
-            self.status.update_meter(&name, |m| m.cycles += 1);
-            if slot.step == Step::Connect {
-                self.set_state(MeterState::Connecting);
-            }
-            match mode_c::read(&endpoint, &self.config.readout_options()) {
-                Ok(readout) => {
-                    cycle.connected();
-                    cycle.read_ok(false);
-                    self.status.update_meter(&name, |m| {
-                        m.net.bytes_received += readout.bytes_received;
-                        m.net.round_trips += 1;
-                    });
-                    // A gateway clock that is not set stamps nothing (gateway_clock.rs): the
-                    // meter's own date and time in the readout do, as a DLMS meter's clock
-                    // does; without them the reading is held back.
-                    let ts_ms = if self.status.gateway_clock.trusted(ts_ms) {
-                        ts_ms
-                    } else {
-                        let offset = self.config.utc_offset_min;
-                        match crate::iec21::clock::meter_time(&readout.data_sets)
-                            .and_then(|t| t.to_unix_local(offset))
-                        {
-                            Some(t) => t * 1000,
-                            None => {
-                                self.status.update_meter(&name, |m| {
-                                    m.note_error(
-                                        "reading held back: the gateway clock is not set and \
-                                         the readout has no date and time (0.9.2, 0.9.1)"
-                                            .into(),
-                                    )
-                                });
-                                continue;
-                            }
+        self.drive(
+            &mut cycle,
+            &mut (),
+            |w, (), call, cycle| w.serve_mode_c_rpc(call, cycle),
+            |w, (), cycle, step| w.readout_slot(&endpoint, cycle, step, &mut identity_sent),
+        );
+        info!("meter {name:?}: stopped");
+    }
+
+    /// One due slot of a readout meter: sign on, read the whole readout, deliver the
+    /// measurements it has.
+    fn readout_slot(
+        &mut self,
+        endpoint: &crate::client::Endpoint,
+        cycle: &mut PollCycle,
+        step: Step,
+        identity_sent: &mut bool,
+    ) -> Flow {
+        let name = self.config.name.clone();
+        let ts_ms = now_ms();
+        if step == Step::Connect {
+            self.set_state(MeterState::Connecting);
+        }
+        match mode_c::read(endpoint, &self.config.readout_options()) {
+            Ok(readout) => {
+                cycle.connected();
+                cycle.read_ok(false);
+                self.status.update_meter(&name, |m| {
+                    m.net.bytes_received += readout.bytes_received;
+                    m.net.round_trips += 1;
+                });
+                // A gateway clock that is not set stamps nothing (gateway_clock.rs): the
+                // meter's own date and time in the readout do, as a DLMS meter's clock
+                // does; without them the reading is held back.
+                let ts_ms = if self.status.gateway_clock.trusted(ts_ms) {
+                    ts_ms
+                } else {
+                    let offset = self.config.utc_offset_min;
+                    match crate::iec21::clock::meter_time(&readout.data_sets)
+                        .and_then(|t| t.to_unix_local(offset))
+                    {
+                        Some(t) => t * 1000,
+                        None => {
+                            self.status.update_meter(&name, |m| {
+                                m.note_error(
+                                    "reading held back: the gateway clock is not set and \
+                                     the readout has no date and time (0.9.2, 0.9.1)"
+                                        .into(),
+                                )
+                            });
+                            return Flow::Next;
                         }
-                    };
-                    if !identity_sent {
-                        identity_sent = self.send_readout_identity(&readout, ts_ms);
                     }
-                    if !self.deliver_readout(ts_ms, &readout) {
-                        break;
-                    }
+                };
+                if !*identity_sent {
+                    *identity_sent = self.send_readout_identity(&readout, ts_ms);
                 }
-                Err(e) => {
-                    let f = cycle.connect_failed(Instant::now());
-                    if let crate::client::ClientError::NoAnswer { .. } = &e {
-                        self.status.update_meter(&name, |m| m.net.timeouts += 1);
-                    }
-                    self.report_failure(&e, f);
-                    if f.breaker_opened {
-                        warn!(
-                            "meter {name:?}: too many failed readouts in an hour, pausing for {} min",
-                            BREAKER_PAUSE.as_secs() / 60
-                        );
-                        self.set_state(MeterState::BreakerOpen);
-                    }
+                if !self.deliver_readout(ts_ms, &readout) {
+                    return Flow::Stop;
+                }
+            }
+            Err(e) => {
+                let f = cycle.connect_failed(Instant::now());
+                if let crate::client::ClientError::NoAnswer { .. } = &e {
+                    self.status.update_meter(&name, |m| m.net.timeouts += 1);
+                }
+                self.report_failure(&e, f);
+                if f.breaker_opened {
+                    warn!(
+                        "meter {name:?}: too many failed readouts in an hour, pausing for {} min",
+                        BREAKER_PAUSE.as_secs() / 60
+                    );
+                    self.set_state(MeterState::BreakerOpen);
                 }
             }
         }
-        info!("meter {name:?}: stopped");
+        Flow::Next
     }
 
     /// The readout's values of this meter's measurements.

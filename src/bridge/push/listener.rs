@@ -36,8 +36,11 @@ use std::time::{Duration, Instant};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
-/// Connections one address may hold before any of them delivered a notification we take.
-pub const MAX_UNIDENTIFIED_PER_ADDRESS: usize = 4;
+/// Connections one address may hold before any of them delivered a notification we take:
+/// room for a burst from several meters behind one address (a concentrator, a NAT router),
+/// each safe from eviction for its grace once it has spoken; at 4 the fifth of five pushes
+/// sent at once from one address was refused.
+pub const MAX_UNIDENTIFIED_PER_ADDRESS: usize = 8;
 /// The time a new connection has to deliver a notification one of our meters takes.
 pub const FIRST_NOTIFICATION: Duration = Duration::from_secs(30);
 /// The longest gap between taken notifications on one connection.
@@ -46,9 +49,9 @@ pub const IDLE: Duration = Duration::from_secs(300);
 /// refused): a flood of bad tags costs the gateway ten decryptions a second per connection,
 /// and the other connections get the registry.
 pub const REFUSED_PAUSE: Duration = Duration::from_millis(100);
-/// One warning per sender (or meter) and kind this often, with the count held back.
 /// How often a connection's thread looks up from its socket (stop, eviction, deadline).
 const POLL: Duration = Duration::from_secs(1);
+/// One warning per sender (or meter) and kind this often, with the count held back.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Warnings of the listener in all per [`WARN_EVERY`], whatever the number of senders.
 const WARN_LINES: u32 = 20;

@@ -8,11 +8,15 @@
 //! - ACTION -> WriteRequest of the method's short name with its parameter (Blue Book 4.1.3:
 //!   a method without return value is invoked by writing; no parameter sends integer 0, as
 //!   the Blue Book's methods "data ::= integer(0)" take).
+//! - A method that returns data (reply_to_HLS_authentication) -> ReadRequest with
+//!   parameterized-access: its short name, selector 0, the method's parameter; the
+//!   ReadResponse carries what it returns (Green Book 9.3.x, SN mapping of ACTION; Gurux's
+//!   server serves HLS pass 3 over SN so).
 
 use super::blocks::{ReadBlockAssembler, SnBlockProgress};
 use super::names::{ShortNameMap, OBJECT_LIST};
 use super::read::{ReadRequest, ReadResponse, ReadResult};
-use super::variable::VariableAccess;
+use super::variable::{ShortName, VariableAccess};
 use super::write::{WriteRequest, WriteResponse, WriteResult};
 use super::SnApdu;
 use crate::dlms::axdr::Data;
@@ -60,6 +64,16 @@ impl SnReadExchange {
             })
             .collect::<Result<Vec<_>, SessionError>>()?;
         Ok(Self::from_accesses(accesses, block_limit))
+    }
+
+    /// Invokes the method at `name` for what it returns (see the module's notes).
+    pub fn method_with_return(name: ShortName, parameter: Data, block_limit: usize) -> Self {
+        let access = VariableAccess::Parameterized {
+            name,
+            selector: 0,
+            parameter,
+        };
+        Self::from_accesses(vec![access], block_limit)
     }
 
     /// Reads Association SN's object_list (0xFA08), the map's source.

@@ -16,6 +16,9 @@ use std::fmt;
 /// reached at base name 0xFA00); its object_list is attribute 2, short name 0xFA08.
 pub const CURRENT_ASSOCIATION_BASE: ShortName = 0xFA00;
 pub const OBJECT_LIST: ShortName = CURRENT_ASSOCIATION_BASE + 8;
+/// reply_to_HLS_authentication, method 8 of Association SN (first method at 0x20): HLS pass 3
+/// over short names.
+pub const REPLY_TO_HLS: ShortName = CURRENT_ASSOCIATION_BASE + 0x20 + 7 * 8;
 
 /// Why a logical-name reference has no short name on this meter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
