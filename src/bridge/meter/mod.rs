@@ -448,17 +448,24 @@ impl Worker {
                     self.set_state(MeterState::NeedsConfiguration);
                     return false;
                 }
-                let f = cycle.connect_failed(Instant::now());
-                self.report_failure(&e, f);
-                if f.breaker_opened {
-                    warn!(
-                        "meter {name:?}: too many reconnects in an hour, pausing for {} min",
-                        BREAKER_PAUSE.as_secs() / 60
-                    );
-                    self.set_state(MeterState::BreakerOpen);
-                }
+                self.connect_failed(cycle, &e, "reconnects");
                 false
             }
+        }
+    }
+
+    /// A failed connection (or readout): the backoff, the failure reported, and the breaker's
+    /// pause said when it opens (`attempts`: what was tried too often).
+    fn connect_failed(&self, cycle: &mut PollCycle, e: &ClientError, attempts: &str) {
+        let f = cycle.connect_failed(Instant::now());
+        self.report_failure(e, f);
+        if f.breaker_opened {
+            warn!(
+                "meter {:?}: too many {attempts} in an hour, pausing for {} min",
+                self.config.name,
+                BREAKER_PAUSE.as_secs() / 60
+            );
+            self.set_state(MeterState::BreakerOpen);
         }
     }
 

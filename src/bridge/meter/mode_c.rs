@@ -4,7 +4,7 @@
 //! The schedule, backoff and breaker are the DLMS meters' ([`PollCycle`], `drive`).
 
 use super::drive::Flow;
-use super::poll::{PollCycle, Step, BREAKER_PAUSE};
+use super::poll::{PollCycle, Step};
 use super::Worker;
 use crate::bridge::event::Event;
 use crate::bridge::mqtt::ToPublisher;
@@ -95,18 +95,10 @@ impl Worker {
                 }
             }
             Err(e) => {
-                let f = cycle.connect_failed(Instant::now());
                 if let crate::client::ClientError::NoAnswer { .. } = &e {
                     self.status.update_meter(&name, |m| m.net.timeouts += 1);
                 }
-                self.report_failure(&e, f);
-                if f.breaker_opened {
-                    warn!(
-                        "meter {name:?}: too many failed readouts in an hour, pausing for {} min",
-                        BREAKER_PAUSE.as_secs() / 60
-                    );
-                    self.set_state(MeterState::BreakerOpen);
-                }
+                self.connect_failed(cycle, &e, "failed readouts");
             }
         }
         Flow::Next
