@@ -826,13 +826,44 @@ fn a_link_held_by_a_lost_connection_is_released_with_disc_and_tried_once_more() 
     );
 }
 
+/// The simulator's one-connection mode itself: a second TCP connection while one is open is
+/// closed at once (the meter the test below must never meet that way).
+#[test]
+fn a_one_connection_meter_closes_a_second_connection() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let mut config = SimConfig::new(MeterModel::new(14, 1), Transport::Hdlc);
+    config.one_connection = true;
+    let s = sim(config);
+    let _first = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut second = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(second.read(&mut byte), Ok(0) | Err(_)),
+        "closed at once"
+    );
+    assert_eq!(
+        s.counters
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
 /// One connection at a time to a `single_connection` meter in this process: a second connect
 /// (a scan of a polled meter, an ad-hoc read) waits for the first to close, and says so when it
 /// does not in time.
 #[test]
 fn a_second_connection_to_one_meter_waits_for_the_first() {
     use dlms_bridge::client::{Endpoint, MeterTarget};
-    let s = sim(SimConfig::new(MeterModel::new(14, 0), Transport::Hdlc));
+    // The meter takes one connection at a time (`simulate --quirk one-connection`).
+    let mut config = SimConfig::new(MeterModel::new(14, 0), Transport::Hdlc);
+    config.one_connection = true;
+    let s = sim(config);
     let target = |connect_ms: u64| MeterTarget {
         endpoint: Endpoint::Tcp {
             host: "127.0.0.1".into(),
@@ -876,6 +907,13 @@ fn a_second_connection_to_one_meter_waits_for_the_first() {
             .load(std::sync::atomic::Ordering::Relaxed),
         connections + 1,
         "the refused attempt never reached the meter"
+    );
+    assert_eq!(
+        s.counters
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "never a second connection while one was open"
     );
 }
 

@@ -40,7 +40,7 @@ dlms-bridge simulate [--serial DEVICE] --protocol mode-c [--iec-mode a|b|c]
   --gbt grants general block transfer: an answer longer than the client's PDU goes out in
   General-Block-Transfer blocks (window 1) instead of GET data blocks.
   --quirk (repeatable) reproduces a real meter's firmware: fixed-invoke-id, holds-link,
-  quick-reconnect-garbage, ignores-snrm-parameters (`simulate --quirk help` says each).
+  quick-reconnect-garbage, ignores-snrm-parameters, one-connection (`--quirk help` says each).
   --push-to: meter 0 pushes a DATA-NOTIFICATION of its registers to HOST:PORT (a bridge's
   push.listen) every --push-every-s, in HDLC UI frames from address 1; with --gbt in general
   block transfer as an L+G E450 pushes (streaming blocks, window 0, LLC in the first frame only).

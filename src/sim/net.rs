@@ -86,6 +86,9 @@ pub struct SimConfig {
     /// Answer every GET/SET/ACTION with this invoke id, whatever the request's (firmware
     /// with a fixed invoke id). Plain answers only.
     pub fixed_invoke_id: Option<u8>,
+    /// Take one TCP connection at a time: a second one, while the first is open, is closed
+    /// at once and counted in `SimCounters::refused` (2N MeterCom, many modems).
+    pub one_connection: bool,
     /// Be an IEC 62056-21 readout meter of this mode instead of a DLMS one.
     pub readout: Option<super::mode_c::ReadoutMode>,
 }
@@ -108,6 +111,7 @@ impl SimConfig {
             garbage_on_quick_reconnect: None,
             holds_unreleased_link: false,
             fixed_invoke_id: None,
+            one_connection: false,
             readout: None,
         }
     }
@@ -117,7 +121,8 @@ impl SimConfig {
 pub const QUIRKS: &str = "fixed-invoke-id (every answer with invoke id 0), \
 holds-link (an association lost without DISC is held: SNRM gets DM until a DISC), \
 quick-reconnect-garbage (garbage for a connection within 10 s of the last, as Microstar), \
-ignores-snrm-parameters (no answer to a SNRM with a parameter block)";
+ignores-snrm-parameters (no answer to a SNRM with a parameter block), \
+one-connection (a second TCP connection while one is open is closed at once, as 2N MeterCom)";
 
 impl SimConfig {
     /// Takes on the quirk `name` (one of [`QUIRKS`]).
@@ -129,6 +134,7 @@ impl SimConfig {
                 self.garbage_on_quick_reconnect = Some(Duration::from_secs(10))
             }
             "ignores-snrm-parameters" => self.ignore_snrm_parameters = true,
+            "one-connection" => self.one_connection = true,
             other => return Err(format!("unknown quirk {other:?}: {QUIRKS}")),
         }
         Ok(())
@@ -143,6 +149,10 @@ pub struct SimCounters {
     pub faults: AtomicU64,
     /// An association left behind by a lost connection (`holds_unreleased_link`).
     pub held: AtomicBool,
+    /// Connections closed at once because another was open (`one_connection`).
+    pub refused: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
 }
 
 fn unix_now() -> i64 {
@@ -169,6 +179,12 @@ pub fn serve_tcp(
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
                 let (config, counters, stop) = (config.clone(), counters.clone(), stop.clone());
                 let last_closed = last_closed.clone();
+                if config.one_connection && counters.open.load(Ordering::SeqCst) > 0 {
+                    counters.refused.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                    continue;
+                }
+                counters.open.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let too_soon = config.garbage_on_quick_reconnect.is_some_and(|gap| {
                         let last = *last_closed.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,6 +198,7 @@ pub fn serve_tcp(
                     }
                     *last_closed.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(std::time::Instant::now());
+                    counters.open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
