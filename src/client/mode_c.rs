@@ -201,19 +201,29 @@ fn read_data_message<T: Transport>(
 
 /// A data set's reading as JSON, as DLMS values are published ([`super::json::value`]):
 /// whole numbers as integers, other decimals as the nearest f64 of the exact decimal, text as
-/// text; and its unit as the meter wrote it.
+/// text; a number in a prefixed unit (kWh, kvarh, kW) in the base unit DLMS meters publish
+/// (Wh, varh, W: `iec21::units`), other units as the meter wrote them.
 pub fn reading_json(reading: &crate::iec21::Reading) -> JsonReading {
     use crate::iec21::data_set::ReadingValue;
-    let value = match &reading.value {
-        ReadingValue::Number(n) => match (n.exponent >= 0, n.to_string().parse::<i64>()) {
-            (true, Ok(i)) => serde_json::json!(i),
-            _ => serde_json::Number::from_f64(n.to_f64())
-                .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        },
-        ReadingValue::Text(t) => serde_json::json!(t),
-    };
     let unit = reading.unit.clone().filter(|u| !u.is_empty());
+    let (value, unit) = match (&reading.value, unit) {
+        (ReadingValue::Number(n), Some(u)) => match crate::iec21::units::to_base(*n, &u) {
+            Some((base, symbol)) => (number_json(base), Some(symbol.to_string())),
+            None => (number_json(*n), Some(u)),
+        },
+        (ReadingValue::Number(n), None) => (number_json(*n), None),
+        (ReadingValue::Text(t), unit) => (serde_json::json!(t), unit),
+    };
     (value, unit)
+}
+
+/// Whole numbers as integers, other decimals as the nearest f64 of the exact decimal.
+fn number_json(n: crate::cosem::ScaledValue) -> serde_json::Value {
+    match (n.exponent >= 0, n.to_string().parse::<i64>()) {
+        (true, Ok(i)) => serde_json::json!(i),
+        _ => serde_json::Number::from_f64(n.to_f64())
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+    }
 }
 
 /// A reading as published: the JSON value and the unit.
@@ -257,9 +267,10 @@ mod tests {
                 ("f", Obis::new(1, 0, 14, 7, 0, 255)),
             ],
         );
-        assert_eq!(got[0].1, Some((json!(12345.678), Some("kWh".into()))));
+        // In Wh, as a DLMS meter publishes the same register (exactly: 12345.678 kWh).
+        assert_eq!(got[0].1, Some((json!(12345678), Some("Wh".into()))));
         assert_eq!(got[1].1, Some((json!(230.1), Some("V".into()))));
-        assert_eq!(got[2].1, Some((json!(42), Some("kWh".into()))));
+        assert_eq!(got[2].1, Some((json!(42000), Some("Wh".into()))));
         assert_eq!(got[3].1, Some((json!(12345678), None)));
         assert_eq!(got[4], ("f", None));
     }

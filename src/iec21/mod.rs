@@ -21,6 +21,7 @@ pub mod data_set;
 mod error;
 pub mod message;
 pub mod sign_on;
+pub mod units;
 
 pub use data_set::{DataSet, Reading, ValueGroup};
 pub use error::Iec21Error;
