@@ -88,10 +88,19 @@ fn a_wrong_password_at_the_defaults_is_tried_once() {
     m.server_physical = Some(17);
     m.auth = AuthKind::Low;
     m.password = Some(dlms_bridge::config::values::Secret("wrong-one".into()));
-    let (mut bridge, http_port, _db) = start_bridge(&temp.0, &[("mqtt.host", String::new())], &[m]);
+    let (mut bridge, http_port, db) = start_bridge(&temp.0, &[("mqtt.host", String::new())], &[m]);
     wait_for("the refusal", Duration::from_secs(30), || {
         find(&alarms(http_port, true), "Wrong", "association_rejected").is_some()
     });
+    // The bridge's refusal is on record: `meter test` does not try the same password.
+    let out = common::cli(&db, &["meter", "test", "Wrong"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success()
+            && stderr.contains("refused these credentials")
+            && stderr.contains("the bridge"),
+        "{stderr}"
+    );
     // Two more slots at the default 60 s interval.
     std::thread::sleep(Duration::from_secs(130));
     let log = bridge.terminate();

@@ -1208,6 +1208,76 @@ fn read_trace_shows_every_frame_in_order() {
 }
 
 /// Issue 26: `meter test NAME --trace`, the stored meter's exchange on stderr.
+/// A new user ran `meter test` three times on a refused password (a meter may lock after 3):
+/// a refusal is on record, and `meter test` does not try the same credentials again (the
+/// meter is not even contacted) until they change or `--force` is given; the next success
+/// clears it.
+#[test]
+fn meter_test_does_not_retry_refused_credentials() {
+    use dlms_bridge::sim::model::MeterModel;
+    use dlms_bridge::sim::net::SimConfig;
+    use std::sync::atomic::Ordering;
+    let dir = TempDir::new("cli-meter-test-refused");
+    let db = dir.0.join("bridge.db");
+    let mut config = SimConfig::new(
+        MeterModel::new(3, 0),
+        dlms_bridge::config::values::Transport::Hdlc,
+    );
+    config.server.password = Some(b"right-pw".to_vec());
+    let sims = common::meters(vec![config]);
+    let port = sims.ports[0].to_string();
+    let connections = || sims.counters[0].connections.load(Ordering::Relaxed);
+    common::cli_ok(
+        &db,
+        &[
+            "meter",
+            "add",
+            "P",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--auth",
+            "low",
+            "--password",
+            "wrong-pw",
+        ],
+    );
+    let first = cli(&db, &["meter", "test", "P"]);
+    assert!(!first.status.success());
+    let stderr = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(stderr.contains("not tried again by meter test"), "{stderr}");
+    let tried = connections();
+    assert!(tried >= 1);
+    let second = cli(&db, &["meter", "test", "P"]);
+    let stderr = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(!second.status.success());
+    assert!(
+        stderr.contains("refused these credentials") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(connections(), tried, "the meter was not contacted again");
+    let forced = cli(&db, &["meter", "test", "P", "--force"]);
+    assert!(!forced.status.success());
+    assert!(connections() > tried, "--force tries");
+    // Changed credentials are tried, and their success clears the record.
+    common::cli_ok(&db, &["meter", "edit", "P", "--password", "right-pw"]);
+    let fixed = cli(&db, &["meter", "test", "P"]);
+    let stderr = String::from_utf8_lossy(&fixed.stderr).into_owned();
+    assert!(fixed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("association ok (logical names)"),
+        "{stderr}"
+    );
+    common::cli_ok(&db, &["meter", "edit", "P", "--password", "wrong-pw"]);
+    let again = cli(&db, &["meter", "test", "P"]);
+    let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert!(
+        stderr.contains("not tried again by meter test") && !stderr.contains("refused these"),
+        "a success cleared the old record: {stderr}"
+    );
+}
+
 #[test]
 fn meter_test_trace_shows_the_exchange() {
     let dir = TempDir::new("cli-meter-test-trace");

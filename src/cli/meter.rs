@@ -21,9 +21,11 @@ dlms-bridge meter add NAME (--host H --port P | --serial DEV) [--FIELD VALUE ...
 dlms-bridge meter edit NAME --FIELD VALUE ...        (only the fields given change)
 dlms-bridge meter list [--json | --table] | show NAME | rm NAME
                      (list: a table on a terminal, else JSON lines)
-dlms-bridge meter test NAME [--trace]   one association and one read with the stored settings
-                               and secrets (counts as an attempt: a meter may lock after 3
-                               wrong); --trace prints every frame on stderr
+dlms-bridge meter test NAME [--trace] [--force]   one association and one read with the
+                               stored settings and secrets (counts as an attempt: a meter may
+                               lock after 3 wrong); --trace prints every frame on stderr;
+                               credentials the meter refused in the last meter.auth_retry_s
+                               are not tried again without --force
 dlms-bridge meter import FILE.json [--replace] | export    (JSON array of meters; - for stdin)
 dlms-bridge meter presets      the makes --preset P knows (meter add NAME --preset microstar
                                --meter-serial 71234567 --host H): their settings and sources
@@ -75,6 +77,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let mut replace = false;
     let mut list_format: Option<ListFormat> = None;
     let mut trace = false;
+    let mut force = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("db") => db = PathBuf::from(parser.value()?),
@@ -86,6 +89,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("json") => list_format = Some(ListFormat::Json),
             Long("table") => list_format = Some(ListFormat::Table),
             Long("trace") => trace = true,
+            Long("force") => force = true,
             Value(v) if positional.is_empty() && v == "help" => {
                 print!("{}", help());
                 return Ok(ExitCode::SUCCESS);
@@ -114,8 +118,8 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     if list_format.is_some() && pos.first() != Some(&"list") {
         return Err(usage("--json and --table apply to meter list only"));
     }
-    if trace && pos.first() != Some(&"test") {
-        return Err(usage("--trace applies to meter test only"));
+    if (trace || force) && pos.first() != Some(&"test") {
+        return Err(usage("--trace and --force apply to meter test only"));
     }
     let mut store = match open(&db) {
         Ok(s) => s,
@@ -168,7 +172,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         ["rm", name] => done(store.remove_meter(name)),
         ["presets"] => Ok(print_presets()),
         ["test", name] => match store.meter(name) {
-            Ok(m) => Ok(super::meter_test::run(&m, &db, trace)),
+            Ok(m) => Ok(super::meter_test::run(&m, &store, &db, trace, force)),
             Err(e) => done(Err::<(), _>(e)),
         },
         ["import", file] => {

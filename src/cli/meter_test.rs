@@ -8,16 +8,40 @@ use dlms_bridge::client::json;
 use dlms_bridge::client::reads::{self, ScalerCache};
 use dlms_bridge::client::trace::{StderrTrace, Tracer};
 use dlms_bridge::config::MeterConfig;
+use dlms_bridge::store::auth_refusals::AuthRefusal;
+use dlms_bridge::store::Store;
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `trace`: every frame on stderr (`--trace`).
-pub fn run(meter: &MeterConfig, db: &Path, trace: bool) -> ExitCode {
+/// Why these credentials are not to be tried now: the meter refused exactly them less than
+/// `meter.auth_retry_s` ago (by the bridge or an earlier `meter test`).
+fn refused_lately(meter: &MeterConfig, store: &Store, fingerprint: &str) -> Option<String> {
+    let refusal = store.auth_refusal(&meter.name).ok()??;
+    let retry_s = store.settings().map_or(3600, |s| s.auth_retry_s);
+    let ago_s = (dlms_bridge::clock::now_ms() - refusal.at_ms).max(0) / 1000;
+    (refusal.secret == fingerprint && (ago_s as u64) < retry_s).then(|| {
+        format!(
+            "the meter refused these credentials {ago_s} s ago ({}); many meters lock their password or port after 3 failed authentications, so meter test does not try them again for {} min: correct them with meter edit {:?} --password ... (or the keys), or pass --force",
+            refusal.by,
+            retry_s / 60,
+            meter.name
+        )
+    })
+}
+
+/// `trace`: every frame on stderr (`--trace`). `force`: try credentials the meter refused
+/// lately all the same (`--force`).
+pub fn run(meter: &MeterConfig, store: &Store, db: &Path, trace: bool, force: bool) -> ExitCode {
     if meter.protocol == dlms_bridge::config::values::Protocol::ModeC {
         return super::read_mode_c::meter_test(meter);
     }
     let name = &meter.name;
+    let fingerprint = meter.credentials_fingerprint();
+    if let Some(why) = refused_lately(meter, store, &fingerprint).filter(|_| !force) {
+        eprintln!("dlms-bridge: meter {name:?}: {why}");
+        return ExitCode::FAILURE;
+    }
     let Some(base) = meter.target() else {
         eprintln!("dlms-bridge: meter {name:?}: its configuration does not describe a meter it can reach (meter show {name:?})");
         return ExitCode::FAILURE;
@@ -47,8 +71,26 @@ pub fn run(meter: &MeterConfig, db: &Path, trace: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("dlms-bridge: meter {name:?}: {e}");
+            if e.refuses_configuration() {
+                let refusal = AuthRefusal {
+                    secret: fingerprint,
+                    at_ms: dlms_bridge::clock::now_ms(),
+                    by: "meter test".into(),
+                };
+                if let Err(e) = store.record_auth_refusal(name, &refusal) {
+                    eprintln!("dlms-bridge: meter {name:?}: the refusal was not recorded: {e}");
+                }
+                eprintln!("dlms-bridge: meter {name:?}: not tried again by meter test (without --force) until its credentials change (meter edit) or meter.auth_retry_s passes: many meters lock after 3 failed authentications");
+            }
             return ExitCode::FAILURE;
         }
+    };
+    // These credentials work: a refusal on record is history.
+    let _ = store.clear_auth_refusal(name);
+    let referencing = if conn.short_names().is_some() {
+        "short names"
+    } else {
+        "logical names"
     };
     let targets = meter.measurement_targets();
     let mut cache = ScalerCache::default();
@@ -80,7 +122,7 @@ pub fn run(meter: &MeterConfig, db: &Path, trace: bool) -> ExitCode {
     }
     let _ = super::write_lines(&lines);
     eprintln!(
-        "dlms-bridge: meter {name:?}: association ok, {} of {} values read",
+        "dlms-bridge: meter {name:?}: association ok ({referencing}), {} of {} values read",
         meter.measurements.len() - failed,
         meter.measurements.len()
     );

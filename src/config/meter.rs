@@ -238,6 +238,30 @@ impl Default for MeterConfig {
 }
 
 impl MeterConfig {
+    /// A short fingerprint of the credentials an association presents (mechanism, password
+    /// or HLS secret, keys), salted with the meter's name: tells a refusal of these
+    /// credentials (`store::auth_refusals`) from one of credentials changed since. The
+    /// database holds the secrets themselves; this only avoids a second copy of them.
+    pub fn credentials_fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.name.as_bytes());
+        h.update([0]);
+        h.update(format!("{:?}", self.auth).as_bytes());
+        h.update([0]);
+        if let Some(p) = &self.password {
+            h.update(p.0.as_bytes());
+        }
+        h.update([0]);
+        for key in [&self.authentication_key, &self.encryption_key]
+            .into_iter()
+            .flatten()
+        {
+            h.update(key.0);
+        }
+        crate::hex::encode(&h.finalize()[..8])
+    }
+
     /// A meter with every default, reached over TCP.
     pub fn tcp(name: &str, host: &str, port: u16) -> MeterConfig {
         MeterConfig {

@@ -6,6 +6,7 @@
 //! its own [`Store`] (the publisher thread is the only writer of the outbox).
 
 pub mod alarms;
+pub mod auth_refusals;
 pub mod backup;
 pub mod config;
 pub mod counters;

@@ -169,6 +169,15 @@ const MIGRATIONS: &[Step] = &[
     // 7: any authentication mechanism: the CHECK on auth is dropped (the field model, one
     // definition, validates the words; a CHECK would need a table rebuild for every new one).
     Step::Code(drop_auth_check),
+    // 8: the last refusal of each meter's credentials, shared by the bridge and `meter test`
+    // (many meters lock their password after 3 failures: nobody tries a refused one again
+    // without being told). `secret` is a fingerprint of the credentials, never the secret.
+    Step::Sql("CREATE TABLE auth_refusals (
+        meter TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        by TEXT NOT NULL
+    );"),
 ];
 
 /// Migration 7: rebuilds the meters table without the CHECK on `auth` (SQLite cannot drop a

@@ -81,6 +81,9 @@ pub struct Worker {
     bus: Option<Arc<crate::client::bus::Bus>>,
     /// The units last sent to ThingsBoard (the `units` attribute), sent again when they change.
     units_sent: std::cell::RefCell<Map<String, Value>>,
+    /// A refusal of this meter's credentials may be on record (`store::auth_refusals`):
+    /// the next association that succeeds clears it.
+    auth_refusal_on_record: std::cell::Cell<bool>,
 }
 
 /// Where a worker gets its RPCs and sends their answers.
@@ -122,6 +125,9 @@ impl Worker {
             clock: MeterClock::default(),
             bus: shared.bus,
             units_sent: Default::default(),
+            // Until the first association says otherwise: one left by an earlier run or by
+            // `meter test` is cleared then.
+            auth_refusal_on_record: std::cell::Cell::new(true),
         }
     }
 
@@ -416,6 +422,9 @@ impl Worker {
                     target.options.max_info = 128;
                     target.options.window = 1;
                 }
+                if self.auth_refusal_on_record.replace(false) {
+                    self.with_store(|store| store.clear_auth_refusal(name));
+                }
                 assoc.cache.clear();
                 assoc.counted = NetStats::default();
                 assoc.conn = Some(c);
@@ -437,6 +446,7 @@ impl Worker {
                     });
                 }
                 if e.refuses_configuration() {
+                    self.record_auth_refusal();
                     let retry_s = self.settings.read().map_or(3600, |s| s.auth_retry_s);
                     let f =
                         cycle.authentication_refused(Instant::now(), Duration::from_secs(retry_s));
@@ -451,6 +461,26 @@ impl Worker {
                 self.connect_failed(cycle, &e, "reconnects");
                 false
             }
+        }
+    }
+
+    /// The meter refused these credentials: on record for `meter test` (which does not try
+    /// them again), cleared by the next association that succeeds.
+    fn record_auth_refusal(&self) {
+        let refusal = crate::store::auth_refusals::AuthRefusal {
+            secret: self.config.credentials_fingerprint(),
+            at_ms: now_ms(),
+            by: "the bridge".into(),
+        };
+        self.with_store(|store| store.record_auth_refusal(&self.config.name, &refusal));
+        self.auth_refusal_on_record.set(true);
+    }
+
+    /// One short use of the database from this thread (rare events only: each opens it).
+    fn with_store(&self, f: impl FnOnce(&crate::store::Store) -> crate::store::Result<()>) {
+        let done = crate::store::Store::open(&self.db).and_then(|store| f(&store));
+        if let Err(e) = done {
+            warn!("meter {:?}: database: {e}", self.config.name);
         }
     }
 
