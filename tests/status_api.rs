@@ -429,6 +429,48 @@ fn page_scans_are_counted_confined_and_quick() {
         (v["probes"].as_u64(), v["found"].as_array().map(Vec::len)),
         (Some(1), Some(0))
     );
+
+    // One scan at a time (two scans of slow meters held both of the page's threads): a meter
+    // that takes the connection and never answers keeps the first busy; a second is refused
+    // with 409, and the page answers meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port().to_string();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        silent.set_nonblocking(true).unwrap();
+        while Instant::now() < deadline {
+            if let Ok((c, _)) = silent.accept() {
+                open.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let (port_num, token) = (r.port, auth.clone());
+    let slow_body = json!({"hosts": "127.0.0.1", "ports": silent_port, "transport": "wrapper",
+                           "response_timeout_ms": 2000})
+    .to_string();
+    let first = std::thread::spawn(move || {
+        http(
+            port_num,
+            "POST",
+            "/api/scan",
+            Some(&token),
+            Some(&slow_body),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, body) = scan(json!({"hosts": "127.0.0.1", "ports": port}));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("a scan is running already"), "{body}");
+    let t0 = Instant::now();
+    assert_eq!(http(r.port, "GET", "/status", None, None).0, 200);
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    let (code, body) = first.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    held.join().unwrap();
+    let (code, _) = scan(json!({"hosts": "127.0.0.1", "ports": port}));
+    assert_eq!(code, 200, "the slot is given back");
 }
 
 /// Issue 26: a meter's last frames over the API, ciphered APDUs still ciphered and no secret in

@@ -92,10 +92,40 @@ pub(super) fn alarms(status: &Status, call: &Call) -> Reply {
     }
 }
 
+/// Held while a scan from the page runs.
+static SCAN_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The one scan slot; given back when dropped.
+struct ScanSlot;
+
+impl ScanSlot {
+    fn take() -> Option<ScanSlot> {
+        use std::sync::atomic::Ordering;
+        SCAN_RUNNING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| ScanSlot)
+    }
+}
+
+impl Drop for ScanSlot {
+    fn drop(&mut self) {
+        SCAN_RUNNING.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// `POST /api/scan {"hosts": "...", "ports": "...", ...meter fields}`: the meters found.
 /// Other fields (addresses, authentication, transport, time-outs up to
 /// `scan::MAX_SCAN_TIMEOUT_MS`) are the meter model's. Only addresses in `scan.allowed`.
 pub(super) fn scan(store: &crate::store::Store, body: &str) -> Reply {
+    // One scan at a time: the page has two request threads, and two scans of slow meters
+    // froze it (helper-14); the other thread stays for the page.
+    let Some(_running) = ScanSlot::take() else {
+        return error(
+            409,
+            "a scan is running already (from the page or the API): try again when it ends",
+        );
+    };
     let Ok(Value::Object(mut o)) = serde_json::from_str::<Value>(body) else {
         return error(400, "scan takes a JSON object with hosts and ports");
     };

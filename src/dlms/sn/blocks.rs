@@ -13,6 +13,10 @@ pub enum SnBlockError {
     WrongNumber { expected: u16, received: u16 },
     /// The joined raw data would pass the configured limit.
     TooLong { limit: usize },
+    /// `blocks` blocks in a row carried no data (see `xdlms::MAX_EMPTY_BLOCKS`).
+    EmptyBlocks { blocks: u32 },
+    /// The transfer would need block 65536 (SN block numbers are 16 bits).
+    NumbersExhausted,
 }
 
 impl std::fmt::Display for SnBlockError {
@@ -23,6 +27,13 @@ impl std::fmt::Display for SnBlockError {
             }
             SnBlockError::TooLong { limit } => {
                 write!(f, "the block transfer passes {limit} bytes")
+            }
+            SnBlockError::EmptyBlocks { blocks } => write!(
+                f,
+                "read: {blocks} blocks in a row without data (the meter would go on for ever)"
+            ),
+            SnBlockError::NumbersExhausted => {
+                write!(f, "read: the block transfer needs more than 65535 blocks")
             }
         }
     }
@@ -43,6 +54,7 @@ pub struct ReadBlockAssembler {
     expected: u16,
     raw: Vec<u8>,
     limit: usize,
+    empty: u32,
 }
 
 impl ReadBlockAssembler {
@@ -51,6 +63,7 @@ impl ReadBlockAssembler {
             expected: 1,
             raw: Vec::new(),
             limit,
+            empty: 0,
         }
     }
 
@@ -68,12 +81,50 @@ impl ReadBlockAssembler {
         if block.last_block {
             return Ok(SnBlockProgress::Complete(std::mem::take(&mut self.raw)));
         }
+        self.empty = if block.raw_data.is_empty() {
+            self.empty + 1
+        } else {
+            0
+        };
+        if self.empty >= crate::dlms::xdlms::MAX_EMPTY_BLOCKS {
+            return Err(SnBlockError::EmptyBlocks { blocks: self.empty });
+        }
         let number = self.expected;
-        // u16 block numbers: a transfer that would need block 65536 is refused as too long.
         self.expected = self
             .expected
             .checked_add(1)
-            .ok_or(SnBlockError::TooLong { limit: self.limit })?;
+            .ok_or(SnBlockError::NumbersExhausted)?;
         Ok(SnBlockProgress::Next(ReadRequest::next_block(number)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(n: u16, data: Vec<u8>) -> SnDataBlock {
+        SnDataBlock {
+            last_block: false,
+            block_number: n,
+            raw_data: data,
+        }
+    }
+
+    /// An SN meter sending empty blocks for ever (helper-14): ended after the bound, named
+    /// for what it is (it used to run 65,535 round trips, then say "passes 4194304 bytes").
+    #[test]
+    fn empty_blocks_end_the_read_and_running_out_of_numbers_says_so() {
+        let mut asm = ReadBlockAssembler::new(1 << 22);
+        let ended = (1..1000).find_map(|n| asm.push(&block(n, vec![])).err());
+        assert!(
+            matches!(ended, Some(SnBlockError::EmptyBlocks { .. })),
+            "{ended:?}"
+        );
+        let mut asm = ReadBlockAssembler::new(1 << 22);
+        asm.expected = u16::MAX;
+        assert_eq!(
+            asm.push(&block(u16::MAX, vec![1])).err(),
+            Some(SnBlockError::NumbersExhausted)
+        );
     }
 }

@@ -141,6 +141,10 @@ pub enum GbtError {
     RecoveryFailed { expected: u16 },
     /// A block arrived after the last block.
     AfterLastBlock,
+    /// The peer went on without progress: `blocks` in a row brought no data (resends, empty
+    /// blocks, restarts), or its block numbers ran out (a hostile or broken meter: without
+    /// this bound a transfer never ended, 18,000 round trips a second).
+    NoProgress { blocks: u32 },
 }
 
 impl fmt::Display for GbtError {
@@ -159,6 +163,10 @@ impl fmt::Display for GbtError {
             GbtError::AfterLastBlock => {
                 write!(f, "general block transfer: a block after the last block")
             }
+            GbtError::NoProgress { blocks } => write!(
+                f,
+                "general block transfer: {blocks} blocks in a row brought no data (the meter repeats or restarts its answer)"
+            ),
         }
     }
 }
@@ -186,6 +194,10 @@ pub enum GbtProgress {
 /// The most blocks past a gap we wait through for the peer to answer our request for the lost
 /// one (a window is at most 63 blocks).
 const MAX_BLOCKS_PAST_GAP: u16 = 2 * WINDOW as u16;
+/// The most blocks in a row that bring no data (resends of blocks we have, empty blocks,
+/// restarts from block 1) before the transfer is given up: a healthy meter resends a window
+/// or two after a loss; a broken one repeats for ever.
+const MAX_UNPRODUCTIVE: u32 = 4 * WINDOW as u32;
 
 /// Joins the blocks of one General-Block-Transfer (IEC 62056-5-3 9.3.11), sans-I/O.
 ///
@@ -207,6 +219,8 @@ pub struct GbtReassembler {
     our_number: u16,
     /// Blocks received past a gap since we asked for the lost one.
     past_gap: u16,
+    /// Blocks in a row that brought no data ([`MAX_UNPRODUCTIVE`]).
+    unproductive: u32,
     done: bool,
 }
 
@@ -221,6 +235,7 @@ impl GbtReassembler {
             window: window & WINDOW,
             our_number: 1,
             past_gap: 0,
+            unproductive: 0,
             done: false,
         }
     }
@@ -237,6 +252,25 @@ impl GbtReassembler {
 
     pub fn push(&mut self, block: &GeneralBlock) -> Result<GbtProgress, GbtError> {
         let ends_window = block.control.last_block || !block.control.streaming;
+        let brings_data = block.block_number == self.next
+            && (!block.block_data.is_empty() || block.control.last_block)
+            && !self.done;
+        if brings_data {
+            self.unproductive = 0;
+        } else {
+            self.unproductive += 1;
+            if self.unproductive > MAX_UNPRODUCTIVE {
+                return Err(GbtError::NoProgress {
+                    blocks: self.unproductive,
+                });
+            }
+        }
+        if block.block_number == u16::MAX && !block.control.last_block {
+            // The next block would need number 0: numbers ran out (about 65,000 blocks).
+            return Err(GbtError::NoProgress {
+                blocks: u32::from(u16::MAX),
+            });
+        }
         if block.block_number == 1 && self.next != 1 {
             // A new transfer: the previous one never completed (its last block was lost).
             self.restart();
@@ -480,6 +514,66 @@ mod tests {
             r.push(&block(200)),
             Err(GbtError::RecoveryFailed { expected: 2 })
         );
+    }
+
+    /// helper-14's hostile meters: one answering block 1 again and again, one repeating its
+    /// second block, one sending empty blocks: each read went on for ever (18,000 round trips a
+    /// second); now each ends with NoProgress after a bound, and a healthy resend still works.
+    #[test]
+    fn a_peer_that_repeats_restarts_or_sends_empty_blocks_is_given_up() {
+        let block = |n: u16, data: Vec<u8>| GeneralBlock {
+            control: BlockControl::from_byte(0x01),
+            block_number: n,
+            block_number_ack: 0,
+            block_data: data,
+        };
+        let no_progress =
+            |r: Result<GbtProgress, GbtError>| matches!(r, Err(GbtError::NoProgress { .. }));
+        for (what, next) in [
+            (
+                "block 1 again and again",
+                &(|_: u16| 1u16) as &dyn Fn(u16) -> u16,
+            ),
+            ("its second block again and again", &|i: u16| i.min(2)),
+        ] {
+            let mut r = GbtReassembler::new(1 << 22, 1);
+            let mut ended = None;
+            for i in 1..2000u16 {
+                let got = r.push(&block(next(i), vec![7; 10]));
+                if got.is_err() {
+                    ended = Some((i, got));
+                    break;
+                }
+            }
+            let (i, got) = ended.unwrap_or_else(|| panic!("{what}: never ended"));
+            assert!(no_progress(got), "{what}");
+            assert!(
+                u32::from(i) <= MAX_UNPRODUCTIVE + 3,
+                "{what}: after {i} blocks"
+            );
+        }
+        let mut r = GbtReassembler::new(1 << 22, 1);
+        let mut ended = false;
+        for n in 1..2000u16 {
+            if no_progress(r.push(&block(n, Vec::new()))) {
+                ended = true;
+                break;
+            }
+        }
+        assert!(ended, "empty blocks never ended");
+        // A block resent once or twice, then the rest: complete.
+        let (apdu, blocks) = blocks(300, 100, 1);
+        let mut r = GbtReassembler::new(10_000, 1);
+        for b in [
+            &blocks[0], &blocks[0], &blocks[0], &blocks[1], &blocks[1], &blocks[2],
+        ] {
+            let got = r.push(b).unwrap();
+            if let GbtProgress::Complete(joined) = got {
+                assert_eq!(joined, apdu);
+                return;
+            }
+        }
+        panic!("a healthy resend did not complete");
     }
 
     #[test]

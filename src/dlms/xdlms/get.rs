@@ -249,7 +249,14 @@ pub enum BlockError {
     TooLarge(usize),
     /// A response that is not a data block arrived mid-transfer.
     NotABlock,
+    /// `blocks` blocks in a row carried no data: a meter that would go on for ever.
+    EmptyBlocks { blocks: u32 },
 }
+
+/// Empty non-last blocks in a row that end a block transfer (GET, SN Read, general block
+/// transfer): a block without data moves nothing, and a hostile meter sent them for ever
+/// (block numbers run to 2^32).
+pub const MAX_EMPTY_BLOCKS: u32 = 16;
 
 impl fmt::Display for BlockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,6 +270,10 @@ impl fmt::Display for BlockError {
             BlockError::Aborted(e) => write!(f, "block transfer aborted by the meter: {e}"),
             BlockError::TooLarge(n) => write!(f, "block transfer exceeds {n} bytes"),
             BlockError::NotABlock => write!(f, "block transfer: unexpected response"),
+            BlockError::EmptyBlocks { blocks } => write!(
+                f,
+                "block transfer: {blocks} blocks in a row without data (the meter would go on for ever)"
+            ),
         }
     }
 }
@@ -284,6 +295,8 @@ pub struct GetBlockAssembler {
     expected: u32,
     data: Vec<u8>,
     limit: usize,
+    /// Empty non-last blocks in a row ([`MAX_EMPTY_BLOCKS`]).
+    empty: u32,
 }
 
 impl GetBlockAssembler {
@@ -292,6 +305,7 @@ impl GetBlockAssembler {
             expected: 1,
             data: Vec::new(),
             limit,
+            empty: 0,
         }
     }
 
@@ -319,7 +333,14 @@ impl GetBlockAssembler {
         if *last_block {
             return Ok(BlockProgress::Complete(std::mem::take(&mut self.data)));
         }
-        self.expected += 1;
+        self.empty = if chunk.is_empty() { self.empty + 1 } else { 0 };
+        if self.empty >= MAX_EMPTY_BLOCKS {
+            return Err(BlockError::EmptyBlocks { blocks: self.empty });
+        }
+        self.expected = self
+            .expected
+            .checked_add(1)
+            .ok_or(BlockError::EmptyBlocks { blocks: u32::MAX })?;
         // Acknowledge with the number of the block just received.
         Ok(BlockProgress::Next(GetRequest::Next {
             invoke: *invoke,
@@ -443,6 +464,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Empty blocks that never end (helper-14 sent them to the SN and GBT paths) end the
+    /// transfer after [`MAX_EMPTY_BLOCKS`]; an empty block now and then does not.
+    #[test]
+    fn empty_blocks_for_ever_end_the_transfer() {
+        let block = |n: u32, data: Vec<u8>| GetResponse::WithDatablock {
+            invoke: InvokeIdAndPriority(0xC1),
+            last_block: false,
+            block_number: n,
+            raw: Ok(data),
+        };
+        let mut asm = GetBlockAssembler::new(10_000);
+        for n in 1..=40 {
+            let data = if n % 2 == 0 { vec![] } else { vec![1] };
+            assert!(asm.push(&block(n, data)).is_ok(), "block {n}");
+        }
+        let mut asm = GetBlockAssembler::new(10_000);
+        let ended = (1..1000).find_map(|n| asm.push(&block(n, vec![])).err().map(|e| (n, e)));
+        assert_eq!(
+            ended,
+            Some((
+                MAX_EMPTY_BLOCKS,
+                BlockError::EmptyBlocks {
+                    blocks: MAX_EMPTY_BLOCKS
+                }
+            ))
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub use descriptor::{
     SelectiveAccess,
 };
 pub use exception::{ConfirmedServiceError, ExceptionResponse};
-pub use get::{BlockError, BlockProgress, GetBlockAssembler, GetRequest, GetResponse};
+pub use get::{
+    BlockError, BlockProgress, GetBlockAssembler, GetRequest, GetResponse, MAX_EMPTY_BLOCKS,
+};
 pub use initiate::{InitiateRequest, InitiateResponse, DLMS_VERSION, VAA_NAME_LN};
 pub use invoke::InvokeIdAndPriority;
 pub use set::{SetRequest, SetResponse};
