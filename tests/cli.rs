@@ -951,12 +951,25 @@ fn presets_fill_a_makes_settings_under_the_flags_given() {
         "4000",
         "--preset",
         "microstar",
+        "--meter-serial",
+        "71230042",
         "--host",
         "10.0.0.9",
         "--password",
         "pw",
     ]);
     assert!(out.status.success(), "{}", err_of(&out));
+    // A preset on an existing meter would mix two makes: refused, with what to do.
+    let out = cli(
+        &db,
+        &["meter", "edit", "own-port", "--preset", "landis-gyr-e450"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err_of(&out).contains("apply to meter add only"),
+        "{}",
+        err_of(&out)
+    );
     let shown: Value =
         serde_json::from_str(&out_of(&cli(&db, &["meter", "show", "own-port"]))).unwrap();
     assert_eq!(shown["port"], serde_json::json!(4000));
@@ -982,6 +995,19 @@ fn presets_fill_a_makes_settings_under_the_flags_given() {
         (
             &["x", "--meter-serial", "1234", "--host", "h", "--port", "1"][..],
             "--meter-serial is for a --preset",
+        ),
+        // Without the serial a Microstar would get the default address and never answer.
+        (
+            &[
+                "x",
+                "--preset",
+                "microstar",
+                "--host",
+                "h",
+                "--password",
+                "p",
+            ][..],
+            "give --meter-serial SERIAL",
         ),
     ] {
         let out = add(args);

@@ -234,6 +234,14 @@ impl MeterFlags {
                     preset.name
                 )))
             }
+            (Some(_), None) if !given("server_physical") => {
+                // Without it the meter would get the default physical address and never
+                // answer (accepted silently before: a new user's finding).
+                return Err(usage(format!(
+                    "preset {} takes the HDLC physical address from the meter's serial number: give --meter-serial SERIAL (printed on the meter), or --server-physical N",
+                    preset.name
+                )));
+            }
             _ => {}
         }
         if self.measures.is_empty() {

@@ -274,9 +274,11 @@ fn check_command(pos: &[&str], flags: &MeterFlags) -> Result<(), UsageError> {
     if !flags.measures.is_empty() && !editing {
         return Err(usage("--measure applies to meter add and meter edit only"));
     }
-    if flags.has_preset() && !editing {
+    if flags.has_preset() && *cmd != "add" {
+        // On an existing meter a preset would mix two makes (the old one's OBIS codes, gap
+        // and time-outs kept where the new one sets nothing: a new user's finding).
         return Err(usage(
-            "--preset and --meter-serial apply to meter add and meter edit only",
+            "--preset and --meter-serial apply to meter add only: a preset sets up a make from the defaults; to change a meter's make, meter rm it and meter add it again with --preset (or change single fields with meter edit)",
         ));
     }
     if *cmd == "edit" && flags.given.is_empty() && flags.measures.is_empty() && !flags.has_preset()

@@ -60,7 +60,7 @@ impl Preset {
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "microstar",
-        make: "Microstar (the seed Python bridge's meters)",
+        make: "Microstar (the meters of the Python bridge dlms-bridge replaces)",
         fields: &[
             ("port", "3333"),
             ("transport", "hdlc"),
@@ -72,7 +72,8 @@ pub const PRESETS: &[Preset] = &[
         ],
         channel: Some(1),
         physical_from_serial: Some(PhysicalFromSerial::LastFourDigits),
-        source: "the seed bridge's meter and its field notes (docs: DLMS-NOTES): HDLC over raw \
+        source:
+            "docs/meters.md (the replaced Python bridge's meters and field notes): HDLC over raw \
                  TCP on port 3333, management client 1 with LLS, logical address 0, physical \
                  address the serial number's last 4 digits, OBIS channel B=1, the association \
                  dropped after 180 s idle, a reconnect within 10-15 s answered with garbage",
@@ -88,8 +89,8 @@ pub const PRESETS: &[Preset] = &[
         ],
         channel: None,
         physical_from_serial: None,
-        source: "field reports of the E450 sending its last HDLC segment about 3 s late \
-                 (docs: DLMS-NOTES, 'Some meters send their last frame seconds late'): longer \
+        source: "docs/meters.md (field reports of the E450 sending its last HDLC segment about \
+                 3 s late): longer \
                  response and inter-frame time-outs; public client 16, logical device 1",
     },
 ];
