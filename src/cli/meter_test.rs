@@ -87,6 +87,9 @@ pub fn run(meter: &MeterConfig, store: &Store, db: &Path, trace: bool, force: bo
     };
     // These credentials work: a refusal on record is history.
     let _ = store.clear_auth_refusal(name);
+    if conn.fell_back_to_default_link() {
+        eprintln!("dlms-bridge: meter {name:?}: the meter does not take a SNRM parameter block: meter edit {name:?} --max-info 128 --hdlc-window 1 saves the first attempt");
+    }
     let referencing = if conn.short_names().is_some() {
         "short names"
     } else {

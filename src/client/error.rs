@@ -67,7 +67,7 @@ impl fmt::Display for ClientError {
                         write!(f, "no answer from the meter to {waiting_for} within {ms} ms")?;
                         if *waiting_for == "SNRM" || *waiting_for == "AARQ" {
                             // Meters answer wrong addresses and wrong framing with silence.
-                            write!(f, " (check the client/server addresses and the transport: hdlc or wrapper)")?;
+                            write!(f, " (check the client/server addresses and the transport: hdlc or wrapper; a meter with only an IEC 62056-21 readout needs --protocol mode-c)")?;
                         }
                         Ok(())
                     }
@@ -77,7 +77,7 @@ impl fmt::Display for ClientError {
                     ),
                     Heard::Unframed(n) => write!(
                         f,
-                        "{n} byte(s) came back to {waiting_for} within {ms} ms but no valid frame (check the transport: hdlc or wrapper, and the line settings)"
+                        "{n} byte(s) came back to {waiting_for} within {ms} ms but no valid frame (check the transport: hdlc or wrapper, and the line settings; a meter that answers garbage right after a previous connection needs --reconnect-gap-s, Microstar 15)"
                     ),
                     Heard::Incomplete(n) => write!(
                         f,

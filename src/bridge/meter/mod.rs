@@ -417,7 +417,7 @@ impl Worker {
                 if c.fell_back_to_default_link() {
                     // Remembered for this thread: no block (and no wasted attempt) next time.
                     info!(
-                        "meter {name:?}: the meter does not take a SNRM parameter block; using 128 bytes, window 1"
+                        "meter {name:?}: the meter does not take a SNRM parameter block; using 128 bytes, window 1 (meter edit {name:?} --max-info 128 --hdlc-window 1 saves the first attempt after each restart)"
                     );
                     target.options.max_info = 128;
                     target.options.window = 1;
