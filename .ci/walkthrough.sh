@@ -67,4 +67,8 @@ if kill -0 "$pid" 2>/dev/null; then
 fi
 wait "$pid" || fail "the demo exited with an error after Ctrl-C"
 pid=""
+# Its temporary directory (named in the banner: "database DIR/bridge.db") is gone.
+demo_dir=$(sed -n 's/.*database \(.*\)\/bridge\.db$/\1/p' "$work/demo.log" | head -1)
+[ -n "$demo_dir" ] || fail "the banner names no database"
+[ ! -e "$demo_dir" ] || fail "the demo left $demo_dir behind"
 echo "walkthrough: ok"

@@ -21,9 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const HELP: &str = "\
-dlms-bridge demo [--meters 3] [--interval-s 5] [--port-base 4061] [--mqtt-port 1883] [--dir DIR]
+dlms-bridge demo [--meters 3] [--interval-s 5] [--port-base 4061] [--mqtt-port 1883]
+                 [--http-port 8080] [--dir DIR]
   Runs simulated meters on 127.0.0.1, a local mosquitto (if installed and the port is free;
   an existing broker on the port is used as it is), and the bridge, until Ctrl-C.
+  The web page is on 127.0.0.1:--http-port; when 8080 is taken and no --http-port is given,
+  on a free port (the banner says which). Without --dir the demo's files go to a temporary
+  directory, removed when it stops.
   Watch the data:  mosquitto_sub -h 127.0.0.1 -p 1883 -t 'v1/gateway/#' -v";
 
 struct Broker(Option<Child>);
@@ -67,6 +71,7 @@ fn start_mosquitto(dir: &std::path::Path, port: u16) -> Option<Child> {
 pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     let (mut meters, mut interval, mut port_base, mut mqtt_port, mut dir) =
         (3u16, 5u32, 4061u16, 1883u16, None);
+    let mut http_port: Option<u16> = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("meters") => meters = parse_num("--meters", parser.value()?)?,
@@ -74,6 +79,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             Long("port-base") => port_base = parse_num("--port-base", parser.value()?)?,
             Long("mqtt-port") => mqtt_port = parse_num("--mqtt-port", parser.value()?)?,
             Long("dir") => dir = Some(PathBuf::from(parser.value()?)),
+            Long("http-port") => http_port = Some(parse_num("--http-port", parser.value()?)?),
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -85,9 +91,19 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
         return Err(usage("--meters must be 1..1000 and --interval-s positive"));
     }
     init_logging(log::LevelFilter::Info, None)?;
+    let temporary = dir.is_none();
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("dlms-bridge-demo-{}", std::process::id()))
     });
+    // The page's port: the one asked for, else 8080 unless something listens there already
+    // (another bridge: its page and token would be taken for this one's), else a free one.
+    let http_port = match http_port {
+        Some(p) => p,
+        None if !listening(8080) => 8080,
+        None => std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_or(8080, |a| a.port()),
+    };
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("dlms-bridge: {}: {e}", dir.display());
         return Ok(ExitCode::FAILURE);
@@ -129,6 +145,7 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
             store.set_setting("mqtt.port", &mqtt_port.to_string())?;
         }
         store.set_setting("log.status_interval_s", "10")?;
+        store.set_setting("http.bind", &format!("127.0.0.1:{http_port}"))?;
         // A throw-away token for this demo's page (printed on the terminal, never logged).
         let token = match store.settings()?.api_token {
             Some(t) => t,
@@ -170,13 +187,18 @@ pub fn run(mut parser: lexopt::Parser) -> Result<ExitCode, UsageError> {
     eprintln!(
         "dlms-bridge demo: {meters} simulated meter(s) on 127.0.0.1:{port_base}.., database {}\n  \
          watch:  mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -t 'v1/gateway/#' -v\n  \
-         web page:  http://127.0.0.1:8080/ (sign in with the token {token}; JSON at /status, Prometheus at /metrics)\n  \
+         web page:  http://127.0.0.1:{http_port}/ (sign in with the token {token}; JSON at /status, Prometheus at /metrics)\n  \
          read a meter yourself:  dlms-bridge read --host 127.0.0.1 --port {port_base} 1-0:32.7.0\n  \
          Ctrl-C stops.",
         db.display()
     );
     let result = bridge::run(&db, stop.clone(), Arc::new(Status::default()));
     meters_stop.store(true, Ordering::Relaxed);
+    drop(_broker);
+    if temporary {
+        // Ours alone (a directory named after this process): nothing is left in /tmp.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
