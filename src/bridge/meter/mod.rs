@@ -196,7 +196,10 @@ impl Worker {
 
     /// The interval the status (offline alarm, /healthz: 3 intervals) judges this meter by.
     fn report_interval(&self) {
-        let interval = self.config.interval_s;
+        // A meter that needs `reconnect_gap_s` between connections is read no more often than
+        // that when each poll connects anew: judged by the longer of the two (the offline
+        // alarm flapped at gap 12 s, interval 5 s: a new user's finding).
+        let interval = self.config.interval_s.max(self.config.reconnect_gap_s);
         self.status
             .update_meter(&self.config.name, |m| m.interval_s = interval);
     }
