@@ -372,10 +372,12 @@ fn serve_serial(
 ) -> ExitCode {
     let counters = SimCounters::default();
     let start = Instant::now();
-    eprintln!(
-        "dlms-bridge: simulated meter on {path} (mode E: {}, IEC 62056-21 readout: {:?})",
-        config.mode_e, config.readout
-    );
+    let speaks = match (config.readout, config.mode_e) {
+        (Some(mode), _) => format!("an IEC 62056-21 mode {mode:?} readout meter"),
+        (None, true) => "DLMS/HDLC after an IEC 62056-21 mode E opening".to_string(),
+        (None, false) => "DLMS/HDLC".to_string(),
+    };
+    eprintln!("dlms-bridge: simulated meter on {path}: {speaks}");
     while duration.is_none_or_elapsed(start) {
         // A readout meter listens at 300 baud 7E1 and follows its own rate switches.
         let port = match config.readout {
