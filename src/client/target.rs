@@ -118,7 +118,8 @@ impl MeterTarget {
                      (DISC) and trying once more",
                     self.endpoint
                 );
-                let mut transport = self.spaced_transport()?;
+                // Traced too: the DISC is what a field engineer looks for in the trace.
+                let mut transport = self.trace.wrap(self.spaced_transport()?);
                 super::connection::release_held_link(
                     &mut transport,
                     self.framing,
