@@ -17,8 +17,11 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 pub const ENTRIES: usize = 64;
-/// Bytes of a unit kept for its hex (a 2 KiB HDLC frame or a 64 KiB PDU is cut).
-pub const MAX_BYTES: usize = 128;
+/// Bytes of a unit kept for its hex (a 2 KiB HDLC frame or a 64 KiB PDU is cut): room for a
+/// whole frame of the common 128-byte information field (141 bytes with its header), which
+/// is then described only when read. At 128 nearly every I-frame was "long": described at
+/// every poll (CPU) and kept with its text.
+pub const MAX_BYTES: usize = 160;
 pub const MAX_TEXT: usize = 300;
 
 struct Entry {
