@@ -529,7 +529,10 @@ fn meter_trace_and_decode_box() {
             "{e}"
         );
         let hex = e["hex"].as_str().unwrap();
-        assert!(!hex.is_empty() && hex.len() <= 2 * 128, "{e}");
+        assert!(
+            !hex.is_empty() && hex.len() <= 2 * dlms_bridge::status::trace_ring::MAX_BYTES,
+            "{e}"
+        );
         assert!(e["at_ms"].as_i64().unwrap() > 0);
     }
     let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
