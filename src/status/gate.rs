@@ -341,9 +341,14 @@ fn relay(upstream: &mut UnixStream, client: &mut dyn Conn) -> std::io::Result<()
     upstream.set_read_timeout(Some(CLIENT_CHECK))?;
     let until = Instant::now() + UPSTREAM_WAIT;
     let mut chunk = [0u8; 8192];
+    let mut first = true;
     loop {
         match upstream.read(&mut chunk) {
             Ok(0) => break,
+            Ok(n) if first => {
+                first = false;
+                client.write_all(&with_connection_close(&chunk[..n]))?
+            }
             Ok(n) => client.write_all(&chunk[..n])?,
             Err(e)
                 if matches!(
@@ -361,6 +366,31 @@ fn relay(upstream: &mut UnixStream, client: &mut dyn Conn) -> std::io::Result<()
     client.flush()
 }
 
+/// The answer's first bytes with `Connection: close` after its status line: every connection
+/// ends after one request, and a client that was not told so reuses it and loses its next
+/// request (Python's http.client did, helper-14). tiny_http does not say it. Bytes without a
+/// complete status line pass unchanged.
+fn with_connection_close(first: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Some(end) = first.windows(2).position(|w| w == b"\r\n") else {
+        return std::borrow::Cow::Borrowed(first);
+    };
+    let head_end = first
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(first.len());
+    let said = first[..head_end]
+        .split(|b| *b == b'\n')
+        .any(|l| l.to_ascii_lowercase().starts_with(b"connection:"));
+    if said {
+        return std::borrow::Cow::Borrowed(first);
+    }
+    let mut out = Vec::with_capacity(first.len() + 19);
+    out.extend_from_slice(&first[..end + 2]);
+    out.extend_from_slice(b"Connection: close\r\n");
+    out.extend_from_slice(&first[end + 2..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Whether the client has closed its side (or its connection failed): it sent nothing we
 /// wait for, so any readable end-of-stream means it left.
 fn client_left(tcp: &TcpStream) -> bool {
@@ -373,5 +403,27 @@ fn client_left(tcp: &TcpStream) -> bool {
         Ok(0) => true,
         Ok(_) => false,
         Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_connection_close;
+
+    #[test]
+    fn answers_say_the_connection_closes() {
+        let answer = b"HTTP/1.1 200 OK\r\nServer: tiny-http (Rust)\r\nContent-Length: 2\r\n\r\nok";
+        assert_eq!(
+            &*with_connection_close(answer),
+            &b"HTTP/1.1 200 OK\r\nConnection: close\r\nServer: tiny-http (Rust)\r\nContent-Length: 2\r\n\r\nok"[..]
+        );
+        let said = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n";
+        assert_eq!(&*with_connection_close(said), &said[..]);
+        // A body that mentions it does not count; a cut status line passes unchanged.
+        let body = b"HTTP/1.1 200 OK\r\n\r\nConnection: keep-alive";
+        assert!(
+            with_connection_close(body).starts_with(b"HTTP/1.1 200 OK\r\nConnection: close\r\n")
+        );
+        assert_eq!(&*with_connection_close(b"HTTP/1.1 2"), &b"HTTP/1.1 2"[..]);
     }
 }
