@@ -460,6 +460,34 @@ fn https_sign_in_limits_and_the_log_api() {
     bridge.terminate();
 }
 
+/// A meter that needs 12 s between connections is judged by that, not by its 1 s interval
+/// (with a gap longer than the interval the offline alarm flapped: a new user's finding);
+/// /status says what each meter is expected at.
+#[test]
+fn a_reconnect_gap_longer_than_the_interval_sets_the_expected_interval() {
+    let temp = TempDir::new("alarm-gap");
+    let sims = simulated(0..2, 92, Transport::Hdlc);
+    let (mut bridge, http_port, _db) = start_bridge(
+        &temp.0,
+        &[("mqtt.host", String::new())],
+        &[
+            meter("Gap", sims.ports[0], |m| m.reconnect_gap_s = 12),
+            meter("Plain", sims.ports[1], |_| {}),
+        ],
+    );
+    let expected = |name: &str| -> Option<u64> {
+        let (_, body) = common::http_get(http_port, "/status");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        v["meters"][name]["expected_every_s"].as_u64()
+    };
+    wait_for("both meters in the status", Duration::from_secs(20), || {
+        expected("Gap").is_some() && expected("Plain").is_some()
+    });
+    assert_eq!(expected("Gap"), Some(12));
+    assert_eq!(expected("Plain"), Some(1));
+    bridge.terminate();
+}
+
 /// At the shipped defaults: a meter added with only its host and port (60 s interval) is
 /// healthy for 3 minutes and raises no alarm (it raised `meter_offline` 11 s after every read,
 /// and /healthz failed ~50 of every 60 s, while `interval_s` never reached the status).

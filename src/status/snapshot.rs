@@ -15,6 +15,9 @@ fn meter_json(m: &MeterStatus) -> Value {
     };
     json!({
         "state": m.state.as_str(),
+        // What the offline alarm and /healthz judge it by (3 of these without a read): the
+        // polling interval, or its reconnect gap when longer.
+        "expected_every_s": m.interval_s,
         "last_success": m.last_success_ms.map(|t| format_rfc3339(t / 1000)),
         "values": m.last_values,
         "units": m.units,
