@@ -5,8 +5,8 @@
 //! at the gate; a notification one of our meters takes at the push listener), and *heard*
 //! once its thread has seen its first bytes ([`wait_to_hear`] marks it before reading them,
 //! so a client that has spoken never looks silent: in CI a scan request was read, not settled
-//! yet, taken for idle and cut off by the flood from its own address). Connections that are neither are what an
-//! unfriendly device makes for free, so they never lock anyone out:
+//! yet, taken for idle and cut off by the flood from its own address). Connections that are
+//! neither are what an unfriendly device makes for free, so they never lock anyone out:
 //! - one address holds at most `per_address` unsettled slots; past that its own oldest
 //!   unsettled connection gives way, unless that one came less than [`GRACE`] ago and has
 //!   spoken (heard, or bytes wait unread in its socket, as the caller's `silent` says): then

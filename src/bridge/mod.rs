@@ -195,7 +195,12 @@ pub fn run(db: &Path, stop: Arc<AtomicBool>, status: Arc<Status>) -> Result<(), 
                                 .read()
                                 .map_or(300, |s| s.push_max_clock_skew_s),
                         );
-                    reconcile(&mut workers, meters, &spawn(rpc_queue));
+                    // Once per configuration, not once per meter thread.
+                    let refused = store.auth_refused_meters().unwrap_or_else(|e| {
+                        warn!("reading refused credentials: {e}");
+                        Default::default()
+                    });
+                    reconcile(&mut workers, meters, &refused, &spawn(rpc_queue));
                     revision = r;
                 }
                 Err(e) => warn!("reading meters: {e}"),
@@ -283,7 +288,13 @@ fn shared_lines<'a>(
 }
 
 /// Starts, stops and restarts meter threads to match the configuration.
-fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spawn: &Spawn<'_>) {
+/// `refused`: the meters whose credentials were refused, on record.
+fn reconcile(
+    workers: &mut HashMap<i64, Running>,
+    meters: Vec<MeterConfig>,
+    refused: &std::collections::HashSet<String>,
+    spawn: &Spawn<'_>,
+) {
     let (events, status, db) = (spawn.events, spawn.status, spawn.db);
     let route = |name: &str, queue: Option<Sender<rpc::RpcCall>>| {
         if let Ok(mut r) = spawn.routes.lock() {
@@ -363,6 +374,7 @@ fn reconcile(workers: &mut HashMap<i64, Running>, meters: Vec<MeterConfig>, spaw
                 db: db.to_path_buf(),
                 settings: spawn.settings.clone(),
                 bus: bus.clone(),
+                auth_refusal_on_record: refused.contains(&config.name),
             },
         );
         match std::thread::Builder::new()

@@ -16,11 +16,11 @@ use std::process::ExitCode;
 
 /// Why these credentials are not to be tried now: the meter refused exactly them less than
 /// `meter.auth_retry_s` ago (by the bridge or an earlier `meter test`).
-fn refused_lately(meter: &MeterConfig, store: &Store, fingerprint: &str) -> Option<String> {
+fn refused_lately(meter: &MeterConfig, store: &Store) -> Option<String> {
     let refusal = store.auth_refusal(&meter.name).ok()??;
     let retry_s = store.settings().map_or(3600, |s| s.auth_retry_s);
     let ago_s = (dlms_bridge::clock::now_ms() - refusal.at_ms).max(0) / 1000;
-    (refusal.secret == fingerprint && (ago_s as u64) < retry_s).then(|| {
+    (refusal.secret == meter.credentials_fingerprint() && (ago_s as u64) < retry_s).then(|| {
         format!(
             "the meter refused these credentials {ago_s} s ago ({}); many meters lock their password or port after 3 failed authentications, so meter test does not try them again for {} min: correct them with meter edit {:?} --password ... (or the keys), or pass --force",
             refusal.by,
@@ -37,8 +37,7 @@ pub fn run(meter: &MeterConfig, store: &Store, db: &Path, trace: bool, force: bo
         return super::read_mode_c::meter_test(meter);
     }
     let name = &meter.name;
-    let fingerprint = meter.credentials_fingerprint();
-    if let Some(why) = refused_lately(meter, store, &fingerprint).filter(|_| !force) {
+    if let Some(why) = refused_lately(meter, store).filter(|_| !force) {
         eprintln!("dlms-bridge: meter {name:?}: {why}");
         return ExitCode::FAILURE;
     }
@@ -72,12 +71,9 @@ pub fn run(meter: &MeterConfig, store: &Store, db: &Path, trace: bool, force: bo
         Err(e) => {
             eprintln!("dlms-bridge: meter {name:?}: {e}");
             if e.refuses_configuration() {
-                let refusal = AuthRefusal {
-                    secret: fingerprint,
-                    at_ms: dlms_bridge::clock::now_ms(),
-                    by: "meter test".into(),
-                };
-                if let Err(e) = store.record_auth_refusal(name, &refusal) {
+                if let Err(e) =
+                    store.record_auth_refusal(name, &AuthRefusal::now(meter, "meter test"))
+                {
                     eprintln!("dlms-bridge: meter {name:?}: the refusal was not recorded: {e}");
                 }
                 eprintln!("dlms-bridge: meter {name:?}: not tried again by meter test (without --force) until its credentials change (meter edit) or meter.auth_retry_s passes: many meters lock after 3 failed authentications");
@@ -87,8 +83,8 @@ pub fn run(meter: &MeterConfig, store: &Store, db: &Path, trace: bool, force: bo
     };
     // These credentials work: a refusal on record is history.
     let _ = store.clear_auth_refusal(name);
-    if conn.fell_back_to_default_link() {
-        eprintln!("dlms-bridge: meter {name:?}: the meter does not take a SNRM parameter block: meter edit {name:?} --max-info 128 --hdlc-window 1 saves the first attempt");
+    if let Some(advice) = conn.default_link_advice(Some(name)) {
+        eprintln!("dlms-bridge: meter {name:?}: {advice}");
     }
     let referencing = if conn.short_names().is_some() {
         "short names"

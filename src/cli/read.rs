@@ -231,8 +231,8 @@ fn execute(target: &MeterTarget, retries: u32, mode: Mode) -> ExitCode {
 /// One attempt: the JSON lines and the per-item errors.
 fn collect(target: &MeterTarget, mode: &Mode) -> Result<(Vec<String>, Vec<String>), ClientError> {
     let mut conn = target.connect()?;
-    if conn.fell_back_to_default_link() {
-        eprintln!("dlms-bridge: the meter does not take a SNRM parameter block: read with the defaults (128 bytes, window 1); --max-info 128 --hdlc-window 1 saves the first attempt");
+    if let Some(advice) = conn.default_link_advice(None) {
+        eprintln!("dlms-bridge: {advice}");
     }
     let mut cache = ScalerCache::default();
     let (mut lines, mut errors) = (Vec::new(), Vec::new());

@@ -336,6 +336,20 @@ impl<T: Transport> Connection<T> {
         self.fell_back
     }
 
+    /// When the link fell back: what to set so that the first attempt is not wasted again
+    /// (`meter`: the stored meter's name, for `meter edit`; `None`: flags of `read`).
+    pub fn default_link_advice(&self, meter: Option<&str>) -> Option<String> {
+        let how = match meter {
+            Some(name) => format!("meter edit {name:?} --max-info 128 --hdlc-window 1"),
+            None => "--max-info 128 --hdlc-window 1".to_string(),
+        };
+        self.fell_back.then(|| {
+            format!(
+                "the meter does not take a SNRM parameter block: using the defaults (128 bytes, window 1); {how} saves the first attempt"
+            )
+        })
+    }
+
     fn proposes_parameters(&self) -> bool {
         matches!(&self.framer, Framer::Hdlc { link, .. } if link.proposes_parameters())
     }

@@ -18,6 +18,17 @@ pub struct AuthRefusal {
     pub by: String,
 }
 
+impl AuthRefusal {
+    /// `meter`'s present credentials refused now, by `by`.
+    pub fn now(meter: &crate::config::MeterConfig, by: &str) -> AuthRefusal {
+        AuthRefusal {
+            secret: meter.credentials_fingerprint(),
+            at_ms: crate::clock::now_ms(),
+            by: by.to_string(),
+        }
+    }
+}
+
 impl Store {
     pub fn record_auth_refusal(&self, meter: &str, refusal: &AuthRefusal) -> Result<()> {
         self.conn.execute(
@@ -43,6 +54,14 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// The meters with a refusal on record (the bridge reads them once per configuration,
+    /// so that a meter thread opens the database only to clear one it has).
+    pub fn auth_refused_meters(&self) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self.conn.prepare("SELECT meter FROM auth_refusals")?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        Ok(names.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn clear_auth_refusal(&self, meter: &str) -> Result<()> {
@@ -77,7 +96,12 @@ mod tests {
         store.record_auth_refusal("M", &second).unwrap();
         assert_eq!(store.auth_refusal("M").unwrap(), Some(second));
         assert_eq!(store.auth_refusal("N").unwrap(), None);
+        assert_eq!(
+            store.auth_refused_meters().unwrap(),
+            std::iter::once("M".to_string()).collect()
+        );
         store.clear_auth_refusal("M").unwrap();
+        assert!(store.auth_refused_meters().unwrap().is_empty());
         assert_eq!(store.auth_refusal("M").unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

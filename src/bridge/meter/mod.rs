@@ -99,6 +99,9 @@ pub struct Shared {
     pub settings: SharedSettings,
     /// The shared serial line, for a meter on one.
     pub bus: Option<Arc<crate::client::bus::Bus>>,
+    /// A refusal of its credentials is on record (`store::auth_refusals`, read by the
+    /// supervisor): its first successful association clears it.
+    pub auth_refusal_on_record: bool,
 }
 
 impl Worker {
@@ -125,9 +128,7 @@ impl Worker {
             clock: MeterClock::default(),
             bus: shared.bus,
             units_sent: Default::default(),
-            // Until the first association says otherwise: one left by an earlier run or by
-            // `meter test` is cleared then.
-            auth_refusal_on_record: std::cell::Cell::new(true),
+            auth_refusal_on_record: std::cell::Cell::new(shared.auth_refusal_on_record),
         }
     }
 
@@ -417,11 +418,10 @@ impl Worker {
         };
         match attempt {
             Ok(c) => {
-                if c.fell_back_to_default_link() {
-                    // Remembered for this thread: no block (and no wasted attempt) next time.
-                    info!(
-                        "meter {name:?}: the meter does not take a SNRM parameter block; using 128 bytes, window 1 (meter edit {name:?} --max-info 128 --hdlc-window 1 saves the first attempt after each restart)"
-                    );
+                if let Some(advice) = c.default_link_advice(Some(name)) {
+                    // Remembered for this thread: no block (and no wasted attempt) next time;
+                    // the advice saves it after each restart too.
+                    info!("meter {name:?}: {advice}");
                     target.options.max_info = 128;
                     target.options.window = 1;
                 }
@@ -470,11 +470,7 @@ impl Worker {
     /// The meter refused these credentials: on record for `meter test` (which does not try
     /// them again), cleared by the next association that succeeds.
     fn record_auth_refusal(&self) {
-        let refusal = crate::store::auth_refusals::AuthRefusal {
-            secret: self.config.credentials_fingerprint(),
-            at_ms: now_ms(),
-            by: "the bridge".into(),
-        };
+        let refusal = crate::store::auth_refusals::AuthRefusal::now(&self.config, "the bridge");
         self.with_store(|store| store.record_auth_refusal(&self.config.name, &refusal));
         self.auth_refusal_on_record.set(true);
     }

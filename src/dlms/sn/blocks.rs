@@ -6,6 +6,7 @@
 
 use super::read::ReadRequest;
 use super::variable::SnDataBlock;
+use crate::dlms::xdlms::EmptyRun;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnBlockError {
@@ -54,7 +55,7 @@ pub struct ReadBlockAssembler {
     expected: u16,
     raw: Vec<u8>,
     limit: usize,
-    empty: u32,
+    empty: EmptyRun,
 }
 
 impl ReadBlockAssembler {
@@ -63,7 +64,7 @@ impl ReadBlockAssembler {
             expected: 1,
             raw: Vec::new(),
             limit,
-            empty: 0,
+            empty: EmptyRun::default(),
         }
     }
 
@@ -81,14 +82,9 @@ impl ReadBlockAssembler {
         if block.last_block {
             return Ok(SnBlockProgress::Complete(std::mem::take(&mut self.raw)));
         }
-        self.empty = if block.raw_data.is_empty() {
-            self.empty + 1
-        } else {
-            0
-        };
-        if self.empty >= crate::dlms::xdlms::MAX_EMPTY_BLOCKS {
-            return Err(SnBlockError::EmptyBlocks { blocks: self.empty });
-        }
+        self.empty
+            .after(block.raw_data.is_empty())
+            .map_err(|blocks| SnBlockError::EmptyBlocks { blocks })?;
         let number = self.expected;
         self.expected = self
             .expected

@@ -258,6 +258,23 @@ pub enum BlockError {
 /// (block numbers run to 2^32).
 pub const MAX_EMPTY_BLOCKS: u32 = 16;
 
+/// Empty non-last blocks in a row, against [`MAX_EMPTY_BLOCKS`] (GET and SN Read block
+/// transfers share the rule).
+#[derive(Debug, Default)]
+pub struct EmptyRun(u32);
+
+impl EmptyRun {
+    /// After a non-last block: `Err(n)` once `n` empty ones came in a row.
+    pub fn after(&mut self, empty: bool) -> Result<(), u32> {
+        self.0 = if empty { self.0 + 1 } else { 0 };
+        if self.0 >= MAX_EMPTY_BLOCKS {
+            Err(self.0)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl fmt::Display for BlockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -295,8 +312,7 @@ pub struct GetBlockAssembler {
     expected: u32,
     data: Vec<u8>,
     limit: usize,
-    /// Empty non-last blocks in a row ([`MAX_EMPTY_BLOCKS`]).
-    empty: u32,
+    empty: EmptyRun,
 }
 
 impl GetBlockAssembler {
@@ -305,7 +321,7 @@ impl GetBlockAssembler {
             expected: 1,
             data: Vec::new(),
             limit,
-            empty: 0,
+            empty: EmptyRun::default(),
         }
     }
 
@@ -333,14 +349,14 @@ impl GetBlockAssembler {
         if *last_block {
             return Ok(BlockProgress::Complete(std::mem::take(&mut self.data)));
         }
-        self.empty = if chunk.is_empty() { self.empty + 1 } else { 0 };
-        if self.empty >= MAX_EMPTY_BLOCKS {
-            return Err(BlockError::EmptyBlocks { blocks: self.empty });
-        }
+        self.empty
+            .after(chunk.is_empty())
+            .map_err(|blocks| BlockError::EmptyBlocks { blocks })?;
+        // Block numbers run out only past any limit a transfer may reach.
         self.expected = self
             .expected
             .checked_add(1)
-            .ok_or(BlockError::EmptyBlocks { blocks: u32::MAX })?;
+            .ok_or(BlockError::TooLarge(self.limit))?;
         // Acknowledge with the number of the block just received.
         Ok(BlockProgress::Next(GetRequest::Next {
             invoke: *invoke,

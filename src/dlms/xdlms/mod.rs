@@ -23,7 +23,8 @@ pub use descriptor::{
 };
 pub use exception::{ConfirmedServiceError, ExceptionResponse};
 pub use get::{
-    BlockError, BlockProgress, GetBlockAssembler, GetRequest, GetResponse, MAX_EMPTY_BLOCKS,
+    BlockError, BlockProgress, EmptyRun, GetBlockAssembler, GetRequest, GetResponse,
+    MAX_EMPTY_BLOCKS,
 };
 pub use initiate::{InitiateRequest, InitiateResponse, DLMS_VERSION, VAA_NAME_LN};
 pub use invoke::InvokeIdAndPriority;
